@@ -1,0 +1,81 @@
+//! Status snapshots: what the pool knows about each worker, serializable.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::channel::WorkerReport;
+use crate::exit::ExitRecord;
+use crate::spec::Limits;
+
+/// Lifecycle state name of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    /// Spawned, waiting for `ready`.
+    Starting,
+    /// Ready and healthy.
+    Running,
+    /// Waiting before the next start.
+    Backoff,
+    /// Stop sequence in progress.
+    Stopping,
+    /// Not running and not going to be restarted automatically.
+    Stopped,
+    /// Crash loop: waiting for `next_restart_at` (or for a manual start).
+    Fatal,
+}
+
+impl StateName {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Starting => "starting",
+            StateName::Running => "running",
+            StateName::Backoff => "backoff",
+            StateName::Stopping => "stopping",
+            StateName::Stopped => "stopped",
+            StateName::Fatal => "fatal",
+        }
+    }
+}
+
+/// Snapshot of one worker.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    /// Worker name (the world).
+    pub name: String,
+    /// Current pid, when a process exists.
+    pub pid: Option<u32>,
+    /// Lifecycle state.
+    pub state: StateName,
+    /// When the current state was entered.
+    pub since: DateTime<Utc>,
+    /// When the current (or last) process was started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Seconds since `started_at` while a process runs.
+    pub uptime_s: Option<f64>,
+    /// Restarts since the pool started.
+    pub restarts: u64,
+    /// Failures in a row (reset after `min_uptime` of healthy running).
+    pub consecutive_failures: u32,
+    /// The most recent exit.
+    pub last_exit: Option<ExitRecord>,
+    /// The last few exits, oldest first.
+    pub recent_exits: Vec<ExitRecord>,
+    /// When the next automatic start is due (backoff or fatal).
+    pub next_restart_at: Option<DateTime<Utc>>,
+    /// Reason given when the worker became fatal.
+    pub fatal_reason: Option<String>,
+    /// CPU usage in percent of one core (latest sample).
+    pub cpu_percent: Option<f32>,
+    /// Resident set size in bytes (latest sample).
+    pub rss_bytes: Option<u64>,
+    /// Limits applied to the worker.
+    pub limits: Limits,
+    /// What the worker reported over its channel.
+    pub report: WorkerReport,
+    /// Last heartbeat or message on the channel.
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Exits counted by reason since the pool started.
+    pub exits_by_reason: std::collections::BTreeMap<String, u64>,
+}

@@ -1,0 +1,734 @@
+//! The TOML configuration: parsing, validation with every problem reported
+//! together (file, key, what is wrong, how to fix), and conversion into the
+//! typed settings the rest of the program uses.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pool::units::{parse_bytes, parse_duration};
+use pool::{Backoff, Limits, RestartMode, RestartPolicy};
+use serde::Deserialize;
+
+use crate::site::Selectors;
+
+/// Default config path, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/worlds.toml";
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `worlds[2].limits.memory`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// A config that could not be loaded: every problem, with the file.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Every problem found.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "{}: {} problem{} in the config",
+            self.path.display(),
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {}: {}: {}", self.path.display(), p.key, p.message)?;
+            writeln!(f, "      fix: {}", p.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Pool or single mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One worker process per world.
+    Pool,
+    /// One worker process scraping every world in turn.
+    Single,
+}
+
+/// `[pool]`, typed.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Pool or single mode.
+    pub mode: Mode,
+    /// Restart policy of every worker.
+    pub restart: RestartPolicy,
+    /// SIGTERM → SIGKILL grace.
+    pub stop_grace: Duration,
+    /// CPU/RSS sampling period.
+    pub sample_interval: Duration,
+    /// Deadline for a worker's `ready`.
+    pub start_timeout: Duration,
+    /// Silence after which a worker is hung.
+    pub heartbeat_timeout: Duration,
+}
+
+/// `[site]`, typed.
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    /// Base URL, e.g. `https://example.org`.
+    pub base_url: String,
+    /// Status page path.
+    pub status_path: String,
+    /// Guild page path template with `{guild}` and `{world}`.
+    pub guild_path: String,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Requests per second per host (0 = unlimited).
+    pub rate_limit: f64,
+    /// Concurrent requests per worker.
+    pub max_concurrent: usize,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First retry delay (doubles per retry, with jitter).
+    pub retry_backoff: Duration,
+    /// Optional proxy URL.
+    pub proxy: Option<String>,
+    /// Time between status checks.
+    pub poll_interval: Duration,
+    /// Random extra up to this fraction of `poll_interval`.
+    pub poll_jitter: f64,
+    /// The site's UTC offset in minutes (UTC-3 = -180).
+    pub utc_offset_minutes: i32,
+    /// Local time of the daily reset, minutes after midnight.
+    pub reset_minutes: u32,
+    /// CSS selectors.
+    pub selectors: Selectors,
+}
+
+/// `[storage]`, typed.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+    /// Max connections per worker (PostgreSQL).
+    pub max_connections: usize,
+}
+
+/// `[api]`, typed.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Whether `worldpool run` serves the API.
+    pub enabled: bool,
+}
+
+/// One `[[worlds]]` entry, with limits merged over `[limits]`.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// World name as the site spells it.
+    pub name: String,
+    /// Guilds to scrape, in order (first guild wins for a player in two).
+    pub guilds: Vec<String>,
+    /// Effective limits.
+    pub limits: Limits,
+}
+
+/// A loaded, valid config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// `[pool]`.
+    pub pool: PoolSettings,
+    /// `[limits]` defaults.
+    pub limits: Limits,
+    /// `[site]`.
+    pub site: SiteSettings,
+    /// `[storage]`.
+    pub storage: StorageSettings,
+    /// `[api]`.
+    pub api: ApiSettings,
+    /// `[[worlds]]`.
+    pub worlds: Vec<World>,
+}
+
+impl Config {
+    /// Read and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                key: "(file)".into(),
+                message: format!("cannot read the file: {e}"),
+                fix: format!(
+                    "pass an existing file with --config, e.g. {DEFAULT_PATH}"
+                ),
+            }],
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parse and validate TOML text (`path` is for messages).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![toml_problem(text, &e)],
+        })?;
+        let mut v = Validator::default();
+        let config = v.config(path, raw);
+        if v.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                problems: v.problems,
+            })
+        }
+    }
+
+    /// Look a world up by name.
+    pub fn world(&self, name: &str) -> Option<&World> {
+        self.worlds.iter().find(|w| w.name == name)
+    }
+
+    /// The storage URL, with `DATABASE_URL` taking precedence when set.
+    pub fn storage_url(&self) -> String {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => self.storage.url.clone(),
+        }
+    }
+}
+
+fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let location = e
+        .span()
+        .map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        })
+        .unwrap_or_else(|| "(file)".to_string());
+    let message = e.message().to_string();
+    let fix = if message.contains("unknown field") {
+        "remove or rename the key; config/worlds.toml documents every key".to_string()
+    } else if message.contains("missing field") {
+        "add the key; config/worlds.toml documents every key".to_string()
+    } else {
+        "fix the TOML syntax or the value's type at that line".to_string()
+    };
+    Problem {
+        key: location,
+        message,
+        fix,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw (as written) structures.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    site: RawSite,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    worlds: Vec<RawWorld>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    mode: Option<Mode>,
+    restart: Option<String>,
+    min_uptime: Option<String>,
+    backoff_initial: Option<String>,
+    backoff_multiplier: Option<f64>,
+    backoff_max: Option<String>,
+    backoff_jitter: Option<f64>,
+    max_restarts: Option<u32>,
+    window: Option<String>,
+    fatal_retry: Option<String>,
+    stop_grace: Option<String>,
+    sample_interval: Option<String>,
+    start_timeout: Option<String>,
+    heartbeat_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    cpu_time: Option<String>,
+    memory: Option<String>,
+    open_files: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    base_url: Option<String>,
+    status_path: Option<String>,
+    guild_path: Option<String>,
+    request_timeout: Option<String>,
+    rate_limit: Option<f64>,
+    max_concurrent: Option<usize>,
+    user_agent: Option<String>,
+    retries: Option<u32>,
+    retry_backoff: Option<String>,
+    proxy: Option<String>,
+    poll_interval: Option<String>,
+    poll_jitter: Option<f64>,
+    utc_offset: Option<String>,
+    reset_time: Option<String>,
+    #[serde(default)]
+    selectors: Selectors,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: Option<String>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    bind: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorld {
+    name: String,
+    #[serde(default)]
+    guilds: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+// ---------------------------------------------------------------------------
+// Validation.
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: &str, message: impl Into<String>, fix: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&String>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(text) => match parse_duration(text) {
+                Ok(d) => d,
+                Err(msg) => {
+                    self.problem(
+                        key,
+                        msg,
+                        format!(
+                            "write a duration such as \"{}\"",
+                            pool::units::format_duration(default)
+                        ),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn positive_duration(&mut self, key: &str, raw: Option<&String>, default: Duration) -> Duration {
+        let d = self.duration(key, raw, default);
+        if d.is_zero() {
+            self.problem(key, "must be greater than zero", "write e.g. \"1s\"");
+            return default;
+        }
+        d
+    }
+
+    fn limits(&mut self, prefix: &str, raw: &RawLimits, base: &Limits) -> Limits {
+        let mut out = base.clone();
+        if let Some(text) = &raw.cpu_time {
+            let key = format!("{prefix}.cpu_time");
+            if text == "unlimited" {
+                out.cpu_time = None;
+            } else {
+                match parse_duration(text) {
+                    Ok(d) if d.as_secs() >= 1 => out.cpu_time = Some(d),
+                    Ok(_) => self.problem(&key, "RLIMIT_CPU counts whole seconds; below 1s the worker cannot start", "write at least \"1s\", or \"unlimited\""),
+                    Err(msg) => self.problem(&key, msg, "write e.g. \"1h\", or \"unlimited\""),
+                }
+            }
+        }
+        if let Some(text) = &raw.memory {
+            let key = format!("{prefix}.memory");
+            if text == "unlimited" {
+                out.memory = None;
+            } else {
+                match parse_bytes(text) {
+                    Ok(b) if b >= 8 << 20 => out.memory = Some(b),
+                    Ok(_) => self.problem(&key, "below 8MiB of heap a tokio + reqwest worker cannot start", "write at least \"8MiB\" (default \"256MiB\"), or \"unlimited\""),
+                    Err(msg) => self.problem(&key, msg, "write e.g. \"256MiB\", or \"unlimited\""),
+                }
+            }
+        }
+        if let Some(n) = raw.open_files {
+            if n < 32 {
+                self.problem(
+                    &format!("{prefix}.open_files"),
+                    format!("{n} is too few: TLS roots, sockets and the database need at least 32"),
+                    "write at least 32 (default 1024)",
+                );
+            } else {
+                out.open_files = Some(n);
+            }
+        }
+        out
+    }
+
+    fn config(&mut self, path: &Path, raw: RawConfig) -> Config {
+        let defaults = RestartPolicy::default();
+        let p = &raw.pool;
+        let mode = match p.restart.as_deref() {
+            None | Some("always") => RestartMode::Always,
+            Some("on-failure") => RestartMode::OnFailure,
+            Some("never") => RestartMode::Never,
+            Some(other) => {
+                self.problem(
+                    "pool.restart",
+                    format!("unknown restart policy `{other}`"),
+                    "use \"always\", \"on-failure\" or \"never\"",
+                );
+                RestartMode::Always
+            }
+        };
+        let backoff_default = Backoff::default();
+        let multiplier = p.backoff_multiplier.unwrap_or(backoff_default.multiplier);
+        if !(1.0..=10.0).contains(&multiplier) {
+            self.problem("pool.backoff_multiplier", format!("{multiplier} is out of range"), "use a factor between 1.0 and 10.0, e.g. 2.0");
+        }
+        let jitter = p.backoff_jitter.unwrap_or(backoff_default.jitter);
+        if !(0.0..=1.0).contains(&jitter) {
+            self.problem("pool.backoff_jitter", format!("{jitter} is out of range"), "use a fraction between 0.0 and 1.0, e.g. 0.2");
+        }
+        let backoff = Backoff {
+            initial: self.positive_duration("pool.backoff_initial", p.backoff_initial.as_ref(), backoff_default.initial),
+            multiplier,
+            max: self.positive_duration("pool.backoff_max", p.backoff_max.as_ref(), backoff_default.max),
+            jitter,
+        };
+        if backoff.max < backoff.initial {
+            self.problem("pool.backoff_max", "is smaller than pool.backoff_initial", "make backoff_max at least backoff_initial");
+        }
+        let fatal_retry = match p.fatal_retry.as_deref() {
+            Some("never") => None,
+            other => Some(self.positive_duration("pool.fatal_retry", other.map(str::to_string).as_ref(), Duration::from_secs(300))),
+        };
+        let max_restarts = p.max_restarts.unwrap_or(defaults.max_restarts);
+        if max_restarts == 0 {
+            self.problem("pool.max_restarts", "0 would make every first crash fatal", "use at least 1 (default 10)");
+        }
+        let restart = RestartPolicy {
+            mode,
+            min_uptime: self.duration("pool.min_uptime", p.min_uptime.as_ref(), defaults.min_uptime),
+            backoff,
+            max_restarts,
+            window: self.positive_duration("pool.window", p.window.as_ref(), defaults.window),
+            fatal_retry,
+        };
+        let heartbeat_timeout = self.positive_duration("pool.heartbeat_timeout", p.heartbeat_timeout.as_ref(), Duration::from_secs(30));
+        let pool = PoolSettings {
+            mode: p.mode.unwrap_or(Mode::Pool),
+            restart,
+            stop_grace: self.duration("pool.stop_grace", p.stop_grace.as_ref(), Duration::from_secs(10)),
+            sample_interval: self.positive_duration("pool.sample_interval", p.sample_interval.as_ref(), Duration::from_secs(1)),
+            start_timeout: self.positive_duration("pool.start_timeout", p.start_timeout.as_ref(), Duration::from_secs(10)),
+            heartbeat_timeout,
+        };
+
+        let base_limits = Limits {
+            cpu_time: None,
+            memory: Some(256 << 20),
+            open_files: Some(1024),
+        };
+        let limits = self.limits("limits", &raw.limits, &base_limits);
+
+        let site = self.site(raw.site);
+        if site.poll_interval < Duration::from_secs(1) {
+            // Fine for tests; nothing to report.
+        }
+        let storage = {
+            let url = raw.storage.url.unwrap_or_else(|| "sqlite://data/worldpool.db".to_string());
+            if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                self.problem("storage.url", format!("`{url}` is not a supported database URL"), "use \"sqlite://data/worldpool.db\" or \"postgres://user@host:5432/db\"");
+            }
+            let max_connections = raw.storage.max_connections.unwrap_or(2);
+            if max_connections == 0 {
+                self.problem("storage.max_connections", "must be at least 1", "use 1 or 2 per worker");
+            }
+            StorageSettings { url, max_connections: max_connections.max(1) }
+        };
+        let api = {
+            let text = raw.api.bind.unwrap_or_else(|| "127.0.0.1:5000".to_string());
+            let bind = match text.parse::<SocketAddr>() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.problem("api.bind", format!("`{text}` is not an address:port"), "write e.g. \"127.0.0.1:5000\"");
+                    SocketAddr::from(([127, 0, 0, 1], 5000))
+                }
+            };
+            ApiSettings { bind, enabled: raw.api.enabled.unwrap_or(true) }
+        };
+
+        let mut worlds = Vec::new();
+        let mut seen = HashSet::new();
+        if raw.worlds.is_empty() {
+            self.problem("worlds", "no [[worlds]] entry", "add at least one [[worlds]] table with a name and guilds");
+        }
+        for (i, w) in raw.worlds.into_iter().enumerate() {
+            let key = format!("worlds[{i}]");
+            let name = w.name.trim().to_string();
+            if name.is_empty() {
+                self.problem(&format!("{key}.name"), "is empty", "give the world's name as the site spells it");
+                continue;
+            }
+            if !seen.insert(name.to_lowercase()) {
+                self.problem(&format!("{key}.name"), format!("duplicate world `{name}`"), "list each world once; merge their guilds");
+            }
+            if w.guilds.is_empty() {
+                self.problem(&format!("{key}.guilds"), format!("world `{name}` has no guilds"), "add guilds = [\"Guild Name\", …]");
+            }
+            let mut guild_seen = HashSet::new();
+            for (j, g) in w.guilds.iter().enumerate() {
+                if g.trim().is_empty() {
+                    self.problem(&format!("{key}.guilds[{j}]"), "is empty", "remove it or write the guild's name");
+                } else if !guild_seen.insert(g.trim().to_lowercase()) {
+                    self.problem(&format!("{key}.guilds[{j}]"), format!("guild `{g}` is listed twice"), "list each guild once");
+                }
+            }
+            let limits = self.limits(&format!("{key}.limits"), &w.limits, &limits);
+            worlds.push(World {
+                name,
+                guilds: w.guilds.iter().map(|g| g.trim().to_string()).collect(),
+                limits,
+            });
+        }
+
+        Config {
+            path: path.to_path_buf(),
+            pool,
+            limits,
+            site,
+            storage,
+            api,
+            worlds,
+        }
+    }
+
+    fn site(&mut self, s: RawSite) -> SiteSettings {
+        let base_url = s.base_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
+        match url::Url::parse(&base_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => self.problem("site.base_url", format!("`{base_url}` is not an http(s) URL"), "write e.g. \"https://example.org\""),
+        }
+        let guild_path = s.guild_path.unwrap_or_else(|| "/guild.php?guild={guild}&world={world}".to_string());
+        if !guild_path.contains("{guild}") {
+            self.problem("site.guild_path", "has no {guild} placeholder", "write e.g. \"/guild.php?guild={guild}&world={world}\"");
+        }
+        let status_path = s.status_path.unwrap_or_else(|| "/status".to_string());
+        if !status_path.starts_with('/') {
+            self.problem("site.status_path", "must start with /", "write e.g. \"/status\"");
+        }
+        let rate_limit = s.rate_limit.unwrap_or(5.0);
+        if !(rate_limit >= 0.0 && rate_limit.is_finite()) {
+            self.problem("site.rate_limit", "must be 0 (unlimited) or a positive number of requests per second", "write e.g. 5.0");
+        }
+        let max_concurrent = s.max_concurrent.unwrap_or(4);
+        if max_concurrent == 0 {
+            self.problem("site.max_concurrent", "must be at least 1", "write e.g. 4");
+        }
+        let poll_jitter = s.poll_jitter.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&poll_jitter) {
+            self.problem("site.poll_jitter", format!("{poll_jitter} is out of range"), "use a fraction between 0.0 and 1.0");
+        }
+        if let Some(proxy) = &s.proxy {
+            if url::Url::parse(proxy).is_err() {
+                self.problem("site.proxy", format!("`{proxy}` is not a URL"), "write e.g. \"http://127.0.0.1:3128\", or remove the key");
+            }
+        }
+        let utc_offset_minutes = match s.utc_offset.as_deref() {
+            None => -180,
+            Some(text) => match parse_utc_offset(text) {
+                Some(m) => m,
+                None => {
+                    self.problem("site.utc_offset", format!("`{text}` is not a UTC offset"), "write e.g. \"-03:00\"");
+                    -180
+                }
+            },
+        };
+        let reset_minutes = match s.reset_time.as_deref() {
+            None => 10 * 60 + 2,
+            Some(text) => match parse_hh_mm(text) {
+                Some(m) => m,
+                None => {
+                    self.problem("site.reset_time", format!("`{text}` is not a time of day"), "write e.g. \"10:02\"");
+                    10 * 60 + 2
+                }
+            },
+        };
+        SiteSettings {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            status_path,
+            guild_path,
+            request_timeout: self.positive_duration("site.request_timeout", s.request_timeout.as_ref(), Duration::from_secs(10)),
+            rate_limit,
+            max_concurrent: max_concurrent.max(1),
+            user_agent: s.user_agent.unwrap_or_else(|| format!("worldpool/{}", env!("CARGO_PKG_VERSION"))),
+            retries: s.retries.unwrap_or(3),
+            retry_backoff: self.positive_duration("site.retry_backoff", s.retry_backoff.as_ref(), Duration::from_millis(500)),
+            proxy: s.proxy,
+            poll_interval: self.positive_duration("site.poll_interval", s.poll_interval.as_ref(), Duration::from_secs(60)),
+            poll_jitter,
+            utc_offset_minutes,
+            reset_minutes,
+            selectors: s.selectors,
+        }
+    }
+}
+
+/// Parse `-03:00`, `+05:30`, `-3` into minutes east of UTC.
+pub fn parse_utc_offset(text: &str) -> Option<i32> {
+    let t = text.trim().trim_start_matches("UTC");
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'-' => (-1, &t[1..]),
+        b'+' => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
+        None => (rest.parse::<i32>().ok()?, 0),
+    };
+    if h > 14 || !(0..60).contains(&m) {
+        return None;
+    }
+    Some(sign * (h * 60 + m))
+}
+
+/// Parse `HH:MM` into minutes after midnight.
+pub fn parse_hh_mm(text: &str) -> Option<u32> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("[[worlds]]\nname = \"Aurera\"\nguilds = [\"Red Rose\"]\n").expect("valid");
+        assert_eq!(c.pool.mode, Mode::Pool);
+        assert_eq!(c.worlds.len(), 1);
+        assert_eq!(c.worlds[0].limits.memory, Some(256 << 20));
+        assert_eq!(c.site.utc_offset_minutes, -180);
+        assert_eq!(c.site.reset_minutes, 602);
+        assert_eq!(c.storage.url, "sqlite://data/worldpool.db");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_key_and_fix() {
+        let err = parse(
+            r#"
+[pool]
+restart = "sometimes"
+stop_grace = "ten"
+[limits]
+memory = "1KiB"
+[[worlds]]
+name = "A"
+guilds = []
+[[worlds]]
+name = "a"
+guilds = ["G", "G"]
+"#,
+        )
+        .expect_err("invalid");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "pool.restart",
+            "pool.stop_grace",
+            "limits.memory",
+            "worlds[0].guilds",
+            "worlds[1].name",
+            "worlds[1].guilds[1]",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+        assert!(err.problems.iter().all(|p| !p.fix.is_empty()));
+        let shown = err.to_string();
+        assert!(shown.contains("test.toml"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = parse("[pool]\nmoed = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n").expect_err("unknown key");
+        assert_eq!(err.problems.len(), 1);
+        assert!(err.problems[0].message.contains("moed"), "{:?}", err.problems);
+        assert_eq!(err.problems[0].key, "line 2");
+    }
+
+    #[test]
+    fn world_limits_override_defaults() {
+        let c = parse(
+            "[limits]\nmemory = \"64MiB\"\ncpu_time = \"1h\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\nlimits = { memory = \"32MiB\" }\n",
+        )
+        .expect("valid");
+        assert_eq!(c.worlds[0].limits.memory, Some(32 << 20));
+        assert_eq!(c.worlds[0].limits.cpu_time, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn offsets_and_times() {
+        assert_eq!(parse_utc_offset("-03:00"), Some(-180));
+        assert_eq!(parse_utc_offset("+05:30"), Some(330));
+        assert_eq!(parse_utc_offset("-3"), Some(-180));
+        assert_eq!(parse_utc_offset("x"), None);
+        assert_eq!(parse_hh_mm("10:02"), Some(602));
+        assert_eq!(parse_hh_mm("24:00"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! Config: every shipped example is valid; bad configs name file, key and fix.
+
+use std::process::Command;
+
+use crate::helper::bin;
+
+#[test]
+fn every_file_in_config_dir_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/ exists") {
+        let path = entry.expect("readable").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        n += 1;
+        if let Err(e) = worldpool::config::Config::load(&path) {
+            panic!("shipped config does not load:\n{e}");
+        }
+        let out = Command::new(bin())
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "check-config {}: {:?}", path.display(), out);
+    }
+    assert!(n >= 1, "no config files found in {}", dir.display());
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[pool]\nrestart = \"sometimes\"\n[limits]\nmemory = \"lots\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in ["bad.toml", "pool.restart", "limits.memory", "worlds[1].name", "fix:"] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn missing_config_file_is_a_clear_error() {
+    let out = Command::new(bin())
+        .args(["check-config", "--config", "/nonexistent/worlds.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/worlds.toml") && err.contains("cannot read"), "{err}");
+}

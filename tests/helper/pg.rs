@@ -1,0 +1,1 @@
+//! Ephemeral PostgreSQL cluster for tests (stub).

@@ -1,0 +1,10 @@
+//! Integration tests: one binary, a module per area, shared fixtures in
+//! `helper/`. Every test runs real processes; none sleeps a fixed time.
+
+mod helper;
+
+mod api;
+mod config;
+mod pool;
+mod scrape;
+mod store;
