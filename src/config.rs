@@ -175,9 +175,7 @@ impl Config {
             problems: vec![Problem {
                 key: "(file)".into(),
                 message: format!("cannot read the file: {e}"),
-                fix: format!(
-                    "pass an existing file with --config, e.g. {DEFAULT_PATH}"
-                ),
+                fix: format!("pass an existing file with --config, e.g. {DEFAULT_PATH}"),
             }],
         })?;
         Config::parse(path, &text)
@@ -367,7 +365,12 @@ impl Validator {
         }
     }
 
-    fn positive_duration(&mut self, key: &str, raw: Option<&String>, default: Duration) -> Duration {
+    fn positive_duration(
+        &mut self,
+        key: &str,
+        raw: Option<&String>,
+        default: Duration,
+    ) -> Duration {
         let d = self.duration(key, raw, default);
         if d.is_zero() {
             self.problem(key, "must be greater than zero", "write e.g. \"1s\"");
@@ -385,7 +388,11 @@ impl Validator {
             } else {
                 match parse_duration(text) {
                     Ok(d) if d.as_secs() >= 1 => out.cpu_time = Some(d),
-                    Ok(_) => self.problem(&key, "RLIMIT_CPU counts whole seconds; below 1s the worker cannot start", "write at least \"1s\", or \"unlimited\""),
+                    Ok(_) => self.problem(
+                        &key,
+                        "RLIMIT_CPU counts whole seconds; below 1s the worker cannot start",
+                        "write at least \"1s\", or \"unlimited\"",
+                    ),
                     Err(msg) => self.problem(&key, msg, "write e.g. \"1h\", or \"unlimited\""),
                 }
             }
@@ -397,7 +404,11 @@ impl Validator {
             } else {
                 match parse_bytes(text) {
                     Ok(b) if b >= 8 << 20 => out.memory = Some(b),
-                    Ok(_) => self.problem(&key, "below 8MiB of heap a tokio + reqwest worker cannot start", "write at least \"8MiB\" (default \"256MiB\"), or \"unlimited\""),
+                    Ok(_) => self.problem(
+                        &key,
+                        "below 8MiB of heap a tokio + reqwest worker cannot start",
+                        "write at least \"8MiB\" (default \"256MiB\"), or \"unlimited\"",
+                    ),
                     Err(msg) => self.problem(&key, msg, "write e.g. \"256MiB\", or \"unlimited\""),
                 }
             }
@@ -435,44 +446,92 @@ impl Validator {
         let backoff_default = Backoff::default();
         let multiplier = p.backoff_multiplier.unwrap_or(backoff_default.multiplier);
         if !(1.0..=10.0).contains(&multiplier) {
-            self.problem("pool.backoff_multiplier", format!("{multiplier} is out of range"), "use a factor between 1.0 and 10.0, e.g. 2.0");
+            self.problem(
+                "pool.backoff_multiplier",
+                format!("{multiplier} is out of range"),
+                "use a factor between 1.0 and 10.0, e.g. 2.0",
+            );
         }
         let jitter = p.backoff_jitter.unwrap_or(backoff_default.jitter);
         if !(0.0..=1.0).contains(&jitter) {
-            self.problem("pool.backoff_jitter", format!("{jitter} is out of range"), "use a fraction between 0.0 and 1.0, e.g. 0.2");
+            self.problem(
+                "pool.backoff_jitter",
+                format!("{jitter} is out of range"),
+                "use a fraction between 0.0 and 1.0, e.g. 0.2",
+            );
         }
         let backoff = Backoff {
-            initial: self.positive_duration("pool.backoff_initial", p.backoff_initial.as_ref(), backoff_default.initial),
+            initial: self.positive_duration(
+                "pool.backoff_initial",
+                p.backoff_initial.as_ref(),
+                backoff_default.initial,
+            ),
             multiplier,
-            max: self.positive_duration("pool.backoff_max", p.backoff_max.as_ref(), backoff_default.max),
+            max: self.positive_duration(
+                "pool.backoff_max",
+                p.backoff_max.as_ref(),
+                backoff_default.max,
+            ),
             jitter,
         };
         if backoff.max < backoff.initial {
-            self.problem("pool.backoff_max", "is smaller than pool.backoff_initial", "make backoff_max at least backoff_initial");
+            self.problem(
+                "pool.backoff_max",
+                "is smaller than pool.backoff_initial",
+                "make backoff_max at least backoff_initial",
+            );
         }
         let fatal_retry = match p.fatal_retry.as_deref() {
             Some("never") => None,
-            other => Some(self.positive_duration("pool.fatal_retry", other.map(str::to_string).as_ref(), Duration::from_secs(300))),
+            other => Some(self.positive_duration(
+                "pool.fatal_retry",
+                other.map(str::to_string).as_ref(),
+                Duration::from_secs(300),
+            )),
         };
         let max_restarts = p.max_restarts.unwrap_or(defaults.max_restarts);
         if max_restarts == 0 {
-            self.problem("pool.max_restarts", "0 would make every first crash fatal", "use at least 1 (default 10)");
+            self.problem(
+                "pool.max_restarts",
+                "0 would make every first crash fatal",
+                "use at least 1 (default 10)",
+            );
         }
         let restart = RestartPolicy {
             mode,
-            min_uptime: self.duration("pool.min_uptime", p.min_uptime.as_ref(), defaults.min_uptime),
+            min_uptime: self.duration(
+                "pool.min_uptime",
+                p.min_uptime.as_ref(),
+                defaults.min_uptime,
+            ),
             backoff,
             max_restarts,
             window: self.positive_duration("pool.window", p.window.as_ref(), defaults.window),
             fatal_retry,
         };
-        let heartbeat_timeout = self.positive_duration("pool.heartbeat_timeout", p.heartbeat_timeout.as_ref(), Duration::from_secs(30));
+        let heartbeat_timeout = self.positive_duration(
+            "pool.heartbeat_timeout",
+            p.heartbeat_timeout.as_ref(),
+            Duration::from_secs(30),
+        );
         let pool = PoolSettings {
             mode: p.mode.unwrap_or(Mode::Pool),
             restart,
-            stop_grace: self.duration("pool.stop_grace", p.stop_grace.as_ref(), Duration::from_secs(10)),
-            sample_interval: self.positive_duration("pool.sample_interval", p.sample_interval.as_ref(), Duration::from_secs(1)),
-            start_timeout: self.positive_duration("pool.start_timeout", p.start_timeout.as_ref(), Duration::from_secs(10)),
+            stop_grace: self.duration(
+                "pool.stop_grace",
+                p.stop_grace.as_ref(),
+                Duration::from_secs(10),
+            ),
+            sample_interval: self.positive_duration(
+                "pool.sample_interval",
+                p.sample_interval.as_ref(),
+                Duration::from_secs(1),
+            ),
+            start_timeout: self.positive_duration(
+                "pool.start_timeout",
+                p.start_timeout.as_ref(),
+                Duration::from_secs(10),
+            ),
             heartbeat_timeout,
         };
 
@@ -488,52 +547,100 @@ impl Validator {
             // Fine for tests; nothing to report.
         }
         let storage = {
-            let url = raw.storage.url.unwrap_or_else(|| "sqlite://data/worldpool.db".to_string());
-            if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                self.problem("storage.url", format!("`{url}` is not a supported database URL"), "use \"sqlite://data/worldpool.db\" or \"postgres://user@host:5432/db\"");
+            let url = raw
+                .storage
+                .url
+                .unwrap_or_else(|| "sqlite://data/worldpool.db".to_string());
+            if !(url.starts_with("sqlite://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                self.problem(
+                    "storage.url",
+                    format!("`{url}` is not a supported database URL"),
+                    "use \"sqlite://data/worldpool.db\" or \"postgres://user@host:5432/db\"",
+                );
             }
             let max_connections = raw.storage.max_connections.unwrap_or(2);
             if max_connections == 0 {
-                self.problem("storage.max_connections", "must be at least 1", "use 1 or 2 per worker");
+                self.problem(
+                    "storage.max_connections",
+                    "must be at least 1",
+                    "use 1 or 2 per worker",
+                );
             }
-            StorageSettings { url, max_connections: max_connections.max(1) }
+            StorageSettings {
+                url,
+                max_connections: max_connections.max(1),
+            }
         };
         let api = {
             let text = raw.api.bind.unwrap_or_else(|| "127.0.0.1:5000".to_string());
             let bind = match text.parse::<SocketAddr>() {
                 Ok(a) => a,
                 Err(_) => {
-                    self.problem("api.bind", format!("`{text}` is not an address:port"), "write e.g. \"127.0.0.1:5000\"");
+                    self.problem(
+                        "api.bind",
+                        format!("`{text}` is not an address:port"),
+                        "write e.g. \"127.0.0.1:5000\"",
+                    );
                     SocketAddr::from(([127, 0, 0, 1], 5000))
                 }
             };
-            ApiSettings { bind, enabled: raw.api.enabled.unwrap_or(true) }
+            ApiSettings {
+                bind,
+                enabled: raw.api.enabled.unwrap_or(true),
+            }
         };
 
         let mut worlds = Vec::new();
         let mut seen = HashSet::new();
         if raw.worlds.is_empty() {
-            self.problem("worlds", "no [[worlds]] entry", "add at least one [[worlds]] table with a name and guilds");
+            self.problem(
+                "worlds",
+                "no [[worlds]] entry",
+                "add at least one [[worlds]] table with a name and guilds",
+            );
         }
         for (i, w) in raw.worlds.into_iter().enumerate() {
             let key = format!("worlds[{i}]");
             let name = w.name.trim().to_string();
             if name.is_empty() {
-                self.problem(&format!("{key}.name"), "is empty", "give the world's name as the site spells it");
+                self.problem(
+                    &format!("{key}.name"),
+                    "is empty",
+                    "give the world's name as the site spells it",
+                );
                 continue;
             }
             if !seen.insert(name.to_lowercase()) {
-                self.problem(&format!("{key}.name"), format!("duplicate world `{name}`"), "list each world once; merge their guilds");
+                self.problem(
+                    &format!("{key}.name"),
+                    format!("duplicate world `{name}`"),
+                    "list each world once; merge their guilds",
+                );
             }
             if w.guilds.is_empty() {
-                self.problem(&format!("{key}.guilds"), format!("world `{name}` has no guilds"), "add guilds = [\"Guild Name\", …]");
+                self.problem(
+                    &format!("{key}.guilds"),
+                    format!("world `{name}` has no guilds"),
+                    "add guilds = [\"Guild Name\", …]",
+                );
             }
             let mut guild_seen = HashSet::new();
             for (j, g) in w.guilds.iter().enumerate() {
                 if g.trim().is_empty() {
-                    self.problem(&format!("{key}.guilds[{j}]"), "is empty", "remove it or write the guild's name");
+                    self.problem(
+                        &format!("{key}.guilds[{j}]"),
+                        "is empty",
+                        "remove it or write the guild's name",
+                    );
                 } else if !guild_seen.insert(g.trim().to_lowercase()) {
-                    self.problem(&format!("{key}.guilds[{j}]"), format!("guild `{g}` is listed twice"), "list each guild once");
+                    self.problem(
+                        &format!("{key}.guilds[{j}]"),
+                        format!("guild `{g}` is listed twice"),
+                        "list each guild once",
+                    );
                 }
             }
             let limits = self.limits(&format!("{key}.limits"), &w.limits, &limits);
@@ -556,22 +663,42 @@ impl Validator {
     }
 
     fn site(&mut self, s: RawSite) -> SiteSettings {
-        let base_url = s.base_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
+        let base_url = s
+            .base_url
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
         match url::Url::parse(&base_url) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            _ => self.problem("site.base_url", format!("`{base_url}` is not an http(s) URL"), "write e.g. \"https://example.org\""),
+            _ => self.problem(
+                "site.base_url",
+                format!("`{base_url}` is not an http(s) URL"),
+                "write e.g. \"https://example.org\"",
+            ),
         }
-        let guild_path = s.guild_path.unwrap_or_else(|| "/guild.php?guild={guild}&world={world}".to_string());
+        let guild_path = s
+            .guild_path
+            .unwrap_or_else(|| "/guild.php?guild={guild}&world={world}".to_string());
         if !guild_path.contains("{guild}") {
-            self.problem("site.guild_path", "has no {guild} placeholder", "write e.g. \"/guild.php?guild={guild}&world={world}\"");
+            self.problem(
+                "site.guild_path",
+                "has no {guild} placeholder",
+                "write e.g. \"/guild.php?guild={guild}&world={world}\"",
+            );
         }
         let status_path = s.status_path.unwrap_or_else(|| "/status".to_string());
         if !status_path.starts_with('/') {
-            self.problem("site.status_path", "must start with /", "write e.g. \"/status\"");
+            self.problem(
+                "site.status_path",
+                "must start with /",
+                "write e.g. \"/status\"",
+            );
         }
         let rate_limit = s.rate_limit.unwrap_or(5.0);
         if !(rate_limit >= 0.0 && rate_limit.is_finite()) {
-            self.problem("site.rate_limit", "must be 0 (unlimited) or a positive number of requests per second", "write e.g. 5.0");
+            self.problem(
+                "site.rate_limit",
+                "must be 0 (unlimited) or a positive number of requests per second",
+                "write e.g. 5.0",
+            );
         }
         let max_concurrent = s.max_concurrent.unwrap_or(4);
         if max_concurrent == 0 {
@@ -579,11 +706,19 @@ impl Validator {
         }
         let poll_jitter = s.poll_jitter.unwrap_or(0.1);
         if !(0.0..=1.0).contains(&poll_jitter) {
-            self.problem("site.poll_jitter", format!("{poll_jitter} is out of range"), "use a fraction between 0.0 and 1.0");
+            self.problem(
+                "site.poll_jitter",
+                format!("{poll_jitter} is out of range"),
+                "use a fraction between 0.0 and 1.0",
+            );
         }
         if let Some(proxy) = &s.proxy {
             if url::Url::parse(proxy).is_err() {
-                self.problem("site.proxy", format!("`{proxy}` is not a URL"), "write e.g. \"http://127.0.0.1:3128\", or remove the key");
+                self.problem(
+                    "site.proxy",
+                    format!("`{proxy}` is not a URL"),
+                    "write e.g. \"http://127.0.0.1:3128\", or remove the key",
+                );
             }
         }
         let utc_offset_minutes = match s.utc_offset.as_deref() {
@@ -591,7 +726,11 @@ impl Validator {
             Some(text) => match parse_utc_offset(text) {
                 Some(m) => m,
                 None => {
-                    self.problem("site.utc_offset", format!("`{text}` is not a UTC offset"), "write e.g. \"-03:00\"");
+                    self.problem(
+                        "site.utc_offset",
+                        format!("`{text}` is not a UTC offset"),
+                        "write e.g. \"-03:00\"",
+                    );
                     -180
                 }
             },
@@ -601,7 +740,11 @@ impl Validator {
             Some(text) => match parse_hh_mm(text) {
                 Some(m) => m,
                 None => {
-                    self.problem("site.reset_time", format!("`{text}` is not a time of day"), "write e.g. \"10:02\"");
+                    self.problem(
+                        "site.reset_time",
+                        format!("`{text}` is not a time of day"),
+                        "write e.g. \"10:02\"",
+                    );
                     10 * 60 + 2
                 }
             },
@@ -610,14 +753,28 @@ impl Validator {
             base_url: base_url.trim_end_matches('/').to_string(),
             status_path,
             guild_path,
-            request_timeout: self.positive_duration("site.request_timeout", s.request_timeout.as_ref(), Duration::from_secs(10)),
+            request_timeout: self.positive_duration(
+                "site.request_timeout",
+                s.request_timeout.as_ref(),
+                Duration::from_secs(10),
+            ),
             rate_limit,
             max_concurrent: max_concurrent.max(1),
-            user_agent: s.user_agent.unwrap_or_else(|| format!("worldpool/{}", env!("CARGO_PKG_VERSION"))),
+            user_agent: s
+                .user_agent
+                .unwrap_or_else(|| format!("worldpool/{}", env!("CARGO_PKG_VERSION"))),
             retries: s.retries.unwrap_or(3),
-            retry_backoff: self.positive_duration("site.retry_backoff", s.retry_backoff.as_ref(), Duration::from_millis(500)),
+            retry_backoff: self.positive_duration(
+                "site.retry_backoff",
+                s.retry_backoff.as_ref(),
+                Duration::from_millis(500),
+            ),
             proxy: s.proxy,
-            poll_interval: self.positive_duration("site.poll_interval", s.poll_interval.as_ref(), Duration::from_secs(60)),
+            poll_interval: self.positive_duration(
+                "site.poll_interval",
+                s.poll_interval.as_ref(),
+                Duration::from_secs(60),
+            ),
             poll_jitter,
             utc_offset_minutes,
             reset_minutes,
@@ -706,9 +863,14 @@ guilds = ["G", "G"]
 
     #[test]
     fn unknown_keys_are_errors_with_a_line() {
-        let err = parse("[pool]\nmoed = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n").expect_err("unknown key");
+        let err = parse("[pool]\nmoed = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n")
+            .expect_err("unknown key");
         assert_eq!(err.problems.len(), 1);
-        assert!(err.problems[0].message.contains("moed"), "{:?}", err.problems);
+        assert!(
+            err.problems[0].message.contains("moed"),
+            "{:?}",
+            err.problems
+        );
         assert_eq!(err.problems[0].key, "line 2");
     }
 

@@ -14,7 +14,11 @@ pub fn init(json: bool, is_worker: bool) {
         builder.json().try_init()
     } else if is_worker {
         // The supervisor adds its own timestamp and world tag.
-        builder.without_time().with_ansi(false).with_target(false).try_init()
+        builder
+            .without_time()
+            .with_ansi(false)
+            .with_target(false)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -22,7 +22,12 @@ fn every_file_in_config_dir_is_valid() {
             .arg(&path)
             .output()
             .expect("runs");
-        assert!(out.status.success(), "check-config {}: {:?}", path.display(), out);
+        assert!(
+            out.status.success(),
+            "check-config {}: {:?}",
+            path.display(),
+            out
+        );
     }
     assert!(n >= 1, "no config files found in {}", dir.display());
 }
@@ -43,7 +48,13 @@ fn check_config_reports_every_problem_and_exits_2() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in ["bad.toml", "pool.restart", "limits.memory", "worlds[1].name", "fix:"] {
+    for want in [
+        "bad.toml",
+        "pool.restart",
+        "limits.memory",
+        "worlds[1].name",
+        "fix:",
+    ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
@@ -56,5 +67,8 @@ fn missing_config_file_is_a_clear_error() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/worlds.toml") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/worlds.toml") && err.contains("cannot read"),
+        "{err}"
+    );
 }

@@ -67,6 +67,7 @@ pub struct ExitRecord {
 impl ExitRecord {
     /// Whether this exit counts as a failure for `on-failure` restarts.
     pub fn is_failure(&self) -> bool {
-        !(self.reason == ExitReason::Exited && self.code == Some(0)) && self.reason != ExitReason::Stopped
+        !(self.reason == ExitReason::Exited && self.code == Some(0))
+            && self.reason != ExitReason::Stopped
     }
 }

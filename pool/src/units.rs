@@ -11,11 +11,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{t}` has no unit: write e.g. \"500ms\", \"10s\", \"5m\" or \"1h\""))?;
+        .ok_or_else(|| {
+            format!("`{t}` has no unit: write e.g. \"500ms\", \"10s\", \"5m\" or \"1h\"")
+        })?;
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{t}` is not a duration: write e.g. \"500ms\", \"10s\", \"5m\" or \"1h\""))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("`{t}` is not a duration: write e.g. \"500ms\", \"10s\", \"5m\" or \"1h\"")
+    })?;
     let secs_per_unit = match unit.trim() {
         "ms" => 0.001,
         "s" | "sec" | "secs" => 1.0,
@@ -43,9 +45,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{t}` is not a size: write e.g. \"64MiB\", \"1GiB\" or \"512KiB\""))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("`{t}` is not a size: write e.g. \"64MiB\", \"1GiB\" or \"512KiB\"")
+    })?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "K" | "KiB" | "k" => 1024.0,
