@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use crate::cli::WorkerArgs;
 
+mod reporter;
+
+pub use reporter::Reporter;
+
 /// Test-only behaviours of the worker (hidden flag `--test-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TestMode {
