@@ -85,6 +85,8 @@ struct Slot {
     commands: mpsc::UnboundedSender<Command>,
     /// Last sampled CPU time of the current process, milliseconds.
     cpu_time_ms: AtomicU64,
+    /// Why the last spawn failed (cleared by a successful spawn).
+    spawn_error: Mutex<Option<String>>,
 }
 
 struct Shared {
@@ -120,6 +122,7 @@ impl Pool {
                 status: RwLock::new(initial_status(s, now)),
                 commands: tx,
                 cpu_time_ms: AtomicU64::new(0),
+                spawn_error: Mutex::new(None),
             });
         }
         let shared = Arc::new(Shared {
@@ -214,6 +217,17 @@ impl PoolHandle {
             .collect();
         names.sort();
         names.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Why the worker's last spawn failed (e.g. a limit the OS refused), if
+    /// it did; cleared by the next successful spawn.
+    pub fn spawn_error(&self, name: &str) -> Option<String> {
+        let idx = *self.shared.names.get(name)?;
+        self.shared.slots[idx]
+            .spawn_error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
     }
 
     /// Start a stopped or fatal worker; returns the resulting state.
@@ -384,6 +398,7 @@ struct Actor {
     proc_: Option<Proc>,
     stop_deadline: Option<Instant>,
     pending: Vec<oneshot::Sender<StateName>>,
+    outbox: Vec<PoolEvent>,
     shutting_down: bool,
 }
 
@@ -409,6 +424,7 @@ impl Actor {
             proc_: None,
             stop_deadline: None,
             pending: Vec::new(),
+            outbox: Vec::new(),
             shutting_down: false,
         }
     }
@@ -658,7 +674,7 @@ impl Actor {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(worker = %self.spec.name, error = %e, "spawn failed");
-                self.status.last_exit = None;
+                self.set_spawn_error(Some(e.to_string()));
                 return Event::SpawnFailed {
                     now: Instant::now(),
                     jitter: rand::random(),
@@ -689,6 +705,7 @@ impl Actor {
             }
         };
         self.child = Some(child);
+        self.set_spawn_error(None);
         let started_wall = Utc::now();
         self.proc_ = Some(Proc {
             pid,
@@ -856,9 +873,17 @@ impl Actor {
         }
     }
 
-    fn emit(&self, event: PoolEvent) {
-        // No subscriber is fine.
-        let _ = self.shared.events.send(event);
+    fn set_spawn_error(&self, error: Option<String>) {
+        if let Ok(mut e) = self.shared.slots[self.idx].spawn_error.lock() {
+            *e = error;
+        }
+    }
+
+    /// Queue an event; [`publish`](Self::publish) sends it after the
+    /// snapshot is updated, so a subscriber never sees an event before the
+    /// state it announces.
+    fn emit(&mut self, event: PoolEvent) {
+        self.outbox.push(event);
     }
 
     /// Write the actor's view into the shared table, keeping the sampler's
@@ -879,6 +904,11 @@ impl Actor {
         *guard = self.status.clone();
         guard.cpu_percent = cpu;
         guard.rss_bytes = rss;
+        drop(guard);
+        for event in self.outbox.drain(..) {
+            // No subscriber is fine.
+            let _ = self.shared.events.send(event);
+        }
     }
 
     fn kill_now(&mut self) {
