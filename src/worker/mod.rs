@@ -145,6 +145,30 @@ fn install_panic_hook() {
 /// Entry point of the worker process.
 pub fn main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     install_panic_hook();
+    match worker_main(args) {
+        Ok(code) => Ok(code),
+        Err(e) if is_out_of_memory(&e) => {
+            // Threads or buffers could not be created under the memory
+            // limit: report it as the memory limit it is.
+            eprintln!("worldpool worker: {e:#} (memory limit?)");
+            Ok(ExitCode::from(pool::exit::EXIT_OUT_OF_MEMORY as u8))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn is_out_of_memory(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::OutOfMemory
+            )
+        })
+    })
+}
+
+fn worker_main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let mode = args.test_mode.or_else(|| {
         std::env::var(TEST_MODE_ENV)
             .ok()
@@ -187,13 +211,14 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         None => args.world.clone(),
     };
 
+    // Open the channel before anything else can take descriptor 3.
+    let channel = WorkerChannel::from_env().map(Arc::new);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
         .thread_name("worker-rt")
         .enable_all()
         .build()?;
-    let channel = WorkerChannel::from_env().map(Arc::new);
     let token = CancellationToken::new();
     if let Some(ch) = &channel {
         watch_supervisor(ch, token.clone())?;
