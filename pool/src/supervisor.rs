@@ -399,6 +399,8 @@ struct Actor {
     stop_deadline: Option<Instant>,
     pending: Vec<oneshot::Sender<StateName>>,
     outbox: Vec<PoolEvent>,
+    /// Tasks forwarding worker stdout/stderr to the log.
+    forwarders: Vec<JoinHandle<()>>,
     shutting_down: bool,
 }
 
@@ -425,6 +427,7 @@ impl Actor {
             stop_deadline: None,
             pending: Vec::new(),
             outbox: Vec::new(),
+            forwarders: Vec::new(),
             shutting_down: false,
         }
     }
@@ -451,6 +454,10 @@ impl Actor {
             }
         }
         self.answer_pending();
+        // Let the last output lines of the workers reach the log.
+        for h in self.forwarders.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_millis(500), h).await;
+        }
     }
 
     /// The earliest moment something time-based must happen.
@@ -689,10 +696,13 @@ impl Actor {
             };
         };
         if let Some(out) = child.stdout.take() {
-            forward_lines(self.spec.name.clone(), "stdout", out);
+            self.forwarders.retain(|h| !h.is_finished());
+            self.forwarders
+                .push(forward_lines(self.spec.name.clone(), "stdout", out));
         }
         if let Some(err) = child.stderr.take() {
-            forward_lines(self.spec.name.clone(), "stderr", err);
+            self.forwarders
+                .push(forward_lines(self.spec.name.clone(), "stderr", err));
         }
         self.lines = match ours
             .set_nonblocking(true)
@@ -972,7 +982,7 @@ fn forward_lines<R: AsyncRead + Unpin + Send + 'static>(
     worker: String,
     stream: &'static str,
     reader: R,
-) {
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         loop {
@@ -987,5 +997,5 @@ fn forward_lines<R: AsyncRead + Unpin + Send + 'static>(
                 }
             }
         }
-    });
+    })
 }
