@@ -55,9 +55,9 @@ impl Default for PoolOptions {
     }
 }
 
-/// A running pool. Dropping it without [`Pool::shutdown`] still kills the
-/// workers (SIGKILL from the actors, and PDEATHSIG when the process ends),
-/// but does not wait for them.
+/// A running pool. Dropping it without [`Pool::shutdown`] starts the same
+/// graceful stop but does not wait for it; if the runtime ends first, the
+/// actors SIGKILL their workers, and PDEATHSIG covers the process ending.
 pub struct Pool {
     handle: PoolHandle,
 }
@@ -186,6 +186,23 @@ fn initial_status(spec: &WorkerSpec, now: DateTime<Utc>) -> WorkerStatus {
         report: WorkerReport::default(),
         last_heartbeat: None,
         exits_by_reason: BTreeMap::new(),
+    }
+}
+
+impl Drop for Pool {
+    /// Begin a graceful stop of every worker (without waiting) unless
+    /// [`Pool::shutdown`] already ran.
+    fn drop(&mut self) {
+        let shared = &self.handle.shared;
+        if !shared.shutting_down.swap(true, Ordering::SeqCst) {
+            for slot in &shared.slots {
+                let (reply, _) = oneshot::channel();
+                let _ = slot.commands.send(Command {
+                    kind: CommandKind::Shutdown,
+                    reply,
+                });
+            }
+        }
     }
 }
 
@@ -571,6 +588,14 @@ impl Actor {
         match action {
             Action::Spawn { restart } => {
                 if self.shutting_down {
+                    // Nothing starts during a shutdown: settle as stopped.
+                    if self.machine.state != State::Stopped {
+                        let from = self.machine.state.name();
+                        let name = self.spec.name.clone();
+                        if self.machine.transition(&name, State::Stopped) {
+                            self.entered(from);
+                        }
+                    }
                     return None;
                 }
                 return Some(self.spawn(restart).await);
