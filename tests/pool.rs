@@ -289,6 +289,139 @@ async fn refused_limit_is_a_clear_error() {
     pool.shutdown().await;
 }
 
+/// A worker that is a shell script talking on fd 3.
+fn sh_spec(name: &str, script: &str) -> WorkerSpec {
+    let mut s = WorkerSpec::new(name, "/bin/sh");
+    s.args = vec!["-c".into(), script.into()];
+    s.heartbeat_timeout = None;
+    s.stop_grace = Duration::from_millis(500);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_messages_are_merged_into_the_status() {
+    let script = r#"
+printf 'not json\n' >&3
+printf '{"type":"ready"}\n' >&3
+printf '{"type":"report","phase":"scraping","rows_last_run":7,"last_error":"boom"}\n' >&3
+printf '{"type":"event","kind":"run_finished","data":{"rows":7}}\n' >&3
+printf '{"type":"report","last_error":""}\n' >&3
+printf '{"type":"heartbeat"}\n' >&3
+printf '{"type":"event","kind":"done"}\n' >&3
+exec sleep 1000
+"#;
+    let pool = Pool::start(
+        vec![sh_spec("talk", script)],
+        PoolOptions {
+            sample_interval: Duration::from_millis(100),
+            ..PoolOptions::default()
+        },
+    )
+    .expect("pool starts");
+    let h = pool.handle();
+    let mut events = h.subscribe();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = tokio::time::timeout(left, events.recv())
+            .await
+            .expect("events in time")
+            .expect("stream open");
+        let done = matches!(&ev, PoolEvent::Custom { kind, .. } if kind == "done");
+        seen.push(ev);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, PoolEvent::Phase { phase, .. } if phase == "scraping")),
+        "phase event: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, PoolEvent::Custom { kind, data, .. }
+            if kind == "run_finished" && data["rows"] == 7)),
+        "custom event: {seen:?}"
+    );
+    let w = h.worker("talk").expect("exists");
+    assert_eq!(w.state, StateName::Running, "ready moved it to running");
+    assert_eq!(w.report.phase.as_deref(), Some("scraping"));
+    assert_eq!(w.report.rows_last_run, Some(7));
+    assert_eq!(w.report.last_error, None, "an empty last_error clears it");
+    assert!(w.last_heartbeat.is_some());
+    // The sampler fills in RSS for the live process.
+    wait_for_async("rss sampled", LONG, || async {
+        h.worker("talk")?.rss_bytes.filter(|b| *b > 0)
+    })
+    .await;
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_reaches_the_whole_process_group() {
+    // The worker's own child ignores SIGTERM: SIGKILL of the group after
+    // stop_grace must still take it.
+    let script = r#"
+sh -c 'trap "" TERM; exec sleep 1000' &
+printf '{"type":"event","kind":"child","data":{"pid":%d}}\n' $! >&3
+printf '{"type":"ready"}\n' >&3
+wait
+"#;
+    let pool = Pool::start(vec![sh_spec("group", script)], options()).expect("pool starts");
+    let h = pool.handle();
+    let mut events = h.subscribe();
+    let grandchild = loop {
+        match tokio::time::timeout(LONG, events.recv()).await {
+            Ok(Ok(PoolEvent::Custom { kind, data, .. })) if kind == "child" => {
+                break data["pid"].as_u64().expect("pid") as u32;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("no child event: {other:?}"),
+        }
+    };
+    let leader = wait_running(&h, "group").await;
+    assert!(pid_alive(grandchild));
+    assert_eq!(h.stop("group").await.expect("stop"), StateName::Stopped);
+    assert!(!pid_alive(leader));
+    wait_for(
+        "the worker's own child gone",
+        Duration::from_secs(2),
+        || (!pid_alive(grandchild)).then_some(()),
+    );
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_backoff_never_delays_stop_or_shutdown() {
+    let mut s = spec("slow", "fail-start");
+    s.restart.min_uptime = Duration::from_secs(5);
+    s.restart.backoff.initial = Duration::from_secs(60);
+    s.restart.backoff.max = Duration::from_secs(60);
+    let mut t = s.clone();
+    t.name = "slow2".into();
+    t.args[2] = "slow2".into();
+    let pool = Pool::start(vec![s, t], options()).expect("pool starts");
+    let h = pool.handle();
+    for name in ["slow", "slow2"] {
+        wait_for_async(&format!("{name} in backoff"), LONG, || async {
+            (h.worker(name)?.state == StateName::Backoff).then_some(())
+        })
+        .await;
+    }
+    let t0 = Instant::now();
+    assert_eq!(h.stop("slow").await.expect("stop"), StateName::Stopped);
+    let t1 = Instant::now();
+    pool.shutdown().await;
+    assert!(t1 - t0 < Duration::from_secs(1), "stop took {:?}", t1 - t0);
+    assert!(
+        t1.elapsed() < Duration::from_secs(1),
+        "shutdown took {:?}",
+        t1.elapsed()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // `worldpool run` as a real process.
 
