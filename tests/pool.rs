@@ -502,8 +502,10 @@ fn wait_workers_running(sup: &Supervisor, worlds: &[&str]) -> Vec<u32> {
 
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_worker_behind() {
+    // A ignores SIGTERM and does not watch its channel: only PDEATHSIG
+    // can end it. The others also exit on their own at channel EOF.
     let worlds = ["A", "B", "C"];
-    let mut sup = run_supervisor(&worlds, "idle", "10s");
+    let mut sup = run_supervisor(&worlds, "A=stubborn,*=idle", "10s");
     let pids = wait_workers_running(&sup, &worlds);
     let sup_pid = sup.child.id();
     let mut children = children_of(sup_pid);

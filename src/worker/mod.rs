@@ -55,6 +55,9 @@ pub enum TestMode {
     FailStart,
     /// Ignore SIGTERM.
     IgnoreTerm,
+    /// Ignore SIGTERM and do not watch the channel for EOF: only
+    /// `PR_SET_PDEATHSIG` (or SIGKILL) ends it when the supervisor dies.
+    Stubborn,
 }
 
 /// The test mode for `worlds` from a [`TEST_MODE_ENV`] value.
@@ -178,7 +181,7 @@ fn worker_main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         eprintln!("test mode fail-start: exiting with status 1 before ready");
         return Ok(ExitCode::from(1));
     }
-    if mode == Some(TestMode::IgnoreTerm) {
+    if matches!(mode, Some(TestMode::IgnoreTerm | TestMode::Stubborn)) {
         // SAFETY: setting a signal disposition to SIG_IGN is always sound.
         unsafe {
             libc::signal(libc::SIGTERM, libc::SIG_IGN);
@@ -220,7 +223,9 @@ fn worker_main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let token = CancellationToken::new();
-    if let Some(ch) = &channel {
+    if let Some(ch) = &channel
+        && mode != Some(TestMode::Stubborn)
+    {
         watch_supervisor(ch, token.clone())?;
     }
     let result = runtime.block_on(run(mode, config, worlds, channel, token));
@@ -259,7 +264,7 @@ async fn run(
     channel: Option<Arc<WorkerChannel>>,
     token: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    if mode != Some(TestMode::IgnoreTerm) {
+    if !matches!(mode, Some(TestMode::IgnoreTerm | TestMode::Stubborn)) {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let t = token.clone();
         tokio::spawn(async move {
