@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::ValueEnum as _;
 use pool::{WorkerChannel, WorkerMessage};
 use tokio_util::sync::CancellationToken;
@@ -160,7 +161,23 @@ pub fn main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Context marking errors of the scrape loop itself (not of start-up).
+#[derive(Debug)]
+struct ScrapeLoopFailed;
+
+impl std::fmt::Display for ScrapeLoopFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scrape loop failed")
+    }
+}
+
+/// A start-up failure caused by the memory limit: threads that cannot be
+/// created (EAGAIN) or memory that cannot be mapped (ENOMEM). Errors of the
+/// scrape loop never count (a non-blocking socket says EAGAIN too).
 fn is_out_of_memory(e: &anyhow::Error) -> bool {
+    if e.downcast_ref::<ScrapeLoopFailed>().is_some() {
+        return false;
+    }
     e.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
             matches!(
@@ -303,7 +320,9 @@ async fn run(
     }
     match (mode, config) {
         (None, Some(config)) => {
-            crate::scrape::run_worker(config, worlds, Reporter::new(channel), token).await?;
+            crate::scrape::run_worker(config, worlds, Reporter::new(channel), token)
+                .await
+                .context(ScrapeLoopFailed)?;
         }
         (Some(TestMode::Alloc), _) => {
             tokio::spawn(async {
@@ -333,6 +352,15 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_start_up_resource_errors_mean_out_of_memory() {
+        let eagain = || anyhow::Error::new(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        assert!(is_out_of_memory(&eagain()));
+        assert!(is_out_of_memory(&eagain().context("building the runtime")));
+        assert!(!is_out_of_memory(&eagain().context(ScrapeLoopFailed)));
+        assert!(!is_out_of_memory(&anyhow::anyhow!("config")));
+    }
 
     #[test]
     fn test_mode_env_values() {
