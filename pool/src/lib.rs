@@ -3,7 +3,7 @@
 //! One OS process per [`WorkerSpec`], each in its own process group, with
 //! `PR_SET_PDEATHSIG(SIGKILL)` and rlimits applied between fork and exec.
 //! Exits are detected immediately (the runtime's pidfd reaper), classified
-//! ([`ExitReason`]) and answered by a pure decision function ([`decide`])
+//! ([`ExitReason`]) and answered by a pure decision function ([`decide()`])
 //! that picks restart, backoff, fatal or stop. Workers talk to the pool over
 //! a dedicated channel ([`channel`]): ready, heartbeats, progress reports.
 //! The pool knows nothing about what its workers do.
@@ -21,6 +21,7 @@ pub mod supervisor;
 pub mod units;
 
 pub use channel::{WorkerChannel, WorkerMessage, WorkerReport};
+pub use decide::decide;
 pub use error::Error;
 pub use events::PoolEvent;
 pub use exit::{ExitReason, ExitRecord};

@@ -3,7 +3,7 @@
 //!
 //! - Each worker has an actor task that owns its child process, its channel
 //!   and its timers. It feeds every event (command, exit, message, timer)
-//!   to [`decide`](crate::decide::decide) and applies the returned actions.
+//!   to [`decide`](fn@crate::decide::decide) and applies the returned actions.
 //! - Commands (`start`, `stop`, `restart`, `shutdown`) are queued per worker
 //!   and answered with the resulting state once the worker is no longer
 //!   `stopping`.
