@@ -3,22 +3,25 @@
 //! One OS process per [`WorkerSpec`], each in its own process group, with
 //! `PR_SET_PDEATHSIG(SIGKILL)` and rlimits applied between fork and exec.
 //! Exits are detected immediately (the runtime's pidfd reaper), classified
-//! ([`ExitReason`]) and answered by a pure decision function ([`decide`])
+//! ([`ExitReason`]) and answered by a pure decision function ([`decide()`])
 //! that picks restart, backoff, fatal or stop. Workers talk to the pool over
 //! a dedicated channel ([`channel`]): ready, heartbeats, progress reports.
 //! The pool knows nothing about what its workers do.
 #![warn(missing_docs)]
 
 pub mod channel;
+pub mod decide;
 pub mod error;
 pub mod events;
 pub mod exit;
+mod spawn;
 pub mod spec;
 pub mod status;
 pub mod supervisor;
 pub mod units;
 
 pub use channel::{WorkerChannel, WorkerMessage, WorkerReport};
+pub use decide::decide;
 pub use error::Error;
 pub use events::PoolEvent;
 pub use exit::{ExitReason, ExitRecord};
