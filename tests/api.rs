@@ -946,7 +946,6 @@ async fn end_to_end_with_a_real_pool() {
     let beta = "/api/workers/B%C3%A9ta%20%C3%91u".to_string();
 
     let first = wait_for_async("both workers running", DEADLINE, || {
-        let fetch = fetch.clone();
         async move {
             let (_, v) = fetch("/api/workers".into()).await;
             let list = v.as_array()?.clone();
@@ -999,7 +998,6 @@ async fn end_to_end_with_a_real_pool() {
     .expect("kill -9");
 
     let w = wait_for_async("Alpha restarted with a new pid", DEADLINE, || {
-        let fetch = fetch.clone();
         let alpha = alpha.clone();
         async move {
             let (_, w) = fetch(alpha).await;
@@ -1052,7 +1050,6 @@ async fn end_to_end_with_a_real_pool() {
         "{v}"
     );
     let b = wait_for_async("Béta restarted", DEADLINE, || {
-        let fetch = fetch.clone();
         let beta = beta.clone();
         async move {
             let (_, b) = fetch(beta).await;
@@ -1077,7 +1074,6 @@ async fn end_to_end_with_a_real_pool() {
     let (status, v) = post(format!("{beta}/start"), Some(TOKEN)).await;
     assert_eq!(status, 202, "{v}");
     wait_for_async("Béta running again", DEADLINE, || {
-        let fetch = fetch.clone();
         let beta = beta.clone();
         async move {
             let (_, b) = fetch(beta).await;
