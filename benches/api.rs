@@ -182,56 +182,69 @@ fn main() -> anyhow::Result<()> {
     );
 
     if real {
-        return real_pool(&server_rt, &client_rt, names, conns, secs, max_requests, chaos_ms);
+        return real_pool(
+            &server_rt,
+            &client_rt,
+            names,
+            conns,
+            secs,
+            max_requests,
+            chaos_ms,
+        );
     }
 
     let fake = Arc::new(FakeControl::new(&names));
-    let shutdown = CancellationToken::new();
-    let (addr, server) = server_rt.block_on(api::serve(
-        "127.0.0.1:0".parse()?,
-        ApiState::new(fake.clone(), None, None),
-        shutdown.clone(),
-    ))?;
-    let body_len = client_rt.block_on(async {
-        reqwest::get(format!("http://{addr}/api/workers"))
-            .await?
-            .bytes()
-            .await
-            .map(|b| b.len())
-    })?;
-    println!("response size: {body_len} bytes");
+    for (label, ttl) in [
+        ("serialized per request", Duration::ZERO),
+        ("default 100 ms body reuse", api::DEFAULT_WORKERS_CACHE),
+    ] {
+        let shutdown = CancellationToken::new();
+        let state = ApiState::new(fake.clone(), None, None).with_workers_cache(ttl);
+        let (addr, server) =
+            server_rt.block_on(api::serve("127.0.0.1:0".parse()?, state, shutdown.clone()))?;
+        let body_len = client_rt.block_on(async {
+            reqwest::get(format!("http://{addr}/api/workers"))
+                .await?
+                .bytes()
+                .await
+                .map(|b| b.len())
+        })?;
 
-    // Warm-up, then the measured run with restarts going on.
-    client_rt.block_on(load(addr, conns, 0.5, max_requests));
-    let chaos_stop = CancellationToken::new();
-    let chaos = {
-        let fake = fake.clone();
-        let stop = chaos_stop.clone();
-        let names = names.clone();
-        server_rt.spawn(async move {
-            let mut i = 0usize;
-            let mut restarts = 0u64;
-            let mut tick = tokio::time::interval(Duration::from_millis(chaos_ms.max(1)));
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return restarts,
-                    _ = tick.tick() => {}
+        // Warm-up, then the measured run with restarts going on.
+        client_rt.block_on(load(addr, conns, 0.5, max_requests));
+        let chaos_stop = CancellationToken::new();
+        let chaos = {
+            let fake = fake.clone();
+            let stop = chaos_stop.clone();
+            let names = names.clone();
+            server_rt.spawn(async move {
+                let mut i = 0usize;
+                let mut restarts = 0u64;
+                let mut tick = tokio::time::interval(Duration::from_millis(chaos_ms.max(1)));
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return restarts,
+                        _ = tick.tick() => {}
+                    }
+                    i = (i + 37) % names.len();
+                    if fake.restart(&names[i]).await.is_ok() {
+                        restarts += 1;
+                    }
                 }
-                i = (i + 37) % names.len();
-                if fake.restart(&names[i]).await.is_ok() {
-                    restarts += 1;
-                }
-            }
-        })
-    };
-    let result = client_rt.block_on(load(addr, conns, secs, max_requests));
-    chaos_stop.cancel();
-    let restarts = server_rt.block_on(chaos)?;
-    report("GET /api/workers", &result);
-    println!("restarts during the run: {restarts}");
+            })
+        };
+        let result = client_rt.block_on(load(addr, conns, secs, max_requests));
+        chaos_stop.cancel();
+        let restarts = server_rt.block_on(chaos)?;
+        report(
+            &format!("GET /api/workers ({label}, {body_len} B)"),
+            &result,
+        );
+        println!("  restarts during the run: {restarts}");
 
-    shutdown.cancel();
-    server_rt.block_on(server)?;
+        shutdown.cancel();
+        server_rt.block_on(server)?;
+    }
     Ok(())
 }
 

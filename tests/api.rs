@@ -139,6 +139,49 @@ async fn workers_list_has_every_field_and_no_secrets() {
 }
 
 #[tokio::test]
+async fn workers_list_cache_follows_events_time_and_control() {
+    let (fake, state) = fake_state(Some(TOKEN));
+    let app = api::app(state.clone().with_workers_cache(Duration::from_secs(3600)));
+    let uncached = api::app(state.with_workers_cache(Duration::ZERO));
+    let restarts = |v: Value| v[0]["restarts"].as_u64();
+    assert_eq!(restarts(get(&app, "/api/workers").await.json()), Some(1));
+
+    // A change without an event: the uncached list shows it, the cached
+    // one until an event arrives.
+    fake.update("Aurora", |s| s.restarts = 7);
+    assert_eq!(
+        restarts(get(&uncached, "/api/workers").await.json()),
+        Some(7)
+    );
+    fake.emit(pool::PoolEvent::Phase {
+        worker: "Aurora".into(),
+        phase: "checking".into(),
+    });
+    wait_for_async(
+        "an event to invalidate the cached list",
+        DEADLINE,
+        || async { (restarts(get(&app, "/api/workers").await.json()) == Some(7)).then_some(()) },
+    )
+    .await;
+
+    // A control action is visible in the very next list.
+    let a = call(&app, Method::POST, "/api/workers/Aurora/stop", Some(TOKEN)).await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let v = get(&app, "/api/workers").await.json();
+    assert_eq!(v[0]["state"], "stopped");
+
+    // The default time bound is short.
+    let (fake, state) = fake_state(None);
+    let app = api::app(state);
+    get(&app, "/api/workers").await;
+    fake.update("Aurora", |s| s.restarts = 9);
+    wait_for_async("the cache to expire", DEADLINE, || async {
+        (restarts(get(&app, "/api/workers").await.json()) == Some(9)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn one_worker_by_encoded_name_and_unknown_is_404() {
     let (_fake, state) = fake_state(None);
     let app = api::app(state);
@@ -316,7 +359,11 @@ async fn scraper_status_is_compatible_and_uses_reported_check_time() {
     assert_eq!(v["pid"].as_u64(), Some(u64::from(std::process::id())));
     let reported: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(v["last_check"].clone()).expect("a time");
-    assert_eq!(reported, check, "last_check is the workers' check, not now");
+    assert_eq!(
+        reported.timestamp_millis(),
+        check.timestamp_millis(),
+        "last_check is the workers' check, not now"
+    );
     assert_eq!(v["workers"]["total"], 3);
     assert_eq!(v["workers"]["running"], 3);
 
@@ -945,16 +992,14 @@ async fn end_to_end_with_a_real_pool() {
     let alpha = "/api/workers/Alpha".to_string();
     let beta = "/api/workers/B%C3%A9ta%20%C3%91u".to_string();
 
-    let first = wait_for_async("both workers running", DEADLINE, || {
-        async move {
-            let (_, v) = fetch("/api/workers".into()).await;
-            let list = v.as_array()?.clone();
-            (list.len() == 2
-                && list
-                    .iter()
-                    .all(|w| w["state"] == "running" && w["pid"].is_u64()))
-            .then_some(list)
-        }
+    let first = wait_for_async("both workers running", DEADLINE, || async move {
+        let (_, v) = fetch("/api/workers".into()).await;
+        let list = v.as_array()?.clone();
+        (list.len() == 2
+            && list
+                .iter()
+                .all(|w| w["state"] == "running" && w["pid"].is_u64()))
+        .then_some(list)
     })
     .await;
     assert_eq!(first[1]["world"], "Béta Ñu");

@@ -8,11 +8,13 @@
 //! `{"error": code, "message": text}` ([`ApiError`]).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{MatchedPath, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
@@ -47,6 +49,12 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page of `/api/runs` and `/api/deltas`; larger `limit`s are capped.
 pub const MAX_LIMIT: u32 = 500;
 
+/// Default reuse time of a serialized `/api/workers` body (see
+/// [`ApiState::with_workers_cache`]). Pool events invalidate it at once;
+/// the time bound covers what changes without an event (CPU and memory
+/// samples, heartbeats, check times, uptime).
+pub const DEFAULT_WORKERS_CACHE: Duration = Duration::from_millis(100);
+
 /// How long a store query may take before the API answers 503.
 const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,15 +63,59 @@ const STORE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ApiState {
     inner: Arc<Inner>,
     shutdown: CancellationToken,
+    workers_ttl: Duration,
 }
 
 struct Inner {
     control: Arc<dyn Control>,
     store: Option<Store>,
     token: Option<String>,
-    runs: Arc<metrics::RunCounters>,
-    /// Stops the run-counting task when the last state clone goes away.
+    shared: Arc<Shared>,
+    /// Stops the event task when the last state clone goes away.
     _counting: DropGuard,
+}
+
+/// What the event task updates.
+#[derive(Default)]
+struct Shared {
+    runs: metrics::RunCounters,
+    /// Bumped on every pool event: a cached `/api/workers` body built at an
+    /// older generation is stale.
+    generation: AtomicU64,
+    workers_cache: RwLock<Option<Arc<CachedBody>>>,
+}
+
+struct CachedBody {
+    generation: u64,
+    built: Instant,
+    body: Bytes,
+}
+
+impl Shared {
+    fn cached_workers(&self, generation: u64, ttl: Duration) -> Option<Bytes> {
+        let slot = self.workers_cache.read().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|c| c.generation == generation && c.built.elapsed() < ttl)
+            .map(|c| c.body.clone())
+    }
+
+    fn store_workers(&self, generation: u64, built: Instant, body: Bytes) {
+        let mut slot = self
+            .workers_cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // Never replace a newer body with an older one.
+        let newer = |c: &Arc<CachedBody>| {
+            c.generation < generation || (c.generation == generation && c.built <= built)
+        };
+        if slot.as_ref().is_none_or(newer) {
+            *slot = Some(Arc::new(CachedBody {
+                generation,
+                built,
+                body,
+            }));
+        }
+    }
 }
 
 impl ApiState {
@@ -72,27 +124,31 @@ impl ApiState {
     /// it starts counting `run_finished` events for `/metrics`.
     pub fn new(control: Arc<dyn Control>, store: Option<Store>, token: Option<String>) -> ApiState {
         let token = token.filter(|t| !t.trim().is_empty());
-        let runs = Arc::new(metrics::RunCounters::default());
+        let shared = Arc::new(Shared::default());
         let stop = CancellationToken::new();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(count_runs(
+                rt.spawn(follow_events(
                     control.subscribe(),
-                    Arc::downgrade(&runs),
+                    Arc::downgrade(&shared),
                     stop.clone(),
                 ));
             }
-            Err(_) => tracing::warn!("ApiState created outside a runtime: run counters stay at 0"),
+            Err(_) => tracing::warn!(
+                "ApiState created outside a runtime: run counters stay at 0 and \
+                 /api/workers is cached by time only"
+            ),
         }
         ApiState {
             inner: Arc::new(Inner {
                 control,
                 store,
                 token,
-                runs,
+                shared,
                 _counting: stop.drop_guard(),
             }),
             shutdown: CancellationToken::new(),
+            workers_ttl: DEFAULT_WORKERS_CACHE,
         }
     }
 
@@ -113,7 +169,15 @@ impl ApiState {
 
     /// The run counters behind `/metrics`.
     pub fn run_counters(&self) -> &metrics::RunCounters {
-        &self.inner.runs
+        &self.inner.shared.runs
+    }
+
+    /// How long a serialized `/api/workers` body may be reused when no
+    /// pool event arrived meanwhile (default [`DEFAULT_WORKERS_CACHE`];
+    /// zero serializes every request).
+    pub fn with_workers_cache(mut self, ttl: Duration) -> ApiState {
+        self.workers_ttl = ttl;
+        self
     }
 
     /// Cancelling this token ends every open `/api/events` stream.
@@ -128,9 +192,10 @@ impl ApiState {
     }
 }
 
-async fn count_runs(
+/// Count runs and invalidate the `/api/workers` cache on every pool event.
+async fn follow_events(
     mut rx: tokio::sync::broadcast::Receiver<pool::PoolEvent>,
-    runs: Weak<metrics::RunCounters>,
+    shared: Weak<Shared>,
     stop: CancellationToken,
 ) {
     loop {
@@ -138,13 +203,14 @@ async fn count_runs(
             () = stop.cancelled() => return,
             r = rx.recv() => r,
         };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.generation.fetch_add(1, Ordering::AcqRel);
         match received {
-            Ok(ev) => match runs.upgrade() {
-                Some(runs) => {
-                    runs.record(&ev);
-                }
-                None => return,
-            },
+            Ok(ev) => {
+                shared.runs.record(&ev);
+            }
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "run counter lagged behind pool events");
             }
@@ -265,14 +331,44 @@ fn world_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiE
     }
 }
 
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 async fn list_workers(State(state): State<ApiState>) -> Response {
+    let shared = &state.inner.shared;
+    let ttl = state.workers_ttl;
+    // Read the generation before the snapshot: an event arriving meanwhile
+    // makes this body stale at once.
+    let generation = shared.generation.load(Ordering::Acquire);
+    if !ttl.is_zero()
+        && let Some(body) = shared.cached_workers(generation, ttl)
+    {
+        return json_bytes(body);
+    }
+    let built = Instant::now();
     let snapshot = state.control().workers();
     let now = Utc::now();
     let views: Vec<views::WorkerView<'_>> = snapshot
         .iter()
         .map(|w| views::WorkerView::new(w, now, false))
         .collect();
-    json(StatusCode::OK, &views, 64 + snapshot.len() * 1024)
+    let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
+    if let Err(e) = serde_json::to_writer(&mut buf, &views) {
+        return ApiError::internal("cannot serialize the worker list", &e).into_response();
+    }
+    let body = Bytes::from(buf);
+    if !ttl.is_zero() {
+        shared.store_workers(generation, built, body.clone());
+    }
+    json_bytes(body)
 }
 
 async fn one_worker(
@@ -335,6 +431,9 @@ async fn control(
     let world = world_param(path)?;
     tracing::info!(world = %world, action = verb.as_str(), "control request");
     let result = state.control().apply(verb, &world).await;
+    // The list must show the outcome right away, even before the pool's
+    // events reach the event task.
+    state.inner.shared.generation.fetch_add(1, Ordering::AcqRel);
     match result {
         Ok(new_state) => Ok(json(
             StatusCode::ACCEPTED,

@@ -3,9 +3,91 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
-use pool::{ExitRecord, Limits, StateName, WorkerStatus};
-use serde::Serialize;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use pool::{ExitReason, ExitRecord, Limits, StateName, WorkerStatus};
+use serde::{Serialize, Serializer};
+
+/// A UTC time serialized as RFC 3339 with milliseconds
+/// (`2026-11-29T06:13:34.123Z`), formatted by hand: it is the hottest part
+/// of `/api/workers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ts(pub DateTime<Utc>);
+
+impl Ts {
+    /// Format into a fixed buffer; `None` for years outside 0..=9999.
+    fn format(&self) -> Option<[u8; 24]> {
+        let t = &self.0;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let put = |b: &mut [u8; 24], at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut b, 0, 4, year);
+        put(&mut b, 5, 2, t.month());
+        put(&mut b, 8, 2, t.day());
+        put(&mut b, 11, 2, t.hour());
+        put(&mut b, 14, 2, t.minute());
+        // A leap second shows as :60, like chrono does.
+        let nanos = t.nanosecond();
+        put(&mut b, 17, 2, t.second() + nanos / 1_000_000_000);
+        put(&mut b, 20, 3, (nanos % 1_000_000_000) / 1_000_000);
+        Some(b)
+    }
+}
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.format() {
+            // Only ASCII digits and separators were written.
+            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+            None => s.serialize_str(&self.0.to_rfc3339()),
+        }
+    }
+}
+
+fn ts(t: &Option<DateTime<Utc>>) -> Option<Ts> {
+    t.map(Ts)
+}
+
+/// One exit as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ExitView {
+    /// Exit status, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when it was killed.
+    pub signal: Option<i32>,
+    /// Classification.
+    pub reason: ExitReason,
+    /// When it was reaped.
+    pub at: Ts,
+    /// How long it ran, seconds.
+    pub uptime_s: f64,
+}
+
+impl From<&ExitRecord> for ExitView {
+    fn from(e: &ExitRecord) -> Self {
+        ExitView {
+            code: e.code,
+            signal: e.signal,
+            reason: e.reason,
+            at: Ts(e.at),
+            uptime_s: e.uptime_s,
+        }
+    }
+}
+
+/// A list of exits, serialized lazily.
+#[derive(Debug)]
+pub struct ExitList<'a>(pub &'a [ExitRecord]);
+
+impl Serialize for ExitList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ExitView::from))
+    }
+}
 
 /// One worker as `/api/workers` shows it. Environment variables and the
 /// command line are never part of it.
@@ -20,9 +102,9 @@ pub struct WorkerView<'a> {
     /// Current phase, `null` when no process runs or none was reported.
     pub phase: Option<&'a str>,
     /// When the current state was entered.
-    pub since: &'a DateTime<Utc>,
+    pub since: Ts,
     /// When the current (or last) process started.
-    pub started_at: Option<&'a DateTime<Utc>>,
+    pub started_at: Option<Ts>,
     /// Seconds the current process has been running.
     pub uptime_s: Option<f64>,
     /// Restarts since the pool started.
@@ -30,15 +112,15 @@ pub struct WorkerView<'a> {
     /// Failures in a row.
     pub consecutive_failures: u32,
     /// The most recent exit.
-    pub last_exit: Option<&'a ExitRecord>,
+    pub last_exit: Option<ExitView>,
     /// When the next automatic start is due.
-    pub next_restart_at: Option<&'a DateTime<Utc>>,
+    pub next_restart_at: Option<Ts>,
     /// Why the worker is fatal.
     pub fatal_reason: Option<&'a str>,
     /// When the worker last checked the status page.
-    pub last_check: Option<&'a DateTime<Utc>>,
+    pub last_check: Option<Ts>,
     /// When the worker last completed a run.
-    pub last_success: Option<&'a DateTime<Utc>>,
+    pub last_success: Option<Ts>,
     /// Last error the worker reported.
     pub last_error: Option<&'a str>,
     /// Rows of the last run.
@@ -50,12 +132,12 @@ pub struct WorkerView<'a> {
     /// Limits applied to the worker.
     pub limits: &'a Limits,
     /// Last heartbeat or message on the worker channel.
-    pub last_heartbeat: Option<&'a DateTime<Utc>>,
+    pub last_heartbeat: Option<Ts>,
     /// Exits counted by reason.
     pub exits_by_reason: &'a BTreeMap<String, u64>,
     /// The last few exits, oldest first (only on `/api/workers/{world}`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recent_exits: Option<&'a [ExitRecord]>,
+    pub recent_exits: Option<ExitList<'a>>,
 }
 
 impl<'a> WorkerView<'a> {
@@ -79,24 +161,24 @@ impl<'a> WorkerView<'a> {
             } else {
                 None
             },
-            since: &w.since,
-            started_at: w.started_at.as_ref(),
+            since: Ts(w.since),
+            started_at: ts(&w.started_at),
             uptime_s,
             restarts: w.restarts,
             consecutive_failures: w.consecutive_failures,
-            last_exit: w.last_exit.as_ref(),
-            next_restart_at: w.next_restart_at.as_ref(),
+            last_exit: w.last_exit.as_ref().map(ExitView::from),
+            next_restart_at: ts(&w.next_restart_at),
             fatal_reason: w.fatal_reason.as_deref(),
-            last_check: w.report.last_check.as_ref(),
-            last_success: w.report.last_success.as_ref(),
+            last_check: ts(&w.report.last_check),
+            last_success: ts(&w.report.last_success),
             last_error: w.report.last_error.as_deref().filter(|e| !e.is_empty()),
             rows_last_run: w.report.rows_last_run,
             cpu_percent: if alive { w.cpu_percent } else { None },
             rss_bytes: if alive { w.rss_bytes } else { None },
             limits: &w.limits,
-            last_heartbeat: w.last_heartbeat.as_ref(),
+            last_heartbeat: ts(&w.last_heartbeat),
             exits_by_reason: &w.exits_by_reason,
-            recent_exits: detail.then_some(w.recent_exits.as_slice()),
+            recent_exits: detail.then_some(ExitList(&w.recent_exits)),
         }
     }
 }
@@ -163,7 +245,7 @@ pub struct ScraperStatus<'a> {
     pub state: &'a str,
     /// The most recent status-page check of any worker (reported by the
     /// workers, not the time of this request).
-    pub last_check: Option<DateTime<Utc>>,
+    pub last_check: Option<Ts>,
     /// At least one worker process exists.
     pub process_alive: bool,
     /// The supervisor's pid.
@@ -190,7 +272,11 @@ impl<'a> ScraperStatus<'a> {
         ScraperStatus {
             running,
             state,
-            last_check: workers.iter().filter_map(|w| w.report.last_check).max(),
+            last_check: workers
+                .iter()
+                .filter_map(|w| w.report.last_check)
+                .max()
+                .map(Ts),
             process_alive,
             pid: std::process::id(),
             workers: StateCounts::of(workers),
@@ -221,7 +307,7 @@ mod tests {
         let all = [a, b, c];
         let s = ScraperStatus::of(&all);
         assert_eq!(s.state, "checking");
-        assert_eq!(s.last_check, Some(t + chrono::Duration::seconds(5)));
+        assert_eq!(s.last_check, Some(Ts(t + chrono::Duration::seconds(5))));
         assert!(s.running && s.process_alive);
         assert_eq!(s.workers.total, 3);
         assert_eq!(s.workers.running, 2);
@@ -231,6 +317,33 @@ mod tests {
         assert_eq!(none.state, "stopped");
         assert!(!none.running && !none.process_alive);
         assert_eq!(none.last_check, None);
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds_and_round_trip() {
+        use chrono::TimeZone;
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("valid")
+            + chrono::Duration::nanoseconds(67_891_234);
+        let json = serde_json::to_string(&Ts(t)).expect("serializes");
+        assert_eq!(json, "\"2026-01-02T03:04:05.067Z\"");
+        let back: DateTime<Utc> = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, t - chrono::Duration::nanoseconds(891_234));
+        let now = Utc::now();
+        let back: DateTime<Utc> =
+            serde_json::from_str(&serde_json::to_string(&Ts(now)).expect("ser")).expect("de");
+        assert!((now - back).num_milliseconds().abs() < 1);
+        let far = Utc
+            .with_ymd_and_hms(12_000, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        assert!(
+            serde_json::to_string(&Ts(far))
+                .expect("ser")
+                .contains("12000")
+        );
     }
 
     #[test]
@@ -257,6 +370,6 @@ mod tests {
             (v.phase, v.uptime_s, v.cpu_percent, v.rss_bytes),
             (None, None, None, None)
         );
-        assert_eq!(v.recent_exits.map(|r| r.len()), Some(1));
+        assert_eq!(v.recent_exits.map(|r| r.0.len()), Some(1));
     }
 }
