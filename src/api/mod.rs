@@ -430,7 +430,13 @@ async fn control(
     authorize(&state, &headers)?;
     let world = world_param(path)?;
     tracing::info!(world = %world, action = verb.as_str(), "control request");
-    let result = state.control().apply(verb, &world).await;
+    // Run the verb in its own task: a client that hangs up must not
+    // cancel a stop or restart half-way.
+    let control = state.inner.control.clone();
+    let name = world.clone();
+    let result = tokio::spawn(async move { control.apply(verb, &name).await })
+        .await
+        .unwrap_or_else(|e| Err(ControlError::Failed(format!("control task failed: {e}"))));
     // The list must show the outcome right away, even before the pool's
     // events reach the event task.
     state.inner.shared.generation.fetch_add(1, Ordering::AcqRel);
