@@ -182,15 +182,19 @@ fn main() -> anyhow::Result<()> {
     );
 
     if real {
-        return real_pool(
-            &server_rt,
-            &client_rt,
-            names,
-            conns,
-            secs,
-            max_requests,
-            chaos_ms,
-        );
+        for dedicated in [false, true] {
+            real_pool(
+                &server_rt,
+                &client_rt,
+                names.clone(),
+                conns,
+                secs,
+                max_requests,
+                chaos_ms,
+                dedicated,
+            )?;
+        }
+        return Ok(());
     }
 
     let fake = Arc::new(FakeControl::new(&names));
@@ -257,6 +261,7 @@ fn real_pool(
     secs: f64,
     max_requests: u64,
     chaos_ms: u64,
+    dedicated: bool,
 ) -> anyhow::Result<()> {
     use pool::{Pool, PoolEvent, PoolOptions, WorkerSpec};
 
@@ -279,11 +284,22 @@ fn real_pool(
     let pool = server_rt.block_on(async { Pool::start(specs, PoolOptions::default()) })?;
     let handle = pool.handle();
     let shutdown = CancellationToken::new();
-    let (addr, server) = server_rt.block_on(api::serve(
-        "127.0.0.1:0".parse()?,
-        ApiState::new(Arc::new(handle.clone()), None, None),
-        shutdown.clone(),
-    ))?;
+    let state = ApiState::new(Arc::new(handle.clone()), None, None);
+    let bind: SocketAddr = "127.0.0.1:0".parse()?;
+    let (addr, server) = if dedicated {
+        println!(
+            "-- API on its own runtime at lower priority (serve_dedicated), pool on the main runtime"
+        );
+        server_rt.block_on(api::serve_dedicated(
+            bind,
+            state,
+            shutdown.clone(),
+            api::DedicatedOptions::default(),
+        ))?
+    } else {
+        println!("-- API and pool on the same runtime (serve)");
+        server_rt.block_on(api::serve(bind, state, shutdown.clone()))?
+    };
     server_rt.block_on(async {
         let start = Instant::now();
         while handle

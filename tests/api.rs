@@ -836,6 +836,63 @@ async fn serve_on_port_zero_streams_events_and_shuts_down_with_open_streams() {
     assert!(rest.is_ok(), "client stream ended");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_dedicated_runs_on_its_own_threads_and_stops() {
+    let fake = Arc::new(FakeControl::new(&WORLDS));
+    let shutdown = CancellationToken::new();
+    let (addr, task) = api::serve_dedicated(
+        "127.0.0.1:0".parse().expect("addr"),
+        ApiState::new(fake.clone(), None, None),
+        shutdown.clone(),
+        api::DedicatedOptions::default(),
+    )
+    .await
+    .expect("serves");
+    let v: Value = reqwest::get(format!("http://{addr}/api/workers"))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(v.as_array().map(Vec::len), Some(3));
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("worldpool-api")),
+        "{threads:?}"
+    );
+    // An open event stream does not keep it from stopping.
+    let sse = reqwest::get(format!("http://{addr}/api/events"))
+        .await
+        .expect("SSE");
+    assert_eq!(sse.status(), 200);
+    shutdown.cancel();
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .expect("stopped in time")
+        .expect("task");
+    assert!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .is_err()
+    );
+    drop(sse);
+
+    let err = api::serve_dedicated(
+        "0.0.0.0:0".parse().expect("addr"),
+        ApiState::new(fake, None, None),
+        CancellationToken::new(),
+        api::DedicatedOptions::default(),
+    )
+    .await
+    .expect_err("non-loopback without token");
+    assert!(format!("{err:#}").contains("WORLDPOOL_API_TOKEN"));
+}
+
 #[tokio::test]
 async fn serve_refuses_non_loopback_without_token() {
     let fake = Arc::new(FakeControl::new(&WORLDS));

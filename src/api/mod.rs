@@ -304,6 +304,92 @@ pub async fn serve(
     Ok((addr, task))
 }
 
+/// How [`serve_dedicated`] runs the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedicatedOptions {
+    /// Runtime worker threads for the API.
+    pub threads: usize,
+    /// Nice value added to the API threads (0..=19): under HTTP load the
+    /// scheduler then favours the pool's supervisor threads and the
+    /// workers, so restart latency does not suffer.
+    pub nice: i32,
+}
+
+impl Default for DedicatedOptions {
+    fn default() -> Self {
+        DedicatedOptions {
+            threads: 2,
+            nice: 10,
+        }
+    }
+}
+
+/// Lower the calling thread's scheduling priority (Linux nice is per
+/// thread). Failures are logged: it is an optimisation.
+fn lower_thread_priority(nice: i32) {
+    if nice <= 0 {
+        return;
+    }
+    // SAFETY: setpriority has no memory-safety preconditions; `who` = 0 is
+    // the calling thread on Linux.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower API thread priority");
+    }
+}
+
+/// Like [`serve`], but on a runtime of its own, on its own OS threads at a
+/// lower priority, so a flood of API requests cannot delay the pool's
+/// supervision (exits, restarts, heartbeats) running on the caller's
+/// runtime. The returned task (on the caller's runtime) finishes once the
+/// server has shut down and its runtime is gone.
+pub async fn serve_dedicated(
+    bind: SocketAddr,
+    state: ApiState,
+    shutdown: CancellationToken,
+    options: DedicatedOptions,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    check_bind(bind, state.has_token())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads.max(1))
+        .max_blocking_threads(2)
+        .thread_name("worldpool-api")
+        .on_thread_start(move || lower_thread_priority(options.nice))
+        .enable_all()
+        .build()
+        .context("cannot build the API runtime")?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("worldpool-api-main".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match serve(bind, state, shutdown).await {
+                    Ok((addr, task)) => {
+                        let _ = ready_tx.send(Ok(addr));
+                        if let Err(e) = task.await {
+                            tracing::error!(error = %e, "API server task failed");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+            // Dropping the runtime here (a plain thread) is allowed.
+            drop(runtime);
+            let _ = done_tx.send(());
+        })
+        .context("cannot start the API thread")?;
+    let addr = ready_rx
+        .await
+        .context("the API thread ended before binding")??;
+    let task = tokio::spawn(async move {
+        let _ = done_rx.await;
+    });
+    Ok((addr, task))
+}
+
 /// Serialize to a JSON response straight into one buffer.
 fn json<T: Serialize>(status: StatusCode, value: &T, capacity: usize) -> Response {
     let mut buf = Vec::with_capacity(capacity);
