@@ -183,16 +183,13 @@ fn main() -> anyhow::Result<()> {
 
     if real {
         for dedicated in [false, true] {
-            real_pool(
-                &server_rt,
-                &client_rt,
-                names.clone(),
+            let load = Load {
                 conns,
                 secs,
                 max_requests,
                 chaos_ms,
-                dedicated,
-            )?;
+            };
+            real_pool(&server_rt, &client_rt, names.clone(), load, dedicated)?;
         }
         return Ok(());
     }
@@ -252,17 +249,29 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Load settings of one run.
+#[derive(Clone, Copy)]
+struct Load {
+    conns: usize,
+    secs: f64,
+    max_requests: u64,
+    chaos_ms: u64,
+}
+
 /// Real pool: restart latency (SIGKILL → ready) without and with load.
 fn real_pool(
     server_rt: &tokio::runtime::Runtime,
     client_rt: &tokio::runtime::Runtime,
     names: Vec<String>,
-    conns: usize,
-    secs: f64,
-    max_requests: u64,
-    chaos_ms: u64,
+    settings: Load,
     dedicated: bool,
 ) -> anyhow::Result<()> {
+    let Load {
+        conns,
+        secs,
+        max_requests,
+        chaos_ms,
+    } = settings;
     use pool::{Pool, PoolEvent, PoolOptions, WorkerSpec};
 
     let exe = env!("CARGO_BIN_EXE_worldpool");
