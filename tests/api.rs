@@ -224,6 +224,24 @@ async fn control_without_configured_token_is_403_and_does_nothing() {
         assert!(a.text().contains("WORLDPOOL_API_TOKEN"), "{}", a.text());
     }
     assert!(fake.calls().is_empty());
+
+    // A blank token counts as none; surrounding whitespace is not part of it.
+    let blank = api::app(ApiState::new(fake.clone(), None, Some("  \n".into())));
+    let a = call(&blank, Method::POST, "/api/workers/Aurora/stop", Some("")).await;
+    assert_eq!(a.error(403), "control_disabled");
+    let padded = api::app(ApiState::new(
+        fake.clone(),
+        None,
+        Some(format!(" {TOKEN}\n")),
+    ));
+    let a = call(
+        &padded,
+        Method::POST,
+        "/api/workers/Aurora/stop",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
 }
 
 #[tokio::test]

@@ -120,10 +120,14 @@ impl Shared {
 
 impl ApiState {
     /// A state over a pool, an optional store and an optional control token
-    /// (an empty token counts as none). When called inside a tokio runtime
+    /// (trimmed; an empty token counts as none). When called inside a tokio runtime
     /// it starts counting `run_finished` events for `/metrics`.
     pub fn new(control: Arc<dyn Control>, store: Option<Store>, token: Option<String>) -> ApiState {
-        let token = token.filter(|t| !t.trim().is_empty());
+        // Surrounding whitespace (a trailing newline from a secret file) is
+        // not part of the token; an empty token means none.
+        let token = token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
         let shared = Arc::new(Shared::default());
         let stop = CancellationToken::new();
         match tokio::runtime::Handle::try_current() {

@@ -159,9 +159,8 @@ pub async fn fetch_rows(api: &str) -> anyhow::Result<Vec<Row>> {
 }
 
 /// `worldpool status`.
-pub async fn status_cmd(args: crate::cli::StatusArgs) -> anyhow::Result<ExitCode> {
-    let StatusArgs { api } = args;
-    let rows = fetch_rows(&api).await?;
+pub async fn status_cmd(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let rows = fetch_rows(&args.api).await?;
     print!("{}", render_table(&rows, Utc::now()));
     Ok(ExitCode::SUCCESS)
 }
