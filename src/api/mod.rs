@@ -701,12 +701,17 @@ struct Page<'a, T> {
     next_before: Option<i64>,
 }
 
-fn page<T: Serialize>(items: &[T], limit: u32, id: impl Fn(&T) -> i64) -> Response {
-    let next_before = if items.len() >= limit as usize {
+/// The `before` of the next page: the last id of a full page, else none.
+fn next_before<T>(items: &[T], limit: u32, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if items.len() >= limit as usize {
         items.last().map(id)
     } else {
         None
-    };
+    }
+}
+
+fn page<T: Serialize>(items: &[T], limit: u32, id: impl Fn(&T) -> i64) -> Response {
+    let next_before = next_before(items, limit, id);
     json(
         StatusCode::OK,
         &Page { items, next_before },
@@ -784,6 +789,14 @@ mod tests {
             name_param("guild", Some("Rôle Play".into())),
             Ok(Some("Rôle Play".into()))
         );
+    }
+
+    #[test]
+    fn next_page_starts_below_the_last_id_of_a_full_page() {
+        let ids = [90i64, 75, 74];
+        assert_eq!(next_before(&ids, 3, |i| *i), Some(74));
+        assert_eq!(next_before(&ids, 4, |i| *i), None);
+        assert_eq!(next_before(&ids[..0], 1, |i| *i), None);
     }
 
     #[test]
