@@ -327,6 +327,23 @@ async fn control_checks_the_token_then_runs_the_verb() {
         ]
     );
 
+    // An internal failure is a 500 whose message reveals nothing of it.
+    fake.set_failure(Some("cannot spawn /secret/path: EACCES"));
+    let a = call(
+        &app,
+        Method::POST,
+        "/api/workers/Aurora/restart",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(a.error(500), "internal");
+    assert!(
+        !a.text().contains("secret") && !a.text().contains("EACCES"),
+        "{}",
+        a.text()
+    );
+    fake.set_failure(None);
+
     fake.set_shutting_down();
     let a = call(&app, Method::POST, "/api/workers/Aurora/stop", Some(TOKEN)).await;
     assert_eq!(a.error(503), "shutting_down");

@@ -18,6 +18,7 @@ pub struct FakeControl {
     calls: Mutex<Vec<(Verb, String)>>,
     next_pid: AtomicU32,
     shutting_down: std::sync::atomic::AtomicBool,
+    failure: Mutex<Option<String>>,
 }
 
 impl FakeControl {
@@ -41,6 +42,7 @@ impl FakeControl {
             calls: Mutex::new(Vec::new()),
             next_pid: AtomicU32::new(50_000),
             shutting_down: false.into(),
+            failure: Mutex::new(None),
         }
     }
 
@@ -121,6 +123,12 @@ impl FakeControl {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Make every further verb fail with [`ControlError::Failed`] and this
+    /// (internal) text; `None` makes them work again.
+    pub fn set_failure(&self, failure: Option<&str>) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure.map(String::from);
+    }
+
     fn act(&self, verb: Verb, name: &str) -> Result<StateName, ControlError> {
         self.calls
             .lock()
@@ -128,6 +136,14 @@ impl FakeControl {
             .push((verb, name.to_string()));
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ControlError::ShuttingDown);
+        }
+        if let Some(text) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(ControlError::Failed(text));
         }
         let now = Utc::now();
         let mut events = Vec::new();
