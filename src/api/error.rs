@@ -1,0 +1,182 @@
+//! The one error shape of the API: `{"error": code, "message": text}`.
+//! Clients get a sanitized message; causes go to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Every error the API answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No worker with this name (404).
+    UnknownWorker(String),
+    /// No such route (404).
+    NoRoute,
+    /// The route exists but not for this method (405).
+    MethodNotAllowed,
+    /// A bad query or path parameter (400), naming the parameter.
+    BadParam {
+        /// The parameter name.
+        param: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+    /// Control requested but no token is configured (403).
+    ControlDisabled,
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+    /// `/api/runs` or `/api/deltas` without a configured store (503).
+    NoStore,
+    /// The store did not answer (503); the cause was logged.
+    StoreUnreachable,
+    /// The pool is shutting down (503).
+    ShuttingDown,
+    /// Something failed inside; the cause was logged (500).
+    Internal,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// A bad parameter.
+    pub fn bad_param(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError::BadParam {
+            param: param.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Log an internal failure and return the sanitized error.
+    pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(error = %cause, "{context}");
+        ApiError::Internal
+    }
+
+    /// Log a store failure and return the sanitized error.
+    pub fn store(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::warn!(error = %cause, "store query failed");
+        ApiError::StoreUnreachable
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::UnknownWorker(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::ControlDisabled => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NoStore | ApiError::StoreUnreachable | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code (`error` field).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::UnknownWorker(_) => "unknown_worker",
+            ApiError::NoRoute => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::BadParam { .. } => "bad_parameter",
+            ApiError::ControlDisabled => "control_disabled",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NoStore => "no_store",
+            ApiError::StoreUnreachable => "store_unreachable",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    /// The human-readable message (`message` field).
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::UnknownWorker(name) => format!("no worker named `{name}`"),
+            ApiError::NoRoute => "no such endpoint; see /api/openapi.json".to_string(),
+            ApiError::MethodNotAllowed => {
+                "method not allowed on this endpoint; see /api/openapi.json".to_string()
+            }
+            ApiError::BadParam { param, message } => {
+                format!("bad parameter `{param}`: {message}")
+            }
+            ApiError::ControlDisabled => "control endpoints are disabled: no token is configured. \
+                 Start worldpool with the environment variable WORLDPOOL_API_TOKEN set, \
+                 then send `Authorization: Bearer <token>`"
+                .to_string(),
+            ApiError::Unauthorized => {
+                "missing or wrong token: send `Authorization: Bearer <token>`".to_string()
+            }
+            ApiError::NoStore => {
+                "no store is configured for this API, so runs and deltas are unavailable"
+                    .to_string()
+            }
+            ApiError::StoreUnreachable => "the store did not answer; try again later".to_string(),
+            ApiError::ShuttingDown => "the pool is shutting down".to_string(),
+            ApiError::Internal => "internal error; see the server log".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: self.code(),
+            message: self.message(),
+        };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if self == ApiError::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"worldpool\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_status_code_and_message() {
+        let table = [
+            (ApiError::UnknownWorker("x".into()), 404, "unknown_worker"),
+            (ApiError::NoRoute, 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::bad_param("limit", "nope"), 400, "bad_parameter"),
+            (ApiError::ControlDisabled, 403, "control_disabled"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::NoStore, 503, "no_store"),
+            (ApiError::StoreUnreachable, 503, "store_unreachable"),
+            (ApiError::ShuttingDown, 503, "shutting_down"),
+            (ApiError::Internal, 500, "internal"),
+        ];
+        for (e, status, code) in table {
+            assert_eq!(e.status().as_u16(), status, "{e:?}");
+            assert_eq!(e.code(), code);
+            assert!(!e.message().is_empty());
+        }
+        assert!(
+            ApiError::bad_param("limit", "x")
+                .message()
+                .contains("`limit`")
+        );
+        assert!(
+            ApiError::ControlDisabled
+                .message()
+                .contains("WORLDPOOL_API_TOKEN")
+        );
+    }
+}

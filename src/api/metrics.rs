@@ -1,0 +1,778 @@
+//! `/metrics` in the Prometheus text format (0.0.4), written by hand, plus
+//! the run counters fed by the workers' `run_finished` events, and a small
+//! parser used by the tests to check the output is valid exposition text.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use pool::{ExitReason, PoolEvent, StateName, WorkerStatus};
+
+/// Runs counted per world from `run_finished` events.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WorldRuns {
+    /// Finished runs by status (`ok`, `failed`, …).
+    pub by_status: BTreeMap<String, u64>,
+    /// Player rows stored, summed over runs.
+    pub rows: u64,
+    /// Delta rows stored, summed over runs.
+    pub deltas: u64,
+}
+
+/// Run counters, updated from pool events.
+#[derive(Debug, Default)]
+pub struct RunCounters {
+    worlds: Mutex<HashMap<String, WorldRuns>>,
+}
+
+/// A status label kept as is when it looks like one, else `other`, so a
+/// misbehaving worker cannot blow up the label set.
+fn status_label(s: &str) -> &str {
+    if !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        s
+    } else {
+        "other"
+    }
+}
+
+impl RunCounters {
+    /// Count a `run_finished` event (`{world, rows, deltas, status}`);
+    /// other events are ignored. Returns whether it counted.
+    pub fn record(&self, event: &PoolEvent) -> bool {
+        let PoolEvent::Custom { worker, kind, data } = event else {
+            return false;
+        };
+        if kind != "run_finished" {
+            return false;
+        }
+        let world = data
+            .get("world")
+            .and_then(|w| w.as_str())
+            .unwrap_or(worker)
+            .to_string();
+        let rows = data.get("rows").and_then(|v| v.as_u64()).unwrap_or(0);
+        let deltas = data.get("deltas").and_then(|v| v.as_u64()).unwrap_or(0);
+        let status = status_label(data.get("status").and_then(|v| v.as_str()).unwrap_or("ok"));
+        let mut worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = worlds.entry(world).or_default();
+        *entry.by_status.entry(status.to_string()).or_insert(0) += 1;
+        entry.rows += rows;
+        entry.deltas += deltas;
+        true
+    }
+
+    /// A copy of the counters, sorted by world.
+    pub fn snapshot(&self) -> BTreeMap<String, WorldRuns> {
+        let worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        worlds.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Escape a label value (`\`, `"`, newline).
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        if value.is_nan() {
+            self.out.push_str(" NaN\n");
+        } else if value.is_infinite() {
+            self.out
+                .push_str(if value > 0.0 { " +Inf\n" } else { " -Inf\n" });
+        } else {
+            let _ = writeln!(self.out, " {value}");
+        }
+    }
+}
+
+const STATES: [StateName; 6] = [
+    StateName::Starting,
+    StateName::Running,
+    StateName::Backoff,
+    StateName::Stopping,
+    StateName::Stopped,
+    StateName::Fatal,
+];
+
+/// Render the exposition text for a snapshot and the run counters.
+pub fn render(workers: &[WorkerStatus], runs: &BTreeMap<String, WorldRuns>) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(512 + workers.len() * 1024),
+    };
+
+    w.family(
+        "worldpool_worker_up",
+        "gauge",
+        "1 when the worker is in state running, else 0.",
+    );
+    for s in workers {
+        let up = if s.state == StateName::Running {
+            1.0
+        } else {
+            0.0
+        };
+        w.sample("worldpool_worker_up", &[("world", &s.name)], up);
+    }
+
+    w.family(
+        "worldpool_worker_state",
+        "gauge",
+        "1 for the worker's current lifecycle state, 0 for the others.",
+    );
+    for s in workers {
+        for st in STATES {
+            let v = if s.state == st { 1.0 } else { 0.0 };
+            w.sample(
+                "worldpool_worker_state",
+                &[("world", &s.name), ("state", st.as_str())],
+                v,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_worker_restarts_total",
+        "counter",
+        "Restarts of the worker since the pool started.",
+    );
+    for s in workers {
+        w.sample(
+            "worldpool_worker_restarts_total",
+            &[("world", &s.name)],
+            s.restarts as f64,
+        );
+    }
+
+    w.family(
+        "worldpool_worker_exits_total",
+        "counter",
+        "Exits of the worker's processes since the pool started, by reason.",
+    );
+    let mut pool_exits: BTreeMap<&str, u64> =
+        ExitReason::ALL.iter().map(|r| (r.as_str(), 0)).collect();
+    for s in workers {
+        let mut reasons: BTreeMap<&str, u64> =
+            ExitReason::ALL.iter().map(|r| (r.as_str(), 0)).collect();
+        for (reason, n) in &s.exits_by_reason {
+            *reasons.entry(reason.as_str()).or_insert(0) += n;
+        }
+        for (reason, n) in reasons {
+            *pool_exits.entry(reason).or_insert(0) += n;
+            w.sample(
+                "worldpool_worker_exits_total",
+                &[("world", &s.name), ("reason", reason)],
+                n as f64,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_worker_cpu_percent",
+        "gauge",
+        "CPU usage of the worker process, percent of one core (latest sample).",
+    );
+    for s in workers {
+        if let (Some(_), Some(cpu)) = (s.pid, s.cpu_percent) {
+            w.sample(
+                "worldpool_worker_cpu_percent",
+                &[("world", &s.name)],
+                f64::from(cpu),
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_worker_rss_bytes",
+        "gauge",
+        "Resident memory of the worker process, bytes (latest sample).",
+    );
+    for s in workers {
+        if let (Some(_), Some(rss)) = (s.pid, s.rss_bytes) {
+            w.sample(
+                "worldpool_worker_rss_bytes",
+                &[("world", &s.name)],
+                rss as f64,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_worker_uptime_seconds",
+        "gauge",
+        "Seconds the worker's current process has been running.",
+    );
+    let now = chrono::Utc::now();
+    for s in workers {
+        if let (Some(_), Some(t)) = (s.pid, s.started_at) {
+            let up = (now - t).num_milliseconds().max(0) as f64 / 1000.0;
+            w.sample("worldpool_worker_uptime_seconds", &[("world", &s.name)], up);
+        }
+    }
+
+    w.family(
+        "worldpool_worker_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the worker's last successful run.",
+    );
+    for s in workers {
+        if let Some(t) = s.report.last_success {
+            w.sample(
+                "worldpool_worker_last_success_timestamp_seconds",
+                &[("world", &s.name)],
+                t.timestamp_millis() as f64 / 1000.0,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_worker_last_check_timestamp_seconds",
+        "gauge",
+        "Unix time of the worker's last status-page check.",
+    );
+    for s in workers {
+        if let Some(t) = s.report.last_check {
+            w.sample(
+                "worldpool_worker_last_check_timestamp_seconds",
+                &[("world", &s.name)],
+                t.timestamp_millis() as f64 / 1000.0,
+            );
+        }
+    }
+
+    // Every pool worker appears in the run counters, with zeros until its
+    // first run, so rates work from the start.
+    let mut per_world: BTreeMap<&str, WorldRuns> = workers
+        .iter()
+        .map(|s| (s.name.as_str(), WorldRuns::default()))
+        .collect();
+    for (world, r) in runs {
+        per_world.insert(world.as_str(), r.clone());
+    }
+
+    w.family(
+        "worldpool_runs_total",
+        "counter",
+        "Finished scrape runs by world and status (from run_finished events).",
+    );
+    let mut pool_runs: BTreeMap<String, u64> = BTreeMap::new();
+    for (world, r) in &per_world {
+        let mut statuses: BTreeMap<&str, u64> = [("ok", 0), ("failed", 0)].into_iter().collect();
+        for (st, n) in &r.by_status {
+            *statuses.entry(st.as_str()).or_insert(0) += n;
+        }
+        for (st, n) in statuses {
+            *pool_runs.entry(st.to_string()).or_insert(0) += n;
+            w.sample(
+                "worldpool_runs_total",
+                &[("world", world), ("status", st)],
+                n as f64,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_rows_total",
+        "counter",
+        "Player rows stored by finished runs, by world.",
+    );
+    for (world, r) in &per_world {
+        w.sample("worldpool_rows_total", &[("world", world)], r.rows as f64);
+    }
+
+    w.family(
+        "worldpool_deltas_total",
+        "counter",
+        "Delta rows stored by finished runs, by world.",
+    );
+    for (world, r) in &per_world {
+        w.sample(
+            "worldpool_deltas_total",
+            &[("world", world)],
+            r.deltas as f64,
+        );
+    }
+
+    // Pool totals.
+    w.family(
+        "worldpool_workers",
+        "gauge",
+        "Workers of the pool by lifecycle state.",
+    );
+    for st in STATES {
+        let n = workers.iter().filter(|s| s.state == st).count();
+        w.sample("worldpool_workers", &[("state", st.as_str())], n as f64);
+    }
+
+    w.family(
+        "worldpool_pool_restarts_total",
+        "counter",
+        "Restarts of all workers since the pool started.",
+    );
+    let restarts: u64 = workers.iter().map(|s| s.restarts).sum();
+    w.sample("worldpool_pool_restarts_total", &[], restarts as f64);
+
+    w.family(
+        "worldpool_pool_exits_total",
+        "counter",
+        "Exits of all worker processes since the pool started, by reason.",
+    );
+    for (reason, n) in pool_exits {
+        w.sample(
+            "worldpool_pool_exits_total",
+            &[("reason", reason)],
+            n as f64,
+        );
+    }
+
+    w.family(
+        "worldpool_pool_runs_total",
+        "counter",
+        "Finished scrape runs of all worlds, by status.",
+    );
+    for (st, n) in &pool_runs {
+        w.sample("worldpool_pool_runs_total", &[("status", st)], *n as f64);
+    }
+
+    w.family(
+        "worldpool_pool_rows_total",
+        "counter",
+        "Player rows stored by all finished runs.",
+    );
+    let rows: u64 = per_world.values().map(|r| r.rows).sum();
+    w.sample("worldpool_pool_rows_total", &[], rows as f64);
+
+    w.family(
+        "worldpool_pool_cpu_percent",
+        "gauge",
+        "CPU usage of all worker processes, percent of one core.",
+    );
+    let cpu: f64 = workers
+        .iter()
+        .filter(|s| s.pid.is_some())
+        .filter_map(|s| s.cpu_percent)
+        .map(f64::from)
+        .sum();
+    w.sample("worldpool_pool_cpu_percent", &[], cpu);
+
+    w.family(
+        "worldpool_pool_rss_bytes",
+        "gauge",
+        "Resident memory of all worker processes, bytes.",
+    );
+    let rss: u64 = workers
+        .iter()
+        .filter(|s| s.pid.is_some())
+        .filter_map(|s| s.rss_bytes)
+        .sum();
+    w.sample("worldpool_pool_rss_bytes", &[], rss as f64);
+
+    w.out
+}
+
+/// One parsed sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name.
+    pub name: String,
+    /// Labels in order, values unescaped.
+    pub labels: Vec<(String, String)>,
+    /// Value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of a label.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn valid_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn parse_value(s: &str) -> Option<f64> {
+    match s {
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        _ => s.parse::<f64>().ok(),
+    }
+}
+
+/// Parse `name{labels} value [timestamp]`.
+fn parse_sample(line: &str) -> Result<Sample, String> {
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
+    let name = &line[..name_end];
+    if !valid_metric_name(name) {
+        return Err(format!("bad metric name `{name}`"));
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(after) = rest.strip_prefix('{') {
+        let mut s = after;
+        loop {
+            if let Some(r) = s.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let eq = s.find('=').ok_or("label without `=`")?;
+            let lname = &s[..eq];
+            if !valid_label_name(lname) {
+                return Err(format!("bad label name `{lname}`"));
+            }
+            if labels.iter().any(|(k, _): &(String, String)| k == lname) {
+                return Err(format!("duplicate label `{lname}`"));
+            }
+            s = s[eq + 1..]
+                .strip_prefix('"')
+                .ok_or_else(|| format!("label `{lname}` value not quoted"))?;
+            let mut value = String::new();
+            let mut chars = s.char_indices();
+            let end = loop {
+                match chars.next() {
+                    None => return Err("unterminated label value".into()),
+                    Some((i, '"')) => break i,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\')) => value.push('\\'),
+                        Some((_, '"')) => value.push('"'),
+                        Some((_, 'n')) => value.push('\n'),
+                        other => return Err(format!("bad escape in label value: {other:?}")),
+                    },
+                    Some((_, c)) => value.push(c),
+                }
+            };
+            labels.push((lname.to_string(), value));
+            s = &s[end + 1..];
+            if let Some(r) = s.strip_prefix(',') {
+                s = r;
+            } else if let Some(r) = s.strip_prefix('}') {
+                rest = r;
+                break;
+            } else {
+                return Err("expected `,` or `}` after a label".into());
+            }
+        }
+    }
+    let rest = rest.strip_prefix(' ').ok_or("no space before the value")?;
+    let mut parts = rest.split(' ');
+    let value_text = parts.next().ok_or("no value")?;
+    let value = parse_value(value_text).ok_or_else(|| format!("bad value `{value_text}`"))?;
+    if let Some(ts) = parts.next() {
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp `{ts}`"))?;
+    }
+    if parts.next().is_some() {
+        return Err("trailing fields".into());
+    }
+    Ok(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
+}
+
+/// Parse and validate Prometheus text exposition (format 0.0.4): every
+/// line well-formed, `# TYPE` once per family and before its samples,
+/// families contiguous, no duplicate series, text ending in a newline.
+/// Returns the samples; the error names the line.
+pub fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err("the text does not end with a newline".into());
+    }
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut helped: HashSet<String> = HashSet::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut series: HashSet<String> = HashSet::new();
+    let mut samples = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let n = n + 1;
+        let err = |m: String| format!("line {n}: {m}: {line:?}");
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix('#') {
+            let mut words = comment.trim_start().splitn(3, ' ');
+            match words.next() {
+                Some("TYPE") => {
+                    let name = words
+                        .next()
+                        .ok_or_else(|| err("TYPE without name".into()))?;
+                    let kind = words
+                        .next()
+                        .ok_or_else(|| err("TYPE without type".into()))?;
+                    if !valid_metric_name(name) {
+                        return Err(err(format!("bad metric name `{name}`")));
+                    }
+                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
+                        return Err(err(format!("unknown type `{kind}`")));
+                    }
+                    if types.insert(name.to_string(), kind.to_string()).is_some() {
+                        return Err(err(format!("second TYPE for `{name}`")));
+                    }
+                    if finished.contains(name) || current.as_deref() == Some(name) {
+                        return Err(err(format!("TYPE for `{name}` after its samples")));
+                    }
+                }
+                Some("HELP") => {
+                    let name = words
+                        .next()
+                        .ok_or_else(|| err("HELP without name".into()))?;
+                    if !valid_metric_name(name) {
+                        return Err(err(format!("bad metric name `{name}`")));
+                    }
+                    if !helped.insert(name.to_string()) {
+                        return Err(err(format!("second HELP for `{name}`")));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let sample = parse_sample(line).map_err(err)?;
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = sample.name.strip_suffix(suffix)?;
+                matches!(
+                    types.get(base).map(String::as_str),
+                    Some("histogram" | "summary")
+                )
+                .then(|| base.to_string())
+            })
+            .unwrap_or_else(|| sample.name.clone());
+        if current.as_deref() != Some(family.as_str()) {
+            if finished.contains(&family) {
+                return Err(err(format!("samples of `{family}` are not contiguous")));
+            }
+            if let Some(prev) = current.take() {
+                finished.insert(prev);
+            }
+            current = Some(family.clone());
+        }
+        if types.get(&family).is_some_and(|k| k == "counter")
+            && (sample.value < 0.0 || sample.value.is_nan())
+        {
+            return Err(err("negative or NaN counter".into()));
+        }
+        let mut key = sample.name.clone();
+        let mut sorted = sample.labels.clone();
+        sorted.sort();
+        for (k, v) in &sorted {
+            let _ = write!(key, "\u{0}{k}\u{0}{v}");
+        }
+        if !series.insert(key) {
+            return Err(err("duplicate series".into()));
+        }
+        samples.push(sample);
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::FakeControl;
+
+    fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+        samples
+            .iter()
+            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+    }
+
+    #[test]
+    fn rendered_metrics_parse_and_carry_the_numbers() {
+        let mut a = FakeControl::sample_status("São \"Paulo\"\\x", 1);
+        a.restarts = 3;
+        a.exits_by_reason.insert("hung".into(), 2);
+        let mut b = FakeControl::sample_status("Beta", 2);
+        b.state = StateName::Fatal;
+        b.pid = None;
+        let counters = RunCounters::default();
+        let ev = |w: &str, rows: u64, status: &str| PoolEvent::Custom {
+            worker: w.into(),
+            kind: "run_finished".into(),
+            data: serde_json::json!({"world": w, "rows": rows, "deltas": 2, "status": status}),
+        };
+        assert!(counters.record(&ev("Beta", 10, "ok")));
+        assert!(counters.record(&ev("Beta", 5, "ok")));
+        assert!(counters.record(&ev("Beta", 0, "failed")));
+        assert!(counters.record(&ev("Beta", 0, "Weird Status!")));
+        assert!(!counters.record(&PoolEvent::Stopped {
+            worker: "Beta".into()
+        }));
+        let text = render(&[a, b], &counters.snapshot());
+        let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let world = "São \"Paulo\"\\x";
+        assert_eq!(
+            find(&samples, "worldpool_worker_up", &[("world", world)]).map(|s| s.value),
+            Some(1.0)
+        );
+        assert_eq!(
+            find(&samples, "worldpool_worker_up", &[("world", "Beta")]).map(|s| s.value),
+            Some(0.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_worker_restarts_total",
+                &[("world", world)]
+            )
+            .map(|s| s.value),
+            Some(3.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_worker_exits_total",
+                &[("world", world), ("reason", "hung")]
+            )
+            .map(|s| s.value),
+            Some(2.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_worker_exits_total",
+                &[("world", "Beta"), ("reason", "cpu_limit")]
+            )
+            .map(|s| s.value),
+            Some(0.0)
+        );
+        assert!(find(&samples, "worldpool_worker_rss_bytes", &[("world", "Beta")]).is_none());
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_runs_total",
+                &[("world", "Beta"), ("status", "ok")]
+            )
+            .map(|s| s.value),
+            Some(2.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_runs_total",
+                &[("world", "Beta"), ("status", "other")]
+            )
+            .map(|s| s.value),
+            Some(1.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_runs_total",
+                &[("world", world), ("status", "ok")]
+            )
+            .map(|s| s.value),
+            Some(0.0)
+        );
+        assert_eq!(
+            find(&samples, "worldpool_rows_total", &[("world", "Beta")]).map(|s| s.value),
+            Some(15.0)
+        );
+        assert_eq!(
+            find(&samples, "worldpool_deltas_total", &[("world", "Beta")]).map(|s| s.value),
+            Some(8.0)
+        );
+        assert_eq!(
+            find(&samples, "worldpool_workers", &[("state", "fatal")]).map(|s| s.value),
+            Some(1.0)
+        );
+        assert_eq!(
+            find(&samples, "worldpool_pool_restarts_total", &[]).map(|s| s.value),
+            Some(4.0)
+        );
+        assert_eq!(
+            find(
+                &samples,
+                "worldpool_pool_exits_total",
+                &[("reason", "crashed")]
+            )
+            .map(|s| s.value),
+            Some(2.0)
+        );
+        assert!(
+            find(
+                &samples,
+                "worldpool_worker_last_success_timestamp_seconds",
+                &[("world", "Beta")]
+            )
+            .is_some_and(|s| s.value > 1.7e9)
+        );
+    }
+
+    #[test]
+    fn validator_rejects_broken_text() {
+        let bad = [
+            ("m 1", "newline"),
+            ("m{a=\"x} 1\n", "unterminated"),
+            ("m{a=x} 1\n", "not quoted"),
+            ("9m 1\n", "bad metric name"),
+            ("m one\n", "bad value"),
+            ("m{a=\"1\"} 1\nm{a=\"1\"} 2\n", "duplicate series"),
+            ("a 1\nb 1\na 2\n", "not contiguous"),
+            ("# TYPE a counter\n# TYPE a gauge\n", "second TYPE"),
+            ("# TYPE a counter\na -1\n", "negative"),
+            ("a 1\n# TYPE a gauge\n", "after its samples"),
+            ("m{a=\"\\t\"} 1\n", "bad escape"),
+            ("m{1a=\"x\"} 1\n", "bad label name"),
+            ("m 1 notatime\n", "bad timestamp"),
+            ("# TYPE a wat\n", "unknown type"),
+        ];
+        for (text, why) in bad {
+            match parse_exposition(text) {
+                Ok(s) => panic!("accepted {text:?}: {s:?}"),
+                Err(e) => assert!(e.contains(why), "{text:?}: expected `{why}` in `{e}`"),
+            }
+        }
+        let good = "# HELP a x\n# TYPE a counter\na{l=\"q\\\"\\\\\\n\",m=\"\"} 1e3 1700000000000\n\
+                    # TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\nb NaN\nc +Inf\n";
+        let s = parse_exposition(good).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.len(), 6);
+        assert_eq!(s[0].label("l"), Some("q\"\\\n"));
+        assert_eq!(s[0].value, 1000.0);
+    }
+}
