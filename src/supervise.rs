@@ -108,6 +108,12 @@ pub async fn run_with(
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let exe = std::env::current_exe().context("locating the worldpool binary")?;
+    let token = std::env::var(crate::api::TOKEN_ENV).ok();
+    if let Some(bind) = api_bind {
+        // Refuse an unsafe bind before any worker starts.
+        let has_token = token.as_deref().is_some_and(|t| !t.trim().is_empty());
+        crate::api::check_bind(bind, has_token)?;
+    }
     let pool = start_pool(&config, &exe)?;
     let handle = pool.handle();
     tracing::info!(
@@ -117,12 +123,30 @@ pub async fn run_with(
         "pool started"
     );
 
-    if let Some(bind) = api_bind {
-        // ==== API: the lead wires `crate::api` here: serve it on `bind`
-        // with `handle.clone()` (status, control, events) and shut it down
-        // when `stop` is cancelled. ====
-        tracing::info!(%bind, "API not wired in yet");
-    }
+    let api_task = match api_bind {
+        Some(bind) => {
+            let store = match crate::store::Store::open(&config.storage_url(), 1).await {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the API serves no runs or deltas: the store did not open");
+                    None
+                }
+            };
+            let control: std::sync::Arc<dyn crate::api::Control> =
+                std::sync::Arc::new(handle.clone());
+            let state = crate::api::ApiState::new(control, store, token);
+            let (addr, task) = crate::api::serve_dedicated(
+                bind,
+                state,
+                stop.clone(),
+                crate::api::DedicatedOptions::default(),
+            )
+            .await?;
+            tracing::info!(%addr, "API listening on http://{addr}");
+            Some(task)
+        }
+        None => None,
+    };
 
     tokio::select! {
         () = stop.cancelled() => tracing::info!("stop requested"),
@@ -132,6 +156,9 @@ pub async fn run_with(
     stop.cancel();
     pool.shutdown().await;
     tracing::info!("all workers stopped");
+    if let Some(task) = api_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 
