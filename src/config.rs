@@ -749,6 +749,13 @@ impl Validator {
                 }
             },
         };
+        if let Err(msg) = s.selectors.compile() {
+            self.problem(
+                "site.selectors",
+                msg,
+                "write a valid CSS selector, or remove the key to use the default",
+            );
+        }
         SiteSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             status_path,
