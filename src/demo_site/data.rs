@@ -292,19 +292,19 @@ impl Data {
         }
         if n % 3 == 1 {
             let wname = world.name.clone();
-            if let Some(guild) = world.guilds.first_mut() {
-                if guild.members.len() < MAX_MEMBERS {
-                    let name = format!("Novato {} de {}", n, wname);
-                    world.players.insert(
-                        name.clone(),
-                        Member {
-                            vocation: VOCATIONS[(n % 4) as usize].to_string(),
-                            level: 8,
-                            experience: 5_000 + n as i64,
-                        },
-                    );
-                    guild.members.push(name);
-                }
+            if let Some(guild) = world.guilds.first_mut()
+                && guild.members.len() < MAX_MEMBERS
+            {
+                let name = format!("Novato {} de {}", n, wname);
+                world.players.insert(
+                    name.clone(),
+                    Member {
+                        vocation: VOCATIONS[(n % 4) as usize].to_string(),
+                        level: 8,
+                        experience: 5_000 + n as i64,
+                    },
+                );
+                guild.members.push(name);
             }
         }
         true

@@ -133,7 +133,10 @@ impl SiteClient {
 
     /// URL of the status page.
     pub fn status_url(&self) -> Result<String, SiteError> {
-        urls::join(&self.inner.settings.base_url, &self.inner.settings.status_path)
+        urls::join(
+            &self.inner.settings.base_url,
+            &self.inner.settings.status_path,
+        )
     }
 
     /// URL of a guild's first page.

@@ -84,7 +84,9 @@ pub fn parse_number(text: &str) -> Option<i64> {
         match c {
             '0'..='9' => {
                 seen_digit = true;
-                value = value.checked_mul(10)?.checked_add(i64::from(c as u8 - b'0'))?;
+                value = value
+                    .checked_mul(10)?
+                    .checked_add(i64::from(c as u8 - b'0'))?;
             }
             '.' | ',' | ' ' | '\u{a0}' | '\'' | '_' => {}
             _ => return None,
@@ -182,13 +184,12 @@ pub fn parse_status(
                     continue;
                 }
                 let raw = cells[1].clone();
-                let update_time = parse_site_time(&raw, now, offset).ok_or_else(|| {
-                    SiteError::BadValue {
+                let update_time =
+                    parse_site_time(&raw, now, offset).ok_or_else(|| SiteError::BadValue {
                         field: "status time".into(),
                         value: raw.clone(),
                         url: url.to_string(),
-                    }
-                })?;
+                    })?;
                 if !out.iter().any(|w| &w.world == world) {
                     out.push(WorldStatus {
                         world: world.clone(),
@@ -203,11 +204,7 @@ pub fn parse_status(
         return Err(layout("status_row", &src.status_row, url));
     }
     if !any_title {
-        return Err(layout(
-            "status_title_suffix",
-            &src.status_title_suffix,
-            url,
-        ));
+        return Err(layout("status_title_suffix", &src.status_title_suffix, url));
     }
     if out.is_empty() {
         return Err(layout("status_routine", &src.status_routine, url));
@@ -242,9 +239,10 @@ pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPa
         let Some(name_cell) = tr.select(&sel.name).next() else {
             // Header rows (th) and spacer rows carry no name cell; a row of
             // td cells without one means the layout changed.
-            if tr.children().any(|c| {
-                ElementRef::wrap(c).is_some_and(|e| e.value().name() == "td")
-            }) {
+            if tr
+                .children()
+                .any(|c| ElementRef::wrap(c).is_some_and(|e| e.value().name() == "td"))
+            {
                 data_rows += 1;
             }
             continue;
@@ -284,7 +282,8 @@ pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPa
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| bad("level", level_text.clone()))?;
         let xp_text = cell("experience", &sel.experience, &src.experience)?;
-        let experience = parse_number(&xp_text).ok_or_else(|| bad("experience", xp_text.clone()))?;
+        let experience =
+            parse_number(&xp_text).ok_or_else(|| bad("experience", xp_text.clone()))?;
         rows.push(PlayerRow {
             rank,
             name,
@@ -341,7 +340,10 @@ mod tests {
     fn site_times() {
         let off = brt();
         // 2026-11-29 12:00 UTC = 09:00 in UTC-3.
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .expect("time");
         let at = |y, mo, d, h, mi| off.with_ymd_and_hms(y, mo, d, h, mi, 0).single();
         let table: &[(&str, Option<DateTime<FixedOffset>>)] = &[
             ("Hoje às 09:23", at(2026, 11, 29, 9, 23)),
@@ -357,7 +359,10 @@ mod tests {
             assert_eq!(parse_site_time(text, now, off), *want, "{text:?}");
         }
         // Just after midnight UTC it is still the previous day in UTC-3.
-        let now = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 30, 1, 0, 0)
+            .single()
+            .expect("time");
         assert_eq!(
             parse_site_time("Hoje às 21:00", now, off),
             at(2026, 11, 29, 21, 0)
@@ -377,7 +382,10 @@ mod tests {
 
     #[test]
     fn status_page() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .expect("time");
         let got = parse_status(STATUS, &sel(), "http://x/status", now, brt()).expect("parses");
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].world, "Aurera");
@@ -404,7 +412,10 @@ mod tests {
         for (page, key) in cases {
             let err = parse_status(page, &sel(), "http://x/status", now, brt()).expect_err(page);
             let msg = err.to_string();
-            assert!(msg.contains(key) && msg.contains("http://x/status"), "{msg}");
+            assert!(
+                msg.contains(key) && msg.contains("http://x/status"),
+                "{msg}"
+            );
             assert!(msg.contains("layout changed?"), "{msg}");
         }
     }

@@ -13,10 +13,21 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// The URL of a guild page: `template` (e.g. `/guild.php?guild={guild}&world={world}`)
 /// with both names percent-encoded as UTF-8, joined to `base`.
-pub fn guild_url(base: &str, template: &str, guild: &str, world: &str) -> Result<String, SiteError> {
+pub fn guild_url(
+    base: &str,
+    template: &str,
+    guild: &str,
+    world: &str,
+) -> Result<String, SiteError> {
     let path = template
-        .replace("{guild}", &utf8_percent_encode(guild, QUERY_VALUE).to_string())
-        .replace("{world}", &utf8_percent_encode(world, QUERY_VALUE).to_string());
+        .replace(
+            "{guild}",
+            &utf8_percent_encode(guild, QUERY_VALUE).to_string(),
+        )
+        .replace(
+            "{world}",
+            &utf8_percent_encode(world, QUERY_VALUE).to_string(),
+        );
     join(base, &path)
 }
 

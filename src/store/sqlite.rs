@@ -101,12 +101,10 @@ impl SqliteStore {
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
             let memory = p.as_os_str() == ":memory:";
-            if !memory {
-                if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
+            if !memory && let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
+                })?;
             }
             let mut conn = Connection::open(&p)
                 .map_err(|e| StoreError::Backend(format!("sqlite {}: {e}", p.display())))?;
