@@ -382,10 +382,27 @@ async fn scrape_once_prints_the_documented_json() {
 }
 
 #[tokio::test]
-async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run() {
-    let (site, dir, config, url) = site_and_config().await;
+async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run_sqlite() {
+    kill_9_in_the_middle_of_writing(None).await;
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run_postgres() {
+    kill_9_in_the_middle_of_writing(Some(crate::helper::pg::fresh_database_url().await)).await;
+}
+
+/// `database_url`: PostgreSQL through DATABASE_URL, or the config's SQLite.
+async fn kill_9_in_the_middle_of_writing(database_url: Option<String>) {
+    let (site, dir, config, sqlite_url) = site_and_config().await;
+    let url = database_url.clone().unwrap_or(sqlite_url);
+    let with_db = |mut cmd: Command| {
+        if let Some(db) = &database_url {
+            cmd.env("DATABASE_URL", db);
+        }
+        cmd
+    };
     let marker = dir.path().join("in-tx");
-    let mut child = scrape_once(&config, "Aurera", &[])
+    let mut child = with_db(scrape_once(&config, "Aurera", &[]))
         .env("WORLDPOOL_TEST_STALL_IN_TX", &marker)
         .stdout(Stdio::null())
         .spawn()
@@ -427,14 +444,10 @@ async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run() {
     );
 
     // The next run completes it.
-    let cfg = config.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        scrape_once(&cfg, "Aurera", &["--json"])
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("join");
+    let mut cmd = with_db(scrape_once(&config, "Aurera", &["--json"]));
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("join");
     assert!(out.status.success(), "{out:?}");
     let runs = store.runs(None, 10, None).await.expect("runs");
     assert_eq!(runs.len(), 1);
@@ -450,5 +463,37 @@ async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run() {
             .last_update_time,
         site.update_time("Aurera")
     );
+    site.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_switch_at_run_time_over_http() {
+    let site = DemoSite::start(DemoSiteOptions::default())
+        .await
+        .expect("demo site");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let status = format!("{}/status", site.base_url());
+    let r = http
+        .post(format!("{}/_faults", site.base_url()))
+        .json(&serde_json::json!({"kind": "status503", "times": 1}))
+        .send()
+        .await
+        .expect("post fault");
+    assert!(r.status().is_success(), "{r:?}");
+    let r = http.get(&status).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 503);
+    let r = http.get(&status).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    let before = site.update_time("Aurera");
+    let r = http
+        .post(format!("{}/_advance", site.base_url()))
+        .send()
+        .await
+        .expect("advance");
+    assert!(r.status().is_success());
+    assert!(site.update_time("Aurera") > before);
     site.shutdown().await;
 }

@@ -128,9 +128,21 @@ pub fn parse_site_time(
     date.and_time(time).and_local_timezone(offset).single()
 }
 
+/// Whether `hay` contains `needle`, ASCII case-insensitively (no allocation;
+/// the marker is usually found at the very end, so search from the end).
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.len() > h.len() {
+        return false;
+    }
+    (0..=h.len() - n.len())
+        .rev()
+        .any(|i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+}
+
 fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), SiteError> {
     let marker = &sel.source.complete_marker;
-    if !marker.is_empty() && !html_text.to_lowercase().contains(&marker.to_lowercase()) {
+    if !marker.is_empty() && !contains_ignore_ascii_case(html_text, marker) {
         return Err(SiteError::Truncated {
             url: url.to_string(),
             marker: marker.clone(),
