@@ -497,3 +497,84 @@ async fn faults_switch_at_run_time_over_http() {
     assert!(site.update_time("Aurera") > before);
     site.shutdown().await;
 }
+
+#[tokio::test]
+async fn store_down_mid_run_keeps_the_scrape_and_retries() {
+    // A cluster of its own: this test stops and restarts it.
+    let cluster = crate::helper::pg::PgCluster::start()
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for this test: {e}"));
+    let site = DemoSite::start(DemoSiteOptions::default())
+        .await
+        .expect("demo site");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &site.config_toml(&cluster.url(), Mode::Pool));
+    let store = Store::open(&cluster.url(), 1).await.expect("store");
+    let scraper = Scraper::new(&config, Clock::System).expect("scraper");
+    let status = scraper.status().await.expect("status");
+    let t = worldpool::site::find_world(&status, "Aurera")
+        .expect("world")
+        .update_time;
+    // Slow guild pages: the database goes away while the scrape runs.
+    site.set_fault(Fault::Slow { millis: 300 });
+    let served = site.requests_served();
+    let task = {
+        let (store, config, scraper) = (store.clone(), config.clone(), scraper.clone());
+        tokio::spawn(async move {
+            let world = config.world("Aurera").expect("world").clone();
+            process_world(
+                &scraper,
+                &store,
+                &config,
+                &world,
+                t,
+                &Reporter::none(),
+                &CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    wait_for_async("the scrape to start", Duration::from_secs(10), || {
+        let n = site.requests_served();
+        async move { (n > served).then_some(()) }
+    })
+    .await;
+    cluster.stop_server();
+    site.clear_faults();
+    // The scrape completes while the database is down; the write fails
+    // and is retried with the scrape kept.
+    let retries = worldpool::scrape::store_retries();
+    wait_for_async("a retried write", Duration::from_secs(20), || {
+        let n = worldpool::scrape::store_retries();
+        async move { (n > retries).then_some(()) }
+    })
+    .await;
+    assert!(
+        !task.is_finished(),
+        "the worker must wait for the store, not give up"
+    );
+    cluster.start_server().expect("restart PostgreSQL");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the write succeeds once the database is back")
+        .expect("no panic")
+        .expect("processed");
+    let (rows, _, kind) = stored(outcome);
+    assert_eq!(kind, PassKind::First);
+    assert_eq!(
+        rows,
+        site.players("Aurera")
+            .into_iter()
+            .map(|p| p.name)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
+    assert_eq!(
+        store
+            .runs(Some("Aurera"), 10, None)
+            .await
+            .expect("runs")
+            .len(),
+        1
+    );
+    site.shutdown().await;
+}

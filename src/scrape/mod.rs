@@ -25,6 +25,14 @@ use crate::worker::Reporter;
 /// Longest wait between attempts to reach the store.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 
+static STORE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Store operations retried so far in this process (each failed attempt
+/// of a write that is kept and retried counts one).
+pub fn store_retries() -> u64 {
+    STORE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A world's guilds, scraped.
 #[derive(Debug, Clone)]
 pub struct Scraped {
@@ -274,6 +282,7 @@ where
         match op().await {
             Ok(v) => return Ok(v),
             Err(e) => {
+                STORE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let delay = backoff_delay(Duration::from_millis(200), attempt, rand::random())
                     .min(STORE_RETRY_MAX);
                 tracing::warn!(error = %e, attempt, ?delay, "store unavailable; keeping the scrape and retrying");

@@ -57,17 +57,25 @@ impl PgCluster {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("free port: {e}"))?
             .port();
+        let cluster = PgCluster { bindir, dir, port };
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// (Re)start the server of this cluster on its port.
+    pub fn start_server(&self) -> Result<(), String> {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
         );
         run_as_postgres(
-            &bindir.join("pg_ctl"),
+            &self.bindir.join("pg_ctl"),
             &[
                 "-D",
-                &data.to_string_lossy(),
+                &self.dir.join("data").to_string_lossy(),
                 "-l",
-                &dir.join("log").to_string_lossy(),
+                &self.dir.join("log").to_string_lossy(),
                 "-w",
                 "-t",
                 "30",
@@ -77,10 +85,25 @@ impl PgCluster {
             ],
         )
         .map_err(|e| {
-            let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
             format!("{e}\nserver log:\n{log}")
-        })?;
-        Ok(PgCluster { bindir, dir, port })
+        })
+    }
+
+    /// Stop the server (immediate), keeping the data.
+    pub fn stop_server(&self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bindir.join("pg_ctl"))
+            .args([
+                "-D",
+                &self.dir.join("data").to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
+            .output();
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
@@ -89,12 +112,7 @@ impl PgCluster {
     }
 
     fn stop(&self) {
-        let data = self.dir.join("data");
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bindir.join("pg_ctl"))
-            .args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"])
-            .output();
+        self.stop_server();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
