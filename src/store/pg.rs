@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Offset, Utc};
 use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -96,7 +96,7 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 }
 
 fn fixed(t: DateTime<Utc>, offset_secs: i32) -> DateTime<FixedOffset> {
-    let off = FixedOffset::east_opt(offset_secs).unwrap_or(FixedOffset::east_opt(0).expect("0"));
+    let off = FixedOffset::east_opt(offset_secs).unwrap_or(Utc.fix());
     t.with_timezone(&off)
 }
 
