@@ -140,6 +140,13 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
         .any(|i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
+/// `text` without `suffix` (case-insensitive), if it ends with it.
+fn strip_suffix_ci<'a>(text: &'a str, suffix: &str) -> Option<&'a str> {
+    let cut = text.len().checked_sub(suffix.len())?;
+    (text.is_char_boundary(cut) && text[cut..].to_lowercase() == suffix.to_lowercase())
+        .then(|| &text[..cut])
+}
+
 fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), SiteError> {
     let marker = &sel.source.complete_marker;
     if !marker.is_empty() && !contains_ignore_ascii_case(html_text, marker) {
@@ -169,7 +176,7 @@ pub fn parse_status(
     complete_check(html_text, sel, url)?;
     let doc = Html::parse_document(html_text);
     let src = &sel.source;
-    let suffix = src.status_title_suffix.trim().to_lowercase();
+    let suffix = src.status_title_suffix.trim();
     let routine = src.status_routine.trim().to_lowercase();
     let mut any_row = false;
     let mut any_title = false;
@@ -178,38 +185,35 @@ pub fn parse_status(
     for row in doc.select(&sel.status_row) {
         any_row = true;
         let cells: Vec<String> = row.select(&sel.status_cell).map(text_of).collect();
-        match cells.len() {
-            0 => continue,
-            1 => {
-                let title = &cells[0];
-                let lower = title.to_lowercase();
-                if let Some(stripped) = lower.strip_suffix(&suffix) {
-                    any_title = true;
-                    // Keep the site's casing: cut the same number of bytes.
-                    let world = title[..stripped.len()].trim().to_string();
-                    current = Some(world);
-                }
+        if cells.is_empty() {
+            continue;
+        }
+        // A title row: "<World> Status" in the first cell, nothing else.
+        if cells[1..].iter().all(|c| c.is_empty()) {
+            if let Some(world) = strip_suffix_ci(&cells[0], suffix) {
+                any_title = true;
+                current = Some(world.trim().to_string());
             }
-            _ => {
-                let Some(world) = &current else { continue };
-                if cells[0].to_lowercase() != routine {
-                    continue;
-                }
-                let raw = cells[1].clone();
-                let update_time =
-                    parse_site_time(&raw, now, offset).ok_or_else(|| SiteError::BadValue {
-                        field: "status time".into(),
-                        value: raw.clone(),
-                        url: url.to_string(),
-                    })?;
-                if !out.iter().any(|w| &w.world == world) {
-                    out.push(WorldStatus {
-                        world: world.clone(),
-                        raw,
-                        update_time,
-                    });
-                }
-            }
+            continue;
+        }
+        // A routine row: name, last update, delay, status word.
+        let Some(world) = &current else { continue };
+        if cells[0].to_lowercase() != routine || cells.len() < 2 {
+            continue;
+        }
+        let raw = cells[1].clone();
+        let update_time =
+            parse_site_time(&raw, now, offset).ok_or_else(|| SiteError::BadValue {
+                field: "status time".into(),
+                value: raw.clone(),
+                url: url.to_string(),
+            })?;
+        if !out.iter().any(|w| &w.world == world) {
+            out.push(WorldStatus {
+                world: world.clone(),
+                raw,
+                update_time,
+            });
         }
     }
     if !any_row {
@@ -388,7 +392,8 @@ mod tests {
         <tr><td>
              Daily Raw Ranking
             </td><td>  Hoje às 09:23 </td><td>5 min</td><td>Atualizado</td></tr>
-        <tr><th colspan="4">Cèlesta Status</th></tr>
+        <tr><td>Cèlesta STATUS</td><td></td><td> </td><td></td></tr>
+        <tr><th colspan="4">İİİ</th></tr>
         <tr><td>Daily Raw Ranking</td><td>Ontem às 23:58</td><td>10 h</td><td>Desatualizado</td></tr>
       </table></body></html>"#;
 
