@@ -306,17 +306,19 @@ fn poll_delay(config: &Config) -> Duration {
     base + base.mul_f64(config.site.poll_jitter * rand::random::<f64>())
 }
 
-/// Open the store, retrying with backoff until it answers or shutdown.
+/// Open the store, retrying with backoff until it answers (`Ok(Some)`) or
+/// shutdown (`Ok(None)`). A URL we cannot use is an error at once.
 pub async fn open_store_retrying(
     config: &Config,
     reporter: &Reporter,
     shutdown: &CancellationToken,
-) -> Option<Store> {
+) -> Result<Option<Store>, crate::store::StoreError> {
     let url = config.storage_url();
     let mut attempt = 0u32;
     loop {
         match Store::open(&url, config.storage.max_connections).await {
-            Ok(s) => return Some(s),
+            Ok(s) => return Ok(Some(s)),
+            Err(e @ crate::store::StoreError::BadUrl(_)) => return Err(e),
             Err(e) => {
                 let delay = backoff_delay(Duration::from_millis(500), attempt, rand::random())
                     .min(STORE_RETRY_MAX);
@@ -327,7 +329,7 @@ pub async fn open_store_retrying(
                 });
                 attempt += 1;
                 tokio::select! {
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -352,7 +354,7 @@ pub async fn run_worker(
         }
     }
     let scraper = Scraper::new(&config, Clock::System)?;
-    let Some(store) = open_store_retrying(&config, &reporter, &shutdown).await else {
+    let Some(store) = open_store_retrying(&config, &reporter, &shutdown).await? else {
         return Ok(());
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
