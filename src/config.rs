@@ -712,14 +712,14 @@ impl Validator {
                 "use a fraction between 0.0 and 1.0",
             );
         }
-        if let Some(proxy) = &s.proxy {
-            if url::Url::parse(proxy).is_err() {
-                self.problem(
-                    "site.proxy",
-                    format!("`{proxy}` is not a URL"),
-                    "write e.g. \"http://127.0.0.1:3128\", or remove the key",
-                );
-            }
+        if let Some(proxy) = &s.proxy
+            && url::Url::parse(proxy).is_err()
+        {
+            self.problem(
+                "site.proxy",
+                format!("`{proxy}` is not a URL"),
+                "write e.g. \"http://127.0.0.1:3128\", or remove the key",
+            );
         }
         let utc_offset_minutes = match s.utc_offset.as_deref() {
             None => -180,
@@ -749,6 +749,13 @@ impl Validator {
                 }
             },
         };
+        if let Err(msg) = s.selectors.compile() {
+            self.problem(
+                "site.selectors",
+                msg,
+                "write a valid CSS selector, or remove the key to use the default",
+            );
+        }
         SiteSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             status_path,

@@ -1,1 +1,454 @@
-//! Tests: scrape.
+//! The golden scenario over ticks of the demo site, the worker loop, and
+//! `scrape-once` as a real process (JSON shape; kill -9 in the middle of
+//! writing leaves no partial run).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use tokio_util::sync::CancellationToken;
+use worldpool::config::{Config, Mode};
+use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
+use worldpool::scrape::{Outcome, Scraper, process_world};
+use worldpool::site::Clock;
+use worldpool::store::{PassKind, Store};
+use worldpool::worker::Reporter;
+
+use crate::helper::{bin, wait_for, wait_for_async};
+
+struct Fixture {
+    site: DemoSite,
+    clock: Clock,
+    config: Config,
+    scraper: Scraper,
+    store: Store,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Demo site on a manual clock at 09:00 site time (UTC-3), SQLite store.
+    async fn new() -> Fixture {
+        let clock = Clock::manual(
+            Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+                .single()
+                .expect("time"),
+        );
+        let site = DemoSite::start(DemoSiteOptions {
+            now: clock.clone(),
+            ..DemoSiteOptions::default()
+        })
+        .await
+        .expect("demo site starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/wp.db", dir.path().display());
+        let config = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
+        let scraper = Scraper::new(&config, clock.clone()).expect("scraper");
+        let store = Store::open(&url, 1).await.expect("store");
+        Fixture {
+            site,
+            clock,
+            config,
+            scraper,
+            store,
+            dir,
+        }
+    }
+
+    async fn pass(&self, world: &str) -> Outcome {
+        let status = self.scraper.status().await.expect("status page");
+        let ws = worldpool::site::find_world(&status, world).expect("world on status page");
+        let w = self.config.world(world).expect("world in config");
+        process_world(
+            &self.scraper,
+            &self.store,
+            &self.config,
+            w,
+            ws.update_time,
+            &Reporter::none(),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("processed")
+    }
+
+    /// What the site shows for a world, each player once (first guild).
+    fn site_xp(&self, world: &str) -> HashMap<String, (String, i64)> {
+        let mut out = HashMap::new();
+        for p in self.site.players(world) {
+            out.entry(p.name).or_insert((p.guild, p.experience));
+        }
+        out
+    }
+
+    async fn stored_xp(&self, world: &str) -> HashMap<String, (String, i64)> {
+        self.store
+            .players(world)
+            .await
+            .expect("players")
+            .into_iter()
+            .map(|p| (p.name, (p.guild, p.experience)))
+            .collect()
+    }
+
+    fn minutes(&self, m: i64) {
+        self.clock.advance(chrono::Duration::minutes(m));
+    }
+}
+
+fn write_config(dir: &Path, text: &str) -> Config {
+    let path = dir.join("worldpool.toml");
+    std::fs::write(&path, text).expect("write config");
+    Config::load(&path).unwrap_or_else(|e| panic!("generated config is valid: {e}"))
+}
+
+fn stored(outcome: Outcome) -> (usize, Vec<(String, String, i64)>, PassKind) {
+    match outcome {
+        Outcome::Stored {
+            rows, deltas, kind, ..
+        } => {
+            let mut d: Vec<_> = deltas
+                .into_iter()
+                .map(|d| (d.name, d.guild, d.delta))
+                .collect();
+            d.sort();
+            (rows, d, kind)
+        }
+        other => panic!("expected a stored run, got {other:?}"),
+    }
+}
+
+/// Expected deltas between two snapshots of the site.
+fn expected_deltas(
+    before: &HashMap<String, (String, i64)>,
+    after: &HashMap<String, (String, i64)>,
+) -> Vec<(String, String, i64)> {
+    let mut out: Vec<_> = after
+        .iter()
+        .filter_map(|(name, (guild, xp))| {
+            let d = match before.get(name) {
+                None => *xp,
+                Some((_, old)) => xp - old,
+            };
+            (d > 0).then(|| (name.clone(), guild.clone(), d))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn golden_scenario_over_ticks() {
+    let f = Fixture::new().await;
+
+    // 1. First pass: every player new, deltas are the full values; a player
+    //    in two guilds counts once (first guild in config order).
+    let site0 = f.site_xp("Aurera");
+    let (rows, deltas, kind) = stored(f.pass("Aurera").await);
+    assert_eq!(kind, PassKind::First);
+    assert_eq!(rows, site0.len());
+    assert_eq!(deltas, expected_deltas(&HashMap::new(), &site0));
+    assert_eq!(f.stored_xp("Aurera").await, site0);
+    assert_eq!(site0["Zé Pequeno"].0, "Red Rose");
+    // The unknown guild of Cèlesta: a warning and zero rows, not an error.
+    let (rows, _, _) = stored(f.pass("Cèlesta").await);
+    assert_eq!(rows, f.site_xp("Cèlesta").len());
+
+    // 2. Unchanged status: no scrape (only the status page is fetched).
+    let before = f.site.requests_served();
+    assert!(matches!(f.pass("Aurera").await, Outcome::Unchanged { .. }));
+    assert_eq!(f.site.requests_served() - before, 1, "only the status page");
+
+    // 3. Increases: deltas only for changed players, and a new player.
+    f.minutes(10);
+    f.site.advance();
+    let site1 = f.site_xp("Aurera");
+    assert!(site1.keys().any(|n| !site0.contains_key(n)), "a new player");
+    let (rows, deltas, kind) = stored(f.pass("Aurera").await);
+    assert_eq!(kind, PassKind::Normal);
+    assert_eq!(rows, site1.len());
+    let want = expected_deltas(&site0, &site1);
+    assert!(!want.is_empty() && want.len() < site1.len(), "{want:?}");
+    assert_eq!(deltas, want);
+    let newest = f
+        .store
+        .deltas(Some("Aurera"), None, 1, None)
+        .await
+        .expect("deltas");
+    assert!(newest[0].previous_update_time.is_some());
+
+    // 4. Two worlds with their own update times.
+    let (_, _, kind) = stored(f.pass("Bellum").await);
+    assert_eq!(kind, PassKind::First);
+    f.minutes(10);
+    assert!(f.site.advance_world("Bellum"));
+    assert!(matches!(f.pass("Aurera").await, Outcome::Unchanged { .. }));
+    let (_, _, kind) = stored(f.pass("Bellum").await);
+    assert_eq!(kind, PassKind::Normal);
+    let a = f.store.world_state("Aurera").await.expect("state");
+    let b = f.store.world_state("Bellum").await.expect("state");
+    assert_ne!(a.last_update_time, b.last_update_time);
+    assert_eq!(b.last_update_time, f.site.update_time("Bellum"));
+
+    // 5. Daily reset: the first update after 10:02 re-bases, no deltas;
+    //    the state survives a restart of the worker (a new store handle).
+    f.clock.set(
+        Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0)
+            .single()
+            .expect("t"),
+    ); // 10:00
+    f.site.advance();
+    stored(f.pass("Aurera").await);
+    f.clock.set(
+        Utc.with_ymd_and_hms(2026, 11, 29, 13, 10, 0)
+            .single()
+            .expect("t"),
+    ); // 10:10
+    f.site.trigger_reset();
+    f.site.advance();
+    let (_, deltas, kind) = stored(f.pass("Aurera").await);
+    assert!(matches!(kind, PassKind::Rebase { .. }), "{kind:?}");
+    assert!(
+        deltas.is_empty(),
+        "no deltas on the re-basing pass: {deltas:?}"
+    );
+    let rebased = f.site_xp("Aurera");
+    assert_eq!(f.stored_xp("Aurera").await, rebased);
+    let url = f.config.storage.url.clone();
+    let restarted = Store::open(&url, 1).await.expect("reopen");
+    let state = restarted.world_state("Aurera").await.expect("state");
+    assert!(state.last_rebase.is_some());
+    let f = Fixture {
+        store: restarted,
+        ..f
+    };
+    assert!(matches!(f.pass("Aurera").await, Outcome::Unchanged { .. }));
+    f.minutes(10);
+    f.site.advance();
+    let after = f.site_xp("Aurera");
+    let (_, deltas, kind) = stored(f.pass("Aurera").await);
+    assert_eq!(kind, PassKind::Normal);
+    assert_eq!(deltas, expected_deltas(&rebased, &after));
+
+    // 6. 503 on the status page: retried; when it persists, no run at all.
+    f.site.set_fault(Fault::Status503 { times: 2 });
+    f.scraper.status().await.expect("retried past two 503s");
+    let runs_before = f.store.runs(None, 1000, None).await.expect("runs").len();
+    f.site.set_fault(Fault::Status503 { times: 100 });
+    let err = f.scraper.status().await.expect_err("503 persists");
+    assert!(err.to_string().contains("503"), "{err}");
+    f.site.clear_faults();
+    assert_eq!(
+        f.store.runs(None, 1000, None).await.expect("runs").len(),
+        runs_before
+    );
+
+    // 7. Truncated HTML: a failed run with its error, nothing else written;
+    //    the next pass completes the same update.
+    f.minutes(10);
+    f.site.advance();
+    let players_before = f.stored_xp("Aurera").await;
+    let state_before = f.store.world_state("Aurera").await.expect("state");
+    f.site.set_fault(Fault::TruncatedHtml { times: 1000 });
+    match f.pass("Aurera").await {
+        Outcome::Failed { error, .. } => assert!(error.contains("truncated"), "{error}"),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+    f.site.clear_faults();
+    let last = &f.store.runs(Some("Aurera"), 1, None).await.expect("runs")[0];
+    assert_eq!(last.status, "failed");
+    assert!(
+        last.error
+            .as_deref()
+            .is_some_and(|e| e.contains("truncated"))
+    );
+    assert_eq!(f.stored_xp("Aurera").await, players_before);
+    assert_eq!(
+        f.store.world_state("Aurera").await.expect("state"),
+        state_before
+    );
+    // A guild page that fails once is retried within the run.
+    f.site.set_fault(Fault::Guild503 { times: 1 });
+    let (_, _, kind) = stored(f.pass("Aurera").await);
+    assert_eq!(kind, PassKind::Normal);
+    assert_eq!(f.stored_xp("Aurera").await, f.site_xp("Aurera"));
+
+    drop(f.dir);
+    f.site.shutdown().await;
+}
+
+#[tokio::test]
+async fn worker_loop_scrapes_every_world_and_stops_cleanly() {
+    let site = DemoSite::start(DemoSiteOptions::default())
+        .await
+        .expect("demo site");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let config = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
+    let worlds = site.world_names();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worldpool::scrape::run_worker(
+        config,
+        worlds.clone(),
+        Reporter::none(),
+        stop.clone(),
+    ));
+    let store = Store::open(&url, 1).await.expect("store");
+    wait_for_async("a run for every world", Duration::from_secs(20), || {
+        let store = store.clone();
+        let worlds = worlds.clone();
+        async move {
+            let runs = store.runs(None, 100, None).await.ok()?;
+            worlds
+                .iter()
+                .all(|w| runs.iter().any(|r| &r.world == w && r.status == "ok"))
+                .then_some(())
+        }
+    })
+    .await;
+    // A site update is picked up by the loop.
+    site.advance_world("Bellum");
+    let want = site.update_time("Bellum");
+    wait_for_async("the Bellum update", Duration::from_secs(20), || {
+        let store = store.clone();
+        async move {
+            (store.world_state("Bellum").await.ok()?.last_update_time == want).then_some(())
+        }
+    })
+    .await;
+    stop.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the loop stops within 10 s")
+        .expect("no panic");
+    result.expect("clean shutdown returns Ok");
+    site.shutdown().await;
+}
+
+fn scrape_once(config: &Path, world: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["scrape-once", "--world", world, "--config"])
+        .arg(config)
+        .args(extra)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+async fn site_and_config() -> (DemoSite, tempfile::TempDir, PathBuf, String) {
+    let site = DemoSite::start(DemoSiteOptions::default())
+        .await
+        .expect("demo site");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let path = dir.path().join("worldpool.toml");
+    std::fs::write(&path, site.config_toml(&url, Mode::Pool)).expect("write");
+    (site, dir, path, url)
+}
+
+#[tokio::test]
+async fn scrape_once_prints_the_documented_json() {
+    let (site, _dir, config, url) = site_and_config().await;
+    let out = tokio::task::spawn_blocking(move || {
+        scrape_once(&config, "Aurera", &["--json"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in ["world", "update_time", "players", "deltas", "stored"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["world"], "Aurera");
+    assert_eq!(v["stored"], true);
+    let p = &v["players"][0];
+    for key in ["name", "guild", "vocation", "level", "experience"] {
+        assert!(p.get(key).is_some(), "player lacks {key}: {p}");
+    }
+    let d = &v["deltas"][0];
+    for key in ["name", "guild", "delta"] {
+        assert!(d.get(key).is_some(), "delta lacks {key}: {d}");
+    }
+    let players = v["players"].as_array().expect("array").len();
+    let store = Store::open(&url, 1).await.expect("store");
+    assert_eq!(
+        store.players("Aurera").await.expect("players").len(),
+        players
+    );
+    site.shutdown().await;
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run() {
+    let (site, dir, config, url) = site_and_config().await;
+    let marker = dir.path().join("in-tx");
+    let mut child = scrape_once(&config, "Aurera", &[])
+        .env("WORLDPOOL_TEST_STALL_IN_TX", &marker)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn scrape-once");
+    let m = marker.clone();
+    let waited = tokio::task::spawn_blocking(move || {
+        wait_for(
+            "the writer inside its transaction",
+            Duration::from_secs(30),
+            || m.exists().then_some(()),
+        );
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped")
+    })
+    .await
+    .expect("join");
+    assert!(!waited.success());
+
+    let store = Store::open(&url, 1).await.expect("store");
+    assert!(
+        store.runs(None, 10, None).await.expect("runs").is_empty(),
+        "no partial run"
+    );
+    assert!(store.players("Aurera").await.expect("players").is_empty());
+    assert!(
+        store
+            .deltas(None, None, 10, None)
+            .await
+            .expect("deltas")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .world_state("Aurera")
+            .await
+            .expect("state")
+            .last_update_time,
+        None
+    );
+
+    // The next run completes it.
+    let cfg = config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        scrape_once(&cfg, "Aurera", &["--json"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{out:?}");
+    let runs = store.runs(None, 10, None).await.expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "ok");
+    let distinct: std::collections::HashSet<String> =
+        site.players("Aurera").into_iter().map(|p| p.name).collect();
+    assert_eq!(runs[0].rows as usize, distinct.len());
+    assert_eq!(
+        store
+            .world_state("Aurera")
+            .await
+            .expect("state")
+            .last_update_time,
+        site.update_time("Aurera")
+    );
+    site.shutdown().await;
+}

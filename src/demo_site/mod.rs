@@ -1,17 +1,487 @@
-//! An offline copy of the ranking site, and `worldpool demo`. (Stub.)
+//! An offline copy of the ranking site (axum on 127.0.0.1), and `worldpool demo`.
+//!
+//! Library API for tests, benchmarks and the demo: [`DemoSite::start`] with
+//! [`DemoSiteOptions`]; [`DemoSite::advance`] makes one site update;
+//! [`DemoSite::set_fault`] injects 503s, slow answers, truncated HTML (also
+//! over HTTP: `POST /_faults` with e.g. `{"kind":"status503","times":2}`,
+//! `DELETE /_faults`, `POST /_advance`, `POST /_reset`).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::FixedOffset;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, DemoSiteArgs};
+use crate::config::Mode;
+use crate::site::Clock;
+
+mod data;
+pub mod render;
+
+pub use data::{Data, Sizing};
+
+/// A fault the site injects into its answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// The status page answers 503 this many times.
+    Status503 {
+        /// How many answers.
+        times: u32,
+    },
+    /// Guild pages answer 503 this many times.
+    Guild503 {
+        /// How many answers.
+        times: u32,
+    },
+    /// Every answer waits this long first.
+    Slow {
+        /// Milliseconds.
+        millis: u64,
+    },
+    /// Guild pages are cut in the middle this many times.
+    TruncatedHtml {
+        /// How many answers.
+        times: u32,
+    },
+}
+
+/// Options of [`DemoSite::start`].
+#[derive(Debug, Clone)]
+pub struct DemoSiteOptions {
+    /// Port on 127.0.0.1 (0 = a free one).
+    pub port: u16,
+    /// Latency added to every answer.
+    pub latency: Duration,
+    /// Auto-advance period (`None`: only [`DemoSite::advance`]).
+    pub tick: Option<Duration>,
+    /// A generated dataset; `None` is the hand-made realistic one.
+    pub sized: Option<Sizing>,
+    /// The clock of the status page times.
+    pub now: Clock,
+    /// The site's UTC offset in minutes (default -180).
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for DemoSiteOptions {
+    fn default() -> Self {
+        DemoSiteOptions {
+            port: 0,
+            latency: Duration::ZERO,
+            tick: None,
+            sized: None,
+            now: Clock::System,
+            utc_offset_minutes: -180,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    status503: u32,
+    guild503: u32,
+    slow: Duration,
+    truncated: u32,
+}
+
+#[derive(Debug)]
+struct Shared {
+    data: Mutex<Data>,
+    faults: Mutex<Faults>,
+    served: AtomicU64,
+    latency: Duration,
+    clock: Clock,
+}
+
+impl Shared {
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn set_fault(&self, fault: Fault) {
+        let mut f = self.faults();
+        match fault {
+            Fault::Status503 { times } => f.status503 = times,
+            Fault::Guild503 { times } => f.guild503 = times,
+            Fault::Slow { millis } => f.slow = Duration::from_millis(millis),
+            Fault::TruncatedHtml { times } => f.truncated = times,
+        }
+    }
+    fn advance(&self) -> u64 {
+        let now = self.clock.now();
+        let mut d = self.data();
+        let names: Vec<String> = d.worlds.iter().map(|w| w.name.clone()).collect();
+        for n in &names {
+            d.advance_world(n, now);
+        }
+        d.worlds.iter().map(|w| w.advances).max().unwrap_or(0)
+    }
+}
+
+/// A running demo site.
+#[derive(Debug)]
+pub struct DemoSite {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One player as the site shows it (for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoPlayer {
+    /// Guild.
+    pub guild: String,
+    /// Name.
+    pub name: String,
+    /// Experience gained today.
+    pub experience: i64,
+}
+
+impl DemoSite {
+    /// Bind 127.0.0.1 and serve.
+    pub async fn start(options: DemoSiteOptions) -> anyhow::Result<DemoSite> {
+        let offset = FixedOffset::east_opt(options.utc_offset_minutes * 60)
+            .ok_or_else(|| anyhow::anyhow!("bad utc offset"))?;
+        let now = options.now.now();
+        let data = match options.sized {
+            Some(size) => Data::sized(size, now, offset),
+            None => Data::realistic(now, offset),
+        };
+        let shared = Arc::new(Shared {
+            data: Mutex::new(data),
+            faults: Mutex::new(Faults::default()),
+            served: AtomicU64::new(0),
+            latency: options.latency,
+            clock: options.now.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let app = app(shared.clone());
+        let token = stop.clone();
+        let ticker = options.tick.map(|period| {
+            let shared = shared.clone();
+            let token = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(period) => { shared.advance(); }
+                    }
+                }
+            })
+        });
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "demo site stopped with an error");
+            }
+            if let Some(t) = ticker {
+                t.abort();
+            }
+        });
+        tracing::info!(%addr, "demo site listening");
+        Ok(DemoSite {
+            addr,
+            shared,
+            stop,
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// One site update for every world; returns the number of updates so far.
+    pub fn advance(&self) -> u64 {
+        self.shared.advance()
+    }
+
+    /// One site update of one world; false when there is no such world.
+    pub fn advance_world(&self, name: &str) -> bool {
+        let now = self.shared.clock.now();
+        self.shared.data().advance_world(name, now)
+    }
+
+    /// World names, in order.
+    pub fn world_names(&self) -> Vec<String> {
+        self.shared
+            .data()
+            .worlds
+            .iter()
+            .map(|w| w.name.clone())
+            .collect()
+    }
+
+    /// Guilds of a world as a config lists them (unknown guilds included).
+    pub fn guilds_of(&self, world: &str) -> Vec<String> {
+        let d = self.shared.data();
+        d.world(world)
+            .map(|w| {
+                w.guilds
+                    .iter()
+                    .map(|g| g.name.clone())
+                    .chain(w.unknown_guilds.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The `Daily Raw Ranking` time of a world.
+    pub fn update_time(&self, world: &str) -> Option<chrono::DateTime<FixedOffset>> {
+        self.shared.data().world(world).map(|w| w.update_time)
+    }
+
+    /// Every (guild, player) row the site shows for a world, guilds in order.
+    pub fn players(&self, world: &str) -> Vec<DemoPlayer> {
+        let d = self.shared.data();
+        let Some(w) = d.world(world) else {
+            return Vec::new();
+        };
+        w.guilds
+            .iter()
+            .flat_map(|g| {
+                g.members.iter().filter_map(|n| {
+                    w.players.get(n).map(|m| DemoPlayer {
+                        guild: g.name.clone(),
+                        name: n.clone(),
+                        experience: m.experience,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Inject a fault.
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.set_fault(fault);
+    }
+
+    /// Remove every fault.
+    pub fn clear_faults(&self) {
+        *self.shared.faults() = Faults::default();
+    }
+
+    /// Requests answered so far.
+    pub fn requests_served(&self) -> u64 {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// The daily reset: every counter zeroed (the next update shows it).
+    pub fn trigger_reset(&self) {
+        self.shared.data().reset();
+    }
+
+    /// A full worldpool config pointing at this site: its worlds and
+    /// guilds, a short poll interval, quick retries.
+    pub fn config_toml(&self, storage_url: &str, mode: Mode) -> String {
+        let d = self.shared.data();
+        let offset = d.offset.local_minus_utc() / 60;
+        let mut out = format!(
+            "# Generated by the worldpool demo site.\n[pool]\nmode = \"{}\"\nstop_grace = \"5s\"\n\n[site]\nbase_url = \"{}\"\nrequest_timeout = \"5s\"\nrate_limit = 0.0\nmax_concurrent = 4\nretries = 3\nretry_backoff = \"50ms\"\npoll_interval = \"1s\"\npoll_jitter = 0.2\nutc_offset = \"{}{:02}:{:02}\"\n\n[storage]\nurl = {}\n\n",
+            match mode {
+                Mode::Pool => "pool",
+                Mode::Single => "single",
+            },
+            self.base_url(),
+            if offset < 0 { "-" } else { "+" },
+            offset.abs() / 60,
+            offset.abs() % 60,
+            toml_str(storage_url),
+        );
+        for w in &d.worlds {
+            let guilds: Vec<String> = w
+                .guilds
+                .iter()
+                .map(|g| toml_str(&g.name))
+                .chain(w.unknown_guilds.iter().map(|g| toml_str(g)))
+                .collect();
+            out.push_str(&format!(
+                "[[worlds]]\nname = {}\nguilds = [{}]\n\n",
+                toml_str(&w.name),
+                guilds.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// Stop serving and wait for the server task.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// The router.
+fn app(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/guild.php", get(guild))
+        .route("/_faults", post(post_fault).delete(delete_faults))
+        .route("/_advance", post(post_advance))
+        .route("/_reset", post(post_reset))
+        .with_state(shared)
+}
+
+async fn before(shared: &Shared) {
+    shared.served.fetch_add(1, Ordering::Relaxed);
+    let slow = shared.faults().slow;
+    let wait = shared.latency + slow;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn take(counter: &mut u32) -> bool {
+    if *counter > 0 {
+        *counter -= 1;
+        true
+    } else {
+        false
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    before(&shared).await;
+    if take(&mut shared.faults().status503) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    let now = shared.clock.now();
+    let page = render::status_page(&shared.data(), now);
+    Html(page).into_response()
+}
+
+async fn guild(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    before(&shared).await;
+    if take(&mut shared.faults().guild503) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    let truncate = take(&mut shared.faults().truncated);
+    let page = {
+        let d = shared.data();
+        let world = q.get("world").and_then(|w| d.world(w));
+        let want = q.get("guild").map(|g| g.trim().to_lowercase());
+        let guild = world.and_then(|w| {
+            w.guilds
+                .iter()
+                .find(|g| Some(g.name.to_lowercase()) == want)
+        });
+        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        render::guild_page(world, guild.filter(|_| world.is_some()), page)
+    };
+    if truncate {
+        let mut cut = page.len() * 3 / 5;
+        while !page.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Html(page[..cut].to_string()).into_response();
+    }
+    Html(page).into_response()
+}
+
+async fn post_fault(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(fault): axum::Json<Fault>,
+) -> StatusCode {
+    shared.set_fault(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn delete_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
+    *shared.faults() = Faults::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn post_advance(State(shared): State<Arc<Shared>>) -> String {
+    format!("{}\n", shared.advance())
+}
+
+async fn post_reset(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.data().reset();
+    StatusCode::NO_CONTENT
+}
 
 /// `worldpool demo-site`.
 pub async fn serve_cmd(args: DemoSiteArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let tick = (args.tick_seconds > 0.0).then(|| Duration::from_secs_f64(args.tick_seconds));
+    let site = DemoSite::start(DemoSiteOptions {
+        port: args.port,
+        tick,
+        ..DemoSiteOptions::default()
+    })
+    .await?;
+    println!("demo site on {} (Ctrl-C stops)", site.base_url());
+    println!("worlds: {}", site.world_names().join(", "));
+    println!(
+        "faults: curl -X POST {}/_faults -d '{{\"kind\":\"status503\",\"times\":3}}' -H 'content-type: application/json'",
+        site.base_url()
+    );
+    tokio::signal::ctrl_c().await?;
+    site.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `worldpool demo`.
 pub async fn demo_cmd(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let site = DemoSite::start(DemoSiteOptions {
+        tick: Some(Duration::from_secs(5)),
+        ..DemoSiteOptions::default()
+    })
+    .await?;
+    let storage = format!("sqlite://{}", args.db.display());
+    let config_path = std::path::PathBuf::from("data/demo.toml");
+    if let Some(dir) = config_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&config_path, site.config_toml(&storage, Mode::Pool))?;
+    let config = crate::config::Config::load(&config_path)?;
+    println!(
+        "demo: site {} ({} worlds), store {storage}, config {}, API http://{}",
+        site.base_url(),
+        site.world_names().len(),
+        config_path.display(),
+        args.api_bind
+    );
+    let stop = CancellationToken::new();
+    if let Some(secs) = args.duration {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+            stop.cancel();
+        });
+    }
+    let result = crate::supervise::run_with(config, Some(args.api_bind), stop).await;
+    site.shutdown().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,329 @@
-//! The scrape loop: check the status page, scrape due worlds, store runs. (Stub.)
+//! The scrape loop: check the status page, scrape due worlds, store runs.
+//!
+//! - [`Scraper`]: fetches the status page and a world's guilds (no storage).
+//! - [`process_world`]: one check-and-scrape of one world against the store:
+//!   skip when its update was already processed, otherwise scrape every guild
+//!   and write the run in one transaction (or record it failed).
+//! - [`run_worker`]: the worker's loop over its worlds until shutdown.
+//! - [`scrape_once_cmd`]: `worldpool scrape-once`.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use futures_util::future::try_join_all;
+use pool::WorkerReport;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::ScrapeOnceArgs;
+use crate::config::{Config, World};
+use crate::site::{Clock, SiteClient, SiteError, WorldStatus, backoff_delay, find_world};
+use crate::store::{NewDelta, NewRun, PassKind, ScrapedPlayer, Store, WriteOutcome};
+use crate::worker::Reporter;
 
-/// `worldpool scrape-once`.
-pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+/// Longest wait between attempts to reach the store.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// A world's guilds, scraped.
+#[derive(Debug, Clone)]
+pub struct Scraped {
+    /// World.
+    pub world: String,
+    /// The site's update time this scrape belongs to.
+    pub update_time: DateTime<FixedOffset>,
+    /// When scraping started.
+    pub started_at: DateTime<Utc>,
+    /// Players in guild config order, each name once (first guild wins).
+    pub players: Vec<ScrapedPlayer>,
+    /// Configured guilds the site does not know.
+    pub unknown_guilds: Vec<String>,
+    /// Pages fetched.
+    pub pages: usize,
+}
+
+/// Fetches and parses; knows nothing of storage.
+#[derive(Debug, Clone)]
+pub struct Scraper {
+    client: SiteClient,
+}
+
+impl Scraper {
+    /// A scraper for a config's `[site]`, with a clock for relative times.
+    pub fn new(config: &Config, clock: Clock) -> Result<Scraper, SiteError> {
+        Ok(Scraper {
+            client: SiteClient::with_clock(&config.site, clock)?,
+        })
+    }
+
+    /// The HTTP client.
+    pub fn client(&self) -> &SiteClient {
+        &self.client
+    }
+
+    /// Fetch and parse the status page.
+    pub async fn status(&self) -> Result<Vec<WorldStatus>, SiteError> {
+        self.client.status().await
+    }
+
+    /// Scrape every guild of a world (concurrently, bounded by the client),
+    /// merged in config order with each player counted once.
+    pub async fn scrape_world(
+        &self,
+        world: &World,
+        update_time: DateTime<FixedOffset>,
+    ) -> Result<Scraped, SiteError> {
+        let started_at = Utc::now();
+        let rankings = try_join_all(
+            world
+                .guilds
+                .iter()
+                .map(|g| self.client.guild(&world.name, g)),
+        )
+        .await?;
+        let mut players = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut unknown_guilds = Vec::new();
+        let mut pages = 0;
+        for (guild, ranking) in world.guilds.iter().zip(rankings) {
+            pages += ranking.pages;
+            if ranking.unknown_guild {
+                tracing::warn!(world = %world.name, %guild, "the site does not know this guild: zero rows");
+                unknown_guilds.push(guild.clone());
+                continue;
+            }
+            for row in ranking.rows {
+                if seen.insert(row.name.clone()) {
+                    players.push(ScrapedPlayer {
+                        name: row.name,
+                        guild: guild.clone(),
+                        vocation: row.vocation,
+                        level: row.level,
+                        experience: row.experience,
+                    });
+                }
+            }
+        }
+        Ok(Scraped {
+            world: world.name.clone(),
+            update_time,
+            started_at,
+            players,
+            unknown_guilds,
+            pages,
+        })
+    }
+}
+
+/// What [`process_world`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The world's update was already processed: nothing scraped.
+    Unchanged {
+        /// The update time seen.
+        update_time: DateTime<FixedOffset>,
+    },
+    /// A run was written.
+    Stored {
+        /// The update time.
+        update_time: DateTime<FixedOffset>,
+        /// Run id.
+        run_id: i64,
+        /// Player rows.
+        rows: usize,
+        /// Deltas written.
+        deltas: Vec<NewDelta>,
+        /// Kind of pass.
+        kind: PassKind,
+    },
+    /// Another process stored this update first.
+    AlreadyStored {
+        /// The update time.
+        update_time: DateTime<FixedOffset>,
+    },
+    /// Scraping failed: a failed run was recorded, nothing else written.
+    Failed {
+        /// The update time.
+        update_time: DateTime<FixedOffset>,
+        /// The error.
+        error: String,
+    },
+}
+
+/// Errors of [`process_world`] that leave the world to be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Shutdown arrived while the store was down: the scrape is dropped.
+    #[error("shutdown while waiting for the store")]
+    Shutdown,
+}
+
+/// One check-and-scrape of one world whose status-page time is
+/// `update_time`: nothing when the store already has it as the world's last
+/// processed update; otherwise scrape and write the run in one transaction.
+/// A failed scrape is recorded as a failed run. A store that fails on write
+/// is retried with backoff (the scrape is kept) until `shutdown`.
+pub async fn process_world(
+    scraper: &Scraper,
+    store: &Store,
+    config: &Config,
+    world: &World,
+    update_time: DateTime<FixedOffset>,
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+) -> Result<Outcome, ProcessError> {
+    let state = store.world_state(&world.name).await?;
+    if state.last_update_time == Some(update_time) {
+        return Ok(Outcome::Unchanged { update_time });
+    }
+    reporter.phase("scraping");
+    let started_at = Utc::now();
+    let scraped = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => return Err(ProcessError::Shutdown),
+        r = scraper.scrape_world(world, update_time) => r,
+    };
+    let scraped = match scraped {
+        Ok(s) => s,
+        Err(e) => {
+            let error = e.to_string();
+            tracing::warn!(world = %world.name, %update_time, %error, "scrape failed; recording a failed run");
+            with_store_retry(reporter, shutdown, || {
+                store.record_failed_run(&world.name, update_time, started_at, &error)
+            })
+            .await?;
+            reporter.report(WorkerReport {
+                last_error: Some(error.clone()),
+                ..Default::default()
+            });
+            reporter.event(
+                "run_failed",
+                serde_json::json!({"world": world.name, "update_time": update_time, "error": error}),
+            );
+            return Ok(Outcome::Failed { update_time, error });
+        }
+    };
+    let run = NewRun {
+        world: world.name.clone(),
+        update_time,
+        started_at,
+        players: scraped.players,
+        reset_minutes: config.site.reset_minutes,
+    };
+    // The write itself is never cancelled: it finishes or rolls back.
+    let outcome = with_store_retry(reporter, shutdown, || store.write_run(&run)).await?;
+    Ok(match outcome {
+        WriteOutcome::Stored {
+            run_id,
+            rows,
+            deltas,
+            kind,
+        } => {
+            tracing::info!(world = %world.name, %update_time, rows, deltas = deltas.len(), ?kind, "run stored");
+            reporter.report(WorkerReport {
+                last_success: Some(Utc::now()),
+                last_error: Some(String::new()),
+                rows_last_run: Some(rows as u64),
+                ..Default::default()
+            });
+            reporter.event(
+                "run_finished",
+                serde_json::json!({
+                    "world": world.name,
+                    "rows": rows,
+                    "deltas": deltas.len(),
+                    "update_time": update_time,
+                    "rebased": matches!(kind, PassKind::Rebase { .. }),
+                }),
+            );
+            if !deltas.is_empty() {
+                let items: Vec<&NewDelta> = deltas.iter().take(200).collect();
+                reporter.event(
+                    "deltas",
+                    serde_json::json!({"world": world.name, "update_time": update_time, "items": items}),
+                );
+            }
+            Outcome::Stored {
+                update_time,
+                run_id,
+                rows,
+                deltas,
+                kind,
+            }
+        }
+        WriteOutcome::AlreadyStored => Outcome::AlreadyStored { update_time },
+    })
+}
+
+/// Retry a store operation with backoff until it succeeds; give up only on
+/// shutdown (between attempts, never during one).
+async fn with_store_retry<T, F, Fut>(
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+    mut op: F,
+) -> Result<T, ProcessError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let delay = backoff_delay(Duration::from_millis(200), attempt, rand::random())
+                    .min(STORE_RETRY_MAX);
+                tracing::warn!(error = %e, attempt, ?delay, "store unavailable; keeping the scrape and retrying");
+                reporter.report(WorkerReport {
+                    last_error: Some(e.to_string()),
+                    ..Default::default()
+                });
+                attempt += 1;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(ProcessError::Shutdown),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Poll interval plus up to `jitter` × interval at random.
+fn poll_delay(config: &Config) -> Duration {
+    let base = config.site.poll_interval;
+    base + base.mul_f64(config.site.poll_jitter * rand::random::<f64>())
+}
+
+/// Open the store, retrying with backoff until it answers or shutdown.
+pub async fn open_store_retrying(
+    config: &Config,
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+) -> Option<Store> {
+    let url = config.storage_url();
+    let mut attempt = 0u32;
+    loop {
+        match Store::open(&url, config.storage.max_connections).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                let delay = backoff_delay(Duration::from_millis(500), attempt, rand::random())
+                    .min(STORE_RETRY_MAX);
+                tracing::warn!(error = %e, ?delay, "cannot open the store; retrying");
+                reporter.report(WorkerReport {
+                    last_error: Some(e.to_string()),
+                    ..Default::default()
+                });
+                attempt += 1;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
 }
 
 /// The worker's scrape loop over `worlds` (one in pool mode, all in single
@@ -19,7 +335,203 @@ pub async fn run_worker(
     reporter: crate::worker::Reporter,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = (config, worlds, reporter);
-    shutdown.cancelled().await;
+    let mut mine = Vec::new();
+    for name in &worlds {
+        match config.world(name) {
+            Some(w) => mine.push(w.clone()),
+            None => anyhow::bail!("world `{name}` is not in {}", config.path.display()),
+        }
+    }
+    let scraper = Scraper::new(&config, Clock::System)?;
+    let Some(store) = open_store_retrying(&config, &reporter, &shutdown).await else {
+        return Ok(());
+    };
+    tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
+    while !shutdown.is_cancelled() {
+        reporter.phase("checking");
+        let status = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            s = scraper.status() => s,
+        };
+        match status {
+            Err(e) => {
+                tracing::warn!(error = %e, "status page failed");
+                reporter.report(WorkerReport {
+                    last_error: Some(e.to_string()),
+                    ..Default::default()
+                });
+            }
+            Ok(all) => {
+                for world in &mine {
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
+                    let Some(ws) = find_world(&all, &world.name) else {
+                        let e = SiteError::UnknownWorld {
+                            world: world.name.clone(),
+                            url: scraper.client().status_url().unwrap_or_default(),
+                        };
+                        tracing::warn!(error = %e, "world missing from the status page");
+                        reporter.report(WorkerReport {
+                            last_error: Some(e.to_string()),
+                            ..Default::default()
+                        });
+                        continue;
+                    };
+                    match process_world(
+                        &scraper,
+                        &store,
+                        &config,
+                        world,
+                        ws.update_time,
+                        &reporter,
+                        &shutdown,
+                    )
+                    .await
+                    {
+                        Ok(outcome) => {
+                            tracing::debug!(world = %world.name, ?outcome, "world processed")
+                        }
+                        Err(ProcessError::Shutdown) => break,
+                        Err(e) => {
+                            tracing::warn!(world = %world.name, error = %e, "store error");
+                            reporter.report(WorkerReport {
+                                last_error: Some(e.to_string()),
+                                ..Default::default()
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        reporter.phase("sleeping");
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(poll_delay(&config)) => {}
+        }
+    }
+    tracing::info!("worker scrape loop stopped");
     Ok(())
+}
+
+/// The JSON printed by `scrape-once --json`.
+#[derive(Debug, Serialize)]
+pub struct ScrapeOnceOutput {
+    /// World.
+    pub world: String,
+    /// The site's update time.
+    pub update_time: DateTime<FixedOffset>,
+    /// Players extracted.
+    pub players: Vec<ScrapedPlayer>,
+    /// Deltas written (empty with `--no-store` or when already stored).
+    pub deltas: Vec<NewDelta>,
+    /// Whether a run was written.
+    pub stored: bool,
+}
+
+/// `worldpool scrape-once`.
+pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let world = config.world(&args.world).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "world `{}` is not in {} (worlds: {})",
+            args.world,
+            args.config.display(),
+            config
+                .worlds
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let scraper = Scraper::new(&config, Clock::System)?;
+    let all = scraper.status().await?;
+    let ws = find_world(&all, &world.name).ok_or_else(|| SiteError::UnknownWorld {
+        world: world.name.clone(),
+        url: scraper.client().status_url().unwrap_or_default(),
+    })?;
+    let update_time = ws.update_time;
+    let started_at = Utc::now();
+    let scraped = scraper.scrape_world(&world, update_time).await;
+    let store = if args.no_store {
+        None
+    } else {
+        Some(Store::open(&config.storage_url(), config.storage.max_connections).await?)
+    };
+    let scraped = match scraped {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(store) = &store {
+                store
+                    .record_failed_run(&world.name, update_time, started_at, &e.to_string())
+                    .await?;
+            }
+            return Err(e.into());
+        }
+    };
+    for g in &scraped.unknown_guilds {
+        eprintln!(
+            "warning: the site does not know guild `{g}` of {}: zero rows",
+            world.name
+        );
+    }
+    let (deltas, stored) = match &store {
+        None => (Vec::new(), false),
+        Some(store) => {
+            let run = NewRun {
+                world: world.name.clone(),
+                update_time,
+                started_at,
+                players: scraped.players.clone(),
+                reset_minutes: config.site.reset_minutes,
+            };
+            match store.write_run(&run).await? {
+                WriteOutcome::Stored { deltas, .. } => (deltas, true),
+                WriteOutcome::AlreadyStored => (Vec::new(), false),
+            }
+        }
+    };
+    let out = ScrapeOnceOutput {
+        world: world.name.clone(),
+        update_time,
+        players: scraped.players,
+        deltas,
+        stored,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!(
+            "{} — update {} — {} players, {} deltas, {}",
+            out.world,
+            out.update_time.to_rfc3339(),
+            out.players.len(),
+            out.deltas.len(),
+            if out.stored {
+                "stored"
+            } else if args.no_store {
+                "not stored (--no-store)"
+            } else {
+                "already stored"
+            }
+        );
+        println!(
+            "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
+            "NAME", "GUILD", "VOCATION", "LEVEL", "EXPERIENCE", "DELTA"
+        );
+        for p in &out.players {
+            let delta = out
+                .deltas
+                .iter()
+                .find(|d| d.name == p.name)
+                .map(|d| d.delta.to_string())
+                .unwrap_or_default();
+            println!(
+                "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
+                p.name, p.guild, p.vocation, p.level, p.experience, delta
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

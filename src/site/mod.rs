@@ -1,5 +1,86 @@
-//! The ranking site: HTTP client, URLs, page parsing. (Stub.)
+//! The ranking site: HTTP client, URLs, page parsing.
+//!
+//! - [`SiteClient`]: rate-limited, bounded-concurrency HTTP with retries.
+//! - [`parse`]: status and guild pages (pure functions, table-tested).
+//! - [`Clock`]: "now", controllable by tests (status times are relative).
 
+mod client;
+mod clock;
+pub mod parse;
 mod selectors;
+mod urls;
 
-pub use selectors::Selectors;
+pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
+pub use clock::Clock;
+pub use parse::{GuildPage, PlayerRow, WorldStatus};
+pub use selectors::{Compiled, Selectors};
+pub use urls::{guild_url, resolve_next};
+
+/// Errors of fetching or parsing a page.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// A required selector matched nothing.
+    #[error("selector `{selector}` matched nothing on {url} (layout changed?)")]
+    Layout {
+        /// Config key and selector.
+        selector: String,
+        /// The page.
+        url: String,
+    },
+    /// A cell held something we cannot read.
+    #[error("cannot read {field} `{value}` on {url} (layout changed?)")]
+    BadValue {
+        /// What was being read.
+        field: String,
+        /// The cell text.
+        value: String,
+        /// The page.
+        url: String,
+    },
+    /// The page ended before its closing marker.
+    #[error("page {url} truncated: it lacks `{marker}`")]
+    Truncated {
+        /// The page.
+        url: String,
+        /// The marker a complete page contains.
+        marker: String,
+    },
+    /// The world is not on the status page.
+    #[error("world `{world}` is not on the status page {url}")]
+    UnknownWorld {
+        /// The world.
+        world: String,
+        /// The status page.
+        url: String,
+    },
+    /// An HTTP status that is not success (after retries when retryable).
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// The page.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// Network error, timeout, or a broken body (after retries).
+    #[error("GET {url}: {message}")]
+    Transport {
+        /// The page.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// A URL that cannot be built.
+    #[error("bad URL {0}")]
+    Url(String),
+    /// Pagination ran in a loop or too long.
+    #[error("pagination of {url} stopped: {reason}")]
+    Pagination {
+        /// First page.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The client could not be built (proxy, TLS).
+    #[error("HTTP client: {0}")]
+    Client(String),
+}

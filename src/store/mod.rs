@@ -2,9 +2,21 @@
 //!
 //! Contract used by the API (keep these signatures): [`Store::open`],
 //! [`Store::ping`], [`Store::runs`], [`Store::deltas`].
+//!
+//! A run is written in one transaction ([`Store::write_run`]): the run row,
+//! every player's latest experience, the deltas and the world's state (last
+//! processed update, last daily reset re-based). A failed run is one row
+//! with its error and nothing else ([`Store::record_failed_run`]).
+//! Update times are the site's local times with their offset explicit.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
+
+pub mod logic;
+mod pg;
+mod sqlite;
+
+pub use logic::{NewDelta, PassKind, ScrapedPlayer};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -59,20 +71,111 @@ pub struct DeltaRow {
     pub previous_update_time: Option<DateTime<FixedOffset>>,
 }
 
+/// A player's latest stored experience.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlayerRowStored {
+    /// World.
+    pub world: String,
+    /// Player name.
+    pub name: String,
+    /// Guild it was counted in.
+    pub guild: String,
+    /// Vocation.
+    pub vocation: String,
+    /// Level.
+    pub level: i64,
+    /// Experience gained today, as of `update_time`.
+    pub experience: i64,
+    /// The update it comes from.
+    pub update_time: DateTime<FixedOffset>,
+}
+
+/// The persisted state of one world.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct WorldState {
+    /// The last update processed successfully.
+    pub last_update_time: Option<DateTime<FixedOffset>>,
+    /// The last daily reset the world was re-based for.
+    pub last_rebase: Option<DateTime<FixedOffset>>,
+}
+
+/// A completed scrape, ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// World.
+    pub world: String,
+    /// The site's update time.
+    pub update_time: DateTime<FixedOffset>,
+    /// When scraping started.
+    pub started_at: DateTime<Utc>,
+    /// Players in guild config order (duplicates are dropped, first wins).
+    pub players: Vec<ScrapedPlayer>,
+    /// Local time of the daily reset, minutes after midnight.
+    pub reset_minutes: u32,
+}
+
+/// What [`Store::write_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The run was written.
+    Stored {
+        /// The run's id.
+        run_id: i64,
+        /// Player rows written.
+        rows: usize,
+        /// The deltas written.
+        deltas: Vec<NewDelta>,
+        /// The kind of pass.
+        kind: PassKind,
+    },
+    /// This update of this world was already stored (nothing written).
+    AlreadyStored,
+}
+
+/// Test hook: when `WORLDPOOL_TEST_STALL_IN_TX` names a file, a run write
+/// creates that file after writing its rows and waits before committing,
+/// so a test can kill the process in the middle of the transaction.
+pub(crate) fn stall_hook() -> Option<std::path::PathBuf> {
+    std::env::var_os("WORLDPOOL_TEST_STALL_IN_TX").map(std::path::PathBuf::from)
+}
+
 /// A store backend.
 #[derive(Debug, Clone)]
-pub enum Store {}
+pub enum Store {
+    /// Embedded SQLite (WAL, busy timeout).
+    Sqlite(sqlite::SqliteStore),
+    /// PostgreSQL through a small deadpool.
+    Postgres(pg::PgStore),
+}
 
 impl Store {
     /// Open (and migrate) the store named by a URL.
     pub async fn open(url: &str, max_connections: usize) -> Result<Store, StoreError> {
-        let _ = max_connections;
-        Err(StoreError::BadUrl(url.to_string()))
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(
+                pg::PgStore::open(url, max_connections.max(1)).await?,
+            ))
+        } else {
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
     }
 
     /// Check the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match *self {}
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
     }
 
     /// Newest runs first; `before_id` pages backwards.
@@ -82,8 +185,10 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<RunRow>, StoreError> {
-        let _ = (world, limit, before_id);
-        match *self {}
+        match self {
+            Store::Sqlite(s) => s.runs(world, limit, before_id).await,
+            Store::Postgres(s) => s.runs(world, limit, before_id).await,
+        }
     }
 
     /// Newest deltas first; `before_id` pages backwards.
@@ -94,7 +199,68 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let _ = (world, guild, limit, before_id);
-        match *self {}
+        match self {
+            Store::Sqlite(s) => s.deltas(world, guild, limit, before_id).await,
+            Store::Postgres(s) => s.deltas(world, guild, limit, before_id).await,
+        }
     }
+
+    /// The persisted state of a world (default when never processed).
+    pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.world_state(world).await,
+            Store::Postgres(s) => s.world_state(world).await,
+        }
+    }
+
+    /// Every player's latest experience in a world, by name.
+    pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.players(world).await,
+            Store::Postgres(s) => s.players(world).await,
+        }
+    }
+
+    /// Write a completed scrape in one transaction: run row, players,
+    /// deltas, world state. An update already stored writes nothing.
+    pub async fn write_run(&self, run: &NewRun) -> Result<WriteOutcome, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write_run(run).await,
+            Store::Postgres(s) => s.write_run(run).await,
+        }
+    }
+
+    /// Record a failed run: one row with its error, nothing else.
+    pub async fn record_failed_run(
+        &self,
+        world: &str,
+        update_time: DateTime<FixedOffset>,
+        started_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.record_failed_run(world, update_time, started_at, error)
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.record_failed_run(world, update_time, started_at, error)
+                    .await
+            }
+        }
+    }
+
+    /// Schema version applied (number of migrations).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.schema_version().await,
+            Store::Postgres(s) => s.schema_version().await,
+        }
+    }
+}
+
+/// Parse an RFC 3339 time with its offset.
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<FixedOffset>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map_err(|e| StoreError::Backend(format!("bad stored time `{text}`: {e}")))
 }

@@ -1,1 +1,211 @@
-//! Ephemeral PostgreSQL cluster for tests (stub).
+//! An ephemeral PostgreSQL for tests: one cluster per test process (started
+//! on first use from the local binaries, as the `postgres` user, on a free
+//! port, stopped when the process exits), a fresh database per test.
+//! `WORLDPOOL_TEST_DATABASE_URL` points at an existing server instead.
+//! Missing PostgreSQL fails the test with a clear message; it never skips.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A running cluster: stopped (`pg_ctl -m immediate stop`) and removed on drop.
+#[derive(Debug)]
+pub struct PgCluster {
+    bindir: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PgCluster {
+    /// Start a new cluster; `Err` says what is missing.
+    pub fn start() -> Result<PgCluster, String> {
+        let bindir = find_bindir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("worldpool-pg-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?
+            .keep();
+        let chown = Command::new("chown")
+            .arg("-R")
+            .arg("postgres:postgres")
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !chown.success() {
+            return Err(format!(
+                "chown postgres {} failed: is there a `postgres` user?",
+                dir.display()
+            ));
+        }
+        let data = dir.join("data");
+        run_as_postgres(
+            &bindir.join("initdb"),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            dir.display()
+        );
+        run_as_postgres(
+            &bindir.join("pg_ctl"),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &dir.join("log").to_string_lossy(),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &options,
+                "start",
+            ],
+        )
+        .map_err(|e| {
+            let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })?;
+        Ok(PgCluster { bindir, dir, port })
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn stop(&self) {
+        let data = self.dir.join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bindir.join("pg_ctl"))
+            .args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run_as_postgres(program: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("runuser {}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {:?} failed ({}):\n{}{}",
+            program.display(),
+            args,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn find_bindir() -> Result<PathBuf, String> {
+    let mut candidates = Vec::new();
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        if out.status.success() {
+            candidates.push(PathBuf::from(
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            ));
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = dir.flatten().map(|e| e.path().join("bin")).collect();
+        versions.sort();
+        versions.reverse();
+        candidates.extend(versions);
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        .ok_or_else(|| {
+            "PostgreSQL server binaries (initdb, pg_ctl) not found via `pg_config --bindir` \
+             or /usr/lib/postgresql/*/bin: install them (apt-get install postgresql) or set \
+             WORLDPOOL_TEST_DATABASE_URL=postgres://user@host:port/db"
+                .to_string()
+        })
+}
+
+static SHARED: OnceLock<Result<String, String>> = OnceLock::new();
+static SHARED_CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+
+extern "C" fn stop_shared_cluster() {
+    if let Some(c) = SHARED_CLUSTER.get() {
+        c.stop();
+    }
+}
+
+/// URL of the shared server (started on first use). Panics with a clear
+/// message when PostgreSQL is not available.
+pub fn server_url() -> String {
+    let result = SHARED.get_or_init(|| {
+        if let Ok(url) = std::env::var("WORLDPOOL_TEST_DATABASE_URL") {
+            if !url.trim().is_empty() {
+                return Ok(url);
+            }
+        }
+        let cluster = PgCluster::start()?;
+        let url = cluster.url();
+        let _ = SHARED_CLUSTER.set(cluster);
+        // Statics are never dropped: stop the server when the process exits.
+        // SAFETY: registering a plain extern "C" fn with atexit is sound.
+        unsafe {
+            libc::atexit(stop_shared_cluster);
+        }
+        Ok(url)
+    });
+    match result {
+        Ok(url) => url.clone(),
+        Err(e) => panic!("PostgreSQL is required for this test and could not be started: {e}"),
+    }
+}
+
+/// A URL to a brand-new, empty database on the shared server.
+pub async fn fresh_database_url() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let server = server_url();
+    let name = format!(
+        "wp_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to test PostgreSQL {server}: {e}"));
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+    drop(client);
+    let _ = task.await;
+    let mut url = url::Url::parse(&server).expect("server URL parses");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}

@@ -1,0 +1,95 @@
+//! URL building: guild and world names encoded properly.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::SiteError;
+
+/// Characters left as they are in a query value (RFC 3986 unreserved).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The URL of a guild page: `template` (e.g. `/guild.php?guild={guild}&world={world}`)
+/// with both names percent-encoded as UTF-8, joined to `base`.
+pub fn guild_url(
+    base: &str,
+    template: &str,
+    guild: &str,
+    world: &str,
+) -> Result<String, SiteError> {
+    let path = template
+        .replace(
+            "{guild}",
+            &utf8_percent_encode(guild, QUERY_VALUE).to_string(),
+        )
+        .replace(
+            "{world}",
+            &utf8_percent_encode(world, QUERY_VALUE).to_string(),
+        );
+    join(base, &path)
+}
+
+/// `base` + `path` (path starting with `/`), checked.
+pub fn join(base: &str, path: &str) -> Result<String, SiteError> {
+    let text = format!("{}{}", base.trim_end_matches('/'), path);
+    url::Url::parse(&text)
+        .map(|u| u.to_string())
+        .map_err(|e| SiteError::Url(format!("{text}: {e}")))
+}
+
+/// Resolve a `rel="next"` href against the page it was found on.
+pub fn resolve_next(page_url: &str, href: &str) -> Result<String, SiteError> {
+    let base = url::Url::parse(page_url).map_err(|e| SiteError::Url(format!("{page_url}: {e}")))?;
+    base.join(href)
+        .map(|u| u.to_string())
+        .map_err(|e| SiteError::Url(format!("{href}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guild_urls_are_encoded() {
+        let t = "/guild.php?guild={guild}&world={world}";
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "Red Rose",
+                "Aurera",
+                "http://h/guild.php?guild=Red%20Rose&world=Aurera",
+            ),
+            (
+                "Dragões de Éter",
+                "Cèlesta",
+                "http://h/guild.php?guild=Drag%C3%B5es%20de%20%C3%89ter&world=C%C3%A8lesta",
+            ),
+            (
+                "A&B=C+D/E?",
+                "W#1",
+                "http://h/guild.php?guild=A%26B%3DC%2BD%2FE%3F&world=W%231",
+            ),
+        ];
+        for (guild, world, want) in table {
+            assert_eq!(guild_url("http://h/", t, guild, world).expect("url"), *want);
+        }
+    }
+
+    #[test]
+    fn next_links_resolve() {
+        let page = "http://h/guild.php?guild=A&world=B";
+        assert_eq!(
+            resolve_next(page, "?guild=A&world=B&page=2").expect("url"),
+            "http://h/guild.php?guild=A&world=B&page=2"
+        );
+        assert_eq!(
+            resolve_next(page, "/guild.php?page=3").expect("url"),
+            "http://h/guild.php?page=3"
+        );
+        assert_eq!(
+            resolve_next(page, "http://other/x").expect("url"),
+            "http://other/x"
+        );
+    }
+}

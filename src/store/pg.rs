@@ -1,0 +1,483 @@
+//! PostgreSQL backend: a small deadpool per process whose idle connections
+//! are closed, versioned migrations embedded in the binary.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
+use super::{
+    DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, stall_hook,
+};
+
+/// Connections idle longer than this are closed.
+const IDLE_CLOSE: Duration = Duration::from_secs(30);
+
+/// Versioned migrations, applied in order, each once, under an advisory
+/// lock (many workers start at once).
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE runs (
+    id BIGSERIAL PRIMARY KEY,
+    world TEXT NOT NULL,
+    update_time TIMESTAMPTZ NOT NULL,
+    site_offset INTEGER NOT NULL,          -- seconds east of UTC of the site
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    rows BIGINT NOT NULL DEFAULT 0,
+    deltas BIGINT NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE UNIQUE INDEX runs_ok_once ON runs (world, update_time) WHERE status = 'ok';
+CREATE INDEX runs_by_world ON runs (world, id);
+CREATE TABLE players (
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    guild TEXT NOT NULL,
+    vocation TEXT NOT NULL,
+    level BIGINT NOT NULL,
+    experience BIGINT NOT NULL,
+    update_time TIMESTAMPTZ NOT NULL,
+    site_offset INTEGER NOT NULL,
+    PRIMARY KEY (world, name)
+);
+CREATE TABLE deltas (
+    id BIGSERIAL PRIMARY KEY,
+    run_id BIGINT NOT NULL REFERENCES runs (id),
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    guild TEXT NOT NULL,
+    delta BIGINT NOT NULL,
+    update_time TIMESTAMPTZ NOT NULL,
+    previous_update_time TIMESTAMPTZ,
+    site_offset INTEGER NOT NULL
+);
+CREATE INDEX deltas_by_world ON deltas (world, id);
+CREATE INDEX deltas_by_guild ON deltas (guild, id);
+CREATE TABLE world_state (
+    world TEXT PRIMARY KEY,
+    last_update_time TIMESTAMPTZ,
+    last_rebase TIMESTAMPTZ,
+    site_offset INTEGER NOT NULL DEFAULT 0,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+"#,
+)];
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("postgres: {e}"))
+}
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(d) => StoreError::Backend(format!("postgres: {}: {}", d.code().code(), d.message())),
+        None => db(e),
+    }
+}
+
+fn fixed(t: DateTime<Utc>, offset_secs: i32) -> DateTime<FixedOffset> {
+    let off = FixedOffset::east_opt(offset_secs).unwrap_or(FixedOffset::east_opt(0).expect("0"));
+    t.with_timezone(&off)
+}
+
+impl PgStore {
+    /// Build the pool, connect once, migrate.
+    pub async fn open(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
+        let mut cfg = Config::new();
+        cfg.url = Some(url.to_string());
+        cfg.manager = Some(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
+        let mut pool_cfg = PoolConfig::new(max_connections);
+        pool_cfg.timeouts.wait = Some(Duration::from_secs(10));
+        pool_cfg.timeouts.create = Some(Duration::from_secs(5));
+        pool_cfg.timeouts.recycle = Some(Duration::from_secs(5));
+        cfg.pool = Some(pool_cfg);
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        // Close idle connections so many workers don't pin many connections.
+        let weak = store.pool.weak();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE_CLOSE / 3).await;
+                let Some(pool) = weak.upgrade() else { break };
+                pool.retain(|_, m| m.last_used() < IDLE_CLOSE);
+            }
+        });
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(db)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7477420501)", &[])
+            .await
+            .map_err(pg_err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg_err)?;
+        for (version, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt(
+                    "SELECT version FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await
+                .map_err(pg_err)?;
+            if done.is_none() {
+                tx.batch_execute(sql).await.map_err(|e| {
+                    StoreError::Backend(format!("postgres migration {version}: {e}"))
+                })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        Ok(())
+    }
+
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.get(0))
+    }
+
+    pub async fn runs(
+        &self,
+        world: Option<&str>,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, world, update_time, site_offset, started_at, finished_at, status,
+                        rows, deltas, error
+                 FROM runs WHERE ($1::TEXT IS NULL OR world = $1) AND ($2::BIGINT IS NULL OR id < $2)
+                 ORDER BY id DESC LIMIT $3",
+                &[&world, &before_id, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| RunRow {
+                id: r.get(0),
+                world: r.get(1),
+                update_time: fixed(r.get(2), r.get(3)),
+                started_at: r.get(4),
+                finished_at: r.get(5),
+                status: r.get(6),
+                rows: r.get(7),
+                deltas: r.get(8),
+                error: r.get(9),
+            })
+            .collect())
+    }
+
+    pub async fn deltas(
+        &self,
+        world: Option<&str>,
+        guild: Option<&str>,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<DeltaRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, world, name, guild, delta, update_time, previous_update_time, site_offset
+                 FROM deltas WHERE ($1::TEXT IS NULL OR world = $1) AND ($2::TEXT IS NULL OR guild = $2)
+                   AND ($3::BIGINT IS NULL OR id < $3)
+                 ORDER BY id DESC LIMIT $4",
+                &[&world, &guild, &before_id, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let off: i32 = r.get(7);
+                DeltaRow {
+                    id: r.get(0),
+                    world: r.get(1),
+                    name: r.get(2),
+                    guild: r.get(3),
+                    delta: r.get(4),
+                    update_time: fixed(r.get(5), off),
+                    previous_update_time: r
+                        .get::<_, Option<DateTime<Utc>>>(6)
+                        .map(|t| fixed(t, off)),
+                }
+            })
+            .collect())
+    }
+
+    pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
+        let client = self.client().await?;
+        read_state(&client, world, false).await
+    }
+
+    pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT world, name, guild, vocation, level, experience, update_time, site_offset
+                 FROM players WHERE world = $1 ORDER BY name COLLATE \"C\"",
+                &[&world],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| PlayerRowStored {
+                world: r.get(0),
+                name: r.get(1),
+                guild: r.get(2),
+                vocation: r.get(3),
+                level: r.get(4),
+                experience: r.get(5),
+                update_time: fixed(r.get(6), r.get(7)),
+            })
+            .collect())
+    }
+
+    pub async fn record_failed_run(
+        &self,
+        world: &str,
+        update_time: DateTime<FixedOffset>,
+        started_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, error)
+                 VALUES ($1, $2, $3, $4, now(), 'failed', $5) RETURNING id",
+                &[
+                    &world,
+                    &update_time.with_timezone(&Utc),
+                    &update_time.offset().local_minus_utc(),
+                    &started_at,
+                    &error,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.get(0))
+    }
+
+    pub async fn write_run(&self, run: &NewRun) -> Result<WriteOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        match write_run_tx(&tx, run).await {
+            Ok(WriteOutcome::AlreadyStored) => {
+                tx.rollback().await.map_err(pg_err)?;
+                Ok(WriteOutcome::AlreadyStored)
+            }
+            Ok(outcome) => {
+                if let Some(marker) = stall_hook() {
+                    let _ = std::fs::write(&marker, b"in transaction");
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                match tx.commit().await {
+                    Ok(()) => Ok(outcome),
+                    // Another process stored the same update first.
+                    Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                        Ok(WriteOutcome::AlreadyStored)
+                    }
+                    Err(e) => Err(pg_err(e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Hide the password of a URL in messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn read_state(
+    client: &impl deadpool_postgres::GenericClient,
+    world: &str,
+    for_update: bool,
+) -> Result<WorldState, StoreError> {
+    let sql = if for_update {
+        "SELECT last_update_time, last_rebase, site_offset FROM world_state WHERE world = $1 FOR UPDATE"
+    } else {
+        "SELECT last_update_time, last_rebase, site_offset FROM world_state WHERE world = $1"
+    };
+    let row = client.query_opt(sql, &[&world]).await.map_err(pg_err)?;
+    Ok(match row {
+        None => WorldState::default(),
+        Some(r) => {
+            let off: i32 = r.get(2);
+            WorldState {
+                last_update_time: r.get::<_, Option<DateTime<Utc>>>(0).map(|t| fixed(t, off)),
+                last_rebase: r.get::<_, Option<DateTime<Utc>>>(1).map(|t| fixed(t, off)),
+            }
+        }
+    })
+}
+
+async fn write_run_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    run: &NewRun,
+) -> Result<WriteOutcome, StoreError> {
+    let world = run.world.as_str();
+    let ut = run.update_time.with_timezone(&Utc);
+    let off = run.update_time.offset().local_minus_utc();
+    // Serialize writers of one world on its state row.
+    tx.execute(
+        "INSERT INTO world_state (world, site_offset, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (world) DO NOTHING",
+        &[&world, &off],
+    )
+    .await
+    .map_err(pg_err)?;
+    let state = read_state(tx, world, true).await?;
+    let exists = tx
+        .query_opt(
+            "SELECT id FROM runs WHERE world = $1 AND update_time = $2 AND status = 'ok'",
+            &[&world, &ut],
+        )
+        .await
+        .map_err(pg_err)?;
+    if exists.is_some() {
+        return Ok(WriteOutcome::AlreadyStored);
+    }
+    let kind = pass_kind(
+        state.last_update_time,
+        state.last_rebase,
+        run.update_time,
+        run.reset_minutes,
+    );
+    let players = dedupe_players(&run.players);
+    let previous: HashMap<String, i64> = tx
+        .query(
+            "SELECT name, experience FROM players WHERE world = $1",
+            &[&world],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect();
+    let deltas = compute_deltas(&previous, &players, kind);
+    let run_id: i64 = tx
+        .query_one(
+            "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, rows, deltas)
+             VALUES ($1, $2, $3, $4, now(), 'ok', $5, $6) RETURNING id",
+            &[
+                &world,
+                &ut,
+                &off,
+                &run.started_at,
+                &(players.len() as i64),
+                &(deltas.len() as i64),
+            ],
+        )
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    let names: Vec<&str> = players.iter().map(|p| p.name.as_str()).collect();
+    let guilds: Vec<&str> = players.iter().map(|p| p.guild.as_str()).collect();
+    let vocations: Vec<&str> = players.iter().map(|p| p.vocation.as_str()).collect();
+    let levels: Vec<i64> = players.iter().map(|p| i64::from(p.level)).collect();
+    let xps: Vec<i64> = players.iter().map(|p| p.experience).collect();
+    tx.execute(
+        "INSERT INTO players (world, name, guild, vocation, level, experience, update_time, site_offset)
+         SELECT $1, n, g, v, l, x, $7, $8
+         FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[]) AS t(n, g, v, l, x)
+         ON CONFLICT (world, name) DO UPDATE SET guild = EXCLUDED.guild,
+           vocation = EXCLUDED.vocation, level = EXCLUDED.level,
+           experience = EXCLUDED.experience, update_time = EXCLUDED.update_time,
+           site_offset = EXCLUDED.site_offset",
+        &[&world, &names, &guilds, &vocations, &levels, &xps, &ut, &off],
+    )
+    .await
+    .map_err(pg_err)?;
+    let prev = state.last_update_time.map(|t| t.with_timezone(&Utc));
+    let d_names: Vec<&str> = deltas.iter().map(|d| d.name.as_str()).collect();
+    let d_guilds: Vec<&str> = deltas.iter().map(|d| d.guild.as_str()).collect();
+    let d_values: Vec<i64> = deltas.iter().map(|d| d.delta).collect();
+    tx.execute(
+        "INSERT INTO deltas (run_id, world, name, guild, delta, update_time, previous_update_time, site_offset)
+         SELECT $1, $2, n, g, d, $6, $7, $8
+         FROM UNNEST($3::TEXT[], $4::TEXT[], $5::BIGINT[]) WITH ORDINALITY AS t(n, g, d, i)
+         ORDER BY i",
+        &[&run_id, &world, &d_names, &d_guilds, &d_values, &ut, &prev, &off],
+    )
+    .await
+    .map_err(pg_err)?;
+    let rebase = match kind {
+        PassKind::Rebase { boundary } => Some(boundary),
+        _ => state.last_rebase,
+    }
+    .map(|t| t.with_timezone(&Utc));
+    tx.execute(
+        "UPDATE world_state SET last_update_time = $2, last_rebase = $3, site_offset = $4,
+           updated_at = now() WHERE world = $1",
+        &[&world, &ut, &rebase, &off],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(WriteOutcome::Stored {
+        run_id,
+        rows: players.len(),
+        deltas,
+        kind,
+    })
+}

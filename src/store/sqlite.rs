@@ -1,0 +1,506 @@
+//! SQLite backend: one connection per process (WAL, busy timeout; several
+//! worker processes write the same file), blocking calls on the blocking pool.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
+use super::{
+    DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
+    stall_hook,
+};
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    world TEXT NOT NULL,
+    update_time TEXT NOT NULL,            -- RFC 3339, site offset explicit
+    started_at TEXT NOT NULL,             -- RFC 3339 UTC
+    finished_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    rows INTEGER NOT NULL DEFAULT 0,
+    deltas INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE UNIQUE INDEX runs_ok_once ON runs (world, update_time) WHERE status = 'ok';
+CREATE INDEX runs_by_world ON runs (world, id);
+CREATE TABLE players (
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    guild TEXT NOT NULL,
+    vocation TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    experience INTEGER NOT NULL,
+    update_time TEXT NOT NULL,
+    PRIMARY KEY (world, name)
+);
+CREATE TABLE deltas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    guild TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    update_time TEXT NOT NULL,
+    previous_update_time TEXT
+);
+CREATE INDEX deltas_by_world ON deltas (world, id);
+CREATE INDEX deltas_by_guild ON deltas (guild, id);
+CREATE TABLE world_state (
+    world TEXT PRIMARY KEY,
+    last_update_time TEXT,
+    last_rebase TEXT,
+    updated_at TEXT NOT NULL
+);
+"#,
+)];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+fn utc_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn site_text(t: DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+fn utc_parse(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    parse_time(text).map(|t| t.with_timezone(&Utc))
+}
+
+impl SqliteStore {
+    /// Open (creating the parent directory) and migrate.
+    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+        let path = PathBuf::from(path);
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            let memory = p.as_os_str() == ":memory:";
+            if !memory && let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let mut conn = Connection::open(&p)
+                .map_err(|e| StoreError::Backend(format!("sqlite {}: {e}", p.display())))?;
+            conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+            if !memory {
+                let mode: String = conn
+                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                    .map_err(db)?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(path = %p.display(), %mode, "SQLite did not switch to WAL");
+                }
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(db)?;
+            conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite open task: {e}")))??;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite task: {e}")))?
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+                .map_err(db)
+        })
+        .await
+    }
+
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)
+        })
+        .await
+    }
+
+    pub async fn runs(
+        &self,
+        world: Option<&str>,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let world = world.map(str::to_string);
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, world, update_time, started_at, finished_at, status, rows, deltas, error
+                     FROM runs WHERE (?1 IS NULL OR world = ?1) AND (?2 IS NULL OR id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![world, before_id, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                    ))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, world, ut, st, fin, status, rows, deltas, error) = row.map_err(db)?;
+                out.push(RunRow {
+                    id,
+                    world,
+                    update_time: parse_time(&ut)?,
+                    started_at: utc_parse(&st)?,
+                    finished_at: fin.as_deref().map(utc_parse).transpose()?,
+                    status,
+                    rows,
+                    deltas,
+                    error,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn deltas(
+        &self,
+        world: Option<&str>,
+        guild: Option<&str>,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<DeltaRow>, StoreError> {
+        let world = world.map(str::to_string);
+        let guild = guild.map(str::to_string);
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, world, name, guild, delta, update_time, previous_update_time
+                     FROM deltas WHERE (?1 IS NULL OR world = ?1) AND (?2 IS NULL OR guild = ?2)
+                       AND (?3 IS NULL OR id < ?3)
+                     ORDER BY id DESC LIMIT ?4",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![world, guild, before_id, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                    ))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, world, name, guild, delta, ut, prev) = row.map_err(db)?;
+                out.push(DeltaRow {
+                    id,
+                    world,
+                    name,
+                    guild,
+                    delta,
+                    update_time: parse_time(&ut)?,
+                    previous_update_time: prev.as_deref().map(parse_time).transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
+        let world = world.to_string();
+        self.with(move |c| read_state(c, &world)).await
+    }
+
+    pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
+        let world = world.to_string();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT world, name, guild, vocation, level, experience, update_time
+                     FROM players WHERE world = ?1 ORDER BY name",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![world], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, String>(6)?,
+                    ))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (world, name, guild, vocation, level, experience, ut) = row.map_err(db)?;
+                out.push(PlayerRowStored {
+                    world,
+                    name,
+                    guild,
+                    vocation,
+                    level,
+                    experience,
+                    update_time: parse_time(&ut)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn write_run(&self, run: &NewRun) -> Result<WriteOutcome, StoreError> {
+        let run = run.clone();
+        self.with(move |c| write_run(c, &run)).await
+    }
+
+    pub async fn record_failed_run(
+        &self,
+        world: &str,
+        update_time: DateTime<FixedOffset>,
+        started_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<i64, StoreError> {
+        let (world, error) = (world.to_string(), error.to_string());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO runs (world, update_time, started_at, finished_at, status, rows, deltas, error)
+                 VALUES (?1, ?2, ?3, ?4, 'failed', 0, 0, ?5)",
+                params![
+                    world,
+                    site_text(update_time),
+                    utc_text(started_at),
+                    utc_text(Utc::now()),
+                    error
+                ],
+            )
+            .map_err(db)?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .map_err(db)?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM schema_migrations WHERE version = ?1",
+                params![version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        if done.is_none() {
+            tx.execute_batch(sql)
+                .map_err(|e| StoreError::Backend(format!("sqlite migration {version}: {e}")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, utc_text(Utc::now())],
+            )
+            .map_err(db)?;
+        }
+    }
+    tx.commit().map_err(db)
+}
+
+fn read_state(c: &Connection, world: &str) -> Result<WorldState, StoreError> {
+    let row: Option<(Option<String>, Option<String>)> = c
+        .query_row(
+            "SELECT last_update_time, last_rebase FROM world_state WHERE world = ?1",
+            params![world],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some((last, rebase)) = row else {
+        return Ok(WorldState::default());
+    };
+    Ok(WorldState {
+        last_update_time: last.as_deref().map(parse_time).transpose()?,
+        last_rebase: rebase.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+fn write_run(c: &mut Connection, run: &NewRun) -> Result<WriteOutcome, StoreError> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let ut = site_text(run.update_time);
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM runs WHERE world = ?1 AND update_time = ?2 AND status = 'ok'",
+            params![run.world, ut],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    if exists.is_some() {
+        return Ok(WriteOutcome::AlreadyStored);
+    }
+    let state = read_state(&tx, &run.world)?;
+    let kind = pass_kind(
+        state.last_update_time,
+        state.last_rebase,
+        run.update_time,
+        run.reset_minutes,
+    );
+    let players = dedupe_players(&run.players);
+    let mut previous = HashMap::new();
+    {
+        let mut stmt = tx
+            .prepare_cached("SELECT name, experience FROM players WHERE world = ?1")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![run.world], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (name, xp) = row.map_err(db)?;
+            previous.insert(name, xp);
+        }
+    }
+    let deltas = compute_deltas(&previous, &players, kind);
+    tx.execute(
+        "INSERT INTO runs (world, update_time, started_at, finished_at, status, rows, deltas, error)
+         VALUES (?1, ?2, ?3, ?4, 'ok', ?5, ?6, NULL)",
+        params![
+            run.world,
+            ut,
+            utc_text(run.started_at),
+            utc_text(Utc::now()),
+            players.len() as i64,
+            deltas.len() as i64
+        ],
+    )
+    .map_err(db)?;
+    let run_id = tx.last_insert_rowid();
+    {
+        let mut up = tx
+            .prepare_cached(
+                "INSERT INTO players (world, name, guild, vocation, level, experience, update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (world, name) DO UPDATE SET guild = excluded.guild,
+                   vocation = excluded.vocation, level = excluded.level,
+                   experience = excluded.experience, update_time = excluded.update_time",
+            )
+            .map_err(db)?;
+        for p in &players {
+            up.execute(params![
+                run.world,
+                p.name,
+                p.guild,
+                p.vocation,
+                i64::from(p.level),
+                p.experience,
+                ut
+            ])
+            .map_err(db)?;
+        }
+        let prev_text = state.last_update_time.map(site_text);
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO deltas (run_id, world, name, guild, delta, update_time, previous_update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(db)?;
+        for d in &deltas {
+            ins.execute(params![
+                run_id, run.world, d.name, d.guild, d.delta, ut, prev_text
+            ])
+            .map_err(db)?;
+        }
+    }
+    let rebase = match kind {
+        PassKind::Rebase { boundary } => Some(boundary),
+        _ => state.last_rebase,
+    };
+    tx.execute(
+        "INSERT INTO world_state (world, last_update_time, last_rebase, updated_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (world) DO UPDATE SET last_update_time = excluded.last_update_time,
+           last_rebase = excluded.last_rebase, updated_at = excluded.updated_at",
+        params![run.world, ut, rebase.map(site_text), utc_text(Utc::now())],
+    )
+    .map_err(db)?;
+    if let Some(marker) = stall_hook() {
+        let _ = std::fs::write(&marker, b"in transaction");
+        std::thread::sleep(Duration::from_secs(60));
+    }
+    tx.commit().map_err(db)?;
+    Ok(WriteOutcome::Stored {
+        run_id,
+        rows: players.len(),
+        deltas,
+        kind,
+    })
+}
