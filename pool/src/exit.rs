@@ -71,3 +71,101 @@ impl ExitRecord {
             && self.reason != ExitReason::Stopped
     }
 }
+
+/// What the pool knew about a run when it ended, for [`classify`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExitContext {
+    /// The pool was stopping the worker (stop, restart, shutdown).
+    pub stopping: bool,
+    /// The watchdog killed it.
+    pub hung: bool,
+    /// RLIMIT_CPU soft limit in seconds, when set.
+    pub cpu_limit_s: Option<f64>,
+    /// The last sampled CPU time of the process, seconds.
+    pub cpu_used_s: Option<f64>,
+    /// Whether a memory limit was set.
+    pub memory_limited: bool,
+}
+
+/// Classify an exit from its status code / signal and the context.
+///
+/// - `hung` when the watchdog killed it, `stopped` when the pool stopped it;
+/// - `cpu_limit` on SIGXCPU, or on SIGKILL with a CPU limit set when the
+///   last sampled CPU time reached half the limit or more (the kernel sends
+///   SIGKILL at the hard limit when SIGXCPU is ignored; the sample is at
+///   most one `sample_interval` old);
+/// - `memory_limit` on [`EXIT_OUT_OF_MEMORY`], or SIGABRT with a memory
+///   limit set (Rust's default alloc-error path aborts);
+/// - `crashed` on any other signal, `exited` otherwise.
+pub fn classify(code: Option<i32>, signal: Option<i32>, ctx: &ExitContext) -> ExitReason {
+    if ctx.hung {
+        return ExitReason::Hung;
+    }
+    match (code, signal) {
+        (_, Some(libc::SIGXCPU)) => ExitReason::CpuLimit,
+        (_, Some(libc::SIGKILL))
+            if !ctx.stopping
+                && matches!((ctx.cpu_limit_s, ctx.cpu_used_s),
+                    (Some(limit), Some(used)) if used >= limit * 0.5) =>
+        {
+            ExitReason::CpuLimit
+        }
+        (Some(EXIT_OUT_OF_MEMORY), _) => ExitReason::MemoryLimit,
+        (_, Some(libc::SIGABRT)) if ctx.memory_limited => ExitReason::MemoryLimit,
+        _ if ctx.stopping => ExitReason::Stopped,
+        (_, Some(_)) => ExitReason::Crashed,
+        _ => ExitReason::Exited,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_table() {
+        let none = ExitContext::default();
+        let stopping = ExitContext {
+            stopping: true,
+            ..none
+        };
+        let cpu = ExitContext {
+            cpu_limit_s: Some(1.0),
+            cpu_used_s: Some(0.9),
+            ..none
+        };
+        let cpu_fresh = ExitContext {
+            cpu_limit_s: Some(10.0),
+            cpu_used_s: Some(0.1),
+            ..none
+        };
+        let mem = ExitContext {
+            memory_limited: true,
+            ..none
+        };
+        let hung = ExitContext { hung: true, ..none };
+        let table = [
+            (Some(0), None, none, ExitReason::Exited),
+            (Some(1), None, none, ExitReason::Exited),
+            (None, Some(9), none, ExitReason::Crashed),
+            (None, Some(11), none, ExitReason::Crashed),
+            (None, Some(24), none, ExitReason::CpuLimit),
+            (None, Some(9), cpu, ExitReason::CpuLimit),
+            (None, Some(9), cpu_fresh, ExitReason::Crashed),
+            (Some(86), None, none, ExitReason::MemoryLimit),
+            (None, Some(6), mem, ExitReason::MemoryLimit),
+            (None, Some(6), none, ExitReason::Crashed),
+            (None, Some(9), hung, ExitReason::Hung),
+            (None, Some(15), stopping, ExitReason::Stopped),
+            (Some(0), None, stopping, ExitReason::Stopped),
+            (None, Some(9), stopping, ExitReason::Stopped),
+        ];
+        for (code, signal, ctx, want) in table {
+            assert_eq!(
+                classify(code, signal, &ctx),
+                want,
+                "{code:?} {signal:?} {ctx:?}"
+            );
+        }
+    }
+}

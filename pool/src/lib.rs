@@ -10,9 +10,11 @@
 #![warn(missing_docs)]
 
 pub mod channel;
+pub mod decide;
 pub mod error;
 pub mod events;
 pub mod exit;
+mod spawn;
 pub mod spec;
 pub mod status;
 pub mod supervisor;

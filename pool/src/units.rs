@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     let secs = value * secs_per_unit;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(format!("`{t}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -63,7 +63,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         }
     };
     let bytes = value * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1.8e19 {
+    if !bytes.is_finite() || !(0.0..=1.8e19).contains(&bytes) {
         return Err(format!("`{t}` is out of range"));
     }
     Ok(bytes as u64)
@@ -74,11 +74,11 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0".to_string()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
