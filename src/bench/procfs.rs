@@ -96,8 +96,14 @@ mod tests {
     #[test]
     fn slots() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(worker_slot(&s(&["wp", "worker", "--world", "Aurera"])), Some("Aurera".into()));
-        assert_eq!(worker_slot(&s(&["wp", "worker", "--all"])), Some("single".into()));
+        assert_eq!(
+            worker_slot(&s(&["wp", "worker", "--world", "Aurera"])),
+            Some("Aurera".into())
+        );
+        assert_eq!(
+            worker_slot(&s(&["wp", "worker", "--all"])),
+            Some("single".into())
+        );
         assert_eq!(worker_slot(&s(&["wp", "run"])), None);
     }
 }

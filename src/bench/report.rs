@@ -186,11 +186,25 @@ impl Results {
         let _ = writeln!(
             out,
             "{:<7} {:>7} {:>10} {:>10} {:>10} {:>9} {:>9} {:>8} {:>9} {:>10} {:>10} {:>6} {:>8} {:>8}",
-            "mode", "workers", "p50 ms", "p95 ms", "max ms", "pages/s", "rows/s", "sup cpu", "sup rss",
-            "wrk rss", "wrk total", "kills", "restarts", "lost"
+            "mode",
+            "workers",
+            "p50 ms",
+            "p95 ms",
+            "max ms",
+            "pages/s",
+            "rows/s",
+            "sup cpu",
+            "sup rss",
+            "wrk rss",
+            "wrk total",
+            "kills",
+            "restarts",
+            "lost"
         );
         for m in &self.modes {
-            let lost = m.integrity.missing.len() + m.integrity.duplicates.len() + m.integrity.partial.len();
+            let lost = m.integrity.missing.len()
+                + m.integrity.duplicates.len()
+                + m.integrity.partial.len();
             let _ = writeln!(
                 out,
                 "{:<7} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>7.2}s {:>9} {:>10} {:>10} {:>6} {:>8} {:>8}",
@@ -214,7 +228,10 @@ impl Results {
             let _ = writeln!(
                 out,
                 "pool/single: update stored {:.1}x sooner (p50), {:.1}x (p95); pages/s x{:.1}; total worker RSS x{:.1}",
-                r.update_latency_speedup_p50, r.update_latency_speedup_p95, r.pages_per_s, r.worker_rss_total
+                r.update_latency_speedup_p50,
+                r.update_latency_speedup_p95,
+                r.pages_per_s,
+                r.worker_rss_total
             );
         }
         out
@@ -258,8 +275,16 @@ pub fn compare(baseline: &Results, current: &Results, tolerance: f64) -> Vec<Reg
             ("update_latency_p95_ms", m.update_latency_ms.p95, false),
             ("pages_per_s", m.pages_per_s, true),
             ("rows_per_s", m.rows_per_s, true),
-            ("supervisor_peak_rss_bytes", m.supervisor_peak_rss_bytes as f64, false),
-            ("workers_total_peak_rss_bytes", m.workers_total_peak_rss_bytes as f64, false),
+            (
+                "supervisor_peak_rss_bytes",
+                m.supervisor_peak_rss_bytes as f64,
+                false,
+            ),
+            (
+                "workers_total_peak_rss_bytes",
+                m.workers_total_peak_rss_bytes as f64,
+                false,
+            ),
         ]
     }
     let mut out = Vec::new();
@@ -271,7 +296,11 @@ pub fn compare(baseline: &Results, current: &Results, tolerance: f64) -> Vec<Reg
             if b <= 0.0 || !b.is_finite() || !c.is_finite() {
                 continue;
             }
-            let worse_by = if higher_better { (b - c) / b } else { (c - b) / b };
+            let worse_by = if higher_better {
+                (b - c) / b
+            } else {
+                (c - b) / b
+            };
             if worse_by > tolerance {
                 out.push(Regression {
                     mode: cur.mode.clone(),
@@ -300,7 +329,9 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A self-contained SVG line chart: one polyline per series, x = sample
@@ -313,7 +344,12 @@ pub fn svg_chart(title: &str, series: &[(String, Vec<f64>)]) -> String {
     const T: f64 = 40.0;
     const B: f64 = 50.0;
     const COLORS: [&str; 4] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
-    let n = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0).max(2);
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
     let ymax_raw = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
@@ -429,7 +465,13 @@ mod tests {
         ModeResult {
             mode: name.into(),
             workers: 1,
-            update_latency_ms: Summary { count: 3, p50, p95: p50 * 1.5, max: p50 * 2.0, mean: p50 },
+            update_latency_ms: Summary {
+                count: 3,
+                p50,
+                p95: p50 * 1.5,
+                max: p50 * 2.0,
+                mean: p50,
+            },
             latencies_ms: vec![p50, p50 * 1.5, p50 * 2.0],
             wall_s: 1.0,
             pages_fetched: 10,
@@ -475,13 +517,20 @@ mod tests {
             // (p50, pages/s, expected regressed metrics)
             (100.0, 50.0, vec![]),
             (109.0, 46.0, vec![]),
-            (120.0, 50.0, vec!["update_latency_p50_ms", "update_latency_p95_ms"]),
+            (
+                120.0,
+                50.0,
+                vec!["update_latency_p50_ms", "update_latency_p95_ms"],
+            ),
             (100.0, 40.0, vec!["pages_per_s"]),
             (50.0, 80.0, vec![]),
         ];
         for (p50, pages, want) in table {
             let cur = results(vec![mode("pool", p50, pages)]);
-            let got: Vec<&str> = compare(&base, &cur, 0.10).iter().map(|r| r.metric).collect();
+            let got: Vec<&str> = compare(&base, &cur, 0.10)
+                .iter()
+                .map(|r| r.metric)
+                .collect();
             assert_eq!(got, want, "p50={p50} pages={pages}");
         }
         // A mode absent from the baseline is not compared.
@@ -502,15 +551,22 @@ mod tests {
 
     #[test]
     fn outputs_are_well_formed() {
-        let r = results(vec![mode("single", 1000.0, 20.0), mode("pool", 100.0, 200.0)]);
+        let r = results(vec![
+            mode("single", 1000.0, 20.0),
+            mode("pool", 100.0, 200.0),
+        ]);
         let csv = r.csv();
         assert_eq!(csv.lines().count(), 3);
         let cols = csv.lines().next().map(|l| l.split(',').count());
-        assert!(csv.lines().all(|l| Some(l.split(',').count()) == cols), "{csv}");
+        assert!(
+            csv.lines().all(|l| Some(l.split(',').count()) == cols),
+            "{csv}"
+        );
         let svg = r.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 2);
-        let back: Results = serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parses");
+        let back: Results =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parses");
         assert_eq!(back.modes.len(), 2);
         assert!(r.table().contains("pool/single"));
         let _ = summarize(&r.modes[0].latencies_ms);

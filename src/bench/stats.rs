@@ -68,7 +68,11 @@ mod tests {
             (&[0.0, 10.0], 0.95, Some(9.5)),
         ];
         for (samples, q, want) in table {
-            assert_eq!(percentile(samples, *q), *want, "percentile({samples:?}, {q})");
+            assert_eq!(
+                percentile(samples, *q),
+                *want,
+                "percentile({samples:?}, {q})"
+            );
         }
     }
 
