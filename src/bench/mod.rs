@@ -257,11 +257,10 @@ impl Progress {
     fn bar(&self, mode: &str, done: usize, total: usize, note: &str) {
         if self.tty {
             let width = 30;
-            let filled = if total == 0 {
-                width
-            } else {
-                done * width / total
-            };
+            let filled = (done * width)
+                .checked_div(total)
+                .unwrap_or(width)
+                .min(width);
             eprint!(
                 "\r\x1b[2K{mode:<6} [{}{}] {done}/{total} {note}",
                 "#".repeat(filled),
@@ -495,8 +494,11 @@ async fn measure(
         let deadline = t0 + args.update_timeout;
         loop {
             let live = samples.sample(supervisor);
-            if let (Some(at), Some(every)) = (next_kill, args.chaos_kill_every) {
-                if Instant::now() >= at && !live.is_empty() {
+            if let (Some(at), Some(every)) = (next_kill, args.chaos_kill_every)
+                && Instant::now() >= at
+                && !live.is_empty()
+            {
+                {
                     let pids: Vec<u32> = live.keys().copied().collect();
                     let victim = pids[rand::rng().random_range(0..pids.len())];
                     if nix::sys::signal::kill(
