@@ -498,19 +498,17 @@ async fn measure(
                 && Instant::now() >= at
                 && !live.is_empty()
             {
+                let pids: Vec<u32> = live.keys().copied().collect();
+                let victim = pids[rand::rng().random_range(0..pids.len())];
+                if nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(victim as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .is_ok()
                 {
-                    let pids: Vec<u32> = live.keys().copied().collect();
-                    let victim = pids[rand::rng().random_range(0..pids.len())];
-                    if nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(victim as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    )
-                    .is_ok()
-                    {
-                        kills += 1;
-                    }
-                    next_kill = Some(Instant::now() + every);
+                    kills += 1;
                 }
+                next_kill = Some(Instant::now() + every);
             }
             let counts = ok_update_counts(store, worlds).await?;
             if worlds
