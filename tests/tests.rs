@@ -4,6 +4,7 @@
 mod helper;
 
 mod api;
+mod bench;
 mod config;
 mod pool;
 mod scrape;
