@@ -24,10 +24,10 @@ impl Reporter {
     }
 
     fn send(&self, msg: WorkerMessage) {
-        if let Some(channel) = &self.channel {
-            if let Err(e) = channel.send(&msg) {
-                tracing::debug!(error = %e, "channel send failed (supervisor gone?)");
-            }
+        if let Some(channel) = &self.channel
+            && let Err(e) = channel.send(&msg)
+        {
+            tracing::debug!(error = %e, "channel send failed (supervisor gone?)");
         }
     }
 
