@@ -72,7 +72,10 @@ fn bench(c: &mut Criterion) {
                 )
                 .await
                 .expect("processed");
-                assert!(matches!(out, Outcome::Stored { rows: 150, .. }), "{out:?}");
+                assert!(
+                    matches!(out, Outcome::Stored { rows, .. } if rows >= 150),
+                    "{out:?}"
+                );
             })
         })
     });

@@ -47,6 +47,15 @@ fn bench(c: &mut Criterion) {
             black_box(out.rows.len())
         })
     });
+    // Extraction alone, on a document parsed once (what parse_guild adds).
+    let doc = scraper::Html::parse_document(&page);
+    group.bench_function("extraction_only_on_parsed_doc", |b| {
+        b.iter(|| {
+            let out = worldpool::site::parse::extract_guild(&doc, &sel, "http://bench/guild")
+                .expect("extracts");
+            black_box(out.rows.len())
+        })
+    });
     group.finish();
 }
 

@@ -4,11 +4,13 @@
 //! returning (it is not `Send`), so callers can `.await` freely afterwards.
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveTime, Utc};
+use std::collections::HashMap;
+
 use scraper::{ElementRef, Html};
 use serde::Serialize;
 
 use super::SiteError;
-use super::selectors::Compiled;
+use super::selectors::{Compiled, FastRanking};
 
 /// One world's line of the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +53,8 @@ pub struct GuildPage {
 pub fn clean_text<'a>(parts: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
     for part in parts {
-        for word in part.split(|c: char| c.is_whitespace() || c == '\u{a0}') {
-            if word.is_empty() {
-                continue;
-            }
+        // `split_whitespace` covers the non-breaking space too.
+        for word in part.split_whitespace() {
             if !out.is_empty() {
                 out.push(' ');
             }
@@ -70,26 +70,36 @@ fn text_of(el: ElementRef<'_>) -> String {
 
 /// Parse `74.287.224`, `74,287,224`, `74 287 224` or `74287224`.
 pub fn parse_number(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    if digits.is_empty() {
-        return None;
-    }
+    parse_number_parts(std::iter::once(text))
+}
+
+/// [`parse_number`] over the text pieces of a cell, without joining them:
+/// whitespace and group separators (`.` `,` `'` `_`) are ignored, a sign
+/// may lead, a rank's trailing `º`/`°` is allowed.
+pub fn parse_number_parts<'a>(parts: impl Iterator<Item = &'a str>) -> Option<i64> {
     let mut value: i64 = 0;
     let mut seen_digit = false;
-    for c in digits.chars() {
-        match c {
-            '0'..='9' => {
-                seen_digit = true;
-                value = value
-                    .checked_mul(10)?
-                    .checked_add(i64::from(c as u8 - b'0'))?;
+    let mut negative = false;
+    let mut seen_sign = false;
+    let mut ended = false;
+    for part in parts {
+        for c in part.chars() {
+            match c {
+                '0'..='9' if !ended => {
+                    seen_digit = true;
+                    value = value
+                        .checked_mul(10)?
+                        .checked_add(i64::from(c as u8 - b'0'))?;
+                }
+                '-' | '+' if !seen_digit && !seen_sign => {
+                    seen_sign = true;
+                    negative = c == '-';
+                }
+                '.' | ',' | '\'' | '_' => {}
+                'º' | '°' if seen_digit => ended = true,
+                c if c.is_whitespace() => {}
+                _ => return None,
             }
-            '.' | ',' | ' ' | '\u{a0}' | '\'' | '_' => {}
-            _ => return None,
         }
     }
     if !seen_digit {
@@ -228,31 +238,144 @@ pub fn parse_status(
     Ok(out)
 }
 
+type RowCells<'a> = [Option<ElementRef<'a>>; 5];
+
+/// Pre-order walk of the elements under `root` (not `root` itself);
+/// `visit` returns whether to walk into the element's children.
+fn walk_elements<'a>(root: ElementRef<'a>, mut visit: impl FnMut(ElementRef<'a>) -> bool) {
+    let root_id = root.id();
+    let mut cursor = root.first_child();
+    while let Some(node) = cursor {
+        let descend = ElementRef::wrap(node).is_some_and(&mut visit);
+        cursor = descend.then(|| node.first_child()).flatten().or_else(|| {
+            let mut n = node;
+            loop {
+                if let Some(sibling) = n.next_sibling() {
+                    return Some(sibling);
+                }
+                match n.parent() {
+                    Some(p) if p.id() != root_id => n = p,
+                    _ => return None,
+                }
+            }
+        });
+    }
+}
+
+/// Rows and their cells (name, rank, vocation, level, experience) with
+/// simple selectors: one walk of the table, names compared directly.
+fn rows_fast<'a>(
+    table: ElementRef<'a>,
+    fast: &FastRanking,
+) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
+    let mut trs = Vec::new();
+    let mut cells: Vec<RowCells<'a>> = Vec::new();
+    walk_elements(table, |el| {
+        let e = el.value();
+        if fast.row.matches(e) {
+            trs.push(el);
+            cells.push([None; 5]);
+            return true;
+        }
+        let Some(slots) = cells.last_mut() else {
+            return true;
+        };
+        let mut matched = false;
+        for (slot, simple) in slots.iter_mut().zip(&fast.cells) {
+            if slot.is_none() && simple.matches(e) {
+                *slot = Some(el);
+                matched = true;
+            }
+        }
+        // A cell holds no other cell: no need to walk inside it.
+        !matched
+    });
+    (trs, cells)
+}
+
+/// Rows and their cells with any selectors: one walk of the table per
+/// selector (`select` reuses its matching caches over a walk, several times
+/// cheaper than `Selector::matches` per element), each cell assigned to the
+/// row it sits in (first match in a row wins).
+fn rows_generic<'a>(
+    table: ElementRef<'a>,
+    sel: &Compiled,
+) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
+    let trs: Vec<ElementRef<'a>> = table.select(&sel.ranking_row).collect();
+    let index: HashMap<_, usize> = trs.iter().enumerate().map(|(i, tr)| (tr.id(), i)).collect();
+    let mut cells: Vec<RowCells<'a>> = vec![[None; 5]; trs.len()];
+    let cell_selectors = [
+        &sel.name,
+        &sel.rank,
+        &sel.vocation,
+        &sel.level,
+        &sel.experience,
+    ];
+    for (k, selector) in cell_selectors.into_iter().enumerate() {
+        for el in table.select(selector) {
+            if let Some(&i) = el.ancestors().find_map(|a| index.get(&a.id())) {
+                cells[i][k].get_or_insert(el);
+            }
+        }
+    }
+    (trs, cells)
+}
+
 /// Parse one guild ranking page.
 pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
     complete_check(html_text, sel, url)?;
     let doc = Html::parse_document(html_text);
+    extract_guild(&doc, sel, url)
+}
+
+/// Extract a guild page from a parsed document (the part of
+/// [`parse_guild`] after the HTML parser).
+pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
     let src = &sel.source;
-    let tables: Vec<ElementRef<'_>> = doc.select(&sel.ranking_table).collect();
+    let index = src.ranking_table_index;
+    let (tables, next) = match (&sel.ranking_table_fast, &sel.next_page_fast) {
+        (Some(table_sel), Some(next_sel)) => {
+            // One walk that does not enter the ranking table (walked later
+            // for its rows), direct matching.
+            let mut tables: Vec<ElementRef<'_>> = Vec::new();
+            let mut next: Option<&str> = None;
+            walk_elements(doc.root_element(), |el| {
+                let e = el.value();
+                if next.is_none() && next_sel.matches(e) {
+                    next = e.attr("href");
+                }
+                if table_sel.matches(e) {
+                    tables.push(el);
+                    return tables.len() != index + 1;
+                }
+                true
+            });
+            (tables, next)
+        }
+        _ => (
+            doc.select(&sel.ranking_table).collect(),
+            doc.select(&sel.next_page).find_map(|a| a.attr("href")),
+        ),
+    };
     if tables.is_empty() {
         return Err(layout("ranking_table", &src.ranking_table, url));
     }
-    let next = doc
-        .select(&sel.next_page)
-        .find_map(|a| a.attr("href"))
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty());
-    let Some(table) = tables.get(src.ranking_table_index) else {
+    let next = next.map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
+    let Some(table) = tables.get(index) else {
         return Ok(GuildPage {
             rows: Vec::new(),
             next: None,
             unknown_guild: true,
         });
     };
-    let mut rows = Vec::new();
+    let (trs, cells) = match &sel.fast {
+        Some(fast) => rows_fast(*table, fast),
+        None => rows_generic(*table, sel),
+    };
+    let mut rows = Vec::with_capacity(trs.len());
     let mut data_rows = 0usize;
-    for tr in table.select(&sel.ranking_row) {
-        let Some(name_cell) = tr.select(&sel.name).next() else {
+    for (tr, [name_cell, rank_cell, voc_cell, level_cell, xp_cell]) in trs.iter().zip(cells) {
+        let Some(name_cell) = name_cell else {
             // Header rows (th) and spacer rows carry no name cell; a row of
             // td cells without one means the layout changed.
             if tr
@@ -264,15 +387,23 @@ pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPa
             continue;
         };
         data_rows += 1;
-        let cell = |key: &str, selector: &scraper::Selector, text: &str| {
-            tr.select(selector)
-                .next()
-                .map(text_of)
-                .ok_or_else(|| layout(key, text, url))
+        let cell = |key: &str, found: Option<ElementRef<'_>>, text: &str| {
+            found.map(text_of).ok_or_else(|| layout(key, text, url))
         };
-        let name = name_cell
-            .select(&sel.name_link)
-            .next()
+        let link = match &sel.name_link_fast {
+            Some(simple) => {
+                let mut found = None;
+                walk_elements(name_cell, |e| {
+                    if found.is_none() && simple.matches(e.value()) {
+                        found = Some(e);
+                    }
+                    found.is_none()
+                });
+                found
+            }
+            None => name_cell.select(&sel.name_link).next(),
+        };
+        let name = link
             .map(text_of)
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| text_of(name_cell));
@@ -288,18 +419,18 @@ pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPa
             value,
             url: url.to_string(),
         };
-        let rank_text = cell("rank", &sel.rank, &src.rank)?;
-        let rank = parse_number(rank_text.trim_end_matches(['.', 'º', '°']))
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| bad("rank", rank_text.clone()))?;
-        let vocation = cell("vocation", &sel.vocation, &src.vocation)?;
-        let level_text = cell("level", &sel.level, &src.level)?;
-        let level = parse_number(&level_text)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| bad("level", level_text.clone()))?;
-        let xp_text = cell("experience", &sel.experience, &src.experience)?;
-        let experience =
-            parse_number(&xp_text).ok_or_else(|| bad("experience", xp_text.clone()))?;
+        // Numbers are read straight from the cell's text pieces; the text
+        // is only joined for an error message.
+        let number = |key: &str, found: Option<ElementRef<'_>>, text: &str| {
+            let el = found.ok_or_else(|| layout(key, text, url))?;
+            parse_number_parts(el.text()).ok_or_else(|| bad(key, text_of(el)))
+        };
+        let rank = number("rank", rank_cell, &src.rank)?;
+        let rank = u32::try_from(rank).map_err(|_| bad("rank", rank.to_string()))?;
+        let vocation = cell("vocation", voc_cell, &src.vocation)?;
+        let level = number("level", level_cell, &src.level)?;
+        let level = u32::try_from(level).map_err(|_| bad("level", level.to_string()))?;
+        let experience = number("experience", xp_cell, &src.experience)?;
         rows.push(PlayerRow {
             rank,
             name,
@@ -344,6 +475,10 @@ mod tests {
             ("", None),
             ("abc", None),
             ("1.2x", None),
+            ("12º", Some(12)),
+            ("º12", None),
+            ("1-2", None),
+            (" \n 7 \n", Some(7)),
             (".", None),
             ("99999999999999999999999", None),
         ];
@@ -495,6 +630,41 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn generic_and_fast_paths_agree() {
+        let page = guild_page(
+            &[
+                row("1", "Zé   Pequeno", "Elite Knight", "512", "74.287.224"),
+                row("2", "Ana", "Druid", "8", "0"),
+            ]
+            .concat(),
+            r#"<a rel="next" href="?page=2">next</a>"#,
+        );
+        let fast = sel();
+        let generic = Selectors {
+            name: "tr > td.col-name".into(),
+            experience: "td[class~=col-xp]".into(),
+            ranking_table: "body table.table-highscores".into(),
+            next_page: "body a[rel=next]".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        assert!(fast.fast.is_some() && generic.fast.is_none());
+        let a = parse_guild(&page, &fast, "u").expect("fast");
+        let b = parse_guild(&page, &generic, "u").expect("generic");
+        assert_eq!(a, b);
+        assert_eq!(a.rows.len(), 2);
+        assert_eq!(a.next.as_deref(), Some("?page=2"));
+        assert!(generic.ranking_table_fast.is_none() && generic.next_page_fast.is_none());
+        // Both report a missing cell the same way.
+        let broken = page.replace("col-xp", "col-exp");
+        for s in [&fast, &generic] {
+            let err = parse_guild(&broken, s, "u").expect_err("no xp cell");
+            assert!(err.to_string().contains("experience"), "{err}");
+        }
     }
 
     #[test]

@@ -67,9 +67,143 @@ impl Default for Selectors {
     }
 }
 
+/// An attribute test of a [`Compound`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AttrTest {
+    /// `[attr]`
+    Exists,
+    /// `[attr=value]`
+    Equals(String),
+    /// `[attr~=value]`: one of its space-separated words.
+    Word(String),
+}
+
+/// `tag.class[attr~=word]…` (each part optional, at least one present).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Compound {
+    tag: Option<String>,
+    classes: Vec<String>,
+    attrs: Vec<(String, AttrTest)>,
+}
+
+/// A selector list of plain compound selectors (no combinators, no
+/// pseudo-classes), matched by comparing names and attributes directly:
+/// the selector engine costs far more per element. Anything else falls
+/// back to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Simple(Vec<Compound>);
+
+fn ident_len(s: &str) -> usize {
+    s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(s.len())
+}
+
+fn parse_compound(text: &str) -> Option<Compound> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let n = ident_len(rest);
+    let tag = (n > 0).then(|| rest[..n].to_ascii_lowercase());
+    rest = &rest[n..];
+    let mut classes = Vec::new();
+    let mut attrs = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let n = ident_len(r);
+            if n == 0 {
+                return None;
+            }
+            classes.push(r[..n].to_string());
+            rest = &r[n..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = r[..end].trim();
+            rest = &r[end + 1..];
+            let n = ident_len(inner);
+            if n == 0 {
+                return None;
+            }
+            let name = inner[..n].to_ascii_lowercase();
+            let op = inner[n..].trim_start();
+            let unquote = |v: &str| {
+                let v = v.trim();
+                let v = v
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                    .unwrap_or(v);
+                (!v.is_empty() && !v.contains(['"', '\'', ' ', '\\'])).then(|| v.to_string())
+            };
+            let test = if op.is_empty() {
+                AttrTest::Exists
+            } else if let Some(v) = op.strip_prefix("~=") {
+                AttrTest::Word(unquote(v)?)
+            } else if let Some(v) = op.strip_prefix('=') {
+                AttrTest::Equals(unquote(v)?)
+            } else {
+                return None;
+            };
+            attrs.push((name, test));
+        } else {
+            return None;
+        }
+    }
+    if tag.is_none() && classes.is_empty() && attrs.is_empty() {
+        return None;
+    }
+    Some(Compound {
+        tag,
+        classes,
+        attrs,
+    })
+}
+
+impl Simple {
+    /// `Some` when `text` is a list of plain compound selectors.
+    pub(crate) fn parse(text: &str) -> Option<Simple> {
+        text.split(',')
+            .map(parse_compound)
+            .collect::<Option<Vec<_>>>()
+            .map(Simple)
+    }
+
+    /// Whether an element matches.
+    pub(crate) fn matches(&self, el: &scraper::node::Element) -> bool {
+        self.0.iter().any(|c| {
+            c.tag.as_deref().is_none_or(|t| el.name() == t)
+                && c.classes
+                    .iter()
+                    .all(|k| el.has_class(k, scraper::CaseSensitivity::CaseSensitive))
+                && c.attrs
+                    .iter()
+                    .all(|(name, test)| match (el.attr(name), test) {
+                        (None, _) => false,
+                        (Some(_), AttrTest::Exists) => true,
+                        (Some(v), AttrTest::Equals(want)) => v == want,
+                        (Some(v), AttrTest::Word(want)) => {
+                            v.split_ascii_whitespace().any(|w| w == want)
+                        }
+                    })
+        })
+    }
+}
+
+/// Row and cell selectors of the ranking when all are simple.
+#[derive(Debug, Clone)]
+pub(crate) struct FastRanking {
+    pub(crate) row: Simple,
+    /// name, rank, vocation, level, experience.
+    pub(crate) cells: [Simple; 5],
+}
+
 /// Selectors parsed once, ready for matching.
 #[derive(Debug, Clone)]
 pub struct Compiled {
+    pub(crate) fast: Option<FastRanking>,
+    pub(crate) name_link_fast: Option<Simple>,
+    pub(crate) ranking_table_fast: Option<Simple>,
+    pub(crate) next_page_fast: Option<Simple>,
     pub(crate) status_row: Selector,
     pub(crate) status_cell: Selector,
     pub(crate) ranking_table: Selector,
@@ -133,6 +267,21 @@ impl Selectors {
                 Some(experience),
                 Some(next_page),
             ) if problems.is_empty() => Ok(Compiled {
+                name_link_fast: Simple::parse(&self.name_link),
+                ranking_table_fast: Simple::parse(&self.ranking_table),
+                next_page_fast: Simple::parse(&self.next_page),
+                fast: (|| {
+                    Some(FastRanking {
+                        row: Simple::parse(&self.ranking_row)?,
+                        cells: [
+                            Simple::parse(&self.name)?,
+                            Simple::parse(&self.rank)?,
+                            Simple::parse(&self.vocation)?,
+                            Simple::parse(&self.level)?,
+                            Simple::parse(&self.experience)?,
+                        ],
+                    })
+                })(),
                 status_row,
                 status_cell,
                 ranking_table,
@@ -158,6 +307,56 @@ mod tests {
     #[test]
     fn defaults_compile() {
         Selectors::default().compile().expect("defaults are valid");
+    }
+
+    #[test]
+    fn simple_selectors() {
+        let c = |tag: Option<&str>, classes: &[&str], attrs: Vec<(&str, AttrTest)>| Compound {
+            tag: tag.map(str::to_string),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            attrs: attrs.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
+        };
+        let one = |x: Compound| Some(Simple(vec![x]));
+        let table = [
+            ("td.col-rank", one(c(Some("td"), &["col-rank"], vec![]))),
+            ("TR", one(c(Some("tr"), &[], vec![]))),
+            (".a.b", one(c(None, &["a", "b"], vec![]))),
+            (
+                "a[rel~=next], link[rel~=\"next\"]",
+                Some(Simple(vec![
+                    c(Some("a"), &[], vec![("rel", AttrTest::Word("next".into()))]),
+                    c(
+                        Some("link"),
+                        &[],
+                        vec![("rel", AttrTest::Word("next".into()))],
+                    ),
+                ])),
+            ),
+            (
+                "a[href]",
+                one(c(Some("a"), &[], vec![("href", AttrTest::Exists)])),
+            ),
+            (
+                "a[x='y']",
+                one(c(Some("a"), &[], vec![("x", AttrTest::Equals("y".into()))])),
+            ),
+            ("td .x", None),
+            ("td > a", None),
+            ("td:nth-child(2)", None),
+            ("a[rel^=n]", None),
+            ("td, ", None),
+            ("", None),
+            (".", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(Simple::parse(text), want, "{text:?}");
+        }
+        assert!(Selectors::default().compile().expect("ok").fast.is_some());
+        let custom = Selectors {
+            name: "td:nth-child(2)".into(),
+            ..Selectors::default()
+        };
+        assert!(custom.compile().expect("ok").fast.is_none());
     }
 
     #[test]
