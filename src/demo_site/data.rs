@@ -286,7 +286,7 @@ impl Data {
         let now_min = minute(now.with_timezone(&offset));
         world.update_time = now_min.max(world.update_time + ChronoDuration::minutes(1));
         for (j, member) in world.players.values_mut().enumerate() {
-            if (j as u64 + n) % 3 == 0 {
+            if (j as u64 + n).is_multiple_of(3) {
                 member.experience += 1_000 * (j as i64 + 1) + (n as i64) * 137;
             }
         }
