@@ -70,12 +70,12 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
             };
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                if let Some((_, rest)) = stat.rsplit_once(')') {
-                    let fields: Vec<&str> = rest.split_whitespace().collect();
-                    if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) {
-                        out.push(pid);
-                    }
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                && let Some((_, rest)) = stat.rsplit_once(')')
+            {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) {
+                    out.push(pid);
                 }
             }
         }

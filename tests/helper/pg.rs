@@ -146,12 +146,12 @@ fn run_as_postgres(program: &Path, args: &[&str]) -> Result<(), String> {
 
 fn find_bindir() -> Result<PathBuf, String> {
     let mut candidates = Vec::new();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            candidates.push(PathBuf::from(
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            ));
-        }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        candidates.push(PathBuf::from(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ));
     }
     if let Ok(dir) = std::fs::read_dir("/usr/lib/postgresql") {
         let mut versions: Vec<PathBuf> = dir.flatten().map(|e| e.path().join("bin")).collect();
@@ -183,10 +183,10 @@ extern "C" fn stop_shared_cluster() {
 /// message when PostgreSQL is not available.
 pub fn server_url() -> String {
     let result = SHARED.get_or_init(|| {
-        if let Ok(url) = std::env::var("WORLDPOOL_TEST_DATABASE_URL") {
-            if !url.trim().is_empty() {
-                return Ok(url);
-            }
+        if let Ok(url) = std::env::var("WORLDPOOL_TEST_DATABASE_URL")
+            && !url.trim().is_empty()
+        {
+            return Ok(url);
         }
         let cluster = PgCluster::start()?;
         let url = cluster.url();
