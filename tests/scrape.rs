@@ -578,3 +578,98 @@ async fn store_down_mid_run_keeps_the_scrape_and_retries() {
     );
     site.shutdown().await;
 }
+
+/// A pool worker (`worldpool run`, real supervisor, real worker processes)
+/// killed with SIGKILL inside its write transaction: no partial run is ever
+/// visible, the supervisor restarts it, and the new worker stores the same
+/// update exactly once, whole.
+#[tokio::test]
+async fn pool_worker_killed_mid_write_is_restarted_and_completes_the_run() {
+    let (site, dir, config, url) = site_and_config().await;
+    let marker = dir.path().join("in-tx");
+    let mut supervisor = tokio::process::Command::new(bin())
+        .args(["run", "--no-api", "--config"])
+        .arg(&config)
+        .env("WORLDPOOL_TEST_STALL_IN_TX", &marker)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn worldpool run");
+    let supervisor_pid = supervisor.id().expect("pid");
+
+    // The first worker to reach its commit writes its pid and stalls.
+    let m = marker.clone();
+    let victim: u32 = wait_for_async(
+        "a worker inside its transaction",
+        Duration::from_secs(30),
+        || {
+            let m = m.clone();
+            async move { std::fs::read_to_string(&m).ok()?.trim().parse().ok() }
+        },
+    )
+    .await;
+    assert!(
+        crate::helper::children_of(supervisor_pid).contains(&victim),
+        "the stalled writer {victim} is a worker of the supervisor"
+    );
+    let store = Store::open(&url, 1).await.expect("store");
+    let before = store.runs(None, 100, None).await.expect("runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("SIGKILL the worker");
+
+    // A replacement appears and every world ends with exactly one complete run.
+    let worlds = site.world_names();
+    let runs = wait_for_async("every world stored once", Duration::from_secs(30), || {
+        let store = store.clone();
+        let n = worlds.len();
+        async move {
+            let runs = store.runs(None, 100, None).await.ok()?;
+            let ok = runs.iter().filter(|r| r.status == "ok").count();
+            (ok >= n).then_some(runs)
+        }
+    })
+    .await;
+    let children = crate::helper::children_of(supervisor_pid);
+    assert!(!children.contains(&victim), "the killed worker was reaped");
+    assert_eq!(children.len(), worlds.len(), "a replacement worker runs");
+    for w in &worlds {
+        let mine: Vec<_> = runs.iter().filter(|r| &r.world == w).collect();
+        assert_eq!(mine.len(), 1, "{w}: exactly one run: {mine:?}");
+        assert_eq!(mine[0].status, "ok");
+        let distinct: std::collections::HashSet<String> =
+            site.players(w).into_iter().map(|p| p.name).collect();
+        assert_eq!(mine[0].rows as usize, distinct.len(), "{w}: whole run");
+        assert_eq!(
+            store.players(w).await.expect("players").len(),
+            distinct.len(),
+            "{w}: players stored once"
+        );
+    }
+    // Runs seen while the victim held its transaction were complete ones only.
+    for r in &before {
+        let distinct: std::collections::HashSet<String> =
+            site.players(&r.world).into_iter().map(|p| p.name).collect();
+        assert_eq!(
+            r.rows as usize,
+            distinct.len(),
+            "partial run visible: {r:?}"
+        );
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor_pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM the supervisor");
+    let status = tokio::time::timeout(Duration::from_secs(20), supervisor.wait())
+        .await
+        .expect("supervisor stops within its grace")
+        .expect("reaped");
+    assert!(status.success(), "supervisor exit: {status}");
+    site.shutdown().await;
+}

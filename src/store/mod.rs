@@ -132,11 +132,24 @@ pub enum WriteOutcome {
     AlreadyStored,
 }
 
-/// Test hook: when `WORLDPOOL_TEST_STALL_IN_TX` names a file, a run write
-/// creates that file after writing its rows and waits before committing,
-/// so a test can kill the process in the middle of the transaction.
+/// Test hook: when `WORLDPOOL_TEST_STALL_IN_TX` names a file that does not
+/// exist yet, a run write creates it (holding the writer's pid) after
+/// writing its rows and waits before committing, so a test can kill the
+/// process in the middle of the transaction. One-shot: once the file
+/// exists, writes commit normally (the restarted worker completes the run).
 pub(crate) fn stall_hook() -> Option<std::path::PathBuf> {
-    std::env::var_os("WORLDPOOL_TEST_STALL_IN_TX").map(std::path::PathBuf::from)
+    std::env::var_os("WORLDPOOL_TEST_STALL_IN_TX")
+        .map(std::path::PathBuf::from)
+        .filter(|marker| !marker.exists())
+}
+
+/// Write the stall marker: the pid of this process, atomically (a reader
+/// never sees an empty file). The caller then stalls.
+pub(crate) fn write_stall_marker(marker: &std::path::Path) {
+    let tmp = marker.with_extension("tmp");
+    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, marker);
+    }
 }
 
 /// A store backend.

@@ -12,6 +12,7 @@ use tokio_postgres::error::SqlState;
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::{
     DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, stall_hook,
+    write_stall_marker,
 };
 
 /// Connections idle longer than this are closed.
@@ -321,7 +322,7 @@ impl PgStore {
             }
             Ok(outcome) => {
                 if let Some(marker) = stall_hook() {
-                    let _ = std::fs::write(&marker, b"in transaction");
+                    write_stall_marker(&marker);
                     tokio::time::sleep(Duration::from_secs(60)).await;
                 }
                 match tx.commit().await {

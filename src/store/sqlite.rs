@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::{
     DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
-    stall_hook,
+    stall_hook, write_stall_marker,
 };
 
 /// Versioned migrations, applied in order, each once.
@@ -342,6 +342,15 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // Up to date already: read-only check, so opening never waits for a
+    // writer (another worker may hold a write transaction).
+    let latest = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    let current: Option<i64> = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+        .unwrap_or(None);
+    if current.is_some_and(|v| v >= latest) {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -493,7 +502,7 @@ fn write_run(c: &mut Connection, run: &NewRun) -> Result<WriteOutcome, StoreErro
     )
     .map_err(db)?;
     if let Some(marker) = stall_hook() {
-        let _ = std::fs::write(&marker, b"in transaction");
+        write_stall_marker(&marker);
         std::thread::sleep(Duration::from_secs(60));
     }
     tx.commit().map_err(db)?;
