@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// An earlier results.json: flag regressions over 10 %.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// Advance the site at this cadence (e.g. `3s`) instead of right after
+    /// the previous update was stored; `--updates` × this is the run time.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub update_every: Option<Duration>,
     /// Longest wait for one update to be stored before it counts as lost.
     #[arg(long, value_parser = parse_duration_arg, default_value = "60s")]
     pub update_timeout: Duration,
@@ -492,6 +496,7 @@ async fn measure(
         site.advance();
         let t0 = Instant::now();
         let deadline = t0 + args.update_timeout;
+        let mut settled = false;
         loop {
             let live = samples.sample(supervisor);
             if let (Some(at), Some(every)) = (next_kill, args.chaos_kill_every)
@@ -510,22 +515,28 @@ async fn measure(
                 }
                 next_kill = Some(Instant::now() + every);
             }
-            let counts = ok_update_counts(store, worlds).await?;
-            if worlds
-                .iter()
-                .all(|w| counts.get(w).copied().unwrap_or(0) > u)
-            {
-                let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                latencies.push(ms);
-                progress.bar(mode_name, u, plan.updates, &format!("stored in {ms:.0} ms"));
-                break;
+            if !settled {
+                let counts = ok_update_counts(store, worlds).await?;
+                if worlds
+                    .iter()
+                    .all(|w| counts.get(w).copied().unwrap_or(0) > u)
+                {
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    progress.bar(mode_name, u, plan.updates, &format!("stored in {ms:.0} ms"));
+                    settled = true;
+                } else if Instant::now() > deadline {
+                    latencies.push(f64::NAN);
+                    progress.line(&format!(
+                        "{mode_name}: update {u} not stored everywhere within {:?}",
+                        args.update_timeout
+                    ));
+                    settled = true;
+                }
             }
-            if Instant::now() > deadline {
-                latencies.push(f64::NAN);
-                progress.line(&format!(
-                    "{mode_name}: update {u} not stored everywhere within {:?}",
-                    args.update_timeout
-                ));
+            // With --update-every the site keeps its own cadence (chaos
+            // goes on in between); otherwise the next update follows at once.
+            if settled && args.update_every.is_none_or(|every| t0.elapsed() >= every) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

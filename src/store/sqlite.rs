@@ -346,7 +346,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // writer (another worker may hold a write transaction).
     let latest = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
     let current: Option<i64> = conn
-        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| r.get(0))
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
         .unwrap_or(None);
     if current.is_some_and(|v| v >= latest) {
         return Ok(());
