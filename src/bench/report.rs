@@ -382,7 +382,8 @@ pub fn svg_chart(title: &str, series: &[(String, Vec<f64>)]) -> String {
             format_tick(v)
         );
     }
-    for i in 0..n {
+    let label_every = n.div_ceil(10);
+    for i in (0..n).filter(|i| i % label_every == 0 || *i == n - 1) {
         let xx = x(i);
         let _ = writeln!(
             s,
