@@ -571,3 +571,35 @@ fn sigterm_of_the_supervisor_stops_every_worker_and_exits_0() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_with_invalid_utf8_and_endless_lines_is_drained() {
+    // 300 KB of invalid UTF-8 with no newline on stdout and on stderr: far
+    // more than a pipe holds. If the supervisor stopped reading (as a plain
+    // `lines()` does at the first invalid byte), the worker would block on
+    // write and never write its marker.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("drained");
+    let script = format!(
+        r#"
+printf '{{"type":"ready"}}\n' >&3
+head -c 300000 /dev/zero | tr '\0' '\377'
+head -c 300000 /dev/zero | tr '\0' '\376' >&2
+echo
+echo "WARN still talking" >&2
+head -c 300000 /dev/zero | tr '\0' 'x'
+echo
+touch '{}'
+exec sleep 1000
+"#,
+        marker.display()
+    );
+    let pool = Pool::start(vec![sh_spec("noisy", &script)], options()).expect("pool starts");
+    let h = pool.handle();
+    let pid = wait_running(&h, "noisy").await;
+    wait_for("the worker got all its output out", LONG, || {
+        marker.exists().then_some(())
+    });
+    assert_eq!(h.worker("noisy").expect("status").pid, Some(pid));
+    shutdown_clean(pool, &[pid]).await;
+}

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod error;
 pub mod events;
 pub mod exit;
+mod lines;
 mod spawn;
 pub mod spec;
 pub mod status;

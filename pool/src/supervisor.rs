@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Lines};
+use tokio::io::AsyncRead;
 use tokio::net::UnixStream;
 use tokio::process::Child;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -30,6 +30,7 @@ use crate::decide::{Action, Event, Machine, State, decide};
 use crate::error::Error;
 use crate::events::PoolEvent;
 use crate::exit::{ExitContext, ExitReason, ExitRecord, classify};
+use crate::lines::{LineReader, MAX_LINE};
 use crate::spawn::{Plan, Spawner};
 use crate::spec::WorkerSpec;
 use crate::status::{StateName, WorkerStatus};
@@ -391,7 +392,7 @@ fn start_sampler(shared: Weak<Shared>, interval: Duration) -> Result<(), Error> 
 // ---------------------------------------------------------------------------
 // The actor.
 
-type LineStream = Lines<BufReader<UnixStream>>;
+type LineStream = LineReader<UnixStream>;
 
 /// The live process of a worker.
 struct Proc {
@@ -733,7 +734,7 @@ impl Actor {
             .set_nonblocking(true)
             .and_then(|()| UnixStream::from_std(ours))
         {
-            Ok(s) => Some(BufReader::new(s).lines()),
+            Ok(s) => Some(LineReader::new(s, MAX_LINE)),
             Err(e) => {
                 tracing::warn!(worker = %self.spec.name, error = %e, "channel unusable");
                 None
@@ -1003,18 +1004,34 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// Log one line of a worker's output under the target `pool::worker`. A
+/// line that starts with a level word (`ERROR`, `WARN`, `INFO`, `DEBUG`,
+/// `TRACE`, as tracing's and most loggers' plain formats do) is logged at
+/// that level without the word; anything else at INFO.
+fn log_worker_line(worker: &str, stream: &'static str, line: &str) {
+    let trimmed = line.trim_start();
+    let (word, rest) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
+    let rest = rest.trim_start();
+    match word {
+        "ERROR" => tracing::error!(target: "pool::worker", worker, stream, "{rest}"),
+        "WARN" => tracing::warn!(target: "pool::worker", worker, stream, "{rest}"),
+        "INFO" => tracing::info!(target: "pool::worker", worker, stream, "{rest}"),
+        "DEBUG" => tracing::debug!(target: "pool::worker", worker, stream, "{rest}"),
+        "TRACE" => tracing::trace!(target: "pool::worker", worker, stream, "{rest}"),
+        _ => tracing::info!(target: "pool::worker", worker, stream, "{line}"),
+    }
+}
+
 fn forward_lines<R: AsyncRead + Unpin + Send + 'static>(
     worker: String,
     stream: &'static str,
     reader: R,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
+        let mut lines = LineReader::new(reader, MAX_LINE);
         loop {
             match lines.next_line().await {
-                Ok(Some(line)) => {
-                    tracing::info!(target: "pool::worker", worker = %worker, stream, "{line}")
-                }
+                Ok(Some(line)) => log_worker_line(&worker, stream, &line),
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(worker = %worker, stream, error = %e, "output read failed");
