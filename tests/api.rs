@@ -1286,3 +1286,64 @@ async fn end_to_end_with_a_real_pool() {
         assert!(!pid_alive(pid), "worker {pid} survived shutdown");
     }
 }
+
+/// The store goes away under a running API: /readyz and the store-backed
+/// endpoints answer 503 with the error shape (nothing internal), and
+/// recover once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_unreachable_is_503_and_recovers() {
+    let cluster = tokio::task::spawn_blocking(crate::helper::pg::PgCluster::start)
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test: {e}"));
+    let store = worldpool::store::Store::open(&cluster.url(), 1)
+        .await
+        .expect("postgres store opens");
+    let fake = Arc::new(FakeControl::new(&WORLDS));
+    let app = api::app(ApiState::new(fake, Some(store), None));
+    assert_eq!(get(&app, "/readyz").await.status, StatusCode::OK);
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop_server();
+        cluster
+    })
+    .await
+    .expect("join");
+    for uri in ["/readyz", "/api/runs", "/api/deltas?world=Aurora"] {
+        let a = get(&app, uri).await;
+        assert_eq!(
+            a.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{uri}: {}",
+            a.text()
+        );
+        let v = a.json();
+        assert!(
+            v["error"].is_string() && v["message"].is_string(),
+            "{uri}: {v}"
+        );
+        let text = a.text();
+        assert!(
+            !text.contains("127.0.0.1") && !text.contains("postgres://"),
+            "{uri} leaks: {text}"
+        );
+    }
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_server().expect("restart PostgreSQL");
+        cluster
+    })
+    .await
+    .expect("join");
+    wait_for_async(
+        "the API sees the store again",
+        Duration::from_secs(30),
+        || {
+            let app = app.clone();
+            async move { (get(&app, "/api/runs").await.status == StatusCode::OK).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(get(&app, "/readyz").await.status, StatusCode::OK);
+    drop(cluster);
+}
