@@ -12,7 +12,7 @@
 //! `API_BENCH_CHAOS_MS` (interval between restarts, 10),
 //! `API_BENCH_CLIENT_NICE` (nice of the load generator threads, 0).
 //!
-//! `API_BENCH_REAL=1` runs a real pool of `worldpool worker --test-mode
+//! `API_BENCH_REAL=1` runs a real pool of `worldpool-test-worker --test-mode
 //! idle` processes instead of the fake one, kills one with SIGKILL every
 //! `API_BENCH_CHAOS_MS` (default 200 in that mode) and reports the
 //! kill → ready restart latency without and with the HTTP load.
@@ -284,7 +284,7 @@ fn real_pool(
     } = settings;
     use pool::{Pool, PoolEvent, PoolOptions, WorkerSpec};
 
-    let exe = env!("CARGO_BIN_EXE_worldpool");
+    let exe = env!("CARGO_BIN_EXE_worldpool-test-worker");
     let specs: Vec<WorkerSpec> = names
         .iter()
         .map(|n| {

@@ -8,10 +8,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::sync::CancellationToken;
 use worldpool::config::{Config, Mode};
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Sizing};
+use worldpool::scrape::Reporter;
 use worldpool::scrape::{Outcome, Scraper, process_world};
 use worldpool::site::{Clock, find_world};
 use worldpool::store::Store;
-use worldpool::worker::Reporter;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

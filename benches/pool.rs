@@ -21,8 +21,12 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_worldpool"))
 }
 
+fn test_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_worldpool-test-worker"))
+}
+
 fn spec(name: &str) -> WorkerSpec {
-    let mut s = WorkerSpec::new(name, bin());
+    let mut s = WorkerSpec::new(name, test_worker());
     s.args = ["worker", "--world", name, "--test-mode", "idle"]
         .map(String::from)
         .to_vec();
@@ -135,7 +139,8 @@ fn supervisor_rss(n: usize) -> u64 {
     let mut child = Command::new(bin())
         .args(["run", "--no-api", "--config"])
         .arg(&config)
-        .env("WORLDPOOL_WORKER_TEST_MODE", "idle")
+        .env("WORLDPOOL_WORKER_PROGRAM", test_worker())
+        .env("WORLDPOOL_TEST_WORKER_MODE", "idle")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -168,7 +173,7 @@ fn main() {
     let rss50 = supervisor_rss(50);
 
     println!();
-    println!("pool benchmark ({KILLS} kills; workers: worldpool worker --test-mode idle)");
+    println!("pool benchmark ({KILLS} kills; workers: worldpool-test-worker --test-mode idle)");
     println!("{:<48} {:>12} {:>12}", "measure", "median", "max");
     println!(
         "{:<48} {:>12} {:>12}",

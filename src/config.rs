@@ -12,7 +12,9 @@ use pool::units::{parse_bytes, parse_duration};
 use pool::{Backoff, Limits, RestartMode, RestartPolicy};
 use serde::Deserialize;
 
+use crate::logging::{LogFormat, LogSettings};
 use crate::site::Selectors;
+pub use crate::site::SiteSettings;
 
 /// Default config path, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/worlds.toml";
@@ -58,13 +60,25 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Pool or single mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// One worker process per world.
     Pool,
     /// One worker process scraping every world in turn.
     Single,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s.trim() {
+            "pool" => Ok(Mode::Pool),
+            "single" => Ok(Mode::Single),
+            other => Err(format!("unknown mode `{other}`: use pool or single")),
+        }
+    }
 }
 
 /// `[pool]`, typed.
@@ -82,41 +96,6 @@ pub struct PoolSettings {
     pub start_timeout: Duration,
     /// Silence after which a worker is hung.
     pub heartbeat_timeout: Duration,
-}
-
-/// `[site]`, typed.
-#[derive(Debug, Clone)]
-pub struct SiteSettings {
-    /// Base URL, e.g. `https://example.org`.
-    pub base_url: String,
-    /// Status page path.
-    pub status_path: String,
-    /// Guild page path template with `{guild}` and `{world}`.
-    pub guild_path: String,
-    /// Timeout of one request.
-    pub request_timeout: Duration,
-    /// Requests per second per host (0 = unlimited).
-    pub rate_limit: f64,
-    /// Concurrent requests per worker.
-    pub max_concurrent: usize,
-    /// User-Agent header.
-    pub user_agent: String,
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// First retry delay (doubles per retry, with jitter).
-    pub retry_backoff: Duration,
-    /// Optional proxy URL.
-    pub proxy: Option<String>,
-    /// Time between status checks.
-    pub poll_interval: Duration,
-    /// Random extra up to this fraction of `poll_interval`.
-    pub poll_jitter: f64,
-    /// The site's UTC offset in minutes (UTC-3 = -180).
-    pub utc_offset_minutes: i32,
-    /// Local time of the daily reset, minutes after midnight.
-    pub reset_minutes: u32,
-    /// CSS selectors.
-    pub selectors: Selectors,
 }
 
 /// `[storage]`, typed.
@@ -163,6 +142,8 @@ pub struct Config {
     pub storage: StorageSettings,
     /// `[api]`.
     pub api: ApiSettings,
+    /// `[log]`.
+    pub log: LogSettings,
     /// `[[worlds]]`.
     pub worlds: Vec<World>,
 }
@@ -214,17 +195,36 @@ impl Config {
 }
 
 fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let location = e
+    let line = e
         .span()
-        .map(|span| {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}")
-        })
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let location = line
+        .map(|l| format!("line {l}"))
         .unwrap_or_else(|| "(file)".to_string());
-    let message = e.message().to_string();
-    let fix = if message.contains("unknown field") {
-        "remove or rename the key; config/worlds.toml documents every key".to_string()
-    } else if message.contains("missing field") {
+    let message = e.message().trim().to_string();
+    if let Some((unknown, expected)) = unknown_field(&message) {
+        let section = line.map(|l| section_at(text, l)).unwrap_or_default();
+        let key = match (section.is_empty(), line) {
+            (true, Some(l)) => format!("{unknown} (line {l})"),
+            (false, Some(l)) => format!("{section}.{unknown} (line {l})"),
+            (_, None) => unknown.clone(),
+        };
+        let fix = match nearest(&unknown, &expected) {
+            Some(best) => {
+                format!("did you mean `{best}`? (config/worlds.toml documents every key)")
+            }
+            None => format!(
+                "remove or rename the key; known keys here: {}",
+                expected.join(", ")
+            ),
+        };
+        return Problem {
+            key,
+            message: format!("unknown key `{unknown}`"),
+            fix,
+        };
+    }
+    let fix = if message.contains("missing field") {
         "add the key; config/worlds.toml documents every key".to_string()
     } else {
         "fix the TOML syntax or the value's type at that line".to_string()
@@ -233,6 +233,231 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
         key: location,
         message,
         fix,
+    }
+}
+
+/// The unknown field and the expected ones of serde's `unknown field
+/// `x`, expected one of `a`, `b`` message.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((unknown.to_string(), expected))
+}
+
+/// The known key closest to `unknown` (edit distance at most a third of
+/// its length, at least 2), if any.
+fn nearest<'a>(unknown: &str, known: &'a [String]) -> Option<&'a str> {
+    let limit = (unknown.chars().count() / 3).max(2);
+    known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The dotted path of the table in effect at 1-based `line` (`pool`,
+/// `site.selectors`, `worlds[2]`, plus an inline table opened on that line
+/// such as `worlds[0].limits`).
+fn section_at(text: &str, line: usize) -> String {
+    let mut section = String::new();
+    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
+    let mut current_line = "";
+    for (i, l) in text.lines().enumerate() {
+        if i + 1 > line {
+            break;
+        }
+        current_line = l;
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
+            let name = name.0.trim().to_string();
+            let n = arrays.entry(name.clone()).or_insert(0);
+            section = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            section = name.0.trim().to_string();
+        }
+    }
+    if let Some((key, _)) = current_line.split_once("= {") {
+        let key = key.trim();
+        if !key.is_empty() && !key.contains(['[', ' ']) {
+            return if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            };
+        }
+    }
+    section
+}
+
+/// `[log]` of a config file, read leniently before the full load (the
+/// subscriber must exist before anything logs). Anything unreadable gives
+/// the defaults: the full load reports it.
+pub fn peek_log_settings(path: &Path) -> LogSettings {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return LogSettings::default();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return LogSettings::default();
+    };
+    let log = table.get("log").and_then(|v| v.as_table());
+    let get = |k: &str| log.and_then(|t| t.get(k)).and_then(|v| v.as_str());
+    LogSettings {
+        format: get("format")
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_default(),
+        level: get("level")
+            .filter(|l| crate::logging::valid_level(l))
+            .map(str::to_string),
+    }
+}
+
+/// Environment variable holding the API's control token.
+pub const API_TOKEN_ENV: &str = "WORLDPOOL_API_TOKEN";
+
+/// What a config is checked against on this machine (beyond the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    /// Hard RLIMIT_CPU in seconds (`None` = unlimited).
+    pub cpu_hard: Option<u64>,
+    /// Hard RLIMIT_DATA in bytes (`None` = unlimited).
+    pub data_hard: Option<u64>,
+    /// Hard RLIMIT_NOFILE (`None` = unlimited).
+    pub nofile_hard: Option<u64>,
+    /// Whether [`API_TOKEN_ENV`] holds a non-empty token.
+    pub api_token_set: bool,
+}
+
+impl Environment {
+    /// This process's hard limits (which its workers inherit) and token.
+    pub fn current() -> Environment {
+        use rlimit::Resource;
+        let hard = |r: Resource| match rlimit::getrlimit(r) {
+            Ok((_, hard)) if hard != rlimit::INFINITY => Some(hard),
+            _ => None,
+        };
+        Environment {
+            cpu_hard: hard(Resource::CPU),
+            data_hard: hard(Resource::DATA),
+            nofile_hard: hard(Resource::NOFILE),
+            api_token_set: std::env::var(API_TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty()),
+        }
+    }
+}
+
+impl Config {
+    /// What `worldpool run` would refuse on a machine: a limit above the
+    /// OS hard limit (the spawn would fail every time), a non-loopback
+    /// `api_bind` without a token. Every problem, with key and fix.
+    pub fn check_environment(
+        &self,
+        env: &Environment,
+        api_bind: Option<SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |key: String, what: &str, value: u64, shown: String, hard: Option<u64>| {
+            if let Some(hard) = hard
+                && value > hard
+            {
+                problems.push(Problem {
+                    key,
+                    message: format!(
+                        "{shown} is above this machine's hard limit of {hard} for {what}: \
+                         every start of the worker would be refused"
+                    ),
+                    fix: format!(
+                        "use at most {hard}, or raise the hard limit of the user that runs \
+                         worldpool (ulimit -H, limits.conf or the service manager)"
+                    ),
+                });
+            }
+        };
+        let mut sets: Vec<(String, &Limits)> = vec![("limits".to_string(), &self.limits)];
+        if self.pool.mode == Mode::Pool {
+            sets = self
+                .worlds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("worlds[{i}] ({}) limits", w.name), &w.limits))
+                .collect();
+        }
+        for (prefix, limits) in sets {
+            if let Some(cpu) = limits.cpu_time {
+                // The pool sets soft = ceil(seconds), hard = soft + 1.
+                let hard_needed = cpu.as_secs_f64().ceil().max(1.0) as u64 + 1;
+                check(
+                    format!("{prefix}.cpu_time"),
+                    "RLIMIT_CPU (seconds)",
+                    hard_needed,
+                    format!("{}s (+1s hard)", hard_needed - 1),
+                    env.cpu_hard,
+                );
+            }
+            if let Some(mem) = limits.memory {
+                check(
+                    format!("{prefix}.memory"),
+                    "RLIMIT_DATA (bytes)",
+                    mem,
+                    format!("{mem} bytes"),
+                    env.data_hard,
+                );
+            }
+            if let Some(files) = limits.open_files {
+                check(
+                    format!("{prefix}.open_files"),
+                    "RLIMIT_NOFILE",
+                    files,
+                    files.to_string(),
+                    env.nofile_hard,
+                );
+            }
+        }
+        if let Some(bind) = api_bind
+            && !bind.ip().is_loopback()
+            && !env.api_token_set
+        {
+            problems.push(Problem {
+                key: "api.bind".into(),
+                message: format!(
+                    "{bind} is not a loopback address and {API_TOKEN_ENV} is not set: \
+                     `worldpool run` refuses to serve the API there"
+                ),
+                fix: format!(
+                    "set {API_TOKEN_ENV} to a secret, or bind \"127.0.0.1:{}\"",
+                    bind.port()
+                ),
+            });
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                path: self.path.clone(),
+                problems,
+            })
+        }
     }
 }
 
@@ -253,7 +478,16 @@ struct RawConfig {
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
     worlds: Vec<RawWorld>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -651,6 +885,7 @@ impl Validator {
             });
         }
 
+        let log = self.log(raw.log);
         Config {
             path: path.to_path_buf(),
             pool,
@@ -658,7 +893,33 @@ impl Validator {
             site,
             storage,
             api,
+            log,
             worlds,
+        }
+    }
+
+    fn log(&mut self, raw: RawLog) -> LogSettings {
+        let format = match raw.format.as_deref().map(str::parse::<LogFormat>) {
+            None => LogFormat::Text,
+            Some(Ok(f)) => f,
+            Some(Err(msg)) => {
+                self.problem("log.format", msg, "write \"text\" or \"json\"");
+                LogFormat::Text
+            }
+        };
+        if let Some(level) = &raw.level
+            && !crate::logging::valid_level(level)
+        {
+            self.problem(
+                "log.level",
+                format!("`{level}` is not a log filter"),
+                "write a level (error, warn, info, debug, trace) or RUST_LOG-style \
+                 directives such as \"worldpool=debug,pool=info\"",
+            );
+        }
+        LogSettings {
+            format,
+            level: raw.level,
         }
     }
 
@@ -869,16 +1130,105 @@ guilds = ["G", "G"]
     }
 
     #[test]
-    fn unknown_keys_are_errors_with_a_line() {
-        let err = parse("[pool]\nmoed = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n")
-            .expect_err("unknown key");
-        assert_eq!(err.problems.len(), 1);
-        assert!(
-            err.problems[0].message.contains("moed"),
-            "{:?}",
-            err.problems
+    fn unknown_keys_name_the_table_the_line_and_the_nearest_key() {
+        let table = [
+            (
+                "[pool]\nmoed = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n",
+                "pool.moed (line 2)",
+                Some("mode"),
+            ),
+            (
+                "[pool]\nmod = \"pool\"\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n",
+                "pool.mod (line 2)",
+                Some("mode"),
+            ),
+            (
+                "[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n[[worlds]]\nname=\"B\"\nguild=[\"G\"]\n",
+                "worlds[1].guild (line 6)",
+                Some("guilds"),
+            ),
+            (
+                "[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\nlimits = { open_file = 100 }\n",
+                "worlds[0].limits.open_file (line 4)",
+                Some("open_files"),
+            ),
+            (
+                "[site]\nzzzzzz = 1\n[[worlds]]\nname=\"A\"\nguilds=[\"G\"]\n",
+                "site.zzzzzz (line 2)",
+                None,
+            ),
+        ];
+        for (text, key, hint) in table {
+            let err = parse(text).expect_err("unknown key");
+            assert_eq!(err.problems.len(), 1, "{:?}", err.problems);
+            let p = &err.problems[0];
+            assert_eq!(p.key, key, "{p:?}");
+            match hint {
+                Some(h) => assert!(p.fix.contains(&format!("did you mean `{h}`")), "{p:?}"),
+                None => assert!(p.fix.contains("known keys here"), "{p:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn environment_checks_limits_and_bind() {
+        let c = parse(
+            "[api]\nbind = \"0.0.0.0:5000\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n\
+             [[worlds]]\nname = \"B\"\nguilds = [\"G\"]\nlimits = { open_files = 900000, cpu_time = \"1h\" }\n",
+        )
+        .expect("valid file");
+        let env = Environment {
+            cpu_hard: Some(600),
+            data_hard: None,
+            nofile_hard: Some(20000),
+            api_token_set: false,
+        };
+        let err = c
+            .check_environment(&env, Some(c.api.bind))
+            .expect_err("over the hard limits");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "worlds[1] (B) limits.cpu_time",
+                "worlds[1] (B) limits.open_files",
+                "api.bind"
+            ]
         );
-        assert_eq!(err.problems[0].key, "line 2");
+        let nofile = &err.problems[1];
+        assert!(
+            nofile.message.contains("900000") && nofile.message.contains("20000"),
+            "{nofile:?}"
+        );
+        let ok_env = Environment {
+            nofile_hard: Some(1_000_000),
+            cpu_hard: None,
+            api_token_set: true,
+            ..env
+        };
+        c.check_environment(&ok_env, Some(c.api.bind))
+            .expect("within the limits, token set");
+        // A loopback bind needs no token.
+        c.check_environment(
+            &Environment {
+                api_token_set: false,
+                ..ok_env
+            },
+            Some(SocketAddr::from(([127, 0, 0, 1], 5000))),
+        )
+        .expect("loopback");
+    }
+
+    #[test]
+    fn edit_distances() {
+        for (a, b, d) in [
+            ("mod", "mode", 1),
+            ("moed", "mode", 2),
+            ("", "ab", 2),
+            ("São", "Sao", 1),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
     }
 
     #[test]

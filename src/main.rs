@@ -3,13 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use worldpool::cli::{Cli, Command};
+use worldpool::commands::{Cli, dispatch};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_worker = matches!(cli.command, Command::Worker(_));
-    worldpool::logging::init(cli.log_json, is_worker);
-    match worldpool::dispatch(cli.command) {
+    worldpool::logging::init(&cli.log_settings(), cli.is_worker());
+    match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

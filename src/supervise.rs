@@ -3,25 +3,33 @@
 //!
 //! Workers are this very binary (`std::env::current_exe()`) re-executed as
 //! `worldpool worker --world NAME --config PATH` (pool mode) or
-//! `worldpool worker --all --config PATH` (single mode). The heartbeat
-//! period is passed in [`crate::worker::HEARTBEAT_ENV`].
-//!
-//! Tests that need misbehaving workers either build specs with
-//! [`worker_specs_with`] (extra arguments per world, e.g. `--test-mode
-//! alloc`), or set [`crate::worker::TEST_MODE_ENV`] on a `worldpool run`
-//! process: workers inherit the supervisor's environment.
+//! `worldpool worker --all --config PATH` (single mode), unless
+//! [`WORKER_PROGRAM_ENV`] names another program taking the same arguments
+//! (a wrapper script, or the test suite's misbehaving worker). The
+//! heartbeat period is passed in [`crate::worker::HEARTBEAT_ENV`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
 use crate::config::{Config, Mode};
+
+/// Environment variable naming the program to run as the worker instead of
+/// this binary; it gets the same arguments (`worker --world NAME --config
+/// PATH`) and the channel on fd 3.
+pub const WORKER_PROGRAM_ENV: &str = "WORLDPOOL_WORKER_PROGRAM";
+
+/// The worker program: [`WORKER_PROGRAM_ENV`] when set, else this binary.
+pub fn worker_program() -> anyhow::Result<PathBuf> {
+    match std::env::var_os(WORKER_PROGRAM_ENV) {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => std::env::current_exe().context("locating the worldpool binary"),
+    }
+}
 
 /// The worker specs for a config: one per world in pool mode
 /// (`worldpool worker --world NAME --config PATH`), a single one named
@@ -31,7 +39,7 @@ pub fn worker_specs(config: &Config, exe: &Path) -> Vec<pool::WorkerSpec> {
 }
 
 /// Like [`worker_specs`], with `extra_args(worker name)` appended to each
-/// worker's command line (tests use it for `--test-mode MODE`).
+/// worker's command line.
 pub fn worker_specs_with(
     config: &Config,
     exe: &Path,
@@ -107,7 +115,7 @@ pub async fn run_with(
     // PDEATHSIG, but would skip the graceful stop).
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let exe = std::env::current_exe().context("locating the worldpool binary")?;
+    let exe = worker_program()?;
     let token = std::env::var(crate::api::TOKEN_ENV).ok();
     if let Some(bind) = api_bind {
         // Refuse an unsafe bind before any worker starts.
@@ -160,22 +168,4 @@ pub async fn run_with(
         let _ = task.await;
     }
     Ok(())
-}
-
-/// `worldpool run`: exit code 2 on a config error, 0 after a clean stop.
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let api_bind = match (args.no_api, args.api_bind) {
-        (true, _) => None,
-        (false, Some(bind)) => Some(bind),
-        (false, None) => config.api.enabled.then_some(config.api.bind),
-    };
-    run_with(config, api_bind, CancellationToken::new()).await?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -12,9 +12,10 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use worldpool::api::exposition::parse_exposition;
 use worldpool::api::fake::FakeControl;
-use worldpool::api::metrics::parse_exposition;
 use worldpool::api::{self, ApiState, Verb};
+use worldpool::protocol::{RunFailed, RunFinished, WorkerEvent};
 
 use crate::helper::{bin, pid_alive, wait_for_async};
 
@@ -487,11 +488,29 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
         (fake.subscribers() >= 1).then_some(())
     })
     .await;
-    for (rows, status) in [(120, "ok"), (80, "ok"), (0, "failed")] {
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-29T09:23:00-03:00").expect("time");
+    let finished = |rows| {
+        WorkerEvent::RunFinished(RunFinished {
+            world: "Zuna Nova".into(),
+            rows,
+            deltas: 5,
+            update_time: t,
+            rebased: false,
+        })
+    };
+    let failed = WorkerEvent::RunFailed(RunFailed {
+        world: "Zuna Nova".into(),
+        update_time: t,
+        error: "HTTP 503".into(),
+    });
+    for event in [finished(120), finished(80), failed] {
+        let pool::WorkerMessage::Event { kind, data } = event.to_message() else {
+            panic!("an event message");
+        };
         fake.emit(pool::PoolEvent::Custom {
             worker: "Zuna Nova".into(),
-            kind: "run_finished".into(),
-            data: serde_json::json!({"world": "Zuna Nova", "rows": rows, "deltas": 5, "status": status}),
+            kind,
+            data,
         });
     }
     let text = wait_for_async("three runs counted", DEADLINE, || {
@@ -518,7 +537,7 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
     );
     assert_eq!(
         sample_value(&text, "worldpool_deltas_total", &[("world", "Zuna Nova")]),
-        Some(15.0)
+        Some(10.0)
     );
     assert_eq!(
         sample_value(&text, "worldpool_pool_rows_total", &[]),
@@ -1046,7 +1065,7 @@ async fn end_to_end_with_a_real_pool() {
     let specs: Vec<WorkerSpec> = names
         .iter()
         .map(|n| {
-            let mut spec = WorkerSpec::new(*n, bin());
+            let mut spec = WorkerSpec::new(*n, crate::helper::test_worker());
             spec.args = ["worker", "--test-mode", "idle", "--world", n]
                 .map(String::from)
                 .to_vec();

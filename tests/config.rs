@@ -72,3 +72,101 @@ fn missing_config_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+fn check_config(text: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("worlds.toml");
+    std::fs::write(&path, text).expect("write");
+    let mut cmd = Command::new(bin());
+    cmd.args(["check-config", "--config"])
+        .arg(&path)
+        .env_remove("WORLDPOOL_API_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The limit the OS would refuse at every spawn is caught before the run:
+/// world, key, value and the hard limit are named.
+#[test]
+fn check_config_compares_limits_with_the_os_hard_limits() {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+    assert_ne!(
+        hard,
+        rlimit::INFINITY,
+        "RLIMIT_NOFILE has no hard limit here"
+    );
+    let too_many = hard + 1;
+    let text = format!(
+        "[[worlds]]\nname = \"Aurera\"\nguilds = [\"G\"]\n\
+         [[worlds]]\nname = \"Bellum\"\nguilds = [\"G\"]\nlimits = {{ open_files = {too_many} }}\n"
+    );
+    let (code, _, err) = check_config(&text, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    for want in [
+        "worlds[1] (Bellum) limits.open_files",
+        &too_many.to_string(),
+        &format!("hard limit of {hard}"),
+        "fix:",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("Aurera"), "{err}");
+    // `run` refuses it the same way, before any worker starts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("worlds.toml");
+    std::fs::write(&path, &text).expect("write");
+    let out = Command::new(bin())
+        .args(["run", "--no-api", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limits.open_files"), "{err}");
+}
+
+#[test]
+fn check_config_flags_a_public_bind_without_a_token() {
+    let text = "[api]\nbind = \"0.0.0.0:5000\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n";
+    let (code, _, err) = check_config(text, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("api.bind") && err.contains("WORLDPOOL_API_TOKEN"),
+        "{err}"
+    );
+    let (code, out, err) = check_config(text, &[("WORLDPOOL_API_TOKEN", "s3cret")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("valid"), "{out}");
+}
+
+#[test]
+fn an_unknown_key_suggests_the_nearest_known_one() {
+    let (code, _, err) = check_config(
+        "[pool]\nmod = \"single\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pool.mod (line 2)"), "{err}");
+    assert!(err.contains("did you mean `mode`?"), "{err}");
+}
+
+/// The shipped binary has no test modes: they live in the test worker.
+#[test]
+fn the_worldpool_binary_rejects_test_modes() {
+    let out = Command::new(bin())
+        .args(["worker", "--world", "A", "--test-mode", "idle"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--test-mode"), "{err}");
+    let out = Command::new(bin()).arg("--help").output().expect("runs");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("test"));
+}

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use pool::{ExitReason, Pool, PoolEvent, PoolHandle, PoolOptions, StateName, WorkerSpec};
 
-use crate::helper::{bin, children_of, pid_alive, wait_for, wait_for_async};
+use crate::helper::{bin, children_of, pid_alive, test_worker, wait_for, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// A spec running `worldpool worker --test-mode MODE`, with short timers.
+/// A spec running the test worker in `MODE`, with short timers.
 fn spec(name: &str, mode: &str) -> WorkerSpec {
-    let mut s = WorkerSpec::new(name, bin());
+    let mut s = WorkerSpec::new(name, test_worker());
     s.args = ["worker", "--world", name, "--test-mode", mode]
         .map(String::from)
         .to_vec();
@@ -455,7 +455,8 @@ fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Supervi
     let child = Command::new(bin())
         .args(["--log-json", "run", "--no-api", "--config"])
         .arg(&config)
-        .env(worldpool::worker::TEST_MODE_ENV, test_mode)
+        .env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
+        .env("WORLDPOOL_TEST_WORKER_MODE", test_mode)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -11,10 +11,10 @@ use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 use worldpool::config::{Config, Mode};
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
+use worldpool::scrape::Reporter;
 use worldpool::scrape::{Outcome, Scraper, process_world};
 use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store};
-use worldpool::worker::Reporter;
 
 use crate::helper::{bin, wait_for, wait_for_async};
 
@@ -672,4 +672,41 @@ async fn pool_worker_killed_mid_write_is_restarted_and_completes_the_run() {
         .expect("reaped");
     assert!(status.success(), "supervisor exit: {status}");
     site.shutdown().await;
+}
+
+/// A permanent store error (here a trigger that refuses every player row,
+/// as a constraint would) fails the run at once with the database's
+/// message; it is not retried, and nothing but the failed run row is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_store_error_fails_the_run_without_retrying() {
+    let f = Fixture::new().await;
+    let db = f.dir.path().join("wp.db");
+    let conn = rusqlite::Connection::open(&db).expect("open the store's file");
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON players \
+         BEGIN SELECT RAISE(ABORT, 'refused by policy'); END;",
+    )
+    .expect("trigger");
+    drop(conn);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), f.pass("Aurera"))
+        .await
+        .expect("a permanent error is not retried until shutdown");
+    match outcome {
+        Outcome::Failed { error, .. } => {
+            assert!(error.contains("refused by policy"), "{error}")
+        }
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+    let runs = f.store.runs(Some("Aurera"), 10, None).await.expect("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "failed");
+    assert!(f.store.players("Aurera").await.expect("players").is_empty());
+    assert_eq!(
+        f.store
+            .world_state("Aurera")
+            .await
+            .expect("state")
+            .last_update_time,
+        None
+    );
 }

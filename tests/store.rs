@@ -294,9 +294,14 @@ async fn unreachable_database_is_an_error_not_a_panic(_db: TestDb) {
     let err = Store::open(&format!("postgres://postgres@127.0.0.1:{port}/x"), 1)
         .await
         .expect_err("nothing listens");
-    assert!(err.to_string().contains("database error"), "{err}");
+    assert!(err.to_string().contains("database unavailable"), "{err}");
+    assert!(
+        err.is_transient(),
+        "an unreachable server is worth retrying"
+    );
     let err = Store::open("mysql://x", 1).await.expect_err("bad url");
     assert!(err.to_string().contains("unsupported"), "{err}");
+    assert!(!err.is_transient(), "a bad URL stays bad");
 }
 
 macro_rules! conformance {

@@ -6,6 +6,7 @@ mod helper;
 mod api;
 mod bench;
 mod config;
+mod logging;
 mod pool;
 mod scrape;
 mod store;

@@ -31,6 +31,9 @@ use crate::store::Store;
 pub mod control;
 mod error;
 pub mod events;
+#[cfg(any(test, feature = "test-support"))]
+pub mod exposition;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod metrics;
 mod openapi;
@@ -39,10 +42,10 @@ pub mod views;
 
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
-pub use table::{render_table, status_cmd};
+pub use table::{Row, fetch_rows, render_table};
 
 /// Environment variable holding the control token.
-pub const TOKEN_ENV: &str = "WORLDPOOL_API_TOKEN";
+pub const TOKEN_ENV: &str = crate::config::API_TOKEN_ENV;
 
 /// Default number of rows of `/api/runs` and `/api/deltas`.
 pub const DEFAULT_LIMIT: u32 = 50;

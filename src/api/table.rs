@@ -1,14 +1,11 @@
 //! `worldpool status`: the workers of a running pool as a terminal table,
 //! like `pm2 ls`.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-
-use crate::cli::StatusArgs;
 
 /// The fields of `/api/workers` the table shows.
 #[derive(Debug, Clone, Deserialize)]
@@ -156,13 +153,6 @@ pub async fn fetch_rows(api: &str) -> anyhow::Result<Vec<Row>> {
         .json::<Vec<Row>>()
         .await
         .with_context(|| format!("{url} did not answer with a worker list (is it worldpool?)"))
-}
-
-/// `worldpool status`.
-pub async fn status_cmd(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let rows = fetch_rows(&args.api).await?;
-    print!("{}", render_table(&rows, Utc::now()));
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

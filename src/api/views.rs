@@ -183,15 +183,12 @@ impl<'a> WorkerView<'a> {
     }
 }
 
-/// How busy a phase is, for the compatible `state` (higher is busier).
+/// How busy a reported phase is, for the compatible `state` (higher is
+/// busier; 0 for a phase this version does not know).
 pub fn phase_rank(phase: &str) -> u8 {
-    match phase {
-        "scraping" => 4,
-        "checking" => 3,
-        "sleeping" => 2,
-        "idle" => 1,
-        _ => 0,
-    }
+    phase
+        .parse::<crate::protocol::Phase>()
+        .map_or(0, crate::protocol::Phase::busyness)
 }
 
 /// Worker counts per state.

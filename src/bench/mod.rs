@@ -27,54 +27,36 @@ use crate::demo_site::{DemoSite, DemoSiteOptions, Sizing};
 use crate::store::Store;
 use report::{Integrity, ModeResult, Params, Results};
 
-/// `worldpool bench` flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+/// What to measure (the `worldpool bench` flags, parsed).
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
     /// Worlds on the demo site.
-    #[arg(long)]
     pub worlds: Option<usize>,
     /// Guilds per world.
-    #[arg(long)]
     pub guilds: Option<usize>,
     /// Players per guild.
-    #[arg(long)]
     pub players: Option<usize>,
     /// Site latency per request, in milliseconds.
-    #[arg(long)]
     pub latency: Option<u64>,
     /// Site updates to measure per mode.
-    #[arg(long)]
     pub updates: Option<usize>,
     /// Modes to run, in order.
-    #[arg(long, value_delimiter = ',', default_value = "single,pool")]
     pub modes: Vec<Mode>,
-    /// `sqlite` (a fresh file per mode) or a `postgres://…` URL (a fresh
-    /// database per mode is created on that server).
-    #[arg(long, default_value = "sqlite")]
+    /// `sqlite` or a `postgres://…` URL.
     pub store: String,
-    /// Kill a random worker with SIGKILL at this interval (e.g. `500ms`).
-    #[arg(long, value_parser = parse_duration_arg)]
+    /// Kill a random worker with SIGKILL at this interval.
     pub chaos_kill_every: Option<Duration>,
     /// Output folder for results.json, results.csv and latency.svg.
-    #[arg(long, default_value = "bench-out")]
     pub out: PathBuf,
-    /// Small sizes that finish in well under a minute (CI smoke run).
-    #[arg(long)]
+    /// Small sizes that finish in well under a minute.
     pub quick: bool,
     /// An earlier results.json: flag regressions over 10 %.
-    #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Advance the site at this cadence (e.g. `3s`) instead of right after
-    /// the previous update was stored; `--updates` × this is the run time.
-    #[arg(long, value_parser = parse_duration_arg)]
+    /// Advance the site at this cadence instead of right after the
+    /// previous update was stored.
     pub update_every: Option<Duration>,
     /// Longest wait for one update to be stored before it counts as lost.
-    #[arg(long, value_parser = parse_duration_arg, default_value = "60s")]
     pub update_timeout: Duration,
-}
-
-fn parse_duration_arg(text: &str) -> Result<Duration, String> {
-    pool::units::parse_duration(text)
 }
 
 struct Plan {
@@ -86,7 +68,7 @@ struct Plan {
     updates: usize,
 }
 
-impl BenchArgs {
+impl BenchOptions {
     fn plan(&self) -> anyhow::Result<Plan> {
         let (w, g, p, l, u) = if self.quick {
             (6, 2, 10, 20, 4)
@@ -140,7 +122,7 @@ impl BenchArgs {
 }
 
 /// `worldpool bench`.
-pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: BenchOptions) -> anyhow::Result<ExitCode> {
     let plan = args.plan()?;
     let exe = std::env::current_exe().context("locating the worldpool binary")?;
     std::fs::create_dir_all(&args.out)
@@ -278,7 +260,7 @@ impl Progress {
 }
 
 /// A fresh store URL for one mode.
-async fn fresh_store(args: &BenchArgs, mode: &str, dir: &Path) -> anyhow::Result<String> {
+async fn fresh_store(args: &BenchOptions, mode: &str, dir: &Path) -> anyhow::Result<String> {
     if args.store == "sqlite" {
         let path = dir.join(format!("store-{mode}.db"));
         for suffix in ["", "-wal", "-shm"] {
@@ -342,7 +324,7 @@ impl Samples {
 }
 
 async fn run_mode(
-    args: &BenchArgs,
+    args: &BenchOptions,
     plan: &Plan,
     mode: Mode,
     exe: &Path,
@@ -442,7 +424,7 @@ async fn run_mode(
 
 #[allow(clippy::too_many_arguments)]
 async fn measure(
-    args: &BenchArgs,
+    args: &BenchOptions,
     plan: &Plan,
     mode_name: &str,
     site: &DemoSite,

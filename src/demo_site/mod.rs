@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +21,6 @@ use chrono::FixedOffset;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{DemoArgs, DemoSiteArgs};
 use crate::config::Mode;
 use crate::site::Clock;
 
@@ -429,59 +427,4 @@ async fn post_advance(State(shared): State<Arc<Shared>>) -> String {
 async fn post_reset(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.data().reset();
     StatusCode::NO_CONTENT
-}
-
-/// `worldpool demo-site`.
-pub async fn serve_cmd(args: DemoSiteArgs) -> anyhow::Result<ExitCode> {
-    let tick = (args.tick_seconds > 0.0).then(|| Duration::from_secs_f64(args.tick_seconds));
-    let site = DemoSite::start(DemoSiteOptions {
-        port: args.port,
-        tick,
-        ..DemoSiteOptions::default()
-    })
-    .await?;
-    println!("demo site on {} (Ctrl-C stops)", site.base_url());
-    println!("worlds: {}", site.world_names().join(", "));
-    println!(
-        "faults: curl -X POST {}/_faults -d '{{\"kind\":\"status503\",\"times\":3}}' -H 'content-type: application/json'",
-        site.base_url()
-    );
-    tokio::signal::ctrl_c().await?;
-    site.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `worldpool demo`.
-pub async fn demo_cmd(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let site = DemoSite::start(DemoSiteOptions {
-        tick: Some(Duration::from_secs(5)),
-        ..DemoSiteOptions::default()
-    })
-    .await?;
-    let storage = format!("sqlite://{}", args.db.display());
-    let config_path = std::path::PathBuf::from("data/demo.toml");
-    if let Some(dir) = config_path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&config_path, site.config_toml(&storage, Mode::Pool))?;
-    let config = crate::config::Config::load(&config_path)?;
-    println!(
-        "demo: site {} ({} worlds), store {storage}, config {}, API http://{}",
-        site.base_url(),
-        site.world_names().len(),
-        config_path.display(),
-        args.api_bind
-    );
-    let stop = CancellationToken::new();
-    if let Some(secs) = args.duration {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
-            stop.cancel();
-        });
-    }
-    let result = crate::supervise::run_with(config, Some(args.api_bind), stop).await;
-    site.shutdown().await;
-    result?;
-    Ok(ExitCode::SUCCESS)
 }

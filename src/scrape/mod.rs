@@ -5,9 +5,10 @@
 //!   skip when its update was already processed, otherwise scrape every guild
 //!   and write the run in one transaction (or record it failed).
 //! - [`run_worker`]: the worker's loop over its worlds until shutdown.
-//! - [`scrape_once_cmd`]: `worldpool scrape-once`.
+//! - [`scrape_once`]: one check-and-scrape of one world now (`worldpool
+//!   scrape-once`).
+//! - [`Reporter`]: what the loop tells the supervisor over the channel.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -16,11 +17,14 @@ use pool::WorkerReport;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ScrapeOnceArgs;
 use crate::config::{Config, World};
+use crate::protocol::{DeltaBatch, Phase, RunFailed, RunFinished, WorkerEvent};
 use crate::site::{Clock, SiteClient, SiteError, WorldStatus, backoff_delay, find_world};
 use crate::store::{NewDelta, NewRun, PassKind, ScrapedPlayer, Store, WriteOutcome};
-use crate::worker::Reporter;
+
+mod reporter;
+
+pub use reporter::Reporter;
 
 /// Longest wait between attempts to reach the store.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -187,7 +191,7 @@ pub async fn process_world(
     if state.last_update_time == Some(update_time) {
         return Ok(Outcome::Unchanged { update_time });
     }
-    reporter.phase("scraping");
+    reporter.phase(Phase::Scraping);
     let started_at = Utc::now();
     let scraped = tokio::select! {
         biased;
@@ -198,20 +202,16 @@ pub async fn process_world(
         Ok(s) => s,
         Err(e) => {
             let error = e.to_string();
-            tracing::warn!(world = %world.name, %update_time, %error, "scrape failed; recording a failed run");
-            with_store_retry(reporter, shutdown, || {
-                store.record_failed_run(&world.name, update_time, started_at, &error)
-            })
-            .await?;
-            reporter.report(WorkerReport {
-                last_error: Some(error.clone()),
-                ..Default::default()
-            });
-            reporter.event(
-                "run_failed",
-                serde_json::json!({"world": world.name, "update_time": update_time, "error": error}),
-            );
-            return Ok(Outcome::Failed { update_time, error });
+            return failed_run(
+                store,
+                world,
+                update_time,
+                started_at,
+                error,
+                reporter,
+                shutdown,
+            )
+            .await;
         }
     };
     let run = NewRun {
@@ -222,7 +222,24 @@ pub async fn process_world(
         reset_minutes: config.site.reset_minutes,
     };
     // The write itself is never cancelled: it finishes or rolls back.
-    let outcome = with_store_retry(reporter, shutdown, || store.write_run(&run)).await?;
+    let outcome = match with_store_retry(reporter, shutdown, || store.write_run(&run)).await {
+        Ok(o) => o,
+        Err(ProcessError::Store(e)) if !e.is_transient() => {
+            // Retrying cannot help: fail the run with the database's word.
+            let error = e.to_string();
+            return failed_run(
+                store,
+                world,
+                update_time,
+                started_at,
+                error,
+                reporter,
+                shutdown,
+            )
+            .await;
+        }
+        Err(e) => return Err(e),
+    };
     Ok(match outcome {
         WriteOutcome::Stored {
             run_id,
@@ -237,22 +254,19 @@ pub async fn process_world(
                 rows_last_run: Some(rows as u64),
                 ..Default::default()
             });
-            reporter.event(
-                "run_finished",
-                serde_json::json!({
-                    "world": world.name,
-                    "rows": rows,
-                    "deltas": deltas.len(),
-                    "update_time": update_time,
-                    "rebased": matches!(kind, PassKind::Rebase { .. }),
-                }),
-            );
+            reporter.event(&WorkerEvent::RunFinished(RunFinished {
+                world: world.name.clone(),
+                rows: rows as u64,
+                deltas: deltas.len() as u64,
+                update_time,
+                rebased: matches!(kind, PassKind::Rebase { .. }),
+            }));
             if !deltas.is_empty() {
-                let items: Vec<&NewDelta> = deltas.iter().take(200).collect();
-                reporter.event(
-                    "deltas",
-                    serde_json::json!({"world": world.name, "update_time": update_time, "items": items}),
-                );
+                reporter.event(&WorkerEvent::Deltas(DeltaBatch {
+                    world: world.name.clone(),
+                    update_time,
+                    items: deltas.iter().take(DeltaBatch::MAX_ITEMS).cloned().collect(),
+                }));
             }
             Outcome::Stored {
                 update_time,
@@ -266,8 +280,36 @@ pub async fn process_world(
     })
 }
 
-/// Retry a store operation with backoff until it succeeds; give up only on
-/// shutdown (between attempts, never during one).
+/// Record a failed run (its row only), tell the supervisor, and say so.
+async fn failed_run(
+    store: &Store,
+    world: &World,
+    update_time: DateTime<FixedOffset>,
+    started_at: DateTime<Utc>,
+    error: String,
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+) -> Result<Outcome, ProcessError> {
+    tracing::warn!(world = %world.name, %update_time, %error, "run failed; recording a failed run");
+    with_store_retry(reporter, shutdown, || {
+        store.record_failed_run(&world.name, update_time, started_at, &error)
+    })
+    .await?;
+    reporter.report(WorkerReport {
+        last_error: Some(error.clone()),
+        ..Default::default()
+    });
+    reporter.event(&WorkerEvent::RunFailed(RunFailed {
+        world: world.name.clone(),
+        update_time,
+        error: error.clone(),
+    }));
+    Ok(Outcome::Failed { update_time, error })
+}
+
+/// Retry a store operation with backoff while it fails transiently; a
+/// permanent error is returned at once. Gives up on shutdown too (between
+/// attempts, never during one).
 async fn with_store_retry<T, F, Fut>(
     reporter: &Reporter,
     shutdown: &CancellationToken,
@@ -281,6 +323,7 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
+            Err(e) if !e.is_transient() => return Err(ProcessError::Store(e)),
             Err(e) => {
                 STORE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let delay = backoff_delay(Duration::from_millis(200), attempt, rand::random())
@@ -307,7 +350,8 @@ fn poll_delay(config: &Config) -> Duration {
 }
 
 /// Open the store, retrying with backoff until it answers (`Ok(Some)`) or
-/// shutdown (`Ok(None)`). A URL we cannot use is an error at once.
+/// shutdown (`Ok(None)`). A URL we cannot use, or a database that refuses
+/// us for good (a schema it cannot migrate), is an error at once.
 pub async fn open_store_retrying(
     config: &Config,
     reporter: &Reporter,
@@ -318,7 +362,7 @@ pub async fn open_store_retrying(
     loop {
         match Store::open(&url, config.storage.max_connections).await {
             Ok(s) => return Ok(Some(s)),
-            Err(e @ crate::store::StoreError::BadUrl(_)) => return Err(e),
+            Err(e) if !e.is_transient() => return Err(e),
             Err(e) => {
                 let delay = backoff_delay(Duration::from_millis(500), attempt, rand::random())
                     .min(STORE_RETRY_MAX);
@@ -343,7 +387,7 @@ pub async fn open_store_retrying(
 pub async fn run_worker(
     config: crate::config::Config,
     worlds: Vec<String>,
-    reporter: crate::worker::Reporter,
+    reporter: Reporter,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let mut mine = Vec::new();
@@ -359,7 +403,7 @@ pub async fn run_worker(
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
     while !shutdown.is_cancelled() {
-        reporter.phase("checking");
+        reporter.phase(Phase::Checking);
         let status = tokio::select! {
             _ = shutdown.cancelled() => break,
             s = scraper.status() => s,
@@ -415,7 +459,7 @@ pub async fn run_worker(
                 }
             }
         }
-        reporter.phase("sleeping");
+        reporter.phase(Phase::Sleeping);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(poll_delay(&config)) => {}
@@ -425,7 +469,7 @@ pub async fn run_worker(
     Ok(())
 }
 
-/// The JSON printed by `scrape-once --json`.
+/// What [`scrape_once`] extracted (printed by `scrape-once --json`).
 #[derive(Debug, Serialize)]
 pub struct ScrapeOnceOutput {
     /// World.
@@ -434,20 +478,25 @@ pub struct ScrapeOnceOutput {
     pub update_time: DateTime<FixedOffset>,
     /// Players extracted.
     pub players: Vec<ScrapedPlayer>,
-    /// Deltas written (empty with `--no-store` or when already stored).
+    /// Deltas written (empty without the store or when already stored).
     pub deltas: Vec<NewDelta>,
     /// Whether a run was written.
     pub stored: bool,
+    /// Configured guilds the site does not know (zero rows each).
+    pub unknown_guilds: Vec<String>,
 }
 
-/// `worldpool scrape-once`.
-pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
-    let world = config.world(&args.world).cloned().ok_or_else(|| {
+/// One check-and-scrape of `world` now, written to the config's store when
+/// `store` is true (a failed scrape is recorded as a failed run).
+pub async fn scrape_once(
+    config: &Config,
+    world: &str,
+    store: bool,
+) -> anyhow::Result<ScrapeOnceOutput> {
+    let world = config.world(world).cloned().ok_or_else(|| {
         anyhow::anyhow!(
-            "world `{}` is not in {} (worlds: {})",
-            args.world,
-            args.config.display(),
+            "world `{world}` is not in {} (worlds: {})",
+            config.path.display(),
             config
                 .worlds
                 .iter()
@@ -456,7 +505,7 @@ pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
                 .join(", ")
         )
     })?;
-    let scraper = Scraper::new(&config, Clock::System)?;
+    let scraper = Scraper::new(config, Clock::System)?;
     let all = scraper.status().await?;
     let ws = find_world(&all, &world.name).ok_or_else(|| SiteError::UnknownWorld {
         world: world.name.clone(),
@@ -465,10 +514,10 @@ pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
     let update_time = ws.update_time;
     let started_at = Utc::now();
     let scraped = scraper.scrape_world(&world, update_time).await;
-    let store = if args.no_store {
-        None
-    } else {
+    let store = if store {
         Some(Store::open(&config.storage_url(), config.storage.max_connections).await?)
+    } else {
+        None
     };
     let scraped = match scraped {
         Ok(s) => s,
@@ -481,12 +530,6 @@ pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     };
-    for g in &scraped.unknown_guilds {
-        eprintln!(
-            "warning: the site does not know guild `{g}` of {}: zero rows",
-            world.name
-        );
-    }
     let (deltas, stored) = match &store {
         None => (Vec::new(), false),
         Some(store) => {
@@ -503,46 +546,12 @@ pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let out = ScrapeOnceOutput {
+    Ok(ScrapeOnceOutput {
         world: world.name.clone(),
         update_time,
         players: scraped.players,
         deltas,
         stored,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string(&out)?);
-    } else {
-        println!(
-            "{} — update {} — {} players, {} deltas, {}",
-            out.world,
-            out.update_time.to_rfc3339(),
-            out.players.len(),
-            out.deltas.len(),
-            if out.stored {
-                "stored"
-            } else if args.no_store {
-                "not stored (--no-store)"
-            } else {
-                "already stored"
-            }
-        );
-        println!(
-            "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
-            "NAME", "GUILD", "VOCATION", "LEVEL", "EXPERIENCE", "DELTA"
-        );
-        for p in &out.players {
-            let delta = out
-                .deltas
-                .iter()
-                .find(|d| d.name == p.name)
-                .map(|d| d.delta.to_string())
-                .unwrap_or_default();
-            println!(
-                "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
-                p.name, p.guild, p.vocation, p.level, p.experience, delta
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+        unknown_guilds: scraped.unknown_guilds,
+    })
 }

@@ -14,8 +14,7 @@ use tokio::time::Instant;
 use super::parse::{self, GuildPage, PlayerRow, WorldStatus};
 use super::selectors::Compiled;
 use super::urls;
-use super::{Clock, SiteError};
-use crate::config::SiteSettings;
+use super::{Clock, SiteError, SiteSettings};
 
 /// Longest single backoff delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

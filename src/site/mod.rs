@@ -8,12 +8,14 @@ mod client;
 mod clock;
 pub mod parse;
 mod selectors;
+mod settings;
 mod urls;
 
 pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
 pub use clock::Clock;
 pub use parse::{GuildPage, PlayerRow, WorldStatus};
 pub use selectors::{Compiled, Selectors};
+pub use settings::SiteSettings;
 pub use urls::{guild_url, resolve_next};
 
 /// Errors of fetching or parsing a page.

@@ -22,7 +22,7 @@ pub struct ScrapedPlayer {
 }
 
 /// A delta about to be stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NewDelta {
     /// Player name.
     pub name: String,

@@ -15,6 +15,8 @@ use serde::Serialize;
 pub mod logic;
 mod pg;
 mod sqlite;
+#[cfg(feature = "test-support")]
+mod testing;
 
 pub use logic::{NewDelta, PassKind, ScrapedPlayer};
 
@@ -24,9 +26,21 @@ pub enum StoreError {
     /// The URL is not one we support.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
     BadUrl(String),
-    /// The database could not be reached or answered with an error.
+    /// The database could not be reached, is busy or locked, or the
+    /// connection broke: worth retrying with backoff.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the operation (a constraint, a schema it does
+    /// not know, a full disk, data it cannot read): retrying cannot help.
     #[error("database error: {0}")]
-    Backend(String),
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// One scrape run as stored.
@@ -130,26 +144,6 @@ pub enum WriteOutcome {
     },
     /// This update of this world was already stored (nothing written).
     AlreadyStored,
-}
-
-/// Test hook: when `WORLDPOOL_TEST_STALL_IN_TX` names a file that does not
-/// exist yet, a run write creates it (holding the writer's pid) after
-/// writing its rows and waits before committing, so a test can kill the
-/// process in the middle of the transaction. One-shot: once the file
-/// exists, writes commit normally (the restarted worker completes the run).
-pub(crate) fn stall_hook() -> Option<std::path::PathBuf> {
-    std::env::var_os("WORLDPOOL_TEST_STALL_IN_TX")
-        .map(std::path::PathBuf::from)
-        .filter(|marker| !marker.exists())
-}
-
-/// Write the stall marker: the pid of this process, atomically (a reader
-/// never sees an empty file). The caller then stalls.
-pub(crate) fn write_stall_marker(marker: &std::path::Path) {
-    let tmp = marker.with_extension("tmp");
-    if std::fs::write(&tmp, std::process::id().to_string()).is_ok() {
-        let _ = std::fs::rename(&tmp, marker);
-    }
 }
 
 /// A store backend.
@@ -275,5 +269,5 @@ impl Store {
 /// Parse an RFC 3339 time with its offset.
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<FixedOffset>, StoreError> {
     DateTime::parse_from_rfc3339(text)
-        .map_err(|e| StoreError::Backend(format!("bad stored time `{text}`: {e}")))
+        .map_err(|e| StoreError::Rejected(format!("bad stored time `{text}`: {e}")))
 }

@@ -10,10 +10,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
-use super::{
-    DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, stall_hook,
-    write_stall_marker,
-};
+use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome};
 
 /// Connections idle longer than this are closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
@@ -85,13 +82,34 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// Pool and connection failures: the server is unreachable or gone.
 fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+    StoreError::Unavailable(format!("postgres: {e}"))
+}
+
+/// Whether a SQLSTATE says "try again later": connection exceptions
+/// (class 08), serialization failures and deadlocks, too many connections,
+/// a server shutting down or starting, a lock or statement timeout.
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "40001" | "40P01" | "53300" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+        )
 }
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(d) => StoreError::Backend(format!("postgres: {}: {}", d.code().code(), d.message())),
+        Some(d) => {
+            let code = d.code().code();
+            let message = format!("postgres: {code}: {}", d.message());
+            if transient_sqlstate(code) {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Rejected(message)
+            }
+        }
+        // No SQLSTATE: the connection closed or broke.
         None => db(e),
     }
 }
@@ -157,7 +175,7 @@ impl PgStore {
                 .map_err(pg_err)?;
             if done.is_none() {
                 tx.batch_execute(sql).await.map_err(|e| {
-                    StoreError::Backend(format!("postgres migration {version}: {e}"))
+                    StoreError::Rejected(format!("postgres migration {version}: {e}"))
                 })?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version) VALUES ($1)",
@@ -321,10 +339,8 @@ impl PgStore {
                 Ok(WriteOutcome::AlreadyStored)
             }
             Ok(outcome) => {
-                if let Some(marker) = stall_hook() {
-                    write_stall_marker(&marker);
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                }
+                #[cfg(feature = "test-support")]
+                super::testing::stall_before_commit().await;
                 match tx.commit().await {
                     Ok(()) => Ok(outcome),
                     // Another process stored the same update first.
@@ -481,4 +497,22 @@ async fn write_run_tx(
         deltas,
         kind,
     })
+}
+
+#[cfg(test)]
+mod classification {
+    use super::transient_sqlstate;
+
+    #[test]
+    fn sqlstates_split_into_transient_and_permanent() {
+        for code in [
+            "08006", "08001", "40001", "40P01", "53300", "57P01", "55P03",
+        ] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        // unique violation, undefined table, disk full, syntax error
+        for code in ["23505", "42P01", "53100", "42601"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+    }
 }

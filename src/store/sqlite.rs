@@ -12,7 +12,6 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::{
     DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
-    stall_hook, write_stall_marker,
 };
 
 /// Versioned migrations, applied in order, each once.
@@ -78,8 +77,21 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// SQLite errors: busy, locked, I/O and open failures are transient;
+/// everything else (constraints, a full disk, corruption, schema or type
+/// mismatches) is permanent.
 fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
+    use rusqlite::ErrorCode as C;
+    let transient = matches!(
+        e.sqlite_error_code(),
+        Some(C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::CannotOpen)
+    );
+    let message = format!("sqlite: {e}");
+    if transient {
+        StoreError::Unavailable(message)
+    } else {
+        StoreError::Rejected(message)
+    }
 }
 
 fn utc_text(t: DateTime<Utc>) -> String {
@@ -103,11 +115,11 @@ impl SqliteStore {
             let memory = p.as_os_str() == ":memory:";
             if !memory && let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
+                    StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
             let mut conn = Connection::open(&p)
-                .map_err(|e| StoreError::Backend(format!("sqlite {}: {e}", p.display())))?;
+                .map_err(|e| StoreError::Unavailable(format!("sqlite {}: {e}", p.display())))?;
             conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
             if !memory {
                 let mode: String = conn
@@ -124,7 +136,7 @@ impl SqliteStore {
             Ok(conn)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("sqlite open task: {e}")))??;
+        .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -141,7 +153,7 @@ impl SqliteStore {
             f(&mut guard)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("sqlite task: {e}")))?
+        .map_err(|e| StoreError::Rejected(format!("sqlite task: {e}")))?
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -372,7 +384,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .map_err(db)?;
         if done.is_none() {
             tx.execute_batch(sql)
-                .map_err(|e| StoreError::Backend(format!("sqlite migration {version}: {e}")))?;
+                .map_err(|e| StoreError::Rejected(format!("sqlite migration {version}: {e}")))?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![version, utc_text(Utc::now())],
@@ -503,10 +515,8 @@ fn write_run(c: &mut Connection, run: &NewRun) -> Result<WriteOutcome, StoreErro
         params![run.world, ut, rebase.map(site_text), utc_text(Utc::now())],
     )
     .map_err(db)?;
-    if let Some(marker) = stall_hook() {
-        write_stall_marker(&marker);
-        std::thread::sleep(Duration::from_secs(60));
-    }
+    #[cfg(feature = "test-support")]
+    super::testing::stall_before_commit_blocking();
     tx.commit().map_err(db)?;
     Ok(WriteOutcome::Stored {
         run_id,
@@ -514,4 +524,21 @@ fn write_run(c: &mut Connection, run: &NewRun) -> Result<WriteOutcome, StoreErro
         deltas,
         kind,
     })
+}
+
+#[cfg(test)]
+mod classification {
+    use super::db;
+
+    #[test]
+    fn busy_is_transient_constraints_are_not() {
+        let failure = |code: i32| {
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
+        };
+        assert!(db(failure(rusqlite::ffi::SQLITE_BUSY)).is_transient());
+        assert!(db(failure(rusqlite::ffi::SQLITE_LOCKED)).is_transient());
+        assert!(!db(failure(rusqlite::ffi::SQLITE_CONSTRAINT)).is_transient());
+        assert!(!db(failure(rusqlite::ffi::SQLITE_FULL)).is_transient());
+        assert!(!db(rusqlite::Error::QueryReturnedNoRows).is_transient());
+    }
 }

@@ -5,10 +5,6 @@
 //! the scrape loop until SIGTERM (exit 0) or until the supervisor is gone
 //! (EOF on the channel).
 //!
-//! Test modes (`--test-mode MODE`, or the environment variable
-//! [`TEST_MODE_ENV`]) replace the scrape loop with a misbehaviour the
-//! integration tests need; they need no config file.
-//!
 //! Memory: a failed allocation makes the worker exit with
 //! [`pool::exit::EXIT_OUT_OF_MEMORY`] (see [`ExitOnOom`]) instead of a bare
 //! abort, so the pool can tell a memory limit from a crash.
@@ -20,62 +16,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::ValueEnum as _;
 use pool::{WorkerChannel, WorkerMessage};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::WorkerArgs;
-
-mod reporter;
-
-pub use reporter::Reporter;
+use crate::scrape::Reporter;
 
 /// Environment variable the supervisor sets to the heartbeat period in
 /// milliseconds (`heartbeat_timeout / 3`).
 pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";
 
-/// Environment variable selecting a test mode when `--test-mode` is not
-/// given: either a bare mode (`idle`) for every worker, or comma-separated
-/// `world=mode` pairs with an optional `*=mode` default
-/// (`Bellum=ignore-term,*=idle`). `worldpool run` passes its environment to
-/// its workers, so tests set it on the supervisor.
-pub const TEST_MODE_ENV: &str = "WORLDPOOL_WORKER_TEST_MODE";
-
-/// Test-only behaviours of the worker (hidden flag `--test-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TestMode {
-    /// Report ready and heartbeats, do nothing else.
-    Idle,
-    /// Allocate without bound.
-    Alloc,
-    /// Spin on the CPU.
-    Spin,
-    /// Report ready, then stop sending heartbeats.
-    NoHeartbeat,
-    /// Exit with status 1 at start, every time.
-    FailStart,
-    /// Ignore SIGTERM.
-    IgnoreTerm,
-    /// Ignore SIGTERM and do not watch the channel for EOF: only
-    /// `PR_SET_PDEATHSIG` (or SIGKILL) ends it when the supervisor dies.
-    Stubborn,
-}
-
-/// The test mode for `worlds` from a [`TEST_MODE_ENV`] value.
-pub fn test_mode_from_env_value(value: &str, worlds: &[String]) -> Option<TestMode> {
-    let mut default = None;
-    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            None => default = TestMode::from_str(part, true).ok(),
-            Some(("*", mode)) => default = TestMode::from_str(mode.trim(), true).ok(),
-            Some((world, mode)) => {
-                if worlds.iter().any(|w| w == world.trim()) {
-                    return TestMode::from_str(mode.trim(), true).ok();
-                }
-            }
-        }
-    }
-    default
+/// Which worlds a worker process scrapes, from which config.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The worlds (one in pool mode); empty or `all` = every world.
+    pub worlds: Vec<String>,
+    /// Scrape every world of the config in turn (single mode).
+    pub all: bool,
+    /// Config file.
+    pub config: std::path::PathBuf,
 }
 
 /// Global allocator: the system allocator, except that a failed
@@ -138,7 +96,7 @@ static GLOBAL: ExitOnOom = ExitOnOom;
 
 /// Print the panic, then abort: a runtime that cannot spawn its threads
 /// panics on a background thread, and without this the process would hang.
-fn install_panic_hook() {
+pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);
@@ -147,9 +105,9 @@ fn install_panic_hook() {
 }
 
 /// Entry point of the worker process.
-pub fn main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub fn main(options: WorkerOptions) -> anyhow::Result<ExitCode> {
     install_panic_hook();
-    match worker_main(args) {
+    match worker_main(options) {
         Ok(code) => Ok(code),
         Err(e) if is_out_of_memory(&e) => {
             // Threads or buffers could not be created under the memory
@@ -188,67 +146,155 @@ fn is_out_of_memory(e: &anyhow::Error) -> bool {
     })
 }
 
-fn worker_main(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let mode = args.test_mode.or_else(|| {
-        std::env::var(TEST_MODE_ENV)
-            .ok()
-            .and_then(|v| test_mode_from_env_value(&v, &args.world))
-    });
-    if mode == Some(TestMode::FailStart) {
-        eprintln!("test mode fail-start: exiting with status 1 before ready");
-        return Ok(ExitCode::from(1));
-    }
-    if matches!(mode, Some(TestMode::IgnoreTerm | TestMode::Stubborn)) {
-        // SAFETY: setting a signal disposition to SIG_IGN is always sound.
-        unsafe {
-            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
+    // The config before anything starts.
+    let config = match crate::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
         }
-    }
-    // Real mode needs the config before anything starts.
-    let config = match mode {
-        Some(_) => None,
-        None => match crate::config::Config::load(&args.config) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprint!("{e}");
+    };
+    let worlds = if args.all || args.worlds.is_empty() {
+        config.worlds.iter().map(|w| w.name.clone()).collect()
+    } else {
+        for w in &args.worlds {
+            if config.world(w).is_none() {
+                eprintln!("world `{w}` is not in {}", args.config.display());
                 return Ok(ExitCode::from(2));
             }
-        },
-    };
-    let worlds = match &config {
-        Some(c) if args.all || args.world.is_empty() => {
-            c.worlds.iter().map(|w| w.name.clone()).collect()
         }
-        Some(c) => {
-            for w in &args.world {
-                if c.world(w).is_none() {
-                    eprintln!("world `{w}` is not in {}", args.config.display());
-                    return Ok(ExitCode::from(2));
+        args.worlds.clone()
+    };
+    let session = Session::open()?;
+    let result = session.block_on(|channel, token| async move {
+        crate::scrape::run_worker(config, worlds, Reporter::new(channel), token)
+            .await
+            .context(ScrapeLoopFailed)
+    });
+    session.shutdown();
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The process side of being a pool worker: the channel (fd 3, taken
+/// first), a small runtime, the watch for the supervisor's end, SIGTERM as
+/// a cancellation, `ready` and heartbeats. The scrape loop and the test
+/// worker both run inside one.
+pub struct Session {
+    channel: Option<Arc<WorkerChannel>>,
+    runtime: tokio::runtime::Runtime,
+    token: CancellationToken,
+}
+
+impl Session {
+    /// Take the channel (before anything else can take descriptor 3),
+    /// build the runtime, start watching the supervisor.
+    pub fn open() -> anyhow::Result<Session> {
+        Session::open_with(SessionOptions::default())
+    }
+
+    /// [`Session::open`] with options (the test worker misbehaves with them).
+    pub fn open_with(options: SessionOptions) -> anyhow::Result<Session> {
+        let channel = WorkerChannel::from_env().map(Arc::new);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(4)
+            .thread_name("worker-rt")
+            .enable_all()
+            .build()?;
+        let token = CancellationToken::new();
+        if let Some(ch) = &channel
+            && options.watch_supervisor
+        {
+            watch_supervisor(ch, token.clone())?;
+        }
+        if options.handle_sigterm {
+            let _guard = runtime.enter();
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let t = token.clone();
+            runtime.spawn(async move {
+                term.recv().await;
+                tracing::info!("SIGTERM: stopping");
+                t.cancel();
+            });
+        }
+        let session = Session {
+            channel,
+            runtime,
+            token,
+        };
+        session.send(WorkerMessage::Ready);
+        if options.heartbeats {
+            session.start_heartbeats();
+        }
+        Ok(session)
+    }
+
+    fn send(&self, msg: WorkerMessage) {
+        if let Some(ch) = &self.channel
+            && let Err(e) = ch.send(&msg)
+        {
+            tracing::debug!(error = %e, "channel send failed");
+        }
+    }
+
+    fn start_heartbeats(&self) {
+        let period = std::env::var(HEARTBEAT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(10))
+            .max(Duration::from_millis(10));
+        let reporter = Reporter::new(self.channel.clone());
+        let t = self.token.clone();
+        self.runtime.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => reporter.heartbeat(),
+                    () = t.cancelled() => break,
                 }
             }
-            args.world.clone()
-        }
-        None => args.world.clone(),
-    };
-
-    // Open the channel before anything else can take descriptor 3.
-    let channel = WorkerChannel::from_env().map(Arc::new);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(4)
-        .thread_name("worker-rt")
-        .enable_all()
-        .build()?;
-    let token = CancellationToken::new();
-    if let Some(ch) = &channel
-        && mode != Some(TestMode::Stubborn)
-    {
-        watch_supervisor(ch, token.clone())?;
+        });
     }
-    let result = runtime.block_on(run(mode, config, worlds, channel, token));
-    // Do not wait for blocking tasks (DNS lookups…) at exit.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    result
+
+    /// Run `body` (given the channel and the stop token) on the runtime.
+    pub fn block_on<F, Fut, T>(&self, body: F) -> T
+    where
+        F: FnOnce(Option<Arc<WorkerChannel>>, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        self.runtime
+            .block_on(body(self.channel.clone(), self.token.clone()))
+    }
+
+    /// End the runtime without waiting for blocking tasks (DNS lookups…).
+    pub fn shutdown(self) {
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+}
+
+/// How a [`Session`] behaves; the defaults are the real worker's.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// Exit when the supervisor's end of the channel closes.
+    pub watch_supervisor: bool,
+    /// SIGTERM cancels the session's token.
+    pub handle_sigterm: bool,
+    /// Send heartbeats every [`HEARTBEAT_ENV`] milliseconds.
+    pub heartbeats: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            watch_supervisor: true,
+            handle_sigterm: true,
+            heartbeats: true,
+        }
+    }
 }
 
 /// Exit when the supervisor's end of the channel closes.
@@ -274,81 +320,6 @@ fn watch_supervisor(channel: &WorkerChannel, token: CancellationToken) -> anyhow
     Ok(())
 }
 
-async fn run(
-    mode: Option<TestMode>,
-    config: Option<crate::config::Config>,
-    worlds: Vec<String>,
-    channel: Option<Arc<WorkerChannel>>,
-    token: CancellationToken,
-) -> anyhow::Result<ExitCode> {
-    if !matches!(mode, Some(TestMode::IgnoreTerm | TestMode::Stubborn)) {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let t = token.clone();
-        tokio::spawn(async move {
-            term.recv().await;
-            tracing::info!("SIGTERM: stopping");
-            t.cancel();
-        });
-    }
-    let send = |msg: WorkerMessage| {
-        if let Some(ch) = &channel
-            && let Err(e) = ch.send(&msg)
-        {
-            tracing::debug!(error = %e, "channel send failed");
-        }
-    };
-    send(WorkerMessage::Ready);
-    if mode != Some(TestMode::NoHeartbeat) {
-        let period = std::env::var(HEARTBEAT_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(10))
-            .max(Duration::from_millis(10));
-        let reporter = Reporter::new(channel.clone());
-        let t = token.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => reporter.heartbeat(),
-                    () = t.cancelled() => break,
-                }
-            }
-        });
-    }
-    match (mode, config) {
-        (None, Some(config)) => {
-            crate::scrape::run_worker(config, worlds, Reporter::new(channel), token)
-                .await
-                .context(ScrapeLoopFailed)?;
-        }
-        (Some(TestMode::Alloc), _) => {
-            tokio::spawn(async {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    // Touch every page so it is really allocated.
-                    hoard.push(vec![1u8; 1 << 20]);
-                    tokio::task::yield_now().await;
-                }
-            });
-            token.cancelled().await;
-        }
-        (Some(TestMode::Spin), _) => {
-            std::thread::Builder::new().name("spin".into()).spawn(|| {
-                let mut x: u64 = 0;
-                loop {
-                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-                }
-            })?;
-            token.cancelled().await;
-        }
-        _ => token.cancelled().await,
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,22 +331,5 @@ mod tests {
         assert!(is_out_of_memory(&eagain().context("building the runtime")));
         assert!(!is_out_of_memory(&eagain().context(ScrapeLoopFailed)));
         assert!(!is_out_of_memory(&anyhow::anyhow!("config")));
-    }
-
-    #[test]
-    fn test_mode_env_values() {
-        let w = |s: &str| vec![s.to_string()];
-        let table = [
-            ("idle", w("A"), Some(TestMode::Idle)),
-            ("no-heartbeat", w("A"), Some(TestMode::NoHeartbeat)),
-            ("B=ignore-term,*=idle", w("B"), Some(TestMode::IgnoreTerm)),
-            ("B=ignore-term,*=idle", w("A"), Some(TestMode::Idle)),
-            ("B=ignore-term", w("A"), None),
-            ("", w("A"), None),
-            ("bogus", w("A"), None),
-        ];
-        for (value, worlds, want) in table {
-            assert_eq!(test_mode_from_env_value(value, &worlds), want, "{value}");
-        }
     }
 }

@@ -11,6 +11,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_worldpool"))
 }
 
+/// Path of the misbehaving test worker (`tests/support/test_worker.rs`).
+pub fn test_worker() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_worldpool-test-worker"))
+}
+
 /// Poll `cond` until it returns `Some`, or panic with `what` after `deadline`.
 #[track_caller]
 pub fn wait_for<T>(what: &str, deadline: Duration, mut cond: impl FnMut() -> Option<T>) -> T {

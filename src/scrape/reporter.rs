@@ -5,6 +5,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use pool::{WorkerChannel, WorkerMessage, WorkerReport};
 
+use crate::protocol::{Phase, WorkerEvent};
+
 /// Sends phase, progress and events to the supervisor. Without a channel
 /// (e.g. `scrape-once`, or a worker started by hand) every call is a no-op.
 #[derive(Debug, Clone, Default)]
@@ -31,13 +33,13 @@ impl Reporter {
         }
     }
 
-    /// Announce a phase: `idle`, `checking`, `scraping`, `sleeping`.
-    pub fn phase(&self, phase: &str) {
+    /// Announce a phase (`checking` also stamps `last_check`).
+    pub fn phase(&self, phase: Phase) {
         let mut report = WorkerReport {
-            phase: Some(phase.to_string()),
+            phase: Some(phase.as_str().to_string()),
             ..Default::default()
         };
-        if phase == "checking" {
+        if phase == Phase::Checking {
             report.last_check = Some(Utc::now());
         }
         self.send(WorkerMessage::Report(report));
@@ -48,12 +50,9 @@ impl Reporter {
         self.send(WorkerMessage::Report(report));
     }
 
-    /// Send an application event (e.g. `run_finished`).
-    pub fn event(&self, kind: &str, data: serde_json::Value) {
-        self.send(WorkerMessage::Event {
-            kind: kind.to_string(),
-            data,
-        });
+    /// Send an application event.
+    pub fn event(&self, event: &WorkerEvent) {
+        self.send(event.to_message());
     }
 
     /// Send a heartbeat.

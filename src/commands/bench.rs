@@ -1,0 +1,85 @@
+//! `worldpool bench`: pool against single mode end to end, under chaos.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::bench::BenchOptions;
+use crate::config::Mode;
+
+/// `worldpool bench` flags.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Worlds on the demo site.
+    #[arg(long)]
+    pub worlds: Option<usize>,
+    /// Guilds per world.
+    #[arg(long)]
+    pub guilds: Option<usize>,
+    /// Players per guild.
+    #[arg(long)]
+    pub players: Option<usize>,
+    /// Site latency per request, in milliseconds.
+    #[arg(long)]
+    pub latency: Option<u64>,
+    /// Site updates to measure per mode.
+    #[arg(long)]
+    pub updates: Option<usize>,
+    /// Modes to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "single,pool")]
+    pub modes: Vec<Mode>,
+    /// `sqlite` (a fresh file per mode) or a `postgres://…` URL (a fresh
+    /// database per mode is created on that server).
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+    /// Kill a random worker with SIGKILL at this interval (e.g. `500ms`).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub chaos_kill_every: Option<Duration>,
+    /// Output folder for results.json, results.csv and latency.svg.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Small sizes that finish in well under a minute (CI smoke run).
+    #[arg(long)]
+    pub quick: bool,
+    /// An earlier results.json: flag regressions over 10 %.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Advance the site at this cadence (e.g. `3s`) instead of right after
+    /// the previous update was stored; `--updates` × this is the run time.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub update_every: Option<Duration>,
+    /// Longest wait for one update to be stored before it counts as lost.
+    #[arg(long, value_parser = parse_duration_arg, default_value = "60s")]
+    pub update_timeout: Duration,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    pool::units::parse_duration(text)
+}
+
+impl From<BenchArgs> for BenchOptions {
+    fn from(a: BenchArgs) -> Self {
+        BenchOptions {
+            worlds: a.worlds,
+            guilds: a.guilds,
+            players: a.players,
+            latency: a.latency,
+            updates: a.updates,
+            modes: a.modes,
+            store: a.store,
+            chaos_kill_every: a.chaos_kill_every,
+            out: a.out,
+            quick: a.quick,
+            baseline: a.baseline,
+            update_every: a.update_every,
+            update_timeout: a.update_timeout,
+        }
+    }
+}
+
+/// Run the benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    crate::bench::run(args.into()).await
+}

@@ -1,0 +1,61 @@
+//! `worldpool demo`: demo site + pool + SQLite + API, offline, in one command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Mode;
+use crate::demo_site::{DemoSite, DemoSiteOptions};
+
+/// `worldpool demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// API address.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub api_bind: SocketAddr,
+    /// SQLite database file.
+    #[arg(long, default_value = "data/demo.db")]
+    pub db: PathBuf,
+}
+
+/// Run everything until Ctrl-C (or `--duration`).
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let site = DemoSite::start(DemoSiteOptions {
+        tick: Some(Duration::from_secs(5)),
+        ..DemoSiteOptions::default()
+    })
+    .await?;
+    let storage = format!("sqlite://{}", args.db.display());
+    let config_path = PathBuf::from("data/demo.toml");
+    if let Some(dir) = config_path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&config_path, site.config_toml(&storage, Mode::Pool))?;
+    let config = crate::config::Config::load(&config_path)?;
+    println!(
+        "demo: site {} ({} worlds), store {storage}, config {}, API http://{}",
+        site.base_url(),
+        site.world_names().len(),
+        config_path.display(),
+        args.api_bind
+    );
+    let stop = CancellationToken::new();
+    if let Some(secs) = args.duration {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
+            stop.cancel();
+        });
+    }
+    let result = crate::supervise::run_with(config, Some(args.api_bind), stop).await;
+    site.shutdown().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

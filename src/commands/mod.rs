@@ -1,0 +1,121 @@
+//! The command line: one file per verb, each owning its arguments and its
+//! `run()`. The domain below takes plain parameters and never imports clap:
+//! arrows point down, commands → domain → `pool`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::{LogFormat, LogSettings};
+
+pub mod bench;
+pub mod check_config;
+pub mod demo;
+pub mod demo_site;
+pub mod run;
+pub mod scrape_once;
+pub mod status;
+pub mod worker;
+
+/// worldpool: one supervised scraper process per game world.
+#[derive(Debug, Parser)]
+#[command(name = "worldpool", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format: `text` (human, coloured on a terminal) or `json` (one
+    /// object per line, for log shippers). Overrides `[log] format`.
+    #[arg(long, global = true, env = "WORLDPOOL_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Same as `--log-format json` (kept for older scripts).
+    #[arg(long, global = true, hide = true, env = "WORLDPOOL_LOG_JSON")]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pool (or the single scraper) from a config, with the API.
+    Run(run::RunArgs),
+    /// Validate a config: print every problem, exit 2 on error.
+    CheckConfig(check_config::CheckConfigArgs),
+    /// One check-and-scrape of one world now, printing what was extracted.
+    ScrapeOnce(scrape_once::ScrapeOnceArgs),
+    /// Serve an offline copy of the ranking site on 127.0.0.1.
+    DemoSite(demo_site::DemoSiteArgs),
+    /// Run everything offline: demo site + pool + SQLite store + API.
+    Demo(demo::DemoArgs),
+    /// Show the workers of a running pool as a table.
+    Status(status::StatusArgs),
+    /// Benchmark pool against single mode end to end, with chaos.
+    Bench(bench::BenchArgs),
+    /// (internal) The worker process the supervisor re-executes.
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
+}
+
+impl Cli {
+    /// The config file the command reads, if it reads one (for `[log]`).
+    fn config_path(&self) -> Option<&PathBuf> {
+        match &self.command {
+            Command::Run(a) => Some(&a.config),
+            Command::ScrapeOnce(a) => Some(&a.config),
+            Command::Worker(a) => Some(&a.config),
+            _ => None,
+        }
+    }
+
+    /// Log settings: the flag, else `[log]` of the command's config, else
+    /// the defaults (`RUST_LOG` wins over `[log] level` either way).
+    pub fn log_settings(&self) -> LogSettings {
+        let mut settings = self
+            .config_path()
+            .map(|p| crate::config::peek_log_settings(p))
+            .unwrap_or_default();
+        if self.log_json {
+            settings.format = LogFormat::Json;
+        }
+        if let Some(format) = self.log_format {
+            settings.format = format;
+        }
+        settings
+    }
+
+    /// Whether this process is a pool worker (its log lines are re-emitted
+    /// by the supervisor, which adds time and world).
+    pub fn is_worker(&self) -> bool {
+        matches!(self.command, Command::Worker(_))
+    }
+}
+
+/// Run one subcommand; returns the process exit code.
+pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        // The worker builds its own small runtime (few threads, small
+        // blocking pool) so it starts under tight memory limits.
+        Command::Worker(args) => worker::run(args),
+        Command::CheckConfig(args) => Ok(check_config::run(&args)),
+        other => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(dispatch_async(other))
+        }
+    }
+}
+
+async fn dispatch_async(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::ScrapeOnce(args) => scrape_once::run(args).await,
+        Command::DemoSite(args) => demo_site::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Worker(_) | Command::CheckConfig(_) => {
+            anyhow::bail!("internal error: a synchronous command reached the async dispatcher")
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `worldpool scrape-once`: one check-and-scrape of one world, printed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::config::{Config, DEFAULT_PATH};
+use crate::scrape::{ScrapeOnceOutput, scrape_once};
+
+/// `worldpool scrape-once`.
+#[derive(Debug, Clone, Args)]
+pub struct ScrapeOnceArgs {
+    /// World to scrape.
+    #[arg(long)]
+    pub world: String,
+    /// Config file.
+    #[arg(long, short, default_value = DEFAULT_PATH, env = "WORLDPOOL_CONFIG")]
+    pub config: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not write to the store.
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+/// Scrape, store (unless `--no-store`), print.
+pub async fn run(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let out = scrape_once(&config, &args.world, !args.no_store).await?;
+    for g in &out.unknown_guilds {
+        eprintln!(
+            "warning: the site does not know guild `{g}` of {}: zero rows",
+            out.world
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print!("{}", table(&out, args.no_store));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(out: &ScrapeOnceOutput, no_store: bool) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} — update {} — {} players, {} deltas, {}",
+        out.world,
+        out.update_time.to_rfc3339(),
+        out.players.len(),
+        out.deltas.len(),
+        if out.stored {
+            "stored"
+        } else if no_store {
+            "not stored (--no-store)"
+        } else {
+            "already stored"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
+        "NAME", "GUILD", "VOCATION", "LEVEL", "EXPERIENCE", "DELTA"
+    );
+    for p in &out.players {
+        let delta = out
+            .deltas
+            .iter()
+            .find(|d| d.name == p.name)
+            .map(|d| d.delta.to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
+            p.name, p.guild, p.vocation, p.level, p.experience, delta
+        );
+    }
+    s
+}

@@ -1,0 +1,23 @@
+//! `worldpool status`: a `pm2 ls`-like table of a running pool.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Args;
+
+use crate::api::{fetch_rows, render_table};
+
+/// `worldpool status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Base URL of the API.
+    #[arg(long, default_value = "http://127.0.0.1:5000", env = "WORLDPOOL_API")]
+    pub api: String,
+}
+
+/// Fetch `/api/workers` and print the table.
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let rows = fetch_rows(&args.api).await?;
+    print!("{}", render_table(&rows, Utc::now()));
+    Ok(ExitCode::SUCCESS)
+}

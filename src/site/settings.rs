@@ -1,0 +1,41 @@
+//! `[site]`, typed: what the client, the parsers and the scrape loop need
+//! to know about the site. Read and validated by [`crate::config`].
+
+use std::time::Duration;
+
+use super::Selectors;
+
+/// `[site]`, typed.
+#[derive(Debug, Clone)]
+pub struct SiteSettings {
+    /// Base URL, e.g. `https://example.org`.
+    pub base_url: String,
+    /// Status page path.
+    pub status_path: String,
+    /// Guild page path template with `{guild}` and `{world}`.
+    pub guild_path: String,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Requests per second per host (0 = unlimited).
+    pub rate_limit: f64,
+    /// Concurrent requests per worker.
+    pub max_concurrent: usize,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First retry delay (doubles per retry, with jitter).
+    pub retry_backoff: Duration,
+    /// Optional proxy URL.
+    pub proxy: Option<String>,
+    /// Time between status checks.
+    pub poll_interval: Duration,
+    /// Random extra up to this fraction of `poll_interval`.
+    pub poll_jitter: f64,
+    /// The site's UTC offset in minutes (UTC-3 = -180).
+    pub utc_offset_minutes: i32,
+    /// Local time of the daily reset, minutes after midnight.
+    pub reset_minutes: u32,
+    /// CSS selectors.
+    pub selectors: Selectors,
+}
