@@ -95,8 +95,8 @@ async fn migrations_are_idempotent(db: TestDb) {
     let a = db.open().await;
     a.ping().await.expect("ping");
     let b = db.open().await;
-    assert_eq!(a.schema_version().await.expect("version"), 1);
-    assert_eq!(b.schema_version().await.expect("version"), 1);
+    assert_eq!(a.schema_version().await.expect("version"), 2);
+    assert_eq!(b.schema_version().await.expect("version"), 2);
     assert!(a.runs(None, 10, None).await.expect("runs").is_empty());
 }
 

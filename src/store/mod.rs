@@ -12,13 +12,19 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
+pub mod history;
+pub mod import;
 pub mod logic;
 mod pg;
 mod sqlite;
 #[cfg(feature = "test-support")]
 mod testing;
+pub mod vip;
 
+pub use history::{PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange};
+pub use import::{ImportBatch, ImportDelta, ImportPlayer, ImportWritten};
 pub use logic::{NewDelta, PassKind, ScrapedPlayer};
+pub use vip::{VipDaily, VipDelta, WatchedPlayer};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]

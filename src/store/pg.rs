@@ -15,11 +15,14 @@ use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, W
 /// Connections idle longer than this are closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
 
+mod ext;
+
 /// Versioned migrations, applied in order, each once, under an advisory
-/// lock (many workers start at once).
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+/// lock (many workers start at once). Never edit one that shipped: append.
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE runs (
     id BIGSERIAL PRIMARY KEY,
     world TEXT NOT NULL,
@@ -66,12 +69,16 @@ CREATE TABLE world_state (
     updated_at TIMESTAMPTZ NOT NULL
 );
 "#,
-)];
+    ),
+    (2, ext::MIGRATION_2),
+];
 
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// For the dedicated connection of a streamed export.
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -135,7 +142,10 @@ impl PgStore {
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            url: url.to_string(),
+        };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.
         let weak = store.pool.weak();

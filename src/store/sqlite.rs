@@ -14,10 +14,14 @@ use super::{
     DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
 };
 
-/// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+mod ext;
+
+/// Versioned migrations, applied in order, each once. Never edit one that
+/// shipped: append.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     world TEXT NOT NULL,
@@ -60,7 +64,9 @@ CREATE TABLE world_state (
     updated_at TEXT NOT NULL
 );
 "#,
-)];
+    ),
+    (2, ext::MIGRATION_2),
+];
 
 /// The SQLite store.
 #[derive(Clone)]
