@@ -12,6 +12,8 @@
 //! - [`worker`]: the worker process entry point (`worldpool worker`).
 //! - [`site`], [`scrape`]: fetching and parsing the ranking site, the scrape loop.
 //! - [`store`]: runs, players and deltas in SQLite or PostgreSQL.
+//! - [`legacy`], [`import`]: the replaced system's formats, and importing
+//!   its data folder or SQLite file.
 //! - [`demo_site`]: an offline copy of the site with fault injection.
 //! - [`api`]: the REST API (axum) and `worldpool status`.
 //! - [`bench`]: `worldpool bench`.
@@ -21,6 +23,8 @@ pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod demo_site;
+pub mod import;
+pub mod legacy;
 pub mod logging;
 pub mod protocol;
 pub mod scrape;

@@ -1,10 +1,120 @@
-//! Tracing subscriber for the binary (libraries only emit events).
+//! Tracing subscriber for the binary (libraries only emit events), and the
+//! console stream: the workers' log lines as the API's
+//! `/api/console-stream` serves them.
+//!
+//! The supervisor re-emits every line a worker writes to stderr as a
+//! tracing event with target `pool::worker` and the fields `worker` and
+//! `stream`, at the line's level. [`ConsoleLayer`], installed by [`init`],
+//! copies those events into a bounded broadcast ([`subscribe_console`]):
+//! sending never waits, and a subscriber that falls [`CONSOLE_BUFFER`]
+//! lines behind loses them (the API then drops it), so a slow client never
+//! slows the pool.
 
 use std::io::IsTerminal as _;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
-use serde::Deserialize;
-use tracing_subscriber::EnvFilter;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The target of the supervisor's re-emitted worker lines.
+pub const WORKER_LINE_TARGET: &str = "pool::worker";
+
+/// Lines a console subscriber may fall behind before it is dropped.
+pub const CONSOLE_BUFFER: usize = 1024;
+
+/// One log line of a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleLine {
+    /// When the supervisor read it.
+    pub time: DateTime<Utc>,
+    /// The worker (its world in pool mode).
+    pub world: String,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// The line, without its level word.
+    pub message: String,
+    /// `stderr` or `stdout`.
+    pub stream: String,
+}
+
+fn console() -> &'static broadcast::Sender<ConsoleLine> {
+    static CONSOLE: OnceLock<broadcast::Sender<ConsoleLine>> = OnceLock::new();
+    CONSOLE.get_or_init(|| broadcast::channel(CONSOLE_BUFFER).0)
+}
+
+/// Follow the workers' log lines from now on.
+pub fn subscribe_console() -> broadcast::Receiver<ConsoleLine> {
+    console().subscribe()
+}
+
+/// Publish a line to the console subscribers (never waits; nothing happens
+/// without subscribers).
+pub fn publish_console(line: ConsoleLine) {
+    let _ = console().send(line);
+}
+
+/// Copies the supervisor's re-emitted worker lines into the console
+/// broadcast. Install it with the [`console_filter`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleLayer;
+
+/// Only the re-emitted worker lines, at every level (the workers' own
+/// `[log] level` already chose what they print).
+pub fn console_filter() -> Targets {
+    Targets::new().with_target(WORKER_LINE_TARGET, LevelFilter::TRACE)
+}
+
+#[derive(Default)]
+struct LineFields {
+    worker: Option<String>,
+    stream: Option<String>,
+    message: Option<String>,
+}
+
+impl Visit for LineFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "worker" => self.worker = Some(value.to_string()),
+            "stream" => self.stream = Some(value.to_string()),
+            "message" => self.message = Some(value.to_string()),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "worker" => self.worker = Some(format!("{value:?}")),
+            "stream" => self.stream = Some(format!("{value:?}")),
+            "message" => self.message = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for ConsoleLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        if meta.target() != WORKER_LINE_TARGET || console().receiver_count() == 0 {
+            return;
+        }
+        let mut fields = LineFields::default();
+        event.record(&mut fields);
+        publish_console(ConsoleLine {
+            time: Utc::now(),
+            world: fields.worker.unwrap_or_default(),
+            level: meta.level().to_string(),
+            message: fields.message.unwrap_or_default(),
+            stream: fields.stream.unwrap_or_default(),
+        });
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -61,21 +171,32 @@ pub fn init(settings: &LogSettings, is_worker: bool) {
                 .and_then(|l| EnvFilter::try_new(l).ok())
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     let result = if is_worker {
-        builder
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
             .without_time()
             .with_ansi(false)
             .with_target(false)
             .try_init()
-    } else if settings.format == LogFormat::Json {
-        builder.json().try_init()
+            .map_err(|e| e.to_string())
     } else {
-        builder
-            .with_ansi(std::io::stderr().is_terminal())
+        let output = if settings.format == LogFormat::Json {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .boxed()
+        } else {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .boxed()
+        };
+        tracing_subscriber::registry()
+            .with(output.with_filter(filter))
+            .with(ConsoleLayer.with_filter(console_filter()))
             .try_init()
+            .map_err(|e| e.to_string())
     };
     if let Err(e) = result {
         eprintln!("warning: could not install the log subscriber: {e}");
@@ -94,5 +215,39 @@ mod tests {
         assert!(valid_level("info"));
         assert!(valid_level("worldpool=debug,pool=info"));
         assert!(!valid_level("worldpool=loud"));
+    }
+
+    #[test]
+    fn console_layer_copies_worker_lines_only() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let mut rx = subscribe_console();
+        let subscriber =
+            tracing_subscriber::registry().with(ConsoleLayer.with_filter(console_filter()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "pool::worker", worker = "Aurera", stream = "stderr", "run stored rows=3");
+            tracing::warn!(target: "worldpool::api", "not a worker line");
+            tracing::warn!(target: "pool::worker", worker = "São Paulo", stream = "stderr", "store down");
+        });
+        let a = rx.try_recv().expect("first line");
+        assert_eq!(
+            (
+                a.world.as_str(),
+                a.level.as_str(),
+                a.message.as_str(),
+                a.stream.as_str()
+            ),
+            ("Aurera", "INFO", "run stored rows=3", "stderr")
+        );
+        let b = loop {
+            let line = rx.try_recv().expect("second line");
+            // Other tests of this process may publish too.
+            if line.world == "São Paulo" {
+                break line;
+            }
+        };
+        assert_eq!(
+            (b.level.as_str(), b.message.as_str()),
+            ("WARN", "store down")
+        );
     }
 }

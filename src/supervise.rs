@@ -133,7 +133,8 @@ pub async fn run_with(
 
     let api_task = match api_bind {
         Some(bind) => {
-            let store = match crate::store::Store::open(&config.storage_url(), 1).await {
+            // Two connections: a long query never queues every other one.
+            let store = match crate::store::Store::open(&config.storage_url(), 2).await {
                 Ok(store) => Some(store),
                 Err(e) => {
                     tracing::warn!(error = %e, "the API serves no runs or deltas: the store did not open");
@@ -142,7 +143,8 @@ pub async fn run_with(
             };
             let control: std::sync::Arc<dyn crate::api::Control> =
                 std::sync::Arc::new(handle.clone());
-            let state = crate::api::ApiState::new(control, store, token);
+            let state = crate::api::ApiState::new(control, store, token)
+                .with_compat(crate::api::CompatSettings::from_config(&config));
             let (addr, task) = crate::api::serve_dedicated(
                 bind,
                 state,

@@ -1,5 +1,5 @@
-//! What the router needs from a pool: snapshots, the three control verbs and
-//! the event broadcast. Implemented for [`pool::PoolHandle`] and for
+//! What the router needs from a pool: snapshots, the three control verbs,
+//! "check the site now" and the event broadcast. Implemented for [`pool::PoolHandle`] and for
 //! [`super::fake::FakeControl`] (tests and benchmarks).
 
 use std::future::Future;
@@ -46,6 +46,10 @@ pub enum ControlError {
     /// logged, never sent to clients.
     #[error("{0}")]
     Failed(String),
+    /// The pool cannot do this (yet); the text says what is missing and is
+    /// sent to clients.
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl From<pool::Error> for ControlError {
@@ -73,6 +77,17 @@ pub trait Control: Send + Sync + 'static {
     fn restart<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<StateName, ControlError>>;
     /// Subscribe to pool events.
     fn subscribe(&self) -> broadcast::Receiver<PoolEvent>;
+
+    /// Ask a worker to check the site now, interrupting its sleep
+    /// (`POST /api/manual-update`). Resolves once the request is delivered,
+    /// not when the check is done. The default says it is not supported.
+    fn check_now<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            Err(ControlError::Unsupported(format!(
+                "this pool cannot ask worker `{name}` to check now"
+            )))
+        })
+    }
 
     /// Run one verb (dispatches to `start`, `stop` or `restart`).
     fn apply<'a>(
@@ -111,6 +126,22 @@ impl Control for PoolHandle {
 
     fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
         PoolHandle::subscribe(self)
+    }
+
+    /// Not wired yet: the supervisor → worker channel is being built. Once
+    /// it can carry a "check now" message, send it here; the worker side is
+    /// [`crate::scrape::CheckNow::request`].
+    fn check_now<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            if PoolHandle::worker(self, name).is_none() {
+                return Err(ControlError::UnknownWorker(name.to_string()));
+            }
+            Err(ControlError::Unsupported(
+                "manual updates need the supervisor-to-worker channel, which this build of the \
+                 pool does not have yet; workers check the site every [site] poll_interval"
+                    .to_string(),
+            ))
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one error shape of the API: `{"error": code, "message": text}`.
+//! The one error shape of the API: `{"error": code, "message": text,
+//! "status": http status}` (the replaced system's shape, on every path).
 //! Clients get a sanitized message; causes go to the log.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -33,12 +34,23 @@ pub enum ApiError {
     ShuttingDown,
     /// Something failed inside; the cause was logged (500).
     Internal,
+    /// A request body that cannot be read (400), saying what is expected.
+    BadBody(String),
+    /// Nothing to answer yet (404), saying what is missing.
+    NotFound(String),
+    /// The operation is refused here for good (405), saying where it went.
+    Moved(String),
+    /// The request conflicts with what is going on (409), saying what.
+    Conflict(String),
+    /// The pool cannot do this yet (501), saying what is missing.
+    NotSupported(String),
 }
 
 #[derive(Serialize)]
 struct Body<'a> {
     error: &'a str,
     message: String,
+    status: u16,
 }
 
 impl ApiError {
@@ -65,9 +77,13 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::UnknownWorker(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnknownWorker(_) | ApiError::NoRoute | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::ControlDisabled => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoStore | ApiError::StoreUnreachable | ApiError::ShuttingDown => {
@@ -90,6 +106,11 @@ impl ApiError {
             ApiError::StoreUnreachable => "store_unreachable",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Internal => "internal",
+            ApiError::BadBody(_) => "bad_body",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Moved(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::NotSupported(_) => "not_supported",
         }
     }
 
@@ -118,6 +139,11 @@ impl ApiError {
             ApiError::StoreUnreachable => "the store did not answer; try again later".to_string(),
             ApiError::ShuttingDown => "the pool is shutting down".to_string(),
             ApiError::Internal => "internal error; see the server log".to_string(),
+            ApiError::BadBody(m)
+            | ApiError::NotFound(m)
+            | ApiError::Moved(m)
+            | ApiError::Conflict(m)
+            | ApiError::NotSupported(m) => m.clone(),
         }
     }
 }
@@ -130,11 +156,13 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = Body {
             error: self.code(),
             message: self.message(),
+            status: status.as_u16(),
         };
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         if self == ApiError::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -162,6 +190,11 @@ mod tests {
             (ApiError::StoreUnreachable, 503, "store_unreachable"),
             (ApiError::ShuttingDown, 503, "shutting_down"),
             (ApiError::Internal, 500, "internal"),
+            (ApiError::BadBody("x".into()), 400, "bad_body"),
+            (ApiError::NotFound("x".into()), 404, "not_found"),
+            (ApiError::Moved("x".into()), 405, "method_not_allowed"),
+            (ApiError::Conflict("x".into()), 409, "conflict"),
+            (ApiError::NotSupported("x".into()), 501, "not_supported"),
         ];
         for (e, status, code) in table {
             assert_eq!(e.status().as_u16(), status, "{e:?}");

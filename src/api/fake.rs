@@ -16,6 +16,7 @@ pub struct FakeControl {
     workers: RwLock<Vec<WorkerStatus>>,
     events: broadcast::Sender<PoolEvent>,
     calls: Mutex<Vec<(Verb, String)>>,
+    checks: Mutex<Vec<String>>,
     next_pid: AtomicU32,
     shutting_down: std::sync::atomic::AtomicBool,
     failure: Mutex<Option<String>>,
@@ -40,6 +41,7 @@ impl FakeControl {
             workers: RwLock::new(workers),
             events,
             calls: Mutex::new(Vec::new()),
+            checks: Mutex::new(Vec::new()),
             next_pid: AtomicU32::new(50_000),
             shutting_down: false.into(),
             failure: Mutex::new(None),
@@ -116,6 +118,14 @@ impl FakeControl {
     /// The control calls received so far, in order.
     pub fn calls(&self) -> Vec<(Verb, String)> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The workers asked to check now ([`Control::check_now`]), in order.
+    pub fn checks(&self) -> Vec<String> {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Make every further verb fail with [`ControlError::ShuttingDown`].
@@ -240,5 +250,29 @@ impl Control for FakeControl {
 
     fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
         self.events.subscribe()
+    }
+
+    fn check_now<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            if self.shutting_down.load(Ordering::SeqCst) {
+                return Err(ControlError::ShuttingDown);
+            }
+            if let Some(text) = self
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
+                return Err(ControlError::Failed(text));
+            }
+            if self.worker(name).is_none() {
+                return Err(ControlError::UnknownWorker(name.to_string()));
+            }
+            self.checks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(name.to_string());
+            Ok(())
+        })
     }
 }

@@ -3,9 +3,11 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}` needs
-//! `Authorization: Bearer $WORLDPOOL_API_TOKEN`. Every error is
-//! `{"error": code, "message": text}` ([`ApiError`]).
+//! credentials; `POST /api/workers/{world}/{restart,stop,start}` and
+//! `POST /api/manual-update` need `Authorization: Bearer
+//! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
+//! "status": http status}` ([`ApiError`]). The replaced system's data API
+//! lives in [`compat`] (settings from the config: [`CompatSettings`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
 
+mod compat;
 pub mod control;
 mod error;
 pub mod events;
@@ -40,6 +43,7 @@ mod openapi;
 mod table;
 pub mod views;
 
+pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
 pub use table::{Row, fetch_rows, render_table};
@@ -67,6 +71,7 @@ pub struct ApiState {
     inner: Arc<Inner>,
     shutdown: CancellationToken,
     workers_ttl: Duration,
+    compat: Arc<CompatSettings>,
 }
 
 struct Inner {
@@ -156,7 +161,15 @@ impl ApiState {
             }),
             shutdown: CancellationToken::new(),
             workers_ttl: DEFAULT_WORKERS_CACHE,
+            compat: Arc::new(CompatSettings::default()),
         }
+    }
+
+    /// The same state with the config the compatibility endpoints need
+    /// (site time zone, worlds; default: UTC-3, no worlds).
+    pub fn with_compat(mut self, settings: CompatSettings) -> ApiState {
+        self.compat = Arc::new(settings);
+        self
     }
 
     /// Like [`ApiState::new`], with the token from `WORLDPOOL_API_TOKEN`.
@@ -251,6 +264,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(compat::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
@@ -549,12 +563,15 @@ async fn control(
             &format!("{} of `{world}` failed", verb.as_str()),
             &cause,
         )),
+        Err(ControlError::Unsupported(what)) => Err(ApiError::NotSupported(what)),
     }
 }
 
 async fn scraper_status(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    json(StatusCode::OK, &views::ScraperStatus::of(&snapshot), 256)
+    let mut status = views::ScraperStatus::of(&snapshot);
+    status.last_update = compat::last_update(&state).await;
+    json(StatusCode::OK, &status, 256)
 }
 
 async fn events_handler(

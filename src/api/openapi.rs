@@ -74,12 +74,23 @@ fn ts() -> Value {
 }
 
 fn spec() -> Value {
+    let mut doc = base();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        paths.extend(super::compat::openapi::paths());
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(super::compat::openapi::schemas());
+    }
+    doc
+}
+
+fn base() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "worldpool API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Status and control of the worldpool process pool. Read endpoints need no credentials. Errors are always `{error, message}`."
+            "description": "Status and control of the worldpool process pool, and the data API of the system it replaces (tag `compatibility`). Read endpoints need no credentials. Errors are always `{error, message, status}`."
         },
         "paths": {
             "/api/workers": {"get": {
@@ -155,9 +166,10 @@ fn spec() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "The value of WORLDPOOL_API_TOKEN."}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error", "message"], "properties": {
+                "Error": {"type": "object", "required": ["error", "message", "status"], "properties": {
                     "error": {"type": "string", "description": "Machine-readable code, e.g. unknown_worker, bad_parameter, unauthorized."},
-                    "message": {"type": "string"}
+                    "message": {"type": "string"},
+                    "status": {"type": "integer", "description": "The HTTP status."}
                 }},
                 "NotReady": {"type": "object", "properties": {
                     "error": {"type": "string", "enum": ["not_ready"]},
@@ -212,6 +224,7 @@ fn spec() -> Value {
                     "last_check": ts(),
                     "process_alive": {"type": "boolean"},
                     "pid": {"type": "integer", "description": "The supervisor's pid."},
+                    "last_update": {"type": "string", "nullable": true, "description": "Newest update time of the stored deltas, site-local `2026-01-04T19:43:00`."},
                     "workers": {"type": "object", "properties": {
                         "total": {"type": "integer"}, "starting": {"type": "integer"}, "running": {"type": "integer"},
                         "backoff": {"type": "integer"}, "stopping": {"type": "integer"}, "stopped": {"type": "integer"}, "fatal": {"type": "integer"}

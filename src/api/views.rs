@@ -249,6 +249,9 @@ pub struct ScraperStatus<'a> {
     pub pid: u32,
     /// Worker counts per state.
     pub workers: StateCounts,
+    /// The newest update time of the stored deltas, site-local ISO 8601
+    /// like the replaced system (`null` without a store or deltas).
+    pub last_update: Option<String>,
 }
 
 impl<'a> ScraperStatus<'a> {
@@ -277,6 +280,7 @@ impl<'a> ScraperStatus<'a> {
             process_alive,
             pid: std::process::id(),
             workers: StateCounts::of(workers),
+            last_update: None,
         }
     }
 }

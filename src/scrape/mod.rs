@@ -4,11 +4,15 @@
 //! - [`process_world`]: one check-and-scrape of one world against the store:
 //!   skip when its update was already processed, otherwise scrape every guild
 //!   and write the run in one transaction (or record it failed).
-//! - [`run_worker`]: the worker's loop over its worlds until shutdown.
+//! - [`run_worker`]: the worker's loop over its worlds until shutdown;
+//!   [`run_worker_with`] also takes a [`CheckNow`] that cuts its sleep short.
+//! - [`status_page`]: what the loop keeps of each status-page check of its
+//!   worlds (`/api/status-data`).
 //! - [`scrape_once`]: one check-and-scrape of one world now (`worldpool
 //!   scrape-once`).
 //! - [`Reporter`]: what the loop tells the supervisor over the channel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -20,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, World};
 use crate::protocol::{DeltaBatch, Phase, RunFailed, RunFinished, WorkerEvent};
 use crate::site::{Clock, SiteClient, SiteError, WorldStatus, backoff_delay, find_world};
-use crate::store::{NewDelta, NewRun, PassKind, ScrapedPlayer, Store, WriteOutcome};
+use crate::store::{
+    NewDelta, NewRun, PassKind, ScrapedPlayer, StatusPage, StatusRoutine, Store, WriteOutcome,
+};
 
 mod reporter;
 
@@ -381,6 +387,87 @@ pub async fn open_store_retrying(
     }
 }
 
+/// Lets "check the site now" (`POST /api/manual-update`) cut a worker's
+/// sleep short. The worker process holds one and passes it to
+/// [`run_worker_with`]; whoever receives the supervisor's "check now"
+/// message calls [`CheckNow::request`]. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CheckNow(Arc<tokio::sync::Notify>);
+
+impl CheckNow {
+    /// A new handle (no request pending).
+    pub fn new() -> CheckNow {
+        CheckNow::default()
+    }
+
+    /// Ask the loop to check now: a sleeping loop wakes at once; a loop
+    /// that is checking or scraping skips its next sleep. Requests made
+    /// meanwhile count once.
+    pub fn request(&self) {
+        self.0.notify_one();
+    }
+
+    async fn requested(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// What `/api/status-data` shows of a world's block of the status page.
+///
+/// The status parser yields the `Daily Raw Ranking` row's time (as the site
+/// wrote it and resolved); from it this keeps that routine's row with its
+/// delay since the update (`N min`, from `fetch_time`) and the status word
+/// the site shows for it (`Desatualizado` past 15 minutes, else
+/// `Atualizado`). When the parser yields every routine row with its own
+/// cells, build the rows from them here instead: the store keeps whatever
+/// rows this returns.
+pub fn status_page(
+    status: &WorldStatus,
+    routine: &str,
+    fetch_time: DateTime<FixedOffset>,
+) -> StatusPage {
+    let behind = (fetch_time - status.update_time).num_minutes().max(0);
+    StatusPage {
+        world: status.world.clone(),
+        fetch_time,
+        routines: vec![StatusRoutine {
+            rotina: routine.to_string(),
+            last_update: Some(status.update_time),
+            time_outdated: format!("{behind} min"),
+            status: if behind > 15 {
+                "Desatualizado"
+            } else {
+                "Atualizado"
+            }
+            .to_string(),
+        }],
+    }
+}
+
+/// Keep the status page of each of `mine` (a failure is only logged: the
+/// scrape goes on).
+async fn save_status_pages(
+    scraper: &Scraper,
+    store: &Store,
+    config: &Config,
+    mine: &[World],
+    all: &[WorldStatus],
+) {
+    let fetch_time = scraper
+        .client()
+        .now()
+        .with_timezone(&scraper.client().offset());
+    for world in mine {
+        let Some(ws) = find_world(all, &world.name) else {
+            continue;
+        };
+        let page = status_page(ws, &config.site.selectors.status_routine, fetch_time);
+        if let Err(e) = store.save_status_page(&page).await {
+            tracing::warn!(world = %world.name, error = %e, "cannot keep the status page");
+        }
+    }
+}
+
 /// The worker's scrape loop over `worlds` (one in pool mode, all in single
 /// mode) until `shutdown` is cancelled. Reports phases and runs through
 /// `reporter`. Returns Ok on a clean shutdown.
@@ -389,6 +476,18 @@ pub async fn run_worker(
     worlds: Vec<String>,
     reporter: Reporter,
     shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    run_worker_with(config, worlds, reporter, shutdown, CheckNow::new()).await
+}
+
+/// [`run_worker`] whose sleep between checks ends early on
+/// [`CheckNow::request`].
+pub async fn run_worker_with(
+    config: crate::config::Config,
+    worlds: Vec<String>,
+    reporter: Reporter,
+    shutdown: tokio_util::sync::CancellationToken,
+    check_now: CheckNow,
 ) -> anyhow::Result<()> {
     let mut mine = Vec::new();
     for name in &worlds {
@@ -417,6 +516,7 @@ pub async fn run_worker(
                 });
             }
             Ok(all) => {
+                save_status_pages(&scraper, &store, &config, &mine, &all).await;
                 for world in &mine {
                     if shutdown.is_cancelled() {
                         break;
@@ -463,6 +563,7 @@ pub async fn run_worker(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(poll_delay(&config)) => {}
+            _ = check_now.requested() => tracing::info!("checking now, as requested"),
         }
     }
     tracing::info!("worker scrape loop stopped");

@@ -1,0 +1,879 @@
+//! The replaced system's data API, same paths, same shapes (see
+//! `docs/API.md`, "Compatibility endpoints"): the delta feed, rankings,
+//! players, graphs, status data, the scraping config, manual updates, the
+//! console stream, CSV downloads and `/health`.
+//!
+//! Like the replaced app, these paths ignore query parameters they do not
+//! know, treat an empty parameter (`?world=`) as absent, and write times as
+//! naive site-local ISO 8601 ([`crate::legacy`]). `datetime1`/`datetime2`
+//! take what its frontend sends (`2026-01-04T19:43`, with or without
+//! seconds and offset). Errors are `{error, message, status}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, FixedOffset, Offset as _};
+use futures_util::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, ApiState, ControlError, STORE_TIMEOUT, authorize, json};
+use crate::legacy::{self, iso};
+use crate::store::{DeltaRow, Store, StoreError, TimeRange};
+
+mod download;
+mod graph;
+pub(super) mod openapi;
+
+/// Default rows of `/api/delta`.
+pub const DELTA_DEFAULT_LIMIT: u32 = 100;
+/// Default rows of `/api/recent-updates`.
+pub const RECENT_DEFAULT_LIMIT: u32 = 20;
+/// Default rows of `/api/top-players`.
+pub const TOP_DEFAULT_LIMIT: u32 = 10;
+/// Largest `limit` of the compatibility endpoints; larger ones are capped.
+pub const COMPAT_MAX_LIMIT: u32 = 5_000;
+/// Most players in one `/api/graph` request.
+pub const GRAPH_MAX_NAMES: usize = 50;
+
+/// One configured world as `/api/scraping-config` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfiguredWorld {
+    /// World.
+    pub world: String,
+    /// Its guilds, in config order.
+    pub guilds: Vec<String>,
+}
+
+/// What the compatibility endpoints need from the config.
+#[derive(Debug, Clone)]
+pub struct CompatSettings {
+    /// The site's time zone (`[site] utc_offset`): times without an offset
+    /// are read in it; `/health` and the console speak it.
+    pub site_offset: FixedOffset,
+    /// `[[worlds]]`.
+    pub worlds: Vec<ConfiguredWorld>,
+    /// The config file (named by the 405 of `POST /api/scraping-config`).
+    pub config_path: Option<PathBuf>,
+    /// In single mode, the one worker that scrapes every world.
+    pub single_worker: Option<String>,
+}
+
+/// UTC-3, the site's default time zone.
+fn default_site_offset() -> FixedOffset {
+    FixedOffset::west_opt(3 * 3600).unwrap_or(chrono::Utc.fix())
+}
+
+impl Default for CompatSettings {
+    /// UTC-3 (the site's default), no worlds.
+    fn default() -> Self {
+        CompatSettings {
+            site_offset: default_site_offset(),
+            worlds: Vec::new(),
+            config_path: None,
+            single_worker: None,
+        }
+    }
+}
+
+impl CompatSettings {
+    /// From a loaded config.
+    pub fn from_config(config: &crate::config::Config) -> CompatSettings {
+        CompatSettings {
+            site_offset: FixedOffset::east_opt(config.site.utc_offset_minutes * 60)
+                .unwrap_or_else(default_site_offset),
+            worlds: config
+                .worlds
+                .iter()
+                .map(|w| ConfiguredWorld {
+                    world: w.name.clone(),
+                    guilds: w.guilds.clone(),
+                })
+                .collect(),
+            config_path: Some(config.path.clone()),
+            single_worker: (config.pool.mode == crate::config::Mode::Single)
+                .then(|| "single".to_string()),
+        }
+    }
+}
+
+/// The compatibility routes (merged into [`super::app`]).
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/delta", get(delta))
+        .route("/api/recent-updates", get(recent_updates))
+        .route("/api/top-players", get(top_players))
+        .route("/api/rankings-table", post(rankings_table))
+        .route("/api/players", get(players))
+        .route("/api/date-range", get(date_range))
+        .route("/api/graph", post(graph_handler))
+        .route("/api/player-graph/{name}", get(player_graph))
+        .route("/api/status-data", get(status_data))
+        .route(
+            "/api/scraping-config",
+            get(scraping_config).post(scraping_config_moved),
+        )
+        .route("/api/manual-update", post(manual_update))
+        .route("/api/console-stream", get(console_stream))
+        .route("/api/download/deltas", get(download::deltas))
+        .route("/api/download/exps", get(download::exps))
+        .route("/health", get(health))
+}
+
+// ----- parameters ----------------------------------------------------------
+
+/// Query parameters, leniently: unknown ones are ignored, the last of a
+/// repeated one wins, empty values are absent.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(raw: Option<&str>) -> Params {
+        Params(
+            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+                .filter(|(_, v)| !v.trim().is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn limit(&self, default: u32) -> Result<u32, ApiError> {
+        limit_value(self.text("limit"), default)
+    }
+}
+
+fn limit_value(v: Option<&str>, default: u32) -> Result<u32, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(n.min(u64::from(COMPAT_MAX_LIMIT)) as u32),
+            _ => Err(ApiError::bad_param(
+                "limit",
+                format!(
+                    "must be a whole number of at least 1 (values above {COMPAT_MAX_LIMIT} are capped)"
+                ),
+            )),
+        },
+    }
+}
+
+fn time_value(
+    name: &str,
+    v: Option<&str>,
+    site: FixedOffset,
+) -> Result<Option<DateTime<FixedOffset>>, ApiError> {
+    match v.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => legacy::parse_time(text, site).map(Some).ok_or_else(|| {
+            ApiError::bad_param(name, format!("`{text}` is not {}", legacy::ACCEPTED_TIMES))
+        }),
+    }
+}
+
+fn period(d1: Option<&str>, d2: Option<&str>, site: FixedOffset) -> Result<TimeRange, ApiError> {
+    let range = TimeRange {
+        from: time_value("datetime1", d1, site)?,
+        to: time_value("datetime2", d2, site)?,
+    };
+    if let (Some(a), Some(b)) = (range.from, range.to)
+        && a > b
+    {
+        return Err(ApiError::bad_param(
+            "datetime2",
+            "must not be before datetime1",
+        ));
+    }
+    Ok(range)
+}
+
+/// `{datetime1?, datetime2?}` (strings or null; an empty body is `{}`).
+#[derive(Debug, Default, Deserialize)]
+struct PeriodBody {
+    #[serde(default)]
+    datetime1: Option<String>,
+    #[serde(default)]
+    datetime2: Option<String>,
+}
+
+/// `{names[], datetime1?, datetime2?}`.
+#[derive(Debug, Default, Deserialize)]
+struct GraphBody {
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    datetime1: Option<String>,
+    #[serde(default)]
+    datetime2: Option<String>,
+}
+
+fn json_body<T: Default + serde::de::DeserializeOwned>(
+    body: &Bytes,
+    shape: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadBody(format!("the body must be JSON {shape} ({e})")))
+}
+
+fn store(state: &ApiState) -> Result<&Store, ApiError> {
+    state.inner.store.as_ref().ok_or(ApiError::NoStore)
+}
+
+/// Run a store query with the API's deadline.
+async fn query<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(STORE_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::store(&format!("{what}: {e}"))),
+        Err(_) => Err(ApiError::store(&format!("{what}: timed out"))),
+    }
+}
+
+// ----- the delta feed ------------------------------------------------------
+
+/// A delta as `/api/delta` shows it.
+#[derive(Debug, Serialize)]
+struct FeedDelta<'a> {
+    name: &'a str,
+    deltaexp: i64,
+    update_time: String,
+    /// The world's previous update (the update itself for a world's first).
+    prev_update_time: String,
+    world: &'a str,
+    guild: &'a str,
+}
+
+impl<'a> From<&'a DeltaRow> for FeedDelta<'a> {
+    fn from(d: &'a DeltaRow) -> Self {
+        FeedDelta {
+            name: &d.name,
+            deltaexp: d.delta,
+            update_time: iso(d.update_time),
+            prev_update_time: iso(d.previous_update_time.unwrap_or(d.update_time)),
+            world: &d.world,
+            guild: &d.guild,
+        }
+    }
+}
+
+async fn delta(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let limit = p.limit(DELTA_DEFAULT_LIMIT)?;
+    let store = store(&state)?;
+    let rows = query(
+        "delta feed",
+        store.delta_feed(p.text("world"), p.text("guild"), limit),
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        deltas: Vec<FeedDelta<'a>>,
+    }
+    let deltas: Vec<FeedDelta<'_>> = rows.iter().map(FeedDelta::from).collect();
+    Ok(json(
+        StatusCode::OK,
+        &Answer { deltas },
+        64 + rows.len() * 160,
+    ))
+}
+
+/// A row of `/api/recent-updates`: the replaced system's record (its CSV
+/// column `update time`) plus the feed's keys.
+#[derive(Debug, Serialize)]
+struct RecentUpdate<'a> {
+    name: &'a str,
+    deltaexp: i64,
+    #[serde(rename = "update time")]
+    update_time_column: String,
+    update_time: String,
+    prev_update_time: String,
+    world: &'a str,
+    guild: &'a str,
+}
+
+async fn recent_updates(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let limit = p.limit(RECENT_DEFAULT_LIMIT)?;
+    let store = store(&state)?;
+    let rows = query(
+        "recent updates",
+        store.delta_feed(p.text("world"), p.text("guild"), limit),
+    )
+    .await?;
+    let items: Vec<RecentUpdate<'_>> = rows
+        .iter()
+        .map(|d| {
+            let f = FeedDelta::from(d);
+            RecentUpdate {
+                name: f.name,
+                deltaexp: f.deltaexp,
+                update_time_column: f.update_time.clone(),
+                update_time: f.update_time,
+                prev_update_time: f.prev_update_time,
+                world: f.world,
+                guild: f.guild,
+            }
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &items, 64 + rows.len() * 200))
+}
+
+// ----- rankings ------------------------------------------------------------
+
+async fn top_players(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let limit = p.limit(TOP_DEFAULT_LIMIT)?;
+    let range = period(
+        p.text("datetime1"),
+        p.text("datetime2"),
+        state.compat.site_offset,
+    )?;
+    let store = store(&state)?;
+    let totals = query(
+        "top players",
+        store.player_totals(range, p.text("world"), Some(limit)),
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct Top<'a> {
+        name: &'a str,
+        total_exp: i64,
+    }
+    let items: Vec<Top<'_>> = totals
+        .iter()
+        .map(|t| Top {
+            name: &t.name,
+            total_exp: t.total,
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &items, 64 + items.len() * 48))
+}
+
+/// Round to 2 decimals, as the replaced system's averages were.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+async fn rankings_table(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: PeriodBody = json_body(&body, "{datetime1?, datetime2?}")?;
+    let p = Params::parse(q.as_deref());
+    let range = period(
+        b.datetime1.as_deref(),
+        b.datetime2.as_deref(),
+        state.compat.site_offset,
+    )?;
+    let store = store(&state)?;
+    let totals = query(
+        "rankings table",
+        store.player_totals(range, p.text("world"), None),
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct Ranking<'a> {
+        name: &'a str,
+        total_exp: i64,
+        updates: i64,
+        avg_exp: f64,
+        max_exp: i64,
+        min_exp: i64,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        rankings: Vec<Ranking<'a>>,
+    }
+    let rankings: Vec<Ranking<'_>> = totals
+        .iter()
+        .map(|t| Ranking {
+            name: &t.name,
+            total_exp: t.total,
+            updates: t.updates,
+            avg_exp: round2(t.total as f64 / t.updates.max(1) as f64),
+            max_exp: t.max,
+            min_exp: t.min,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &Answer { rankings },
+        64 + totals.len() * 120,
+    ))
+}
+
+async fn players(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let store = store(&state)?;
+    let names = query(
+        "players",
+        store.player_names(p.text("world"), p.text("guild")),
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &names, 16 + names.len() * 24))
+}
+
+async fn date_range(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let store = store(&state)?;
+    let range = query(
+        "date range",
+        store.delta_time_range(p.text("world"), p.text("guild")),
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct Answer {
+        min: Option<String>,
+        max: Option<String>,
+    }
+    let answer = match range {
+        Some((a, b)) => Answer {
+            min: Some(iso(a)),
+            max: Some(iso(b)),
+        },
+        None => Answer {
+            min: None,
+            max: None,
+        },
+    };
+    Ok(json(StatusCode::OK, &answer, 64))
+}
+
+// ----- graphs --------------------------------------------------------------
+
+async fn graph_handler(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let b: GraphBody = json_body(&body, "{names: [...], datetime1?, datetime2?}")?;
+    let mut names: Vec<String> = Vec::new();
+    for n in b.names {
+        let n = n.trim().to_string();
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::BadBody(
+            "No players selected: send {\"names\": [\"Player\", ...]}".to_string(),
+        ));
+    }
+    if names.len() > GRAPH_MAX_NAMES {
+        return Err(ApiError::BadBody(format!(
+            "at most {GRAPH_MAX_NAMES} names per graph"
+        )));
+    }
+    let range = period(
+        b.datetime1.as_deref(),
+        b.datetime2.as_deref(),
+        state.compat.site_offset,
+    )?;
+    let store = store(&state)?;
+    let answer = graph::graph_answer(store, &names, range).await?;
+    Ok(json(StatusCode::OK, &answer, 4096))
+}
+
+async fn player_graph(
+    State(state): State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let name = match path {
+        Ok(Path(name)) if !name.trim().is_empty() => name,
+        Ok(_) => return Err(ApiError::bad_param("name", "must not be empty")),
+        Err(e) => {
+            return Err(ApiError::bad_param(
+                "name",
+                format!("not a valid URL-encoded UTF-8 name ({})", e.body_text()),
+            ));
+        }
+    };
+    let p = Params::parse(q.as_deref());
+    let range = period(
+        p.text("datetime1"),
+        p.text("datetime2"),
+        state.compat.site_offset,
+    )?;
+    let store = store(&state)?;
+    let rows = query(
+        "player graph",
+        store.player_deltas(std::slice::from_ref(&name), range),
+    )
+    .await?;
+    let figure = graph::figure(std::slice::from_ref(&name), &rows);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"graph": figure, "player": name}),
+        1024 + rows.len() * 48,
+    ))
+}
+
+// ----- status and config ---------------------------------------------------
+
+async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let store = store(&state)?;
+    let pages = query("status data", store.status_pages()).await?;
+    let Some(fetch_time) = pages.iter().map(|p| p.fetch_time).max() else {
+        return Err(ApiError::NotFound(
+            "No status data available yet: it is kept from the first status-page check of a worker"
+                .to_string(),
+        ));
+    };
+    #[derive(Serialize)]
+    struct Routine<'a> {
+        rotina: &'a str,
+        #[serde(rename = "last update")]
+        last_update: Option<String>,
+        time_outdated: &'a str,
+        status: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        fetch_time: String,
+        worlds: BTreeMap<&'a str, Vec<Routine<'a>>>,
+    }
+    let worlds = pages
+        .iter()
+        .map(|p| {
+            (
+                p.world.as_str(),
+                p.routines
+                    .iter()
+                    .map(|r| Routine {
+                        rotina: &r.rotina,
+                        last_update: r.last_update.map(iso),
+                        time_outdated: &r.time_outdated,
+                        status: &r.status,
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &Answer {
+            fetch_time: iso(fetch_time),
+            worlds,
+        },
+        256 + pages.len() * 256,
+    ))
+}
+
+async fn scraping_config(State(state): State<ApiState>) -> Response {
+    json(StatusCode::OK, &state.compat.worlds, 256)
+}
+
+async fn scraping_config_moved(State(state): State<ApiState>) -> ApiError {
+    let file = state
+        .compat
+        .config_path
+        .as_ref()
+        .map(|p| format!(" ({})", p.display()))
+        .unwrap_or_default();
+    ApiError::Moved(format!(
+        "the world list is no longer changed through the API: it lives in the config file{file}. \
+         Edit its [[worlds]] entries (name, guilds), then run `worldpool reload` or restart \
+         `worldpool run`"
+    ))
+}
+
+// ----- manual update -------------------------------------------------------
+
+/// The replaced system's write endpoints took its shared password in a form
+/// field: accept the token as `password` in a JSON or form body too.
+fn body_password(headers: &HeaderMap, body: &Bytes) -> Option<String> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        return url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.into_owned());
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("password")?
+        .as_str()
+        .map(String::from)
+}
+
+async fn manual_update(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    match authorize(&state, &headers) {
+        Ok(()) => {}
+        Err(ApiError::Unauthorized) => {
+            let mut with_password = HeaderMap::new();
+            if let Some(pw) = body_password(&headers, &body)
+                && let Ok(v) = format!("Bearer {pw}").parse()
+            {
+                with_password.insert(header::AUTHORIZATION, v);
+            }
+            authorize(&state, &with_password)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let p = Params::parse(q.as_deref());
+    let control = state.control();
+    let targets: Vec<pool::WorkerStatus> = match p.text("world") {
+        Some(world) => match control.worker(world) {
+            Some(w) => vec![w],
+            None => {
+                let configured = state.compat.worlds.iter().any(|w| w.world == world);
+                match (&state.compat.single_worker, configured) {
+                    (Some(single), true) => control.worker(single).into_iter().collect(),
+                    _ => Vec::new(),
+                }
+            }
+        },
+        None => control.workers(),
+    };
+    if targets.is_empty() {
+        return Err(match p.text("world") {
+            Some(w) => ApiError::UnknownWorker(w.to_string()),
+            None => ApiError::Conflict("no worker is configured".to_string()),
+        });
+    }
+    let scraping = |w: &pool::WorkerStatus| {
+        w.report.phase.as_deref() == Some(crate::protocol::Phase::Scraping.as_str())
+    };
+    let busy: Vec<&str> = targets
+        .iter()
+        .filter(|w| w.pid.is_some() && scraping(w))
+        .map(|w| w.name.as_str())
+        .collect();
+    let ready: Vec<&str> = targets
+        .iter()
+        .filter(|w| w.pid.is_some() && !scraping(w))
+        .map(|w| w.name.as_str())
+        .collect();
+    if ready.is_empty() {
+        let message = if busy.is_empty() {
+            "no worker is running: start it first (POST /api/workers/{world}/start)".to_string()
+        } else {
+            format!(
+                "already scraping: {}; try again when it finishes",
+                busy.join(", ")
+            )
+        };
+        return Err(ApiError::Conflict(message));
+    }
+    for name in &ready {
+        let control = state.inner.control.clone();
+        let worker = name.to_string();
+        let result = tokio::spawn(async move { control.check_now(&worker).await })
+            .await
+            .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))));
+        match result {
+            Ok(()) => tracing::info!(world = %name, "manual update requested"),
+            Err(ControlError::UnknownWorker(n)) => return Err(ApiError::UnknownWorker(n)),
+            Err(ControlError::ShuttingDown) => return Err(ApiError::ShuttingDown),
+            Err(ControlError::Unsupported(what)) => return Err(ApiError::NotSupported(what)),
+            Err(ControlError::Failed(cause)) => {
+                return Err(ApiError::internal(
+                    &format!("manual update of `{name}` failed"),
+                    &cause,
+                ));
+            }
+        }
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        success: bool,
+        message: String,
+        worlds: &'a [&'a str],
+        busy: &'a [&'a str],
+    }
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &Answer {
+            success: true,
+            message: format!("check requested: {}", ready.join(", ")),
+            worlds: &ready,
+            busy: &busy,
+        },
+        256,
+    ))
+}
+
+// ----- console -------------------------------------------------------------
+
+/// One console line as SSE data.
+#[derive(Serialize)]
+struct ConsoleData<'a> {
+    time: String,
+    world: &'a str,
+    level: &'a str,
+    message: &'a str,
+    stream: &'a str,
+    /// `[2026-01-04 19:43:00] [INFO] [Aurera] message`, the replaced
+    /// system's console line.
+    line: String,
+}
+
+fn console_event(line: &crate::logging::ConsoleLine, site: FixedOffset) -> Event {
+    let t = line.time.with_timezone(&site);
+    let data = ConsoleData {
+        time: iso(t),
+        world: &line.world,
+        level: &line.level,
+        message: &line.message,
+        stream: &line.stream,
+        line: format!(
+            "[{}] [{}] [{}] {}",
+            legacy::csv_time(t),
+            line.level,
+            line.world,
+            line.message
+        ),
+    };
+    // Unnamed events: the replaced frontend listens with `onmessage`.
+    Event::default().data(serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string()))
+}
+
+async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
+    let rx = crate::logging::subscribe_console();
+    let site = state.compat.site_offset;
+    let events = stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Ok(line) => Some((console_event(&line, site), Some(rx))),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(missed, "console consumer too slow; disconnecting it");
+                let ev = Event::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{missed}}}"));
+                Some((ev, None))
+            }
+            Err(RecvError::Closed) => None,
+        }
+    })
+    .map(Ok::<_, Infallible>)
+    .take_until(state.shutdown.clone().cancelled_owned());
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+// ----- health and scraper status -------------------------------------------
+
+async fn health(State(state): State<ApiState>) -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": "healthy",
+            "timestamp": iso(legacy::now_at(state.compat.site_offset)),
+        }),
+        64,
+    )
+}
+
+/// The newest update time of the deltas, as `/api/scraper-status` shows it
+/// (`None` without a store, without deltas, or when the store does not
+/// answer: the status must not fail for that).
+pub(super) async fn last_update(state: &ApiState) -> Option<String> {
+    let store = state.inner.store.as_ref()?;
+    match tokio::time::timeout(STORE_TIMEOUT, store.delta_time_range(None, None)).await {
+        Ok(Ok(range)) => range.map(|(_, last)| iso(last)),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "scraper status: no last update from the store");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_parameters() {
+        let p = Params::parse(Some("world=&guild=Red+Rose&limit=7&_=123&limit=9"));
+        assert_eq!(p.text("world"), None);
+        assert_eq!(p.text("guild"), Some("Red Rose"));
+        assert_eq!(p.limit(100), Ok(9));
+        assert_eq!(limit_value(None, 100), Ok(100));
+        assert_eq!(limit_value(Some("999999"), 100), Ok(COMPAT_MAX_LIMIT));
+        assert!(limit_value(Some("0"), 100).is_err());
+        assert!(limit_value(Some("ten"), 100).is_err());
+    }
+
+    #[test]
+    fn periods() {
+        let site = CompatSettings::default().site_offset;
+        let r = period(Some("2026-01-04T19:43"), Some(""), site).expect("ok");
+        assert_eq!(
+            r.from,
+            DateTime::parse_from_rfc3339("2026-01-04T19:43:00-03:00").ok()
+        );
+        assert_eq!(r.to, None);
+        assert!(matches!(
+            period(Some("soon"), None, site),
+            Err(ApiError::BadParam { ref param, .. }) if param == "datetime1"
+        ));
+        assert!(matches!(
+            period(Some("2026-01-05"), Some("2026-01-04"), site),
+            Err(ApiError::BadParam { ref param, .. }) if param == "datetime2"
+        ));
+    }
+
+    #[test]
+    fn bodies() {
+        let empty: PeriodBody = json_body(&Bytes::from_static(b" "), "x").expect("empty is {}");
+        assert!(empty.datetime1.is_none());
+        let b: PeriodBody = json_body(
+            &Bytes::from_static(
+                br#"{"datetime1": null, "datetime2": "2026-01-04T10:00", "extra": 1}"#,
+            ),
+            "x",
+        )
+        .expect("parses");
+        assert_eq!(b.datetime2.as_deref(), Some("2026-01-04T10:00"));
+        assert!(json_body::<PeriodBody>(&Bytes::from_static(b"{"), "x").is_err());
+        let mut form = HeaderMap::new();
+        form.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().expect("header"),
+        );
+        assert_eq!(
+            body_password(&form, &Bytes::from_static(b"password=s%20t")),
+            Some("s t".to_string())
+        );
+        assert_eq!(
+            body_password(
+                &HeaderMap::new(),
+                &Bytes::from_static(br#"{"password":"x"}"#)
+            ),
+            Some("x".to_string())
+        );
+    }
+}

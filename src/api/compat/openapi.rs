@@ -1,0 +1,272 @@
+//! The compatibility endpoints in `/api/openapi.json`.
+
+use serde_json::{Map, Value, json};
+
+fn error(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn query(name: &str, description: &str, kind: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}})
+}
+
+fn time_query(name: &str) -> Value {
+    query(
+        name,
+        "ISO 8601 time (`2026-01-04T19:43`, seconds and offset optional; site-local without an offset). Empty = no bound.",
+        "string",
+    )
+}
+
+fn limit(default: u32) -> Value {
+    json!({
+        "name": "limit", "in": "query", "required": false,
+        "description": format!("Rows, default {default}, capped at {}.", super::COMPAT_MAX_LIMIT),
+        "schema": {"type": "integer", "minimum": 1}
+    })
+}
+
+fn store_errors(mut responses: Map<String, Value>) -> Value {
+    responses.insert(
+        "400".into(),
+        error("A bad parameter or body (named in the message)."),
+    );
+    responses.insert(
+        "503".into(),
+        error("No store configured, or the store is unreachable."),
+    );
+    Value::Object(responses)
+}
+
+fn responses(code: &str, answer: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(code.into(), answer);
+    m
+}
+
+fn period_body() -> Value {
+    json!({
+        "required": false,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Period"}}}
+    })
+}
+
+/// Paths of the compatibility endpoints.
+pub(in crate::api) fn paths() -> Map<String, Value> {
+    let world = query("world", "Only this world (empty = every world).", "string");
+    let guild = query("guild", "Only this guild (empty = every guild).", "string");
+    let mut p = Map::new();
+    p.insert("/api/delta".into(), json!({"get": {
+        "operationId": "deltaFeed", "tags": ["compatibility"],
+        "summary": "The live delta feed: newest update first, then by name.",
+        "parameters": [limit(super::DELTA_DEFAULT_LIMIT), world, guild],
+        "responses": store_errors(responses("200", ok("Deltas.", json!({"type": "object", "required": ["deltas"], "properties": {"deltas": {"type": "array", "items": {"$ref": "#/components/schemas/FeedDelta"}}}}))))
+    }}));
+    p.insert("/api/recent-updates".into(), json!({"get": {
+        "operationId": "recentUpdates", "tags": ["compatibility"],
+        "summary": "The latest delta rows (the replaced system's records, with its `update time` column).",
+        "parameters": [limit(super::RECENT_DEFAULT_LIMIT)],
+        "responses": store_errors(responses("200", ok("Delta rows.", json!({"type": "array", "items": {"$ref": "#/components/schemas/RecentUpdate"}}))))
+    }}));
+    p.insert("/api/top-players".into(), json!({"get": {
+        "operationId": "topPlayers", "tags": ["compatibility"],
+        "summary": "Players by experience gained over the period, largest first.",
+        "parameters": [limit(super::TOP_DEFAULT_LIMIT), time_query("datetime1"), time_query("datetime2")],
+        "responses": store_errors(responses("200", ok("Top players.", json!({"type": "array", "items": {"type": "object", "required": ["name", "total_exp"], "properties": {"name": {"type": "string"}, "total_exp": {"type": "integer"}}}}))))
+    }}));
+    p.insert("/api/rankings-table".into(), json!({"post": {
+        "operationId": "rankingsTable", "tags": ["compatibility"],
+        "summary": "Every player's deltas over the period, aggregated; largest total first.",
+        "requestBody": period_body(),
+        "responses": store_errors(responses("200", ok("Rankings.", json!({"type": "object", "required": ["rankings"], "properties": {"rankings": {"type": "array", "items": {"$ref": "#/components/schemas/Ranking"}}}}))))
+    }}));
+    p.insert("/api/players".into(), json!({"get": {
+        "operationId": "players", "tags": ["compatibility"],
+        "summary": "Names of the players with deltas, sorted.",
+        "parameters": [query("world", "Only this world.", "string"), query("guild", "Only this guild.", "string")],
+        "responses": store_errors(responses("200", ok("Names.", json!({"type": "array", "items": {"type": "string"}}))))
+    }}));
+    p.insert("/api/date-range".into(), json!({"get": {
+        "operationId": "dateRange", "tags": ["compatibility"],
+        "summary": "First and last update times of the deltas (null without deltas).",
+        "parameters": [query("world", "Only this world.", "string"), query("guild", "Only this guild.", "string")],
+        "responses": store_errors(responses("200", ok("The range.", json!({"type": "object", "required": ["min", "max"], "properties": {"min": {"$ref": "#/components/schemas/LegacyTime"}, "max": {"$ref": "#/components/schemas/LegacyTime"}}}))))
+    }}));
+    p.insert("/api/graph".into(), json!({"post": {
+        "operationId": "graph", "tags": ["compatibility"],
+        "summary": "Cumulative experience of the named players over the period as a Plotly figure, their statistics, and where each stands among its world's players.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GraphRequest"}}}},
+        "responses": store_errors(responses("200", ok("Graph, statistics, comparison.", json!({"$ref": "#/components/schemas/GraphAnswer"}))))
+    }}));
+    p.insert("/api/player-graph/{name}".into(), json!({"get": {
+        "operationId": "playerGraph", "tags": ["compatibility"],
+        "summary": "One player's cumulative experience as a Plotly figure.",
+        "parameters": [
+            {"name": "name", "in": "path", "required": true, "description": "Player name, URL-encoded.", "schema": {"type": "string"}},
+            time_query("datetime1"), time_query("datetime2")
+        ],
+        "responses": store_errors(responses("200", ok("The graph.", json!({"type": "object", "required": ["graph", "player"], "properties": {"graph": {"$ref": "#/components/schemas/PlotlyFigure"}, "player": {"type": "string"}}}))))
+    }}));
+    p.insert("/api/status-data".into(), json!({"get": {
+        "operationId": "statusData", "tags": ["compatibility"],
+        "summary": "The last parsed status page of each world, kept by the workers at each check.",
+        "responses": {
+            "200": ok("Status data.", json!({"$ref": "#/components/schemas/StatusData"})),
+            "404": error("No worker has checked the status page yet."),
+            "503": error("No store configured, or the store is unreachable.")
+        }
+    }}));
+    p.insert("/api/scraping-config".into(), json!({
+        "get": {
+            "operationId": "scrapingConfig", "tags": ["compatibility"],
+            "summary": "The configured worlds and guilds (from the config file).",
+            "responses": {"200": ok("Worlds.", json!({"type": "array", "items": {"type": "object", "required": ["world", "guilds"], "properties": {"world": {"type": "string"}, "guilds": {"type": "array", "items": {"type": "string"}}}}}))}
+        },
+        "post": {
+            "operationId": "setScrapingConfig", "tags": ["compatibility"],
+            "summary": "Refused: the world list lives in the config file ([[worlds]]); edit it, then `worldpool reload` or restart.",
+            "responses": {"405": error("Always; the message says where the world list lives.")}
+        }
+    }));
+    p.insert("/api/manual-update".into(), json!({"post": {
+        "operationId": "manualUpdate", "tags": ["compatibility"],
+        "summary": "Ask every worker (or `?world=`) to check the site now. Needs the token: `Authorization: Bearer <WORLDPOOL_API_TOKEN>` (or `password` in a JSON or form body, as the replaced system took it).",
+        "security": [{"bearer": []}],
+        "parameters": [query("world", "Only this world's worker.", "string")],
+        "responses": {
+            "202": ok("Requested.", json!({"type": "object", "required": ["success", "message", "worlds", "busy"], "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}, "worlds": {"type": "array", "items": {"type": "string"}, "description": "Workers asked to check now."}, "busy": {"type": "array", "items": {"type": "string"}, "description": "Workers skipped: already scraping."}}})),
+            "401": error("Missing or wrong token."),
+            "403": error("No token configured."),
+            "404": error("Unknown world."),
+            "409": error("That worker (or every worker) is already scraping, or none is running."),
+            "501": error("This pool cannot deliver the request to workers yet."),
+            "503": error("The pool is shutting down.")
+        }
+    }}));
+    p.insert("/api/console-stream".into(), json!({"get": {
+        "operationId": "consoleStream", "tags": ["compatibility"],
+        "summary": "Server-Sent Events of the workers' log lines: unnamed events (`onmessage`) whose data is a ConsoleLine as JSON; keep-alive comments; a client that falls 1024 lines behind gets `event: lagged` and is disconnected.",
+        "responses": {"200": {"description": "An event stream.", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/ConsoleLine"}}}}}
+    }}));
+    for (path, id, columns) in [
+        (
+            "/api/download/deltas",
+            "downloadDeltas",
+            "name,deltaexp,update time,world,guild",
+        ),
+        (
+            "/api/download/exps",
+            "downloadExps",
+            "name,exp,last update,world,guild",
+        ),
+    ] {
+        p.insert(path.into(), json!({"get": {
+            "operationId": id, "tags": ["compatibility"],
+            "summary": format!("CSV with the columns `{columns}` (times `YYYY-MM-DD HH:MM:SS`, site-local), streamed."),
+            "responses": {
+                "200": {"description": "CSV.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "503": error("No store configured.")
+            }
+        }}));
+    }
+    p.insert("/health".into(), json!({"get": {
+        "operationId": "health", "tags": ["compatibility"],
+        "summary": "The replaced system's health check.",
+        "responses": {"200": ok("Healthy.", json!({"type": "object", "required": ["status", "timestamp"], "properties": {"status": {"type": "string", "enum": ["healthy"]}, "timestamp": {"$ref": "#/components/schemas/LegacyTime"}}}))}
+    }}));
+    p
+}
+
+/// Schemas of the compatibility endpoints.
+pub(in crate::api) fn schemas() -> Map<String, Value> {
+    let time = json!({"$ref": "#/components/schemas/LegacyTime"});
+    let mut s = Map::new();
+    s.insert("LegacyTime".into(), json!({
+        "type": "string", "nullable": true,
+        "description": "The site's local wall time without offset, as the replaced system wrote it: `2026-01-04T19:43:00`.",
+        "example": "2026-01-04T19:43:00"
+    }));
+    s.insert(
+        "FeedDelta".into(),
+        json!({"type": "object",
+        "required": ["name", "deltaexp", "update_time", "prev_update_time", "world", "guild"],
+        "properties": {
+            "name": {"type": "string"}, "deltaexp": {"type": "integer"},
+            "update_time": time, "prev_update_time": time,
+            "world": {"type": "string"}, "guild": {"type": "string"}
+        }}),
+    );
+    s.insert("RecentUpdate".into(), json!({"type": "object",
+        "required": ["name", "deltaexp", "update time", "update_time", "prev_update_time", "world", "guild"],
+        "properties": {
+            "name": {"type": "string"}, "deltaexp": {"type": "integer"},
+            "update time": time, "update_time": time, "prev_update_time": time,
+            "world": {"type": "string"}, "guild": {"type": "string"}
+        }}));
+    s.insert("Ranking".into(), json!({"type": "object",
+        "required": ["name", "total_exp", "updates", "avg_exp", "max_exp", "min_exp"],
+        "properties": {
+            "name": {"type": "string"}, "total_exp": {"type": "integer"}, "updates": {"type": "integer"},
+            "avg_exp": {"type": "number", "description": "Rounded to 2 decimals."},
+            "max_exp": {"type": "integer"}, "min_exp": {"type": "integer"}
+        }}));
+    s.insert("Period".into(), json!({"type": "object", "properties": {
+        "datetime1": {"type": "string", "nullable": true, "description": "From (inclusive); empty or null = no bound."},
+        "datetime2": {"type": "string", "nullable": true, "description": "To (inclusive); empty or null = no bound."}
+    }}));
+    s.insert("GraphRequest".into(), json!({"type": "object", "required": ["names"], "properties": {
+        "names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": super::GRAPH_MAX_NAMES},
+        "datetime1": {"type": "string", "nullable": true},
+        "datetime2": {"type": "string", "nullable": true}
+    }}));
+    s.insert("PlotlyFigure".into(), json!({"type": "object", "required": ["data", "layout"], "properties": {
+        "data": {"type": "array", "items": {"type": "object", "required": ["x", "y", "name", "type", "mode"], "properties": {
+            "x": {"type": "array", "items": time},
+            "y": {"type": "array", "items": {"type": "integer"}, "description": "Experience gained since the start of the period, at each update."},
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["scatter"]},
+            "mode": {"type": "string"}
+        }}},
+        "layout": {"type": "object"}
+    }}));
+    s.insert("GraphAnswer".into(), json!({"type": "object", "required": ["graph", "stats", "comparison"], "properties": {
+        "graph": {"$ref": "#/components/schemas/PlotlyFigure"},
+        "stats": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "Total EXP": {"type": "integer"}, "Average EXP": {"type": "number"},
+            "Updates": {"type": "integer"}, "Max EXP": {"type": "integer"}, "Min EXP": {"type": "integer"}
+        }}},
+        "comparison": {"type": "array", "items": {"type": "object",
+            "required": ["name", "rank", "total_players", "percentile", "total_exp_period", "current_total_exp"],
+            "properties": {
+                "name": {"type": "string"},
+                "rank": {"type": "integer", "description": "1 = most experience in the period among the players of its world."},
+                "total_players": {"type": "integer"},
+                "percentile": {"type": "number", "description": "(1 - rank / total_players) × 100, one decimal."},
+                "total_exp_period": {"type": "integer"},
+                "current_total_exp": {"type": "integer", "description": "Its latest stored experience (0 if none)."}
+            }}}
+    }}));
+    s.insert("StatusData".into(), json!({"type": "object", "required": ["fetch_time", "worlds"], "properties": {
+        "fetch_time": time,
+        "worlds": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object",
+            "required": ["rotina", "last update", "time_outdated", "status"],
+            "properties": {
+                "rotina": {"type": "string"}, "last update": time,
+                "time_outdated": {"type": "string"}, "status": {"type": "string"}
+            }}}}
+    }}));
+    s.insert("ConsoleLine".into(), json!({"type": "object", "properties": {
+        "time": time, "world": {"type": "string"},
+        "level": {"type": "string", "enum": ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]},
+        "message": {"type": "string"}, "stream": {"type": "string"},
+        "line": {"type": "string", "description": "`[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`."}
+    }}));
+    s
+}

@@ -1,0 +1,1 @@
+//! Importing a replaced system's data (filled in below).
