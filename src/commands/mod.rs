@@ -13,6 +13,7 @@ pub mod bench;
 pub mod check_config;
 pub mod demo;
 pub mod demo_site;
+pub mod import;
 pub mod run;
 pub mod scrape_once;
 pub mod status;
@@ -49,6 +50,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show the workers of a running pool as a table.
     Status(status::StatusArgs),
+    /// Import the replaced system's data folder or SQLite file into the store.
+    Import(import::ImportArgs),
     /// Benchmark pool against single mode end to end, with chaos.
     Bench(bench::BenchArgs),
     /// (internal) The worker process the supervisor re-executes.
@@ -63,6 +66,7 @@ impl Cli {
             Command::Run(a) => Some(&a.config),
             Command::ScrapeOnce(a) => Some(&a.config),
             Command::Worker(a) => Some(&a.config),
+            Command::Import(a) => Some(&a.config),
             _ => None,
         }
     }
@@ -114,6 +118,7 @@ async fn dispatch_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Import(args) => import::run(args).await,
         Command::Worker(_) | Command::CheckConfig(_) => {
             anyhow::bail!("internal error: a synchronous command reached the async dispatcher")
         }
