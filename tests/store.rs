@@ -1,8 +1,11 @@
 //! Store conformance: the same test functions run against SQLite and an
 //! ephemeral PostgreSQL (tests/helper/pg.rs).
 
-use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use worldpool::store::{NewRun, PassKind, ScrapedPlayer, Store, WriteOutcome};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use worldpool::store::{
+    ImportBatch, ImportDelta, ImportPlayer, NewRun, PassKind, ScrapedPlayer, StatusPage,
+    StatusRoutine, Store, TimeRange, VipDaily, VipDelta, WriteOutcome,
+};
 
 use crate::helper::pg;
 
@@ -304,6 +307,448 @@ async fn unreachable_database_is_an_error_not_a_panic(_db: TestDb) {
     assert!(!err.is_transient(), "a bad URL stays bad");
 }
 
+/// Three updates of two worlds: the feed, totals, names, ranges, series.
+async fn compat_queries_read_the_history(db: TestDb) {
+    let s = db.open().await;
+    // Aurera: 09:00 first pass, 09:10 and 09:20 normal passes.
+    stored(
+        &s,
+        &run(
+            "Aurera",
+            at(29, 9, 0),
+            vec![p("Ana", "G", 100), p("Bob", "H", 50)],
+        ),
+    )
+    .await;
+    stored(
+        &s,
+        &run(
+            "Aurera",
+            at(29, 9, 10),
+            vec![p("Ana", "G", 160), p("Bob", "H", 50), p("Cy", "G", 5)],
+        ),
+    )
+    .await;
+    stored(
+        &s,
+        &run(
+            "Aurera",
+            at(29, 9, 20),
+            vec![p("Ana", "G", 170), p("Bob", "H", 90), p("Cy", "G", 5)],
+        ),
+    )
+    .await;
+    // Bellum: one pass at 09:15, a player named like one of Aurera's.
+    stored(
+        &s,
+        &run(
+            "Bellum",
+            at(29, 9, 15),
+            vec![p("Ana", "K", 7), p("Dee", "K", 3)],
+        ),
+    )
+    .await;
+
+    // The feed: newest update first, then by name.
+    let feed = s.delta_feed(None, None, 100).await.expect("feed");
+    let got: Vec<(&str, &str, i64)> = feed
+        .iter()
+        .map(|d| (d.world.as_str(), d.name.as_str(), d.delta))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Aurera", "Ana", 10),
+            ("Aurera", "Bob", 40),
+            ("Bellum", "Ana", 7),
+            ("Bellum", "Dee", 3),
+            ("Aurera", "Ana", 60),
+            ("Aurera", "Cy", 5),
+            ("Aurera", "Ana", 100),
+            ("Aurera", "Bob", 50),
+        ]
+    );
+    assert_eq!(feed[0].previous_update_time, Some(at(29, 9, 10)));
+    assert_eq!(feed[7].previous_update_time, None);
+    assert_eq!(
+        feed[0].update_time.offset(),
+        at(29, 9, 0).offset(),
+        "site offset kept"
+    );
+    let bellum = s.delta_feed(Some("Bellum"), None, 100).await.expect("feed");
+    assert_eq!(bellum.len(), 2);
+    let guild_g = s
+        .delta_feed(Some("Aurera"), Some("G"), 2)
+        .await
+        .expect("feed");
+    assert_eq!(
+        guild_g.iter().map(|d| d.delta).collect::<Vec<_>>(),
+        [10, 60]
+    );
+
+    // Totals per name (across worlds), largest first; a period; a world.
+    let all = s
+        .player_totals(TimeRange::all(), None, None)
+        .await
+        .expect("totals");
+    let got: Vec<(&str, i64, i64, i64, i64)> = all
+        .iter()
+        .map(|t| (t.name.as_str(), t.total, t.updates, t.max, t.min))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Ana", 177, 4, 100, 7),
+            ("Bob", 90, 2, 50, 40),
+            ("Cy", 5, 1, 5, 5),
+            ("Dee", 3, 1, 3, 3)
+        ]
+    );
+    let period = TimeRange::between(at(29, 9, 10), at(29, 9, 15));
+    let some = s
+        .player_totals(period, None, Some(2))
+        .await
+        .expect("totals");
+    assert_eq!(
+        some.iter()
+            .map(|t| (t.name.as_str(), t.total))
+            .collect::<Vec<_>>(),
+        [("Ana", 67), ("Cy", 5)]
+    );
+    let open_end = TimeRange {
+        from: Some(at(29, 9, 20)),
+        to: None,
+    };
+    assert_eq!(
+        s.player_totals(open_end, Some("Aurera"), None)
+            .await
+            .expect("totals")
+            .len(),
+        2
+    );
+    let empty = TimeRange::between(at(28, 0, 0), at(28, 1, 0));
+    assert!(
+        s.player_totals(empty, None, None)
+            .await
+            .expect("totals")
+            .is_empty()
+    );
+
+    // Names and the time range.
+    assert_eq!(
+        s.player_names(None, None).await.expect("names"),
+        ["Ana", "Bob", "Cy", "Dee"]
+    );
+    assert_eq!(
+        s.player_names(Some("Aurera"), Some("H"))
+            .await
+            .expect("names"),
+        ["Bob"]
+    );
+    assert!(
+        s.player_names(Some("Nowhere"), None)
+            .await
+            .expect("names")
+            .is_empty()
+    );
+    assert_eq!(
+        s.delta_time_range(None, None).await.expect("range"),
+        Some((at(29, 9, 0), at(29, 9, 20)))
+    );
+    assert_eq!(
+        s.delta_time_range(Some("Bellum"), None)
+            .await
+            .expect("range"),
+        Some((at(29, 9, 15), at(29, 9, 15)))
+    );
+    assert_eq!(
+        s.delta_time_range(Some("Nowhere"), None)
+            .await
+            .expect("range"),
+        None
+    );
+
+    // Series for graphs, and the latest experience by name.
+    let series = s
+        .player_deltas(&["Bob".into(), "Ana".into()], TimeRange::all())
+        .await
+        .expect("series");
+    let got: Vec<(&str, &str, i64)> = series
+        .iter()
+        .map(|d| (d.name.as_str(), d.world.as_str(), d.delta))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Ana", "Aurera", 100),
+            ("Ana", "Aurera", 60),
+            ("Ana", "Bellum", 7),
+            ("Ana", "Aurera", 10),
+            ("Bob", "Aurera", 50),
+            ("Bob", "Aurera", 40)
+        ]
+    );
+    let named = s.players_named(&["Ana".into()]).await.expect("players");
+    assert_eq!(
+        named
+            .iter()
+            .map(|p| (p.world.as_str(), p.experience))
+            .collect::<Vec<_>>(),
+        [("Aurera", 170), ("Bellum", 7)]
+    );
+
+    // Exports: every row, in order, in chunks.
+    let mut rx = s.export_deltas();
+    let mut exported = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        exported.extend(chunk.expect("chunk"));
+    }
+    assert_eq!(exported.len(), 8);
+    assert!(exported.windows(2).all(|w| w[0].id < w[1].id));
+    let mut rx = s.export_players();
+    let mut players = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        players.extend(chunk.expect("chunk"));
+    }
+    let got: Vec<(&str, &str)> = players
+        .iter()
+        .map(|p| (p.world.as_str(), p.name.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Aurera", "Ana"),
+            ("Aurera", "Bob"),
+            ("Aurera", "Cy"),
+            ("Bellum", "Ana"),
+            ("Bellum", "Dee")
+        ]
+    );
+}
+
+async fn exports_stream_in_chunks_and_stop_when_dropped(db: TestDb) {
+    let s = db.open().await;
+    let players: Vec<ScrapedPlayer> = (0..2_500)
+        .map(|i| p(&format!("P{i:05}"), "G", 10 + i))
+        .collect();
+    stored(&s, &run("W", at(29, 9, 0), players)).await;
+    let mut rx = s.export_deltas();
+    let mut sizes = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        sizes.push(chunk.expect("chunk").len());
+    }
+    assert_eq!(sizes, [1_000, 1_000, 500]);
+    // A consumer that goes away stops the reader (no hang, no error).
+    let mut rx = s.export_players();
+    assert_eq!(
+        rx.recv().await.expect("a chunk").expect("rows").len(),
+        1_000
+    );
+    drop(rx);
+    s.ping().await.expect("the store still answers");
+}
+
+async fn status_pages_are_kept_per_world(db: TestDb) {
+    let s = db.open().await;
+    assert!(s.status_pages().await.expect("pages").is_empty());
+    let page = |world: &str, fetched: DateTime<FixedOffset>, behind: &str| StatusPage {
+        world: world.into(),
+        fetch_time: fetched,
+        routines: vec![StatusRoutine {
+            rotina: "Daily Raw Ranking".into(),
+            last_update: Some(at(29, 9, 20)),
+            time_outdated: behind.into(),
+            status: "Atualizado".into(),
+        }],
+    };
+    s.save_status_page(&page("Bellum", at(29, 9, 25), "5 min"))
+        .await
+        .expect("save");
+    s.save_status_page(&page("Aurera", at(29, 9, 25), "5 min"))
+        .await
+        .expect("save");
+    s.save_status_page(&page("Aurera", at(29, 9, 30), "10 min"))
+        .await
+        .expect("replace");
+    let pages = s.status_pages().await.expect("pages");
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages[0], page("Aurera", at(29, 9, 30), "10 min"));
+    assert_eq!(pages[1].world, "Bellum");
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, d).expect("date")
+}
+
+async fn watched_players_and_vip_reads(db: TestDb) {
+    let s = db.open().await;
+    assert!(s.add_watched("Aurera", "Zé Pequeno").await.expect("add"));
+    assert!(!s.add_watched("Aurera", "Zé Pequeno").await.expect("again"));
+    assert!(s.add_watched("Bellum", "Ana").await.expect("add"));
+    let list = s.watched(None).await.expect("list");
+    assert_eq!(
+        list.iter()
+            .map(|w| (w.world.as_str(), w.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("Aurera", "Zé Pequeno"), ("Bellum", "Ana")]
+    );
+    assert!(Utc::now() - list[0].added_at < chrono::Duration::minutes(5));
+    assert_eq!(s.watched(Some("Bellum")).await.expect("list").len(), 1);
+
+    let daily = |xp: i64, online: i64, t: DateTime<FixedOffset>| VipDaily {
+        world: "Aurera".into(),
+        name: "Zé Pequeno".into(),
+        date: day(29),
+        raw_xp: xp,
+        online_minutes: online,
+        update_time: t,
+    };
+    assert!(
+        !s.write_vip_read(&daily(1_000, 30, at(29, 11, 0)), None)
+            .await
+            .expect("first read")
+    );
+    let delta = VipDelta {
+        world: "Aurera".into(),
+        name: "Zé Pequeno".into(),
+        date: day(29),
+        delta_exp: 500,
+        delta_online: 15,
+        update_time: at(29, 11, 15),
+        prev_update_time: Some(at(29, 11, 0)),
+    };
+    assert!(
+        s.write_vip_read(&daily(1_500, 45, at(29, 11, 15)), Some(&delta))
+            .await
+            .expect("read")
+    );
+    assert!(
+        !s.write_vip_read(&daily(1_500, 45, at(29, 11, 15)), Some(&delta))
+            .await
+            .expect("same read")
+    );
+    let rows = s.vip_daily(Some("Aurera"), None).await.expect("daily");
+    assert_eq!(
+        rows,
+        [daily(1_500, 45, at(29, 11, 15))],
+        "one row per day, the latest read"
+    );
+    assert_eq!(
+        s.vip_deltas(None, Some("Zé Pequeno"), 10)
+            .await
+            .expect("deltas"),
+        [delta.clone()]
+    );
+    assert!(
+        s.vip_deltas(Some("Bellum"), None, 10)
+            .await
+            .expect("deltas")
+            .is_empty()
+    );
+
+    assert!(
+        s.remove_watched("Aurera", "Zé Pequeno")
+            .await
+            .expect("remove")
+    );
+    assert!(
+        !s.remove_watched("Aurera", "Zé Pequeno")
+            .await
+            .expect("again")
+    );
+    assert_eq!(
+        s.vip_deltas(None, None, 10)
+            .await
+            .expect("history stays")
+            .len(),
+        1
+    );
+}
+
+fn import_batch() -> ImportBatch {
+    let delta = |name: &str,
+                 d: i64,
+                 t: DateTime<FixedOffset>,
+                 prev: Option<DateTime<FixedOffset>>| ImportDelta {
+        world: "Aurera".into(),
+        name: name.into(),
+        guild: "G".into(),
+        delta: d,
+        update_time: t,
+        previous_update_time: prev,
+    };
+    ImportBatch {
+        players: vec![ImportPlayer {
+            world: "Aurera".into(),
+            name: "Ana".into(),
+            guild: "G".into(),
+            experience: 150,
+            update_time: at(28, 20, 10),
+        }],
+        deltas: vec![
+            delta("Ana", 100, at(28, 20, 0), None),
+            delta("Bob", 7, at(28, 20, 0), None),
+            delta("Ana", 50, at(28, 20, 10), Some(at(28, 20, 0))),
+        ],
+        watched: vec![("Aurera".into(), "Ana".into())],
+        vip_daily: vec![],
+        vip_deltas: vec![],
+        resets: vec![("Aurera".into(), at(28, 10, 2))],
+    }
+}
+
+async fn import_writes_once_and_dry_run_writes_nothing(db: TestDb) {
+    let s = db.open().await;
+    let batch = import_batch();
+    let dry = s.import(&batch, true).await.expect("dry run");
+    assert_eq!(dry.deltas.get("Aurera"), Some(&3));
+    assert!(
+        s.delta_feed(None, None, 10).await.expect("feed").is_empty(),
+        "dry run wrote nothing"
+    );
+    assert_eq!(
+        s.world_state("Aurera").await.expect("state"),
+        Default::default()
+    );
+
+    let first = s.import(&batch, false).await.expect("import");
+    assert_eq!(first, dry, "the dry run said exactly what the import wrote");
+    assert_eq!(
+        (
+            first.runs.get("Aurera"),
+            first.players.get("Aurera"),
+            first.watched,
+            first.world_states
+        ),
+        (Some(&2), Some(&1), 1, 1)
+    );
+    let runs = s.runs(Some("Aurera"), 10, None).await.expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.status == "ok"));
+    let state = s.world_state("Aurera").await.expect("state");
+    assert_eq!(
+        (state.last_update_time, state.last_rebase),
+        (Some(at(28, 20, 10)), Some(at(28, 10, 2)))
+    );
+
+    let again = s.import(&batch, false).await.expect("re-import");
+    assert_eq!(again, Default::default(), "nothing twice: {again:?}");
+    assert_eq!(s.delta_feed(None, None, 10).await.expect("feed").len(), 3);
+
+    // The next scrape continues from the imported state: a normal pass
+    // with deltas against the imported experience.
+    let (_, deltas, kind) =
+        stored(&s, &run("Aurera", at(28, 20, 20), vec![p("Ana", "G", 170)])).await;
+    assert_eq!((kind, deltas), (PassKind::Normal, v(&[("Ana", 20)])));
+    // An older import never rewinds a newer player or world state.
+    let mut old = import_batch();
+    old.players[0].experience = 1;
+    old.players[0].update_time = at(28, 20, 15);
+    let w = s.import(&old, false).await.expect("older import");
+    assert!(w.players.is_empty() && w.world_states == 0, "{w:?}");
+    assert_eq!(xp_of(&s, "Aurera").await, v(&[("Ana", 170)]));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -334,4 +779,9 @@ conformance!(
     pagination_and_filters,
     concurrent_writers_store_an_update_once,
     unreachable_database_is_an_error_not_a_panic,
+    compat_queries_read_the_history,
+    exports_stream_in_chunks_and_stop_when_dropped,
+    status_pages_are_kept_per_world,
+    watched_players_and_vip_reads,
+    import_writes_once_and_dry_run_writes_nothing,
 );
