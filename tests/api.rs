@@ -52,8 +52,9 @@ impl Answer {
         let obj = v.as_object().expect("error is an object");
         let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["error", "message"], "{v}");
+        assert_eq!(keys, ["error", "message", "status"], "{v}");
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(v["status"].as_u64(), Some(u64::from(status)), "{v}");
         v["error"].as_str().expect("code").to_string()
     }
 }

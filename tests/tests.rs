@@ -5,7 +5,9 @@ mod helper;
 
 mod api;
 mod bench;
+mod compat;
 mod config;
+mod import;
 mod logging;
 mod pool;
 mod scrape;
