@@ -8,6 +8,11 @@
 //! processed update, last daily reset re-based). A failed run is one row
 //! with its error and nothing else ([`Store::record_failed_run`]).
 //! Update times are the site's local times with their offset explicit.
+//!
+//! Beyond runs: [`history`] (the replaced system's queries, status pages,
+//! streamed exports), [`vip`] (watched players and their daily numbers),
+//! [`import`] (a replaced system's history in one transaction). Migration 2
+//! of each backend adds their tables and indexes.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
