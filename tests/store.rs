@@ -637,7 +637,7 @@ async fn watched_players_and_vip_reads(db: TestDb) {
         s.vip_deltas(None, Some("Zé Pequeno"), 10)
             .await
             .expect("deltas"),
-        [delta.clone()]
+        std::slice::from_ref(&delta)
     );
     assert!(
         s.vip_deltas(Some("Bellum"), None, 10)
