@@ -973,3 +973,107 @@ async fn worker_loop_keeps_status_pages_and_checks_now() {
         .expect("clean shutdown");
     site.shutdown().await;
 }
+
+/// `worldpool run` itself: the console layer installed by `logging::init`
+/// streams the real workers' lines, the workers keep status pages, and a
+/// manual update says the pool cannot deliver it yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
+    use std::process::{Command, Stdio};
+
+    let site = DemoSite::start(DemoSiteOptions::default())
+        .await
+        .expect("demo site");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let config = dir.path().join("worldpool.toml");
+    std::fs::write(&config, site.config_toml(&url, Mode::Pool)).expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let log = std::fs::File::create(dir.path().join("run.log")).expect("log");
+    /// Stops the supervisor even when an assertion fails.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+    let child = Command::new(crate::helper::bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--api-bind", &format!("127.0.0.1:{port}")])
+        .env(worldpool::api::TOKEN_ENV, TOKEN)
+        .env("RUST_LOG", "info")
+        .env_remove("DATABASE_URL")
+        .env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("worldpool run starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let result = async {
+        wait_for_async("the API", DEADLINE, || {
+            let http = http.clone();
+            let url = format!("{base}/health");
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
+        })
+        .await;
+        let mut resp = http
+            .get(format!("{base}/api/console-stream"))
+            .send()
+            .await
+            .expect("console stream");
+        // A site update makes every worker store a run and say so.
+        site.advance();
+        let mut buf = String::new();
+        let frames = sse_frames(&mut resp, &mut buf, |f| {
+            f.iter().any(|(_, d)| d.contains("\"world\":\"Aurera\""))
+        })
+        .await;
+        let (_, data) = frames
+            .iter()
+            .find(|(_, d)| d.contains("\"world\":\"Aurera\""))
+            .expect("an Aurera line");
+        let v: Value = serde_json::from_str(data).expect("JSON");
+        assert!(v["level"].is_string() && v["message"].is_string(), "{v}");
+        let status = wait_for_async("status pages", DEADLINE, || {
+            let http = http.clone();
+            let url = format!("{base}/api/status-data");
+            async move {
+                let r = http.get(url).send().await.ok()?;
+                let v: Value = r.json().await.ok()?;
+                (v["worlds"].as_object()?.len() == 3).then_some(v)
+            }
+        })
+        .await;
+        assert!(status["fetch_time"].is_string());
+        let r = http
+            .post(format!("{base}/api/manual-update"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status().as_u16(), 501, "until the channel carries it");
+    };
+    let mut guard = Stop(child);
+    tokio::time::timeout(Duration::from_secs(60), result)
+        .await
+        .expect("within a minute");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(guard.0.id() as i32, libc::SIGTERM) };
+    let status = guard.0.wait().expect("waits");
+    assert!(status.success(), "a clean stop: {status:?}");
+    site.shutdown().await;
+}
