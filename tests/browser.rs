@@ -560,11 +560,13 @@ async fn dashboard_shows_deltas_live_from_the_demo_site() {
     site.advance();
     browser
         .wait_for(
-            "two updates in the deltas panel",
+            "two updates in the deltas panel and a few samples in every sparkline",
             DEADLINE,
             "return new Set([...document.querySelectorAll('#deltas-body tr')] \
                .map(tr => tr.dataset.update)).size >= 2 \
-               && [...document.querySelectorAll('#workers-body tr')].every(tr => tr.dataset.state === 'running');",
+               && [...document.querySelectorAll('#workers-body tr')].every(tr => \
+                 tr.dataset.state === 'running' \
+                 && (tr.querySelector('.c-mem path').getAttribute('d') || '').split('L').length >= 3);",
             json!([]),
         )
         .await;

@@ -194,3 +194,76 @@ pub fn sse_response_with(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
     Sse::new(event_stream_with(rx, world, samples, shutdown)).keep_alive(KeepAlive::default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::FakeControl;
+    use axum::response::IntoResponse as _;
+
+    #[test]
+    fn samples_period_is_validated() {
+        assert_eq!(samples_param(None), Ok(None));
+        assert_eq!(samples_param(Some("2")), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(
+            samples_param(Some("0.5")),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        for bad in ["0", "0.1", "61", "x", "", "NaN", "inf", "-1"] {
+            assert!(
+                matches!(samples_param(Some(bad)), Err(ApiError::BadParam { ref param, .. }) if param == "samples"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn samples_come_after_waiting_events_and_keep_the_world_filter() {
+        let fake = Arc::new(FakeControl::new(&["A", "B"]));
+        let rx = fake.subscribe();
+        let stop = CancellationToken::new();
+        let control: Arc<dyn Control> = fake.clone();
+        let response = sse_response_with(
+            rx,
+            Some("A".into()),
+            Some((control, Duration::from_millis(50))),
+            stop.clone(),
+        )
+        .into_response();
+        for (worker, phase) in [("B", "checking"), ("A", "scraping")] {
+            fake.emit(PoolEvent::Phase {
+                worker: worker.into(),
+                phase: phase.into(),
+            });
+        }
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        let read = async {
+            while text.matches("event: samples").count() < 2 {
+                match body.next().await {
+                    Some(Ok(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => break,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("two samples in time");
+        let phase = text.find("event: phase").expect("the phase event");
+        let sample = text.find("event: samples").expect("a sample");
+        assert!(phase < sample, "{text}");
+        assert!(!text.contains("\"worker\":\"B\""), "{text}");
+        let data = text[sample..]
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("sample data");
+        let v: serde_json::Value = serde_json::from_str(data).expect("JSON");
+        assert_eq!(v["event"], "samples");
+        assert!(v["at"].is_string());
+        let workers = v["workers"].as_array().expect("workers");
+        assert_eq!(workers.len(), 1);
+        assert_eq!(workers[0]["world"], "A");
+        assert!(workers[0]["cpu_percent"].is_number());
+        stop.cancel();
+    }
+}

@@ -175,18 +175,21 @@
     for (const v of values) if (v != null && v > max) max = v;
     const step = 60 / (HISTORY - 1);
     const start = HISTORY - values.length;
-    let d = "";
-    let pen = false;
+    // Runs of points between gaps (no process); a lone point is a dash.
+    const runs = [];
+    let run = null;
     values.forEach((v, i) => {
       if (v == null) {
-        pen = false;
+        run = null;
         return;
       }
-      const x = ((start + i) * step).toFixed(1);
-      const y = (17 - (v / max) * 16).toFixed(1);
-      d += (pen ? "L" : "M") + x + " " + y;
-      pen = true;
+      if (!run) {
+        run = [];
+        runs.push(run);
+      }
+      run.push(((start + i) * step).toFixed(1) + " " + (17 - (v / max) * 16).toFixed(1));
     });
+    const d = runs.map((r) => "M" + r.join("L") + (r.length === 1 ? "h1.5" : "")).join("");
     setAttr(line.path, "d", d);
   }
 
