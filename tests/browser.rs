@@ -251,8 +251,14 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
     let alpha = first.iter().find(|w| w["world"] == "Alpha").expect("Alpha");
     let old_pid = alpha["pid"].as_u64().expect("pid");
     let old_restarts = alpha["restarts"].as_u64().expect("restarts");
-    // Past min_uptime, so the restart is immediate (no backoff).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Past min_uptime (300 ms), so the restart is immediate (no backoff).
+    let h = &http;
+    let b = base.as_str();
+    wait_for_async("Alpha past its min_uptime", DEADLINE, || async move {
+        let w = get_json(h, b, "/api/workers/Alpha").await?;
+        (w["pid"].as_u64() == Some(old_pid) && w["uptime_s"].as_f64()? > 0.5).then_some(())
+    })
+    .await;
     let killed = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(old_pid as i32),

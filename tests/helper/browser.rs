@@ -9,7 +9,7 @@
 //! test with the command that installs it: it never skips.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -341,15 +341,6 @@ impl Browser {
     pub async fn screenshot(&self) -> Vec<u8> {
         let v = self.cmd("GET", "/screenshot", json!({})).await;
         decode_base64(v.as_str().expect("screenshot is base64 text"))
-    }
-
-    /// Write a PNG of the viewport to `path`.
-    pub async fn screenshot_to(&self, path: &Path) {
-        let png = self.screenshot().await;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("screenshot dir");
-        }
-        std::fs::write(path, png).expect("write the screenshot");
     }
 }
 

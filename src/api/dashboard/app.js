@@ -229,7 +229,8 @@
       this.memLine = sparkline();
       this.c.mem.appendChild(el("span", "metric"));
       this.c.mem.firstChild.append(this.memV, this.memLine.svg);
-      this.errDetails = null;
+      this.errText = null;
+      this.c.err.textContent = "—";
       this.c.err.classList.add("err");
       const actions = el("div", "actions");
       this.buttons = ["restart", "stop", "start"].map((verb) => {
