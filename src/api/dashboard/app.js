@@ -173,8 +173,9 @@
   function drawSpark(line, values, floor) {
     let max = floor;
     for (const v of values) if (v != null && v > max) max = v;
-    const step = 60 / (HISTORY - 1);
-    const start = HISTORY - values.length;
+    // Until the history is full, the points spread over the whole width.
+    const step = 60 / Math.max(1, values.length - 1);
+    const start = 0;
     // Runs of points between gaps (no process); a lone point is a dash.
     const runs = [];
     let run = null;
