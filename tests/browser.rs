@@ -226,14 +226,26 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
         )
         .await;
     eprintln!("page live in {:?}", started.elapsed());
-    let rows = page_rows(&browser).await;
-    for w in &first {
-        let name = w["world"].as_str().expect("world");
-        let r = row(&rows, name);
-        assert_eq!(r["pid"], w["pid"].to_string(), "{name}: {r}");
-        assert_eq!(r["state"], "running", "{name}: {r}");
-        assert_eq!(r["visible"], true, "{name}: {r}");
-    }
+    let expected: Vec<(String, String)> = first
+        .iter()
+        .map(|w| {
+            (
+                w["world"].as_str().unwrap_or_default().to_string(),
+                w["pid"].to_string(),
+            )
+        })
+        .collect();
+    browser
+        .wait_for(
+            "every row with its pid, running and visible",
+            DEADLINE,
+            "const rows = [...document.querySelectorAll('#workers-body tr')]; \
+             return arguments[0].every(([w, pid]) => rows.some(tr => tr.dataset.world === w \
+               && tr.querySelector('.c-pid').textContent === pid && tr.dataset.state === 'running' \
+               && tr.getBoundingClientRect().height > 0));",
+            json!([expected]),
+        )
+        .await;
     // Let the page's first requests (deltas, top players) settle.
     browser
         .wait_for(
@@ -861,14 +873,24 @@ async fn a_hundred_workers_a_burst_of_events_and_a_phone_screen() {
         .await;
     browser
         .eval(
-            "window.__longest = 0; window.__frames = 0; \
+            "window.__longest = 0; \
              new PerformanceObserver(l => { for (const e of l.getEntries()) \
                window.__longest = Math.max(window.__longest, e.duration); }) \
                .observe({type: 'longtask', buffered: false}); \
-             const tick = () => { window.__frames++; requestAnimationFrame(tick); }; tick();",
+             setTimeout(() => { const t = performance.now(); while (performance.now() - t < 120) {} }, 0);",
             json!([]),
         )
         .await;
+    // The observer sees a task of 120 ms (so a quiet burst means something).
+    browser
+        .wait_for(
+            "the long-task observer to see a 120 ms task",
+            DEADLINE,
+            "return window.__longest >= 100;",
+            json!([]),
+        )
+        .await;
+    browser.eval("window.__longest = 0;", json!([])).await;
     // 2,000 events, about 4,000 a second (within the broadcast buffer: a
     // consumer that lags is disconnected, which this test must not see).
     let burst = Instant::now();

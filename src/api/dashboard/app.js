@@ -1,7 +1,7 @@
 // worldpool dashboard. Live from /api/events (Server-Sent Events, with a
 // `samples` snapshot every few seconds for CPU, memory and checks),
-// resynced from /api/workers whenever the stream (re)connects. Events are
-// queued and applied once per animation frame: one DOM update per batch.
+// resynced from /api/workers whenever the stream (re)connects. What arrives
+// updates the model at once; the DOM follows once per animation frame.
 // No framework, no build step: this file is served as is.
 (function () {
   "use strict";
@@ -10,7 +10,6 @@
   const HISTORY = 60; // sparkline points
   const LOG_MAX = 300;
   const DELTAS_MAX = 300;
-  const QUEUE_MAX = 5000;
   const TOKEN_KEY = "worldpool.token";
   const POOL_EVENTS = ["started", "ready", "exited", "backoff", "fatal", "stopped", "phase"];
   const WORKER_EVENTS = ["run_finished", "run_failed", "deltas"];
@@ -378,8 +377,11 @@
     for (const r of rows.values()) r.tr.classList.toggle("hidden", !r.matches());
   }
 
-  // ---------------------------------------------------------- event queue
-  const queue = [];
+  // ------------------------------------------------------ updates, frames
+  // What arrives (events, samples, lists) updates the model at once; the
+  // DOM follows once per animation frame, for every row touched since the
+  // last one. A hidden tab gets no frames: the model stays current and
+  // bounded (rows, capped log and deltas), and the next frame catches up.
   const dirty = new Set();
   let frameQueued = false;
   let clockDue = false;
@@ -393,26 +395,16 @@
     requestAnimationFrame(frame);
   }
   function enqueue(item) {
-    if (queue.length >= QUEUE_MAX) {
-      // Hidden tab or a flood: drop the backlog and resync instead.
-      queue.length = 0;
-      resync();
-      return;
+    try {
+      applyItem(item);
+    } catch (e) {
+      console.warn("dashboard: cannot apply", item.kind, item.name, e);
     }
-    queue.push(item);
     schedule();
   }
 
   function frame() {
     frameQueued = false;
-    const batch = queue.splice(0, queue.length);
-    for (const item of batch) {
-      try {
-        applyItem(item);
-      } catch (e) {
-        console.warn("dashboard: cannot apply", item.name, e);
-      }
-    }
     for (const r of dirty) r.render();
     if (clockDue) {
       clockDue = false;
@@ -639,7 +631,10 @@
   }
   function logEvent(name, ev) {
     const what = describeEvent(name, ev);
-    if (what) pendingLog.push([serverNow(), ev.worker || "", what[0], what[1], name]);
+    if (what) {
+      pendingLog.push([serverNow(), ev.worker || "", what[0], what[1], name]);
+      if (pendingLog.length > LOG_MAX) pendingLog.shift();
+    }
   }
   function logSystem(text, cls) {
     pendingLog.push([serverNow(), "dashboard", text, cls || "ev-warn", "system"]);
