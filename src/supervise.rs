@@ -152,7 +152,7 @@ pub async fn run_with(
                 crate::api::DedicatedOptions::default(),
             )
             .await?;
-            tracing::info!(%addr, "API listening on http://{addr}");
+            tracing::info!(%addr, "API listening on http://{addr}; dashboard at http://{addr}/");
             Some(task)
         }
         None => None,

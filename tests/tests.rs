@@ -5,6 +5,7 @@ mod helper;
 
 mod api;
 mod bench;
+mod browser;
 mod compat;
 mod config;
 mod import;

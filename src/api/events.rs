@@ -5,21 +5,45 @@
 //! `run_finished`) with the event as JSON in `data`. A consumer that falls
 //! behind the broadcast buffer gets a last `lagged` event and is
 //! disconnected: the pool never waits for it. Streams end when the server
-//! shuts down.
+//! shuts down. With `?samples=SECONDS` the stream also carries a `samples`
+//! event every SECONDS with every worker as `/api/workers` shows it (what
+//! changes without an event: CPU, memory, checks), so a dashboard stays
+//! live without polling.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::Utc;
 use futures_util::{Stream, StreamExt, stream};
 use pool::PoolEvent;
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// What the stream does next.
-enum Next {
-    Receive(broadcast::Receiver<PoolEvent>),
-    Done,
+use super::views::{Ts, WorkerView};
+use super::{ApiError, Control};
+
+/// Periodic worker snapshots on a stream: the pool to read and how often.
+pub type Sampler = (Arc<dyn Control>, Duration);
+
+/// Fewest and most seconds between two `samples` events.
+pub const SAMPLES_RANGE: (f64, f64) = (0.2, 60.0);
+
+/// Where the stream's items come from.
+struct Source {
+    rx: broadcast::Receiver<PoolEvent>,
+    ticker: Option<(Arc<dyn Control>, Interval)>,
+    world: Option<String>,
+}
+
+/// What arrived first.
+enum Got {
+    Event(Result<PoolEvent, RecvError>),
+    Tick,
 }
 
 /// The SSE stream over a subscription; `world` keeps only that worker's
@@ -29,28 +53,59 @@ pub fn event_stream(
     world: Option<String>,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    let events = stream::unfold(Next::Receive(rx), move |next| {
-        let world = world.clone();
-        async move {
-            let Next::Receive(mut rx) = next else {
-                return None;
+    event_stream_with(rx, world, None, shutdown)
+}
+
+/// Like [`event_stream`], plus, with a [`Sampler`], a `samples` event
+/// every period: `{event: "samples", at, workers: [worker…]}` with the
+/// workers as `/api/workers` shows them (CPU, memory, checks and uptime
+/// change without a pool event). The first one comes one period after
+/// connecting; pool events waiting in the buffer go out before a sample.
+pub fn event_stream_with(
+    rx: broadcast::Receiver<PoolEvent>,
+    world: Option<String>,
+    samples: Option<Sampler>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let ticker = samples.map(|(control, every)| {
+        let mut interval = tokio::time::interval_at(Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        (control, interval)
+    });
+    let source = Source { rx, ticker, world };
+    let events = stream::unfold(Some(source), |source| async move {
+        let mut source = source?;
+        loop {
+            let Source { rx, ticker, world } = &mut source;
+            let got = match ticker {
+                None => Got::Event(rx.recv().await),
+                Some((_, interval)) => tokio::select! {
+                    biased;
+                    r = rx.recv() => Got::Event(r),
+                    _ = interval.tick() => Got::Tick,
+                },
             };
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => {
-                        if world.as_deref().is_some_and(|w| w != ev.worker()) {
-                            continue;
-                        }
-                        return Some((to_sse(&ev), Next::Receive(rx)));
+            match got {
+                Got::Event(Ok(ev)) => {
+                    if world.as_deref().is_some_and(|w| w != ev.worker()) {
+                        continue;
                     }
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::info!(missed, "SSE consumer too slow; disconnecting it");
-                        let ev = Event::default()
-                            .event("lagged")
-                            .data(format!("{{\"missed\":{missed}}}"));
-                        return Some((ev, Next::Done));
-                    }
-                    Err(RecvError::Closed) => return None,
+                    return Some((to_sse(&ev), Some(source)));
+                }
+                Got::Event(Err(RecvError::Lagged(missed))) => {
+                    tracing::info!(missed, "SSE consumer too slow; disconnecting it");
+                    let ev = Event::default()
+                        .event("lagged")
+                        .data(format!("{{\"missed\":{missed}}}"));
+                    return Some((ev, None));
+                }
+                Got::Event(Err(RecvError::Closed)) => return None,
+                Got::Tick => {
+                    let Some((control, _)) = ticker else {
+                        continue;
+                    };
+                    let ev = samples_event(control.as_ref(), world.as_deref());
+                    return Some((ev, Some(source)));
                 }
             }
         }
@@ -58,6 +113,48 @@ pub fn event_stream(
     events
         .map(Ok::<_, Infallible>)
         .take_until(shutdown.cancelled_owned())
+}
+
+#[derive(Serialize)]
+struct Samples<'a> {
+    event: &'static str,
+    at: Ts,
+    workers: Vec<WorkerView<'a>>,
+}
+
+/// A `samples` event: every worker (or only `world`) now.
+fn samples_event(control: &dyn Control, world: Option<&str>) -> Event {
+    let snapshot = control.workers();
+    let now = Utc::now();
+    let samples = Samples {
+        event: "samples",
+        at: Ts(now),
+        workers: snapshot
+            .iter()
+            .filter(|w| world.is_none_or(|name| name == w.name))
+            .map(|w| WorkerView::new(w, now, false))
+            .collect(),
+    };
+    let data = serde_json::to_string(&samples).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot serialize worker samples");
+        "{}".to_string()
+    });
+    Event::default().event("samples").data(data)
+}
+
+/// `samples`: seconds between two `samples` events (absent: none).
+pub fn samples_param(v: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = v else {
+        return Ok(None);
+    };
+    let (lo, hi) = SAMPLES_RANGE;
+    match text.parse::<f64>() {
+        Ok(s) if (lo..=hi).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(ApiError::bad_param(
+            "samples",
+            format!("seconds between worker snapshots, from {lo} to {hi}"),
+        )),
+    }
 }
 
 /// One pool event as an SSE event.
@@ -85,5 +182,88 @@ pub fn sse_response(
     world: Option<String>,
     shutdown: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    Sse::new(event_stream(rx, world, shutdown)).keep_alive(KeepAlive::default())
+    sse_response_with(rx, world, None, shutdown)
+}
+
+/// Like [`sse_response`], with `samples` events when a [`Sampler`] is given.
+pub fn sse_response_with(
+    rx: broadcast::Receiver<PoolEvent>,
+    world: Option<String>,
+    samples: Option<Sampler>,
+    shutdown: CancellationToken,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
+    Sse::new(event_stream_with(rx, world, samples, shutdown)).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::fake::FakeControl;
+    use axum::response::IntoResponse as _;
+
+    #[test]
+    fn samples_period_is_validated() {
+        assert_eq!(samples_param(None), Ok(None));
+        assert_eq!(samples_param(Some("2")), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(
+            samples_param(Some("0.5")),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        for bad in ["0", "0.1", "61", "x", "", "NaN", "inf", "-1"] {
+            assert!(
+                matches!(samples_param(Some(bad)), Err(ApiError::BadParam { ref param, .. }) if param == "samples"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn samples_come_after_waiting_events_and_keep_the_world_filter() {
+        let fake = Arc::new(FakeControl::new(&["A", "B"]));
+        let rx = fake.subscribe();
+        let stop = CancellationToken::new();
+        let control: Arc<dyn Control> = fake.clone();
+        let response = sse_response_with(
+            rx,
+            Some("A".into()),
+            Some((control, Duration::from_millis(50))),
+            stop.clone(),
+        )
+        .into_response();
+        for (worker, phase) in [("B", "checking"), ("A", "scraping")] {
+            fake.emit(PoolEvent::Phase {
+                worker: worker.into(),
+                phase: phase.into(),
+            });
+        }
+        let mut body = response.into_body().into_data_stream();
+        let mut text = String::new();
+        let read = async {
+            while text.matches("event: samples").count() < 2 {
+                match body.next().await {
+                    Some(Ok(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => break,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("two samples in time");
+        let phase = text.find("event: phase").expect("the phase event");
+        let sample = text.find("event: samples").expect("a sample");
+        assert!(phase < sample, "{text}");
+        assert!(!text.contains("\"worker\":\"B\""), "{text}");
+        let data = text[sample..]
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("sample data");
+        let v: serde_json::Value = serde_json::from_str(data).expect("JSON");
+        assert_eq!(v["event"], "samples");
+        assert!(v["at"].is_string());
+        let workers = v["workers"].as_array().expect("workers");
+        assert_eq!(workers.len(), 1);
+        assert_eq!(workers[0]["world"], "A");
+        assert!(workers[0]["cpu_percent"].is_number());
+        stop.cancel();
+    }
 }

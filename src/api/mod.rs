@@ -32,6 +32,7 @@ use crate::store::Store;
 
 mod compat;
 pub mod control;
+pub mod dashboard;
 mod error;
 pub mod events;
 #[cfg(any(test, feature = "test-support"))]
@@ -265,6 +266,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(compat::routes())
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
@@ -578,15 +580,17 @@ async fn events_handler(
     State(state): State<ApiState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let mut params = parse_query(query.as_deref(), &["world"])?;
+    let mut params = parse_query(query.as_deref(), &["world", "samples"])?;
     let world = params.remove("world");
+    let samples = events::samples_param(params.get("samples").map(String::as_str))?;
     if let Some(w) = &world
         && state.control().worker(w).is_none()
     {
         return Err(ApiError::UnknownWorker(w.clone()));
     }
     let rx = state.control().subscribe();
-    Ok(events::sse_response(rx, world, state.shutdown.clone()).into_response())
+    let samples = samples.map(|every| (state.inner.control.clone(), every));
+    Ok(events::sse_response_with(rx, world, samples, state.shutdown.clone()).into_response())
 }
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {

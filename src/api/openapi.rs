@@ -117,7 +117,10 @@ fn base() -> Value {
             "/api/events": {"get": {
                 "operationId": "events",
                 "summary": "Server-Sent Events: started, ready, exited, backoff, fatal, stopped, phase, run_finished (and other worker events). A consumer that falls behind gets a `lagged` event and is disconnected.",
-                "parameters": [{"name": "world", "in": "query", "required": false, "description": "Only this worker's events.", "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "world", "in": "query", "required": false, "description": "Only this worker's events.", "schema": {"type": "string"}},
+                    {"name": "samples", "in": "query", "required": false, "description": "Also send a `samples` event every this many seconds (0.2 to 60): `{event, at, workers}` with the workers as /api/workers shows them.", "schema": {"type": "number", "minimum": 0.2, "maximum": 60}}
+                ],
                 "responses": {
                     "200": {"description": "An event stream; each `data` is the event as JSON with an `event` tag.", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                     "400": error_response("Unknown query parameter."),

@@ -40,10 +40,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&config_path, site.config_toml(&storage, Mode::Pool))?;
     let config = crate::config::Config::load(&config_path)?;
     println!(
-        "demo: site {} ({} worlds), store {storage}, config {}, API http://{}",
+        "demo: site {} ({} worlds), store {storage}, config {}, API http://{}, dashboard http://{}/",
         site.base_url(),
         site.world_names().len(),
         config_path.display(),
+        args.api_bind,
         args.api_bind
     );
     let stop = CancellationToken::new();
