@@ -77,6 +77,11 @@ pub struct ScrapeOnceArgs {
     /// Do not write to the store.
     #[arg(long)]
     pub no_store: bool,
+    /// Print what every `[site.selectors]` key matches on the live pages
+    /// (counts, first values, world titles, routine times, nearest elements
+    /// when nothing matched) instead of scraping; stores nothing.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// `worldpool demo-site`.
@@ -88,6 +93,10 @@ pub struct DemoSiteArgs {
     /// Seconds between site updates.
     #[arg(long, default_value_t = 5.0)]
     pub tick_seconds: f64,
+    /// Page layout: `table` (the real site's shape) or `alt` (a table-free
+    /// redesign, read by config/examples/alt-layout.toml).
+    #[arg(long, value_enum, default_value = "table")]
+    pub layout: crate::demo_site::Layout,
 }
 
 /// `worldpool demo`.
