@@ -790,7 +790,10 @@ impl Validator {
             .iter()
             .filter_map(|key| {
                 table.remove(*key).map(|v| {
-                    let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
                     (key.to_string(), text)
                 })
             })
@@ -808,10 +811,7 @@ impl Validator {
             self.problem(
                 &format!("site.selectors.{key}"),
                 "is not a key of [site.selectors]",
-                format!(
-                    "remove it, or use one of: {}",
-                    crate::site::KEYS.join(", ")
-                ),
+                format!("remove it, or use one of: {}", crate::site::KEYS.join(", ")),
             );
         }
         let selectors = match Selectors::deserialize(toml::Value::Table(table)) {
@@ -979,7 +979,8 @@ guilds = ["G"]
             ("site.selectors.name_link", "name = \"td.col-name a\""),
         ] {
             assert!(
-                got.iter().any(|(k, fix)| *k == key && fix.contains(replacement)),
+                got.iter()
+                    .any(|(k, fix)| *k == key && fix.contains(replacement)),
                 "{key} → {replacement}: {got:#?}"
             );
         }
@@ -1007,7 +1008,8 @@ guilds = ["G"]
         };
         let rank = find("site.selectors.rank");
         assert!(
-            rank.message.contains("\"td[[[\" is not a valid CSS selector: at character 3"),
+            rank.message
+                .contains("\"td[[[\" is not a valid CSS selector: at character 3"),
             "{rank:?}"
         );
         assert!(!rank.message.contains("report this"), "{rank:?}");

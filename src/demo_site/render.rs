@@ -24,9 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Data, Guild, Member, World};
 
 /// The page layout the demo site serves.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// The real site's shape (tables), read by the default selectors.
@@ -106,7 +104,10 @@ impl Page {
     }
 
     fn finish(mut self) -> String {
-        self.line(1, "<footer class=\"footer\"><small>Dados atualizados a cada 10 minutos.</small></footer>");
+        self.line(
+            1,
+            "<footer class=\"footer\"><small>Dados atualizados a cada 10 minutos.</small></footer>",
+        );
         self.line(0, "</body>");
         self.line(0, "</html>");
         self.0
@@ -396,7 +397,10 @@ fn guild_table(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Str
     for voc in VOCATIONS {
         p.line(6, "<tr>");
         p.line(7, &format!("<td> {voc} </td>"));
-        p.line(7, &format!("<td> {} </td>", vocation_count(world, guild, voc)));
+        p.line(
+            7,
+            &format!("<td> {} </td>", vocation_count(world, guild, voc)),
+        );
         p.line(6, "</tr>");
     }
     p.line(5, "</tbody>");
@@ -431,7 +435,10 @@ fn guild_table(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Str
             p.line(9, &esc(name));
             p.line(8, "</a>");
             p.line(7, "</td>");
-            p.line(7, &format!("<td class=\"col-voc\"> {} </td>", esc(&m.vocation)));
+            p.line(
+                7,
+                &format!("<td class=\"col-voc\"> {} </td>", esc(&m.vocation)),
+            );
             p.line(7, &format!("<td class=\"col-level\"> {} </td>", m.level));
             p.line(7, "<td class=\"col-xp\">");
             p.line(8, &dotted(m.experience));
@@ -462,11 +469,7 @@ fn guild_alt(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Strin
     if let (Some(w), Some(g)) = (world, guild) {
         p.line(
             2,
-            &format!(
-                "<h1>{} <small>{}</small></h1>",
-                esc(&g.name),
-                esc(&w.name)
-            ),
+            &format!("<h1>{} <small>{}</small></h1>", esc(&g.name), esc(&w.name)),
         );
     }
     p.line(2, "<section class=\"box box--vocations\">");
@@ -500,7 +503,10 @@ fn guild_alt(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Strin
                     esc(name)
                 ),
             );
-            p.line(4, &format!("<span class=\"voc\">{}</span>", esc(&m.vocation)));
+            p.line(
+                4,
+                &format!("<span class=\"voc\">{}</span>", esc(&m.vocation)),
+            );
             p.line(
                 4,
                 &format!(
@@ -508,7 +514,10 @@ fn guild_alt(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Strin
                     m.level, m.level
                 ),
             );
-            p.line(4, &format!("<span class=\"exp\">{}</span>", commas(m.experience)));
+            p.line(
+                4,
+                &format!("<span class=\"exp\">{}</span>", commas(m.experience)),
+            );
             p.line(3, "</div>");
         }
         p.line(2, "</section>");

@@ -457,6 +457,16 @@ pub async fn scrape_once_cmd(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let scraper = Scraper::new(&config, Clock::System)?;
+    if args.explain {
+        let report =
+            crate::site::explain::explain_world(scraper.client(), &world.name, &world.guilds).await;
+        print!("{report}");
+        return Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let all = scraper.status().await?;
     let ws = find_world(&all, &world.name).ok_or_else(|| SiteError::UnknownWorld {
         world: world.name.clone(),

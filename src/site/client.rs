@@ -124,6 +124,11 @@ impl SiteClient {
         })
     }
 
+    /// The compiled `[site.selectors]`.
+    pub fn selectors(&self) -> &Compiled {
+        &self.inner.selectors
+    }
+
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.inner.offset
@@ -331,7 +336,10 @@ pub fn find_world<'a>(all: &'a [WorldStatus], world: &str) -> Option<&'a WorldSt
     }
     all.iter()
         .find(|w| super::match_key(&w.world) == want)
-        .or_else(|| all.iter().find(|w| super::match_key(&w.world).contains(&want)))
+        .or_else(|| {
+            all.iter()
+                .find(|w| super::match_key(&w.world).contains(&want))
+        })
 }
 
 #[cfg(test)]

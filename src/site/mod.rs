@@ -18,8 +18,8 @@ pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
 pub use clock::Clock;
 pub use parse::{GuildPage, PlayerRow, WorldStatus};
 pub use selectors::{
-    Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem, Selectors,
-    match_key, retired_key_problem,
+    Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
+    Selectors, match_key, retired_key_problem,
 };
 pub use urls::{guild_url, resolve_next};
 

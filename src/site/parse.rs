@@ -76,10 +76,6 @@ pub fn clean_text<'a>(parts: impl Iterator<Item = &'a str>) -> String {
     out
 }
 
-pub(crate) fn text_of(el: ElementRef<'_>) -> String {
-    clean_text(el.text())
-}
-
 /// Parse `74.287.224`, `74,287,224`, `74 287 224` or `74287224`.
 pub fn parse_number(text: &str) -> Option<i64> {
     parse_number_parts(std::iter::once(text))
@@ -226,8 +222,7 @@ pub fn world_of_title(pattern: &Regex, text: &str) -> Option<String> {
 
 /// A world title found on the status page.
 #[derive(Debug, Clone)]
-pub(crate) struct Title<'a> {
-    pub(crate) el: ElementRef<'a>,
+pub(crate) struct Title {
     /// The text (or attribute) the pattern was tried on.
     pub(crate) text: String,
     /// The world, when the pattern matched.
@@ -238,7 +233,7 @@ pub(crate) struct Title<'a> {
 /// entry with the index (in `titles`) of the nearest world title before it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StatusScan<'a> {
-    pub(crate) titles: Vec<Title<'a>>,
+    pub(crate) titles: Vec<Title>,
     pub(crate) entries: Vec<(ElementRef<'a>, Option<usize>)>,
 }
 
@@ -254,7 +249,7 @@ pub(crate) fn scan_status<'a>(doc: &'a Html, sel: &Compiled) -> StatusScan<'a> {
             if world.is_some() {
                 current = Some(scan.titles.len());
             }
-            scan.titles.push(Title { el, text, world });
+            scan.titles.push(Title { text, world });
         }
         if sel.routine_entry.matches(el) {
             scan.entries.push((el, current));
@@ -421,8 +416,7 @@ pub(crate) fn ranking_rows<'a>(
             sel.next_page.css.fast.as_ref(),
         )
     });
-    if let Some((Some(row_m), [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4)], next_m)) = fast
-    {
+    if let Some((Some(row_m), [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4)], next_m)) = fast {
         let cells_m = [c0, c1, c2, c3, c4];
         let mut rows = Vec::new();
         let mut cells: Vec<RowCells<'a>> = Vec::new();
@@ -506,7 +500,11 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
             continue;
         }
         let [name_el, rank_el, voc_el, level_el, xp_el] = *slots;
-        fn need<'b>(f: &Field, el: Option<ElementRef<'b>>, url: &str) -> Result<ElementRef<'b>, SiteError> {
+        fn need<'b>(
+            f: &Field,
+            el: Option<ElementRef<'b>>,
+            url: &str,
+        ) -> Result<ElementRef<'b>, SiteError> {
             el.ok_or_else(|| layout(f.describe(), url))
         }
         let (name_el, rank_el, voc_el, level_el, xp_el) = (
@@ -533,8 +531,7 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
         let rank = u32::try_from(rank).map_err(|_| bad_value("rank", rank.to_string(), url))?;
         let vocation = voc_f.value(voc_el).unwrap_or_default();
         let level = number(level_f, level_el)?;
-        let level =
-            u32::try_from(level).map_err(|_| bad_value("level", level.to_string(), url))?;
+        let level = u32::try_from(level).map_err(|_| bad_value("level", level.to_string(), url))?;
         let experience = number(xp_f, xp_el)?;
         rows.push(PlayerRow {
             rank,
@@ -580,8 +577,14 @@ mod tests {
     #[test]
     fn text_is_joined_as_shown() {
         let table: &[(&[&str], &str)] = &[
-            (&["🔥", "Daily Raw Ranking", "Rotina de coleta"], "🔥Daily Raw RankingRotina de coleta"),
-            (&["\r\n   Auroria", " Status ", "Servidor\r\n"], "Auroria Status Servidor"),
+            (
+                &["🔥", "Daily Raw Ranking", "Rotina de coleta"],
+                "🔥Daily Raw RankingRotina de coleta",
+            ),
+            (
+                &["\r\n   Auroria", " Status ", "Servidor\r\n"],
+                "Auroria Status Servidor",
+            ),
             (&["  Zé \u{a0}  Pequeno "], "Zé Pequeno"),
             (&["", "  ", ""], ""),
         ];
@@ -678,7 +681,8 @@ mod tests {
 
     #[test]
     fn status_page() {
-        let got = parse_status(STATUS, &sel(), "http://x/status", nine_am(), brt()).expect("parses");
+        let got =
+            parse_status(STATUS, &sel(), "http://x/status", nine_am(), brt()).expect("parses");
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0].world, "Aurera");
         assert_eq!(got[0].raw, "Hoje às 09:23");
@@ -691,7 +695,10 @@ mod tests {
     fn status_layout_errors_name_selector_and_url() {
         let now = Utc::now();
         let cases: &[(&str, &str)] = &[
-            ("<html><body><p>maintenance</p></body></html>", "world_title"),
+            (
+                "<html><body><p>maintenance</p></body></html>",
+                "world_title",
+            ),
             (
                 "<html><table><tr><td>a</td><td>b</td></tr></table></html>",
                 "world_pattern",
@@ -720,8 +727,14 @@ mod tests {
         }
         .compile()
         .expect("valid");
-        let err = parse_status("<html><h1>A Status</h1><p>b</p></html>", &lists, "http://x/status", now, brt())
-            .expect_err("no entries");
+        let err = parse_status(
+            "<html><h1>A Status</h1><p>b</p></html>",
+            &lists,
+            "http://x/status",
+            now,
+            brt(),
+        )
+        .expect_err("no entries");
         assert!(err.to_string().contains("routine_entry = \"li\""), "{err}");
         for (page, key) in cases {
             let err = parse_status(page, &sel(), "http://x/status", now, brt()).expect_err(page);
@@ -760,7 +773,10 @@ mod tests {
             .collect();
         assert_eq!(
             seen,
-            [("Aurera".into(), "09:02".into()), ("Bellum".into(), "09:03".into())]
+            [
+                ("Aurera".into(), "09:02".into()),
+                ("Bellum".into(), "09:03".into())
+            ]
         );
     }
 
@@ -853,7 +869,11 @@ mod tests {
         }
         // A next link inside the ranking is found by both.
         let inside = guild_page(
-            &[row("1", "A", "D", "1", "1"), "<tr><td><a rel=\"next\" href=\"?p=2\">»</a></td></tr>".to_string()].concat(),
+            &[
+                row("1", "A", "D", "1", "1"),
+                "<tr><td><a rel=\"next\" href=\"?p=2\">»</a></td></tr>".to_string(),
+            ]
+            .concat(),
             "",
         );
         for s in [&fast, &generic] {
@@ -898,7 +918,8 @@ mod tests {
             }]
         );
         assert_eq!(got.next.as_deref(), Some("?page=2"));
-        let err = parse_guild(&page.replace("data-level", "data-lvl"), &s, "u").expect_err("no attribute");
+        let err = parse_guild(&page.replace("data-level", "data-lvl"), &s, "u")
+            .expect_err("no attribute");
         assert!(err.to_string().contains("cannot read level"), "{err}");
     }
 
@@ -921,7 +942,10 @@ mod tests {
     fn guild_errors() {
         let s = sel();
         let cases: Vec<(String, &str)> = vec![
-            ("<html><body>nothing</body></html>".into(), "ranking = \"table.table-highscores\""),
+            (
+                "<html><body>nothing</body></html>".into(),
+                "ranking = \"table.table-highscores\"",
+            ),
             (
                 guild_page("<tr><td class=\"nm\">A</td><td>1</td></tr>", ""),
                 "td.col-name",

@@ -132,7 +132,12 @@ pub const RENAMED_KEYS: [(&str, &str); 3] = [
 /// what replaces each. `ranking_table`, `ranking_table_index` and
 /// `status_routine` are still read (as `ranking`, `ranking_index` and
 /// `routine`); these are not.
-pub const RETIRED_KEYS: [&str; 4] = ["status_row", "status_cell", "status_title_suffix", "name_link"];
+pub const RETIRED_KEYS: [&str; 4] = [
+    "status_row",
+    "status_cell",
+    "status_title_suffix",
+    "name_link",
+];
 
 /// A retired key found in a config, with the replacement to write.
 pub fn retired_key_problem(key: &str, value: &str, current: &Selectors) -> SelectorProblem {
@@ -300,7 +305,11 @@ fn parse_compound(text: &str) -> Option<Compound> {
             if n == 0 || r.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
             }
-            attrs.push(("id".to_string(), AttrTest::Equals(r[..n].to_string()), false));
+            attrs.push((
+                "id".to_string(),
+                AttrTest::Equals(r[..n].to_string()),
+                false,
+            ));
             rest = &r[n..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']')?;
@@ -562,7 +571,10 @@ impl Field {
 
 /// Pre-order walk of the elements under `root` (not `root` itself);
 /// `visit` returns whether to walk into the element's children.
-pub(crate) fn walk_elements<'a>(root: ElementRef<'a>, mut visit: impl FnMut(ElementRef<'a>) -> bool) {
+pub(crate) fn walk_elements<'a>(
+    root: ElementRef<'a>,
+    mut visit: impl FnMut(ElementRef<'a>) -> bool,
+) {
     let root_id = root.id();
     let mut cursor = root.first_child();
     while let Some(node) = cursor {
@@ -807,7 +819,10 @@ fn locate_selector_mistake(text: &str) -> Option<(usize, String)> {
             Some(_) => "the selector ends with a combinator that has nothing after it",
             None => "the selector ends where a selector is expected (a trailing \",\"?)",
         };
-        return Some((byte(after_combinator.unwrap_or(chars.len())), what.to_string()));
+        return Some((
+            byte(after_combinator.unwrap_or(chars.len())),
+            what.to_string(),
+        ));
     }
     None
 }
@@ -832,7 +847,10 @@ fn selector_error_words(text: &str) -> Option<String> {
             cssparser::ParseErrorKind::Basic(k) => k.to_string(),
             cssparser::ParseErrorKind::Custom(k) => format!("{k:?}"),
         };
-        (stopped, format!("the selector cannot be read from here on ({reason})"))
+        (
+            stopped,
+            format!("the selector cannot be read from here on ({reason})"),
+        )
     });
     let mut cut = offset.min(text.len());
     while !text.is_char_boundary(cut) {
@@ -907,7 +925,10 @@ impl Selectors {
                         .unwrap_or_else(|| format!("the selector engine refuses it ({e:?})"));
                     problems.push(SelectorProblem {
                         key: key.to_string(),
-                        message: format!("{} is not a valid CSS selector: {words}", toml_quote(text)),
+                        message: format!(
+                            "{} is not a valid CSS selector: {words}",
+                            toml_quote(text)
+                        ),
                         fix,
                     });
                     None
@@ -918,12 +939,37 @@ impl Selectors {
         let mut containers: Vec<Option<Css>> = Vec::new();
         let mut attr_problems = Vec::new();
         for (key, text, default, value) in [
-            ("world_title", &self.world_title, &defaults.world_title, true),
-            ("routine_entry", &self.routine_entry, &defaults.routine_entry, false),
-            ("routine_name", &self.routine_name, &defaults.routine_name, true),
-            ("routine_time", &self.routine_time, &defaults.routine_time, true),
+            (
+                "world_title",
+                &self.world_title,
+                &defaults.world_title,
+                true,
+            ),
+            (
+                "routine_entry",
+                &self.routine_entry,
+                &defaults.routine_entry,
+                false,
+            ),
+            (
+                "routine_name",
+                &self.routine_name,
+                &defaults.routine_name,
+                true,
+            ),
+            (
+                "routine_time",
+                &self.routine_time,
+                &defaults.routine_time,
+                true,
+            ),
             ("ranking", &self.ranking, &defaults.ranking, false),
-            ("ranking_row", &self.ranking_row, &defaults.ranking_row, false),
+            (
+                "ranking_row",
+                &self.ranking_row,
+                &defaults.ranking_row,
+                false,
+            ),
             ("name", &self.name, &defaults.name, true),
             ("rank", &self.rank, &defaults.rank, true),
             ("vocation", &self.vocation, &defaults.vocation, true),
@@ -1007,7 +1053,10 @@ impl Selectors {
                     problems.push(SelectorProblem {
                         key: "world_pattern".to_string(),
                         message: format!("is not a valid pattern: {e}"),
-                        fix: format!("write e.g. the default {}", toml_quote(DEFAULT_WORLD_PATTERN)),
+                        fix: format!(
+                            "write e.g. the default {}",
+                            toml_quote(DEFAULT_WORLD_PATTERN)
+                        ),
                     });
                     None
                 }
@@ -1032,7 +1081,13 @@ impl Selectors {
         let mut containers = containers.into_iter();
         let mut next_field = || fields.next().flatten();
         let (world_title, routine_name, routine_time) = (next_field(), next_field(), next_field());
-        let cells = [next_field(), next_field(), next_field(), next_field(), next_field()];
+        let cells = [
+            next_field(),
+            next_field(),
+            next_field(),
+            next_field(),
+            next_field(),
+        ];
         let next_page = next_field();
         let mut next_container = || containers.next().flatten();
         let (routine_entry, ranking, ranking_row) =
@@ -1176,19 +1231,29 @@ mod tests {
             ),
             (
                 "div#main",
-                one(c(Some("div"), &[], vec![("id", AttrTest::Equals("main".into()))])),
+                one(c(
+                    Some("div"),
+                    &[],
+                    vec![("id", AttrTest::Equals("main".into()))],
+                )),
             ),
             (
                 "td.col-name a",
                 Some(Matcher(vec![Chain {
-                    compounds: vec![c(Some("td"), &["col-name"], vec![]), c(Some("a"), &[], vec![])],
+                    compounds: vec![
+                        c(Some("td"), &["col-name"], vec![]),
+                        c(Some("a"), &[], vec![]),
+                    ],
                     combinators: vec![Combinator::Descendant],
                 }])),
             ),
             (
                 "div.row>span.x",
                 Some(Matcher(vec![Chain {
-                    compounds: vec![c(Some("div"), &["row"], vec![]), c(Some("span"), &["x"], vec![])],
+                    compounds: vec![
+                        c(Some("div"), &["row"], vec![]),
+                        c(Some("span"), &["x"], vec![]),
+                    ],
                     combinators: vec![Combinator::Child],
                 }])),
             ),
@@ -1337,7 +1402,11 @@ mod tests {
             assert_eq!(p.len(), 1, "{p:?}");
             assert_eq!(p[0].key, *key);
             for w in *words {
-                assert!(p[0].message.contains(w), "{key}: {w:?} not in {:?}", p[0].message);
+                assert!(
+                    p[0].message.contains(w),
+                    "{key}: {w:?} not in {:?}",
+                    p[0].message
+                );
             }
             assert!(!p[0].message.contains("report this"), "{:?}", p[0]);
             assert!(!p[0].fix.is_empty());
@@ -1364,10 +1433,14 @@ mod tests {
             assert_eq!(p.key, key);
             assert!(p.fix.contains(want), "{key}: {}", p.fix);
         }
-        let p = retired_key_problem("name_link", "a", &Selectors {
-            name: "td.col-name".into(),
-            ..Selectors::default()
-        });
+        let p = retired_key_problem(
+            "name_link",
+            "a",
+            &Selectors {
+                name: "td.col-name".into(),
+                ..Selectors::default()
+            },
+        );
         assert!(p.fix.contains("name = \"td.col-name a\""), "{}", p.fix);
         let p = retired_key_problem("status_title_suffix", " Status", &s);
         let pattern = p.fix.trim_start_matches("write world_pattern = ");
@@ -1377,12 +1450,18 @@ mod tests {
             .expect("str")
             .to_string();
         let re = Regex::new(&pattern).expect("the suggested pattern is valid");
-        assert_eq!(&re.captures("Aurera Status").expect("matches")["world"], "Aurera");
+        assert_eq!(
+            &re.captures("Aurera Status").expect("matches")["world"],
+            "Aurera"
+        );
     }
 
     #[test]
     fn match_keys() {
-        assert_eq!(match_key("🔥Daily Raw RankingRotina de coleta"), "dailyrawrankingrotinadecoleta");
+        assert_eq!(
+            match_key("🔥Daily Raw RankingRotina de coleta"),
+            "dailyrawrankingrotinadecoleta"
+        );
         assert_eq!(match_key(" DAILY  raw\r\nranking "), "dailyrawranking");
         assert_eq!(match_key("Deaths/Kills"), "deathskills");
         assert_eq!(match_key("Cèlesta"), "cèlesta");
