@@ -6,6 +6,7 @@ mod helper;
 mod api;
 mod bench;
 mod config;
+mod parse;
 mod pool;
 mod scrape;
 mod store;
