@@ -1,6 +1,10 @@
-//! Parse throughput of a realistic 50-row guild ranking page: the bare
+//! Parse throughput of a realistic 50-row guild ranking page, in both
+//! layouts the demo site serves (the real site's tables, read with the
+//! default selectors; the table-free redesign, read with
+//! `config/examples/alt-layout.toml`): the bare
 //! `scraper::Html::parse_document` against our full extraction (parse +
-//! selectors + number parsing). Extraction should add under 10 %.
+//! selectors + number parsing). Extraction should add under 10 %, and the
+//! full parse stay at or above 2,000 pages/s on one core.
 //!
 //! Run: `cargo bench --bench parse`
 
@@ -8,12 +12,11 @@ use std::hint::black_box;
 
 use chrono::{FixedOffset, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use worldpool::demo_site::render;
-use worldpool::demo_site::{Data, Sizing};
+use worldpool::demo_site::{ALT_LAYOUT_PROFILE, Data, Layout, Sizing, render};
 use worldpool::site::Selectors;
-use worldpool::site::parse::parse_guild;
+use worldpool::site::parse::{extract_guild, parse_guild};
 
-fn page() -> String {
+fn page(layout: Layout) -> String {
     let offset = FixedOffset::west_opt(3 * 3600).expect("offset");
     let data = Data::sized(
         Sizing {
@@ -25,38 +28,53 @@ fn page() -> String {
         offset,
     );
     let world = &data.worlds[0];
-    render::guild_page(Some(world), Some(&world.guilds[0]), 1)
+    render::guild_page_in(layout, Some(world), Some(&world.guilds[0]), 1)
+}
+
+fn selectors(layout: Layout) -> Selectors {
+    match layout {
+        Layout::Table => Selectors::default(),
+        Layout::Alt => {
+            let t: toml::Table = toml::from_str(ALT_LAYOUT_PROFILE).expect("toml");
+            t["site"]["selectors"]
+                .clone()
+                .try_into()
+                .expect("the example's selectors")
+        }
+    }
 }
 
 fn bench(c: &mut Criterion) {
-    let page = page();
-    let sel = Selectors::default().compile().expect("selectors");
-    let rows = parse_guild(&page, &sel, "http://bench/guild").expect("parses");
-    assert_eq!(rows.rows.len(), 50);
-    let mut group = c.benchmark_group("guild_page_50_rows");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("scraper_parse_document_only", |b| {
-        b.iter(|| {
-            let doc = scraper::Html::parse_document(black_box(&page));
-            black_box(doc.tree.nodes().count())
-        })
-    });
-    group.bench_function("parse_guild_full_extraction", |b| {
-        b.iter(|| {
-            let out = parse_guild(black_box(&page), &sel, "http://bench/guild").expect("parses");
-            black_box(out.rows.len())
-        })
-    });
-    // Extraction alone, on a document parsed once (what parse_guild adds).
-    let doc = scraper::Html::parse_document(&page);
-    group.bench_function("extraction_only_on_parsed_doc", |b| {
-        b.iter(|| {
-            let out = worldpool::site::parse::extract_guild(&doc, &sel, "http://bench/guild")
-                .expect("extracts");
-            black_box(out.rows.len())
-        })
-    });
-    group.finish();
+    for (name, layout) in [("table", Layout::Table), ("alt", Layout::Alt)] {
+        let page = page(layout);
+        let sel = selectors(layout).compile().expect("selectors");
+        let rows = parse_guild(&page, &sel, "http://bench/guild").expect("parses");
+        assert_eq!(rows.rows.len(), 50);
+        let mut group = c.benchmark_group(format!("guild_page_50_rows_{name}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("scraper_parse_document_only", |b| {
+            b.iter(|| {
+                let doc = scraper::Html::parse_document(black_box(&page));
+                black_box(doc.tree.nodes().count())
+            })
+        });
+        group.bench_function("parse_guild_full_extraction", |b| {
+            b.iter(|| {
+                let out =
+                    parse_guild(black_box(&page), &sel, "http://bench/guild").expect("parses");
+                black_box(out.rows.len())
+            })
+        });
+        // Extraction alone, on a document parsed once (what parse_guild adds).
+        let doc = scraper::Html::parse_document(&page);
+        group.bench_function("extraction_only_on_parsed_doc", |b| {
+            b.iter(|| {
+                let out = extract_guild(&doc, &sel, "http://bench/guild").expect("extracts");
+                black_box(out.rows.len())
+            })
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -534,8 +534,10 @@ struct RawSite {
     poll_jitter: Option<f64>,
     utc_offset: Option<String>,
     reset_time: Option<String>,
+    /// Read as a table first, so retired keys get a problem naming their
+    /// replacement instead of a bare "unknown field".
     #[serde(default)]
-    selectors: Selectors,
+    selectors: toml::Table,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1010,13 +1012,7 @@ impl Validator {
                 }
             },
         };
-        if let Err(msg) = s.selectors.compile() {
-            self.problem(
-                "site.selectors",
-                msg,
-                "write a valid CSS selector, or remove the key to use the default",
-            );
-        }
+        let selectors = self.selectors(s.selectors);
         SiteSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
             status_path,
@@ -1046,8 +1042,60 @@ impl Validator {
             poll_jitter,
             utc_offset_minutes,
             reset_minutes,
-            selectors: s.selectors,
+            selectors,
         }
+    }
+
+    fn selectors(&mut self, mut table: toml::Table) -> Selectors {
+        let retired: Vec<(String, String)> = crate::site::RETIRED_KEYS
+            .iter()
+            .filter_map(|key| {
+                table.remove(*key).map(|v| {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    (key.to_string(), text)
+                })
+            })
+            .collect();
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| {
+                !crate::site::KEYS.contains(&k.as_str())
+                    && !crate::site::RENAMED_KEYS.iter().any(|(old, _)| old == k)
+            })
+            .cloned()
+            .collect();
+        for key in unknown {
+            table.remove(&key);
+            self.problem(
+                &format!("site.selectors.{key}"),
+                "is not a key of [site.selectors]",
+                format!("remove it, or use one of: {}", crate::site::KEYS.join(", ")),
+            );
+        }
+        let selectors = match Selectors::deserialize(toml::Value::Table(table)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.problem(
+                    "site.selectors",
+                    e.message().to_string(),
+                    "remove or rename the key, or fix its type; config/worlds.toml documents every key",
+                );
+                Selectors::default()
+            }
+        };
+        for (key, value) in retired {
+            let p = crate::site::retired_key_problem(&key, &value, &selectors);
+            self.problem(&format!("site.selectors.{key}"), p.message, p.fix);
+        }
+        if let Err(problems) = selectors.compile() {
+            for p in problems {
+                self.problem(&format!("site.selectors.{}", p.key), p.message, p.fix);
+            }
+        }
+        selectors
     }
 }
 
@@ -1239,6 +1287,87 @@ guilds = ["G", "G"]
         .expect("valid");
         assert_eq!(c.worlds[0].limits.memory, Some(32 << 20));
         assert_eq!(c.worlds[0].limits.cpu_time, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn retired_selector_keys_name_their_replacement() {
+        // The [site.selectors] of the previous example config, verbatim.
+        let err = parse(
+            r#"
+[site.selectors]
+status_row = "tr"
+status_cell = "th, td"
+status_title_suffix = " Status"
+status_routine = "Daily Raw Ranking"
+ranking_table = "table.table-highscores"
+ranking_table_index = 1
+ranking_row = "tr"
+rank = "td.col-rank"
+name = "td.col-name"
+name_link = "a"
+vocation = "td.col-voc"
+level = "td.col-level"
+experience = "td.col-xp"
+next_page = "a[rel~=next], link[rel~=next]"
+complete_marker = "</html>"
+[[worlds]]
+name = "A"
+guilds = ["G"]
+"#,
+        )
+        .expect_err("retired keys");
+        let got: Vec<(&str, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.fix.as_str()))
+            .collect();
+        assert_eq!(got.len(), 4, "{got:#?}");
+        for (key, replacement) in [
+            ("site.selectors.status_row", "routine_entry = \"tr\""),
+            ("site.selectors.status_cell", "routine_name = "),
+            ("site.selectors.status_title_suffix", "world_pattern = "),
+            ("site.selectors.name_link", "name = \"td.col-name a\""),
+        ] {
+            assert!(
+                got.iter()
+                    .any(|(k, fix)| *k == key && fix.contains(replacement)),
+                "{key} → {replacement}: {got:#?}"
+            );
+        }
+        // With them removed, the renamed keys still read as before.
+        let c = parse(
+            "[site.selectors]\nranking_table = \"div.r\"\nranking_table_index = 0\nstatus_routine = \"Online\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+        )
+        .expect("aliases are valid");
+        assert_eq!(c.site.selectors.ranking, "div.r");
+        assert_eq!(c.site.selectors.ranking_index, 0);
+        assert_eq!(c.site.selectors.routine, "Online");
+    }
+
+    #[test]
+    fn bad_selectors_are_reported_in_plain_words_with_a_position() {
+        let err = parse(
+            "[site.selectors]\nrank = \"td[[[\"\nworld_pattern = \"(?P<world>.+\"\nfoo = \"x\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+        )
+        .expect_err("invalid");
+        let find = |key: &str| {
+            err.problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no {key} in {:#?}", err.problems))
+        };
+        let rank = find("site.selectors.rank");
+        assert!(
+            rank.message
+                .contains("\"td[[[\" is not a valid CSS selector: at character 3"),
+            "{rank:?}"
+        );
+        assert!(!rank.message.contains("report this"), "{rank:?}");
+        assert!(rank.fix.contains("td.col-rank"), "{rank:?}");
+        let pattern = find("site.selectors.world_pattern");
+        assert!(pattern.message.contains("at character 1"), "{pattern:?}");
+        assert!(pattern.fix.contains("(?P<world>"), "{pattern:?}");
+        assert!(find("site.selectors.foo").fix.contains("world_title"));
     }
 
     #[test]

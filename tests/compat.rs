@@ -147,7 +147,7 @@ async fn scraped_store(db: &TestDb) -> Scraped {
             store
                 .save_status_page(&worldpool::scrape::status_page(
                     ws,
-                    &config.site.selectors.status_routine,
+                    &config.site.selectors.routine,
                     fetch,
                 ))
                 .await

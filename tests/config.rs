@@ -4,15 +4,32 @@ use std::process::Command;
 
 use crate::helper::bin;
 
+/// Every `.toml` under `dir`, subdirectories (config/examples/) included.
+fn toml_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("directory exists") {
+        let path = entry.expect("readable").path();
+        if path.is_dir() {
+            out.extend(toml_files(&path));
+        } else if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 #[test]
 fn every_file_in_config_dir_is_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("config/ exists") {
-        let path = entry.expect("readable").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
+    let files = toml_files(&dir);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.ends_with("examples/alt-layout.toml")),
+        "{files:?}"
+    );
+    for path in files {
         n += 1;
         if let Err(e) = worldpool::config::Config::load(&path) {
             panic!("shipped config does not load:\n{e}");
@@ -169,4 +186,31 @@ fn the_worldpool_binary_rejects_test_modes() {
     assert!(err.contains("--test-mode"), "{err}");
     let out = Command::new(bin()).arg("--help").output().expect("runs");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("test"));
+}
+
+#[test]
+fn bad_selectors_and_retired_keys_are_reported_in_plain_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[site.selectors]\nrank = \"td[[[\"\nworld_pattern = \"(?P<world>.+\"\nstatus_title_suffix = \" Status\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "bad.toml: site.selectors.rank: \"td[[[\" is not a valid CSS selector: at character 3",
+        "bad.toml: site.selectors.world_pattern: \"(?P<world>.+\" is not a valid pattern: at character 1",
+        "bad.toml: site.selectors.status_title_suffix: is retired",
+        "fix: write world_pattern = ",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(!err.contains("report this"), "{err}");
 }

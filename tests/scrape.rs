@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 use worldpool::config::{Config, Mode};
-use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
+use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault, Layout};
 use worldpool::scrape::Reporter;
 use worldpool::scrape::{Outcome, Scraper, process_world};
 use worldpool::site::Clock;
@@ -29,7 +29,8 @@ struct Fixture {
 
 impl Fixture {
     /// Demo site on a manual clock at 09:00 site time (UTC-3), SQLite store.
-    async fn new() -> Fixture {
+    /// The config differs between layouts only in `[site.selectors]`.
+    async fn new(layout: Layout) -> Fixture {
         let clock = Clock::manual(
             Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
                 .single()
@@ -37,6 +38,7 @@ impl Fixture {
         );
         let site = DemoSite::start(DemoSiteOptions {
             now: clock.clone(),
+            layout,
             ..DemoSiteOptions::default()
         })
         .await
@@ -138,9 +140,34 @@ fn expected_deltas(
     out
 }
 
+/// The real site's shape, read with the default selectors.
 #[tokio::test]
 async fn golden_scenario_over_ticks() {
-    let f = Fixture::new().await;
+    golden_scenario(Layout::Table).await;
+}
+
+/// The same scenario over a table-free redesign, read with the selectors of
+/// `config/examples/alt-layout.toml`: only the config differs.
+#[tokio::test]
+async fn golden_scenario_over_ticks_alt_layout() {
+    golden_scenario(Layout::Alt).await;
+}
+
+async fn golden_scenario(layout: Layout) {
+    let f = Fixture::new(layout).await;
+    let defaults = worldpool::site::Selectors::default();
+    assert_eq!(
+        f.config.site.selectors == defaults,
+        layout == Layout::Table,
+        "the alt layout is read by its own selectors"
+    );
+    // The status page carries the routine twice in Aurera's block (a stale
+    // copy after the current one): the first wins.
+    let status = f.scraper.status().await.expect("status page");
+    for w in f.site.world_names() {
+        let ws = worldpool::site::find_world(&status, &w).expect("world on status page");
+        assert_eq!(Some(ws.update_time), f.site.update_time(&w), "{w}");
+    }
 
     // 1. First pass: every player new, deltas are the full values; a player
     //    in two guilds counts once (first guild in config order).
@@ -337,9 +364,16 @@ fn scrape_once(config: &Path, world: &str, extra: &[&str]) -> Command {
 }
 
 async fn site_and_config() -> (DemoSite, tempfile::TempDir, PathBuf, String) {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
+    site_and_config_in(Layout::Table).await
+}
+
+async fn site_and_config_in(layout: Layout) -> (DemoSite, tempfile::TempDir, PathBuf, String) {
+    let site = DemoSite::start(DemoSiteOptions {
+        layout,
+        ..DemoSiteOptions::default()
+    })
+    .await
+    .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/wp.db", dir.path().display());
     let path = dir.path().join("worldpool.toml");
@@ -679,7 +713,7 @@ async fn pool_worker_killed_mid_write_is_restarted_and_completes_the_run() {
 /// message; it is not retried, and nothing but the failed run row is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_store_error_fails_the_run_without_retrying() {
-    let f = Fixture::new().await;
+    let f = Fixture::new(Layout::Table).await;
     let db = f.dir.path().join("wp.db");
     let conn = rusqlite::Connection::open(&db).expect("open the store's file");
     conn.execute_batch(
@@ -709,4 +743,161 @@ async fn a_permanent_store_error_fails_the_run_without_retrying() {
             .last_update_time,
         None
     );
+}
+
+/// Run a command off the runtime (the demo site answers on it meanwhile).
+async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
+        .await
+        .expect("join")
+}
+
+/// `scrape-once --explain` on both layouts with their own selectors: every
+/// key matched, the world titles, the routine rows with parsed times, the
+/// rows of each guild; nothing stored.
+#[tokio::test]
+async fn scrape_once_explain_shows_what_every_selector_matched() {
+    for layout in [Layout::Table, Layout::Alt] {
+        let (site, _dir, config, url) = site_and_config_in(layout).await;
+        let out = output(scrape_once(&config, "Aurera", &["--explain"])).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{layout:?}: {out:?}\n{text}");
+        for want in [
+            "status page — http://",
+            "world names: Aurera, Bellum, Cèlesta",
+            "Online",
+            "Deaths/Kills",
+            "◀ the update time",
+            "(a later row of the routine: ignored)",
+            "guild Red Rose — http://",
+            "guild Nova Ordem — http://",
+            "Zé Pequeno",
+            "every page of Aurera parses with these selectors",
+        ] {
+            assert!(text.contains(want), "{layout:?}: {want:?} not in\n{text}");
+        }
+        assert!(!text.contains('✗'), "{layout:?}: a key failed:\n{text}");
+        // The update time shown is the site's.
+        let t = site.update_time("Aurera").expect("time");
+        assert!(
+            text.contains(&t.to_rfc3339()),
+            "{layout:?}: {t} not in\n{text}"
+        );
+        let store = Store::open(&url, 1).await.expect("store");
+        assert!(store.runs(None, 10, None).await.expect("runs").is_empty());
+        site.shutdown().await;
+    }
+}
+
+/// A redesign read with the old selectors: `--explain` names each key that
+/// broke and shows the elements that exist instead.
+#[tokio::test]
+async fn scrape_once_explain_names_broken_keys_and_the_nearest_elements() {
+    let (site, dir, _alt_config, _) = site_and_config_in(Layout::Alt).await;
+    // The table layout's config (default selectors) against the alt site.
+    let url = format!("sqlite://{}/wp2.db", dir.path().display());
+    let text = site
+        .config_toml(&url, Mode::Pool)
+        .split("[site.selectors]")
+        .next()
+        .expect("head")
+        .to_string()
+        + &site
+            .config_toml(&url, Mode::Pool)
+            .split("[[worlds]]")
+            .skip(1)
+            .map(|w| format!("[[worlds]]{w}"))
+            .collect::<String>();
+    let config = dir.path().join("old-selectors.toml");
+    std::fs::write(&config, &text).expect("write");
+    let parsed = Config::load(&config).expect("valid config");
+    assert_eq!(parsed.site.selectors, worldpool::site::Selectors::default());
+
+    let out = output(scrape_once(&config, "Aurera", &["--explain"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for want in [
+        "✗ world_title = \"th, td\"",
+        "nearest elements (their text matches world_pattern):",
+        "h2.world-title ×3 \"🌍 Aurera Status servidor\"",
+        "✗ routine_entry = \"tr\"",
+        "li.routine",
+        "✗ ranking = \"table.table-highscores\"",
+        "section.box.box--members (5 × div.line.player)",
+        "not checked: no ranking to look in",
+        "keys to look at: world_title, routine_entry, ranking",
+    ] {
+        assert!(stdout.contains(want), "{want:?} not in\n{stdout}");
+    }
+    site.shutdown().await;
+}
+
+/// Bad input: a page matching nothing fails the run with the selector and
+/// the URL named, and nothing partial is stored.
+#[tokio::test]
+async fn a_page_matching_nothing_fails_with_selector_and_url_and_stores_nothing() {
+    let (site, dir, _alt_config, _) = site_and_config_in(Layout::Alt).await;
+    let url = format!("sqlite://{}/bad.db", dir.path().display());
+    let full = site.config_toml(&url, Mode::Single);
+    let (head, rest) = full.split_once("[site.selectors]").expect("alt selectors");
+    let (selectors, tail) = rest.split_once("[[worlds]]").expect("worlds");
+
+    // 1. The status page of a redesign read with the old selectors.
+    let old = format!("{head}[[worlds]]{tail}");
+    let config = dir.path().join("old.toml");
+    std::fs::write(&config, &old).expect("write");
+    let out = output(scrape_once(&config, "Aurera", &[])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("site.selectors.world_title = \"th, td\" matched nothing on")
+            && err.contains(&format!("{}/status", site.base_url())),
+        "{err}"
+    );
+
+    // 2. Status selectors right, guild selectors not: the run fails on the
+    //    guild page, is recorded failed, and no player is stored.
+    let status_only: String = selectors
+        .lines()
+        .filter(|l| {
+            ["world_", "routine", "complete_marker"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let half = format!("{head}[site.selectors]\n{status_only}\n[[worlds]]{tail}");
+    let f_dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(f_dir.path(), &half);
+    let scraper = Scraper::new(&config, Clock::System).expect("scraper");
+    let store = Store::open(&url, 1).await.expect("store");
+    let status = scraper.status().await.expect("status page reads");
+    let ws = worldpool::site::find_world(&status, "Aurera").expect("world");
+    let world = config.world("Aurera").expect("world");
+    let outcome = process_world(
+        &scraper,
+        &store,
+        &config,
+        world,
+        ws.update_time,
+        &Reporter::none(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("processed");
+    match outcome {
+        Outcome::Failed { error, .. } => assert!(
+            error
+                .contains("site.selectors.ranking = \"table.table-highscores\" matched nothing on")
+                && error.contains("/guild.php?guild="),
+            "{error}"
+        ),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+    assert!(store.players("Aurera").await.expect("players").is_empty());
+    let runs = store.runs(None, 10, None).await.expect("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, "failed");
+    assert_eq!(runs[0].rows, 0);
+    site.shutdown().await;
 }

@@ -10,6 +10,7 @@ mod compat;
 mod config;
 mod import;
 mod logging;
+mod parse;
 mod pool;
 mod scrape;
 mod store;

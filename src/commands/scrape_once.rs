@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config::{Config, DEFAULT_PATH};
-use crate::scrape::{ScrapeOnceOutput, scrape_once};
+use crate::scrape::{ScrapeOnceOutput, explain_world, scrape_once};
 
 /// `worldpool scrape-once`.
 #[derive(Debug, Clone, Args)]
@@ -23,6 +23,11 @@ pub struct ScrapeOnceArgs {
     /// Do not write to the store.
     #[arg(long)]
     pub no_store: bool,
+    /// Print what every `[site.selectors]` key matches on the live pages
+    /// (counts, first values, world titles, routine times, nearest elements
+    /// when nothing matched) instead of scraping; stores nothing.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Scrape, store (unless `--no-store`), print.
@@ -34,6 +39,15 @@ pub async fn run(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if args.explain {
+        let report = explain_world(&config, &args.world).await?;
+        print!("{report}");
+        return Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let out = scrape_once(&config, &args.world, !args.no_store).await?;
     for g in &out.unknown_guilds {
         eprintln!(

@@ -28,6 +28,11 @@ mod data;
 pub mod render;
 
 pub use data::{Data, Sizing};
+pub use render::Layout;
+
+/// The profile that reads [`Layout::Alt`] (its `[site.selectors]` go into
+/// [`DemoSite::config_toml`] for that layout).
+pub const ALT_LAYOUT_PROFILE: &str = include_str!("../../config/examples/alt-layout.toml");
 
 /// A fault the site injects into its answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +75,8 @@ pub struct DemoSiteOptions {
     pub now: Clock,
     /// The site's UTC offset in minutes (default -180).
     pub utc_offset_minutes: i32,
+    /// The page layout.
+    pub layout: Layout,
 }
 
 impl Default for DemoSiteOptions {
@@ -81,6 +88,7 @@ impl Default for DemoSiteOptions {
             sized: None,
             now: Clock::System,
             utc_offset_minutes: -180,
+            layout: Layout::Table,
         }
     }
 }
@@ -100,6 +108,7 @@ struct Shared {
     served: AtomicU64,
     latency: Duration,
     clock: Clock,
+    layout: Layout,
 }
 
 impl Shared {
@@ -165,6 +174,7 @@ impl DemoSite {
             served: AtomicU64::new(0),
             latency: options.latency,
             clock: options.now.clone(),
+            layout: options.layout,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
@@ -293,8 +303,16 @@ impl DemoSite {
         self.shared.data().reset();
     }
 
+    /// The layout it serves.
+    pub fn layout(&self) -> Layout {
+        self.shared.layout
+    }
+
     /// A full worldpool config pointing at this site: its worlds and
-    /// guilds, a short poll interval, quick retries.
+    /// guilds, a short poll interval, quick retries, and for
+    /// [`Layout::Alt`] the `[site.selectors]` of
+    /// `config/examples/alt-layout.toml` (the table layout reads with the
+    /// defaults).
     pub fn config_toml(&self, storage_url: &str, mode: Mode) -> String {
         let d = self.shared.data();
         let offset = d.offset.local_minus_utc() / 60;
@@ -310,6 +328,9 @@ impl DemoSite {
             offset.abs() % 60,
             toml_str(storage_url),
         );
+        if self.shared.layout == Layout::Alt {
+            out.push_str(&alt_selectors_toml());
+        }
         for w in &d.worlds {
             let guilds: Vec<String> = w
                 .guilds
@@ -331,6 +352,16 @@ impl DemoSite {
         self.stop.cancel();
         let _ = self.task.await;
     }
+}
+
+/// `[site.selectors]` of [`ALT_LAYOUT_PROFILE`], as TOML.
+pub fn alt_selectors_toml() -> String {
+    let selectors = toml::from_str::<toml::Table>(ALT_LAYOUT_PROFILE)
+        .ok()
+        .and_then(|t| t.get("site")?.get("selectors")?.as_table().cloned())
+        .unwrap_or_default();
+    let body = toml::to_string(&selectors).unwrap_or_default();
+    format!("[site.selectors]\n{body}\n")
 }
 
 fn toml_str(s: &str) -> String {
@@ -372,7 +403,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
     }
     let now = shared.clock.now();
-    let page = render::status_page(&shared.data(), now);
+    let page = render::status_page(&shared.data(), now, shared.layout);
     Html(page).into_response()
 }
 
@@ -395,7 +426,12 @@ async fn guild(
                 .find(|g| Some(g.name.to_lowercase()) == want)
         });
         let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-        render::guild_page(world, guild.filter(|_| world.is_some()), page)
+        render::guild_page_in(
+            shared.layout,
+            world,
+            guild.filter(|_| world.is_some()),
+            page,
+        )
     };
     if truncate {
         let mut cut = page.len() * 3 / 5;

@@ -461,7 +461,7 @@ async fn save_status_pages(
         let Some(ws) = find_world(all, &world.name) else {
             continue;
         };
-        let page = status_page(ws, &config.site.selectors.status_routine, fetch_time);
+        let page = status_page(ws, &config.site.selectors.routine, fetch_time);
         if let Err(e) = store.save_status_page(&page).await {
             tracing::warn!(world = %world.name, error = %e, "cannot keep the status page");
         }
@@ -570,6 +570,32 @@ pub async fn run_worker_with(
     Ok(())
 }
 
+/// What every `[site.selectors]` key matches on the live pages of one
+/// world (`scrape-once --explain`); stores nothing.
+pub async fn explain_world(
+    config: &Config,
+    world: &str,
+) -> anyhow::Result<crate::site::explain::Explain> {
+    let world = find_config_world(config, world)?;
+    let scraper = Scraper::new(config, Clock::System)?;
+    Ok(crate::site::explain::explain_world(scraper.client(), &world.name, &world.guilds).await)
+}
+
+fn find_config_world(config: &Config, world: &str) -> anyhow::Result<World> {
+    config.world(world).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "world `{world}` is not in {} (worlds: {})",
+            config.path.display(),
+            config
+                .worlds
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 /// What [`scrape_once`] extracted (printed by `scrape-once --json`).
 #[derive(Debug, Serialize)]
 pub struct ScrapeOnceOutput {
@@ -594,18 +620,7 @@ pub async fn scrape_once(
     world: &str,
     store: bool,
 ) -> anyhow::Result<ScrapeOnceOutput> {
-    let world = config.world(world).cloned().ok_or_else(|| {
-        anyhow::anyhow!(
-            "world `{world}` is not in {} (worlds: {})",
-            config.path.display(),
-            config
-                .worlds
-                .iter()
-                .map(|w| w.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let world = find_config_world(config, world)?;
     let scraper = Scraper::new(config, Clock::System)?;
     let all = scraper.status().await?;
     let ws = find_world(&all, &world.name).ok_or_else(|| SiteError::UnknownWorld {

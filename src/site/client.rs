@@ -81,7 +81,15 @@ impl SiteClient {
 
     /// Build a client from `[site]` with a given clock.
     pub fn with_clock(settings: &SiteSettings, clock: Clock) -> Result<SiteClient, SiteError> {
-        let selectors = settings.selectors.compile().map_err(SiteError::Client)?;
+        let selectors = settings.selectors.compile().map_err(|problems| {
+            SiteError::Client(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
         let mut builder = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
@@ -113,6 +121,11 @@ impl SiteClient {
                 requests: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The compiled `[site.selectors]`.
+    pub fn selectors(&self) -> &Compiled {
+        &self.inner.selectors
     }
 
     /// The site's UTC offset.
@@ -312,10 +325,20 @@ impl SiteClient {
     }
 }
 
-/// Find a world on the status page (case-insensitive, trimmed).
+/// Find a world on the status page: names compared ignoring case,
+/// whitespace, emoji and punctuation; equal first, else the first title
+/// that contains the name.
 pub fn find_world<'a>(all: &'a [WorldStatus], world: &str) -> Option<&'a WorldStatus> {
-    let want = world.trim().to_lowercase();
-    all.iter().find(|w| w.world.to_lowercase() == want)
+    let want = super::match_key(world);
+    if want.is_empty() {
+        return None;
+    }
+    all.iter()
+        .find(|w| super::match_key(&w.world) == want)
+        .or_else(|| {
+            all.iter()
+                .find(|w| super::match_key(&w.world).contains(&want))
+        })
 }
 
 #[cfg(test)]

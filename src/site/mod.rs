@@ -1,11 +1,15 @@
 //! The ranking site: HTTP client, URLs, page parsing.
 //!
 //! - [`SiteClient`]: rate-limited, bounded-concurrency HTTP with retries.
-//! - [`parse`]: status and guild pages (pure functions, table-tested).
+//! - [`parse`]: status and guild pages (pure functions, table-tested), read
+//!   through the configurable [`Selectors`].
+//! - [`explain`]: what every selector matched on the live pages
+//!   (`scrape-once --explain`).
 //! - [`Clock`]: "now", controllable by tests (status times are relative).
 
 mod client;
 mod clock;
+pub mod explain;
 pub mod parse;
 mod selectors;
 mod settings;
@@ -14,7 +18,10 @@ mod urls;
 pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
 pub use clock::Clock;
 pub use parse::{GuildPage, PlayerRow, WorldStatus};
-pub use selectors::{Compiled, Selectors};
+pub use selectors::{
+    Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
+    Selectors, match_key, retired_key_problem,
+};
 pub use settings::SiteSettings;
 pub use urls::{guild_url, resolve_next};
 
@@ -22,7 +29,9 @@ pub use urls::{guild_url, resolve_next};
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
     /// A required selector matched nothing.
-    #[error("selector `{selector}` matched nothing on {url} (layout changed?)")]
+    #[error(
+        "selector site.selectors.{selector} matched nothing on {url} (layout changed? `worldpool scrape-once --explain` shows what each selector matches)"
+    )]
     Layout {
         /// Config key and selector.
         selector: String,
@@ -30,7 +39,7 @@ pub enum SiteError {
         url: String,
     },
     /// A cell held something we cannot read.
-    #[error("cannot read {field} `{value}` on {url} (layout changed?)")]
+    #[error("cannot read {field} `{value}` on {url} (site.selectors.{field}; layout changed?)")]
     BadValue {
         /// What was being read.
         field: String,
@@ -40,7 +49,7 @@ pub enum SiteError {
         url: String,
     },
     /// The page ended before its closing marker.
-    #[error("page {url} truncated: it lacks `{marker}`")]
+    #[error("page {url} truncated: it lacks `{marker}` (site.selectors.complete_marker)")]
     Truncated {
         /// The page.
         url: String,

@@ -2,15 +2,20 @@
 //!
 //! Every function here is synchronous and drops the `scraper::Html` before
 //! returning (it is not `Send`), so callers can `.await` freely afterwards.
+//! What is read where is configured by [`Selectors`](super::Selectors).
 
-use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveTime, Utc};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use chrono::{
+    DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc,
+};
+use regex::Regex;
 use scraper::{ElementRef, Html};
 use serde::Serialize;
 
 use super::SiteError;
-use super::selectors::{Compiled, FastRanking};
+use super::selectors::{Compiled, Field, match_key, walk_elements};
 
 /// One world's line of the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,23 +54,26 @@ pub struct GuildPage {
     pub unknown_guild: bool,
 }
 
-/// Collapse runs of whitespace (including non-breaking spaces) and trim.
+/// The text of pieces as a browser shows it: pieces joined as they are (no
+/// separator between elements), runs of whitespace (non-breaking spaces,
+/// CR, LF included) collapsed to one space, trimmed.
 pub fn clean_text<'a>(parts: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
+    let mut space = false;
     for part in parts {
-        // `split_whitespace` covers the non-breaking space too.
-        for word in part.split_whitespace() {
-            if !out.is_empty() {
-                out.push(' ');
+        for c in part.chars() {
+            if c.is_whitespace() {
+                space = !out.is_empty();
+            } else {
+                if space {
+                    out.push(' ');
+                    space = false;
+                }
+                out.push(c);
             }
-            out.push_str(word);
         }
     }
     out
-}
-
-fn text_of(el: ElementRef<'_>) -> String {
-    clean_text(el.text())
 }
 
 /// Parse `74.287.224`, `74,287,224`, `74 287 224` or `74287224`.
@@ -108,33 +116,58 @@ pub fn parse_number_parts<'a>(parts: impl Iterator<Item = &'a str>) -> Option<i6
     Some(if negative { -value } else { value })
 }
 
+/// `Hoje às 09:23`, `Ontem às 23:58`, `28/11/2026 às 09:23` anywhere in a text.
+static SITE_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)(hoje|ontem|([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}))\s*,?\s*(?:(?:às|as|at|à)\s*)?([0-9]{1,2}):([0-9]{2})",
+    )
+    .expect("a constant, valid pattern")
+});
+
 /// Resolve a status-page time in the site's zone, relative to `now`:
 /// `Hoje às 09:23` (today), `Ontem às 23:58` (yesterday), or an explicit
-/// `28/11/2026 às 09:23` / `28/11/2026 09:23`.
+/// `28/11/2026 às 09:23` / `28/11/2026 09:23`, found anywhere in the text
+/// (labels and whitespace around it are ignored); or, as an attribute
+/// would hold it, `2026-11-28T09:23:00-03:00` / `2026-11-28T09:23`.
 pub fn parse_site_time(
     text: &str,
     now: DateTime<Utc>,
     offset: FixedOffset,
 ) -> Option<DateTime<FixedOffset>> {
-    let t = clean_text(std::iter::once(text));
-    let lower = t.to_lowercase();
+    let trimmed = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(trimmed) {
+        return Some(t.with_timezone(&offset));
+    }
+    for format in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z"] {
+        if let Ok(t) = DateTime::parse_from_str(trimmed, format) {
+            return Some(t.with_timezone(&offset));
+        }
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(trimmed, format) {
+            return t.and_local_timezone(offset).single();
+        }
+    }
+    let caps = SITE_TIME.captures(text)?;
     let today = now.with_timezone(&offset).date_naive();
-    let (date, rest): (NaiveDate, &str) = if let Some(rest) = lower.strip_prefix("hoje") {
-        (today, rest)
-    } else if let Some(rest) = lower.strip_prefix("ontem") {
-        (today - ChronoDuration::days(1), rest)
-    } else {
-        let (date_text, rest) = lower.split_once(' ')?;
-        (NaiveDate::parse_from_str(date_text, "%d/%m/%Y").ok()?, rest)
+    let word = caps.get(1)?.as_str().to_lowercase();
+    let date = match word.as_str() {
+        "hoje" => today,
+        "ontem" => today - ChronoDuration::days(1),
+        _ => {
+            let num = |i: usize| caps.get(i)?.as_str().parse::<u32>().ok();
+            let year = caps.get(4)?.as_str().parse::<i32>().ok()?;
+            NaiveDate::from_ymd_opt(year, num(3)?, num(2)?)?
+        }
     };
-    let rest = rest.trim();
-    let rest = rest
-        .strip_prefix("às")
-        .or_else(|| rest.strip_prefix("as"))
-        .or_else(|| rest.strip_prefix("at"))
-        .unwrap_or(rest)
-        .trim();
-    let time = NaiveTime::parse_from_str(rest, "%H:%M").ok()?;
+    let hour = caps.get(5)?.as_str().parse::<u32>().ok()?;
+    let minute = caps.get(6)?.as_str().parse::<u32>().ok()?;
+    let time = NaiveTime::from_hms_opt(hour, minute, 0)?;
     date.and_time(time).and_local_timezone(offset).single()
 }
 
@@ -150,14 +183,7 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
         .any(|i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
-/// `text` without `suffix` (case-insensitive), if it ends with it.
-fn strip_suffix_ci<'a>(text: &'a str, suffix: &str) -> Option<&'a str> {
-    let cut = text.len().checked_sub(suffix.len())?;
-    (text.is_char_boundary(cut) && text[cut..].to_lowercase() == suffix.to_lowercase())
-        .then(|| &text[..cut])
-}
-
-fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), SiteError> {
+pub(crate) fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), SiteError> {
     let marker = &sel.source.complete_marker;
     if !marker.is_empty() && !contains_ignore_ascii_case(html_text, marker) {
         return Err(SiteError::Truncated {
@@ -168,10 +194,87 @@ fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), Site
     Ok(())
 }
 
-fn layout(selector_key: &str, selector: &str, url: &str) -> SiteError {
+fn layout(selector: String, url: &str) -> SiteError {
     SiteError::Layout {
-        selector: format!("{selector_key} = {selector:?}"),
+        selector,
         url: url.to_string(),
+    }
+}
+
+fn bad_value(field: &str, value: String, url: &str) -> SiteError {
+    SiteError::BadValue {
+        field: field.to_string(),
+        value,
+        url: url.to_string(),
+    }
+}
+
+/// The world name in a title's text: the pattern's `world` group, with
+/// whitespace collapsed and emoji or separators at its edges removed.
+pub fn world_of_title(pattern: &Regex, text: &str) -> Option<String> {
+    let caps = pattern.captures(text)?;
+    let raw = caps.name("world")?.as_str();
+    let keep = |c: char| c.is_alphanumeric() || matches!(c, '(' | ')' | '[' | ']' | '\'');
+    let name = clean_text(std::iter::once(raw));
+    let name = name.trim_matches(|c: char| !keep(c));
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// A world title found on the status page.
+#[derive(Debug, Clone)]
+pub(crate) struct Title {
+    /// The text (or attribute) the pattern was tried on.
+    pub(crate) text: String,
+    /// The world, when the pattern matched.
+    pub(crate) world: Option<String>,
+}
+
+/// Titles and routine entries of a status page, in document order; each
+/// entry with the index (in `titles`) of the nearest world title before it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StatusScan<'a> {
+    pub(crate) titles: Vec<Title>,
+    pub(crate) entries: Vec<(ElementRef<'a>, Option<usize>)>,
+}
+
+/// One walk of the document: world titles and routine entries.
+pub(crate) fn scan_status<'a>(doc: &'a Html, sel: &Compiled) -> StatusScan<'a> {
+    let mut scan = StatusScan::default();
+    let mut current: Option<usize> = None;
+    let root = doc.root_element();
+    let mut visit = |el: ElementRef<'a>| {
+        if sel.world_title.css.matches(el) {
+            let text = sel.world_title.value(el).unwrap_or_default();
+            let world = world_of_title(&sel.world_pattern, &text);
+            if world.is_some() {
+                current = Some(scan.titles.len());
+            }
+            scan.titles.push(Title { text, world });
+        }
+        if sel.routine_entry.matches(el) {
+            scan.entries.push((el, current));
+        }
+        true
+    };
+    visit(root);
+    walk_elements(root, visit);
+    scan
+}
+
+/// A routine entry, read.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// `routine_name`'s value (`None`: it matched nothing in the entry).
+    pub(crate) name: Option<String>,
+    /// `routine_time`'s value (`None`: it matched nothing in the entry).
+    pub(crate) time: Option<String>,
+}
+
+pub(crate) fn read_entry(el: ElementRef<'_>, sel: &Compiled) -> Entry {
+    let read = |f: &Field| f.css.first_in(el).and_then(|e| f.value(e));
+    Entry {
+        name: read(&sel.routine_name),
+        time: read(&sel.routine_time),
     }
 }
 
@@ -185,141 +288,78 @@ pub fn parse_status(
 ) -> Result<Vec<WorldStatus>, SiteError> {
     complete_check(html_text, sel, url)?;
     let doc = Html::parse_document(html_text);
-    let src = &sel.source;
-    let suffix = src.status_title_suffix.trim();
-    let routine = src.status_routine.trim().to_lowercase();
-    let mut any_row = false;
-    let mut any_title = false;
-    let mut current: Option<String> = None;
+    extract_status(&doc, sel, url, now, offset)
+}
+
+/// The part of [`parse_status`] after the HTML parser.
+pub fn extract_status(
+    doc: &Html,
+    sel: &Compiled,
+    url: &str,
+    now: DateTime<Utc>,
+    offset: FixedOffset,
+) -> Result<Vec<WorldStatus>, SiteError> {
+    let scan = scan_status(doc, sel);
+    if scan.titles.is_empty() {
+        return Err(layout(sel.world_title.describe(), url));
+    }
+    if scan.titles.iter().all(|t| t.world.is_none()) {
+        return Err(layout(
+            format!("world_pattern = {:?}", sel.source.world_pattern),
+            url,
+        ));
+    }
+    if scan.entries.is_empty() {
+        return Err(layout(sel.routine_entry.describe(), url));
+    }
     let mut out: Vec<WorldStatus> = Vec::new();
-    for row in doc.select(&sel.status_row) {
-        any_row = true;
-        let cells: Vec<String> = row.select(&sel.status_cell).map(text_of).collect();
-        if cells.is_empty() {
+    let mut any_name = false;
+    for (el, title) in &scan.entries {
+        let Some(world) = title.and_then(|i| scan.titles[i].world.as_ref()) else {
+            continue;
+        };
+        let Some(name) = sel
+            .routine_name
+            .css
+            .first_in(*el)
+            .and_then(|e| sel.routine_name.value(e))
+        else {
+            continue;
+        };
+        any_name = true;
+        if !match_key(&name).contains(&sel.routine_key) {
             continue;
         }
-        // A title row: "<World> Status" in the first cell, nothing else.
-        if cells[1..].iter().all(|c| c.is_empty()) {
-            if let Some(world) = strip_suffix_ci(&cells[0], suffix) {
-                any_title = true;
-                current = Some(world.trim().to_string());
-            }
+        // The first entry of a block wins; a world written twice, too.
+        let key = match_key(world);
+        if out.iter().any(|w| match_key(&w.world) == key) {
             continue;
         }
-        // A routine row: name, last update, delay, status word.
-        let Some(world) = &current else { continue };
-        if cells[0].to_lowercase() != routine || cells.len() < 2 {
-            continue;
-        }
-        let raw = cells[1].clone();
-        let update_time =
-            parse_site_time(&raw, now, offset).ok_or_else(|| SiteError::BadValue {
-                field: "status time".into(),
-                value: raw.clone(),
-                url: url.to_string(),
-            })?;
-        if !out.iter().any(|w| &w.world == world) {
-            out.push(WorldStatus {
-                world: world.clone(),
-                raw,
-                update_time,
-            });
-        }
-    }
-    if !any_row {
-        return Err(layout("status_row", &src.status_row, url));
-    }
-    if !any_title {
-        return Err(layout("status_title_suffix", &src.status_title_suffix, url));
+        let raw = sel
+            .routine_time
+            .css
+            .first_in(*el)
+            .and_then(|e| sel.routine_time.value(e))
+            .ok_or_else(|| layout(sel.routine_time.describe(), url))?;
+        let update_time = parse_site_time(&raw, now, offset)
+            .ok_or_else(|| bad_value("routine_time", raw.clone(), url))?;
+        out.push(WorldStatus {
+            world: world.clone(),
+            raw,
+            update_time,
+        });
     }
     if out.is_empty() {
-        return Err(layout("status_routine", &src.status_routine, url));
+        return Err(if any_name {
+            layout(format!("routine = {:?}", sel.source.routine), url)
+        } else {
+            layout(sel.routine_name.describe(), url)
+        });
     }
     Ok(out)
 }
 
 type RowCells<'a> = [Option<ElementRef<'a>>; 5];
-
-/// Pre-order walk of the elements under `root` (not `root` itself);
-/// `visit` returns whether to walk into the element's children.
-fn walk_elements<'a>(root: ElementRef<'a>, mut visit: impl FnMut(ElementRef<'a>) -> bool) {
-    let root_id = root.id();
-    let mut cursor = root.first_child();
-    while let Some(node) = cursor {
-        let descend = ElementRef::wrap(node).is_some_and(&mut visit);
-        cursor = descend.then(|| node.first_child()).flatten().or_else(|| {
-            let mut n = node;
-            loop {
-                if let Some(sibling) = n.next_sibling() {
-                    return Some(sibling);
-                }
-                match n.parent() {
-                    Some(p) if p.id() != root_id => n = p,
-                    _ => return None,
-                }
-            }
-        });
-    }
-}
-
-/// Rows and their cells (name, rank, vocation, level, experience) with
-/// simple selectors: one walk of the table, names compared directly.
-fn rows_fast<'a>(
-    table: ElementRef<'a>,
-    fast: &FastRanking,
-) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
-    let mut trs = Vec::new();
-    let mut cells: Vec<RowCells<'a>> = Vec::new();
-    walk_elements(table, |el| {
-        let e = el.value();
-        if fast.row.matches(e) {
-            trs.push(el);
-            cells.push([None; 5]);
-            return true;
-        }
-        let Some(slots) = cells.last_mut() else {
-            return true;
-        };
-        let mut matched = false;
-        for (slot, simple) in slots.iter_mut().zip(&fast.cells) {
-            if slot.is_none() && simple.matches(e) {
-                *slot = Some(el);
-                matched = true;
-            }
-        }
-        // A cell holds no other cell: no need to walk inside it.
-        !matched
-    });
-    (trs, cells)
-}
-
-/// Rows and their cells with any selectors: one walk of the table per
-/// selector (`select` reuses its matching caches over a walk, several times
-/// cheaper than `Selector::matches` per element), each cell assigned to the
-/// row it sits in (first match in a row wins).
-fn rows_generic<'a>(
-    table: ElementRef<'a>,
-    sel: &Compiled,
-) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
-    let trs: Vec<ElementRef<'a>> = table.select(&sel.ranking_row).collect();
-    let index: HashMap<_, usize> = trs.iter().enumerate().map(|(i, tr)| (tr.id(), i)).collect();
-    let mut cells: Vec<RowCells<'a>> = vec![[None; 5]; trs.len()];
-    let cell_selectors = [
-        &sel.name,
-        &sel.rank,
-        &sel.vocation,
-        &sel.level,
-        &sel.experience,
-    ];
-    for (k, selector) in cell_selectors.into_iter().enumerate() {
-        for el in table.select(selector) {
-            if let Some(&i) = el.ancestors().find_map(|a| index.get(&a.id())) {
-                cells[i][k].get_or_insert(el);
-            }
-        }
-    }
-    (trs, cells)
-}
 
 /// Parse one guild ranking page.
 pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
@@ -328,109 +368,171 @@ pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPa
     extract_guild(&doc, sel, url)
 }
 
-/// Extract a guild page from a parsed document (the part of
-/// [`parse_guild`] after the HTML parser).
-pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
-    let src = &sel.source;
-    let index = src.ranking_table_index;
-    let (tables, next) = match (&sel.ranking_table_fast, &sel.next_page_fast) {
-        (Some(table_sel), Some(next_sel)) => {
-            // One walk that does not enter the ranking table (walked later
-            // for its rows), direct matching.
-            let mut tables: Vec<ElementRef<'_>> = Vec::new();
-            let mut next: Option<&str> = None;
-            walk_elements(doc.root_element(), |el| {
-                let e = el.value();
-                if next.is_none() && next_sel.matches(e) {
-                    next = e.attr("href");
+/// The ranking containers (up to the ranking) and the first next link
+/// outside the ranking.
+fn containers<'a>(doc: &'a Html, sel: &Compiled) -> (Vec<ElementRef<'a>>, Option<String>) {
+    let index = sel.source.ranking_index;
+    let root = doc.root_element();
+    match (&sel.ranking.fast, &sel.next_page.css.fast) {
+        (Some(container), Some(next_m)) => {
+            // One walk that does not enter the ranking (walked later for
+            // its rows), direct matching.
+            let mut found: Vec<ElementRef<'a>> = Vec::new();
+            let mut next: Option<String> = None;
+            walk_elements(root, |el| {
+                if next.is_none() && next_m.matches(el) {
+                    next = sel.next_page.value(el).filter(|h| !h.is_empty());
                 }
-                if table_sel.matches(e) {
-                    tables.push(el);
-                    return tables.len() != index + 1;
+                if container.matches(el) {
+                    found.push(el);
+                    return found.len() != index + 1;
                 }
                 true
             });
-            (tables, next)
+            (found, next)
         }
-        _ => (
-            doc.select(&sel.ranking_table).collect(),
-            doc.select(&sel.next_page).find_map(|a| a.attr("href")),
-        ),
-    };
-    if tables.is_empty() {
-        return Err(layout("ranking_table", &src.ranking_table, url));
+        _ => {
+            let next = root
+                .select(&sel.next_page.css.selector)
+                .find_map(|e| sel.next_page.value(e).filter(|h| !h.is_empty()));
+            (sel.ranking.select_in(root), next)
+        }
     }
-    let next = next.map(|h| h.trim().to_string()).filter(|h| !h.is_empty());
-    let Some(table) = tables.get(index) else {
+}
+
+/// Rows of the ranking and their cells (name, rank, vocation, level,
+/// experience): the first match of each inside the row. With fast
+/// matchers, one walk of the ranking, names compared directly; the next
+/// link is looked for on the way when `next` is still empty.
+pub(crate) fn ranking_rows<'a>(
+    ranking: ElementRef<'a>,
+    sel: &Compiled,
+    next: &mut Option<String>,
+) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
+    let fast = sel.fast_rows.then(|| {
+        (
+            sel.ranking_row.fast.as_ref(),
+            sel.cells.each_ref().map(|c| c.css.fast.as_ref()),
+            sel.next_page.css.fast.as_ref(),
+        )
+    });
+    if let Some((Some(row_m), [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4)], next_m)) = fast {
+        let cells_m = [c0, c1, c2, c3, c4];
+        let mut rows = Vec::new();
+        let mut cells: Vec<RowCells<'a>> = Vec::new();
+        let check_next = |el: ElementRef<'a>, next: &mut Option<String>| {
+            if next.is_none() && next_m.is_some_and(|m| m.matches(el)) {
+                *next = sel.next_page.value(el).filter(|h| !h.is_empty());
+            }
+        };
+        walk_elements(ranking, |el| {
+            check_next(el, next);
+            if !row_m.matches(el) {
+                return true;
+            }
+            let mut slots: RowCells<'a> = [None; 5];
+            walk_elements(el, |e| {
+                check_next(e, next);
+                for (slot, m) in slots.iter_mut().zip(cells_m) {
+                    if slot.is_none() && m.matches(e) {
+                        *slot = Some(e);
+                    }
+                }
+                true
+            });
+            rows.push(el);
+            cells.push(slots);
+            false
+        });
+        if next.is_none() && sel.next_page.css.fast.is_none() {
+            *next = ranking
+                .select(&sel.next_page.css.selector)
+                .find_map(|e| sel.next_page.value(e).filter(|h| !h.is_empty()));
+        }
+        return (rows, cells);
+    }
+    // Any selectors: one walk of the ranking per selector (`select` reuses
+    // its matching caches over a walk, several times cheaper than
+    // `Selector::matches` per element), each cell assigned to the row it
+    // sits in (first match in a row wins).
+    let rows: Vec<ElementRef<'a>> = sel.ranking_row.select_in(ranking);
+    let index: HashMap<_, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, tr)| (tr.id(), i))
+        .collect();
+    let mut cells: Vec<RowCells<'a>> = vec![[None; 5]; rows.len()];
+    for (k, field) in sel.cells.iter().enumerate() {
+        for el in field.css.select_in(ranking) {
+            if let Some(&i) = el.ancestors().find_map(|a| index.get(&a.id())) {
+                cells[i][k].get_or_insert(el);
+            }
+        }
+    }
+    if next.is_none() {
+        *next = ranking
+            .select(&sel.next_page.css.selector)
+            .find_map(|e| sel.next_page.value(e).filter(|h| !h.is_empty()));
+    }
+    (rows, cells)
+}
+
+/// Extract a guild page from a parsed document (the part of
+/// [`parse_guild`] after the HTML parser).
+pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
+    let (found, mut next) = containers(doc, sel);
+    if found.is_empty() {
+        return Err(layout(sel.ranking.describe(), url));
+    }
+    let Some(ranking) = found.get(sel.source.ranking_index) else {
         return Ok(GuildPage {
             rows: Vec::new(),
             next: None,
             unknown_guild: true,
         });
     };
-    let (trs, cells) = match &sel.fast {
-        Some(fast) => rows_fast(*table, fast),
-        None => rows_generic(*table, sel),
-    };
-    let mut rows = Vec::with_capacity(trs.len());
-    let mut data_rows = 0usize;
-    for (tr, [name_cell, rank_cell, voc_cell, level_cell, xp_cell]) in trs.iter().zip(cells) {
-        let Some(name_cell) = name_cell else {
-            // Header rows (th) and spacer rows carry no name cell; a row of
-            // td cells without one means the layout changed.
-            if tr
-                .children()
-                .any(|c| ElementRef::wrap(c).is_some_and(|e| e.value().name() == "td"))
-            {
-                data_rows += 1;
-            }
+    let (row_els, cells) = ranking_rows(*ranking, sel, &mut next);
+    let mut rows = Vec::with_capacity(row_els.len());
+    let [name_f, rank_f, voc_f, level_f, xp_f] = &sel.cells;
+    for slots in &cells {
+        // Header and spacer rows hold none of the fields.
+        if slots.iter().all(Option::is_none) {
             continue;
-        };
-        data_rows += 1;
-        let cell = |key: &str, found: Option<ElementRef<'_>>, text: &str| {
-            found.map(text_of).ok_or_else(|| layout(key, text, url))
-        };
-        let link = match &sel.name_link_fast {
-            Some(simple) => {
-                let mut found = None;
-                walk_elements(name_cell, |e| {
-                    if found.is_none() && simple.matches(e.value()) {
-                        found = Some(e);
-                    }
-                    found.is_none()
-                });
-                found
-            }
-            None => name_cell.select(&sel.name_link).next(),
-        };
-        let name = link
-            .map(text_of)
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| text_of(name_cell));
-        if name.is_empty() {
-            return Err(SiteError::BadValue {
-                field: "name".into(),
-                value: String::new(),
-                url: url.to_string(),
-            });
         }
-        let bad = |field: &str, value: String| SiteError::BadValue {
-            field: field.to_string(),
-            value,
-            url: url.to_string(),
+        let [name_el, rank_el, voc_el, level_el, xp_el] = *slots;
+        fn need<'b>(
+            f: &Field,
+            el: Option<ElementRef<'b>>,
+            url: &str,
+        ) -> Result<ElementRef<'b>, SiteError> {
+            el.ok_or_else(|| layout(f.describe(), url))
+        }
+        let (name_el, rank_el, voc_el, level_el, xp_el) = (
+            need(name_f, name_el, url)?,
+            need(rank_f, rank_el, url)?,
+            need(voc_f, voc_el, url)?,
+            need(level_f, level_el, url)?,
+            need(xp_f, xp_el, url)?,
+        );
+        let name = name_f.value(name_el).unwrap_or_default();
+        if name.is_empty() {
+            return Err(bad_value("name", name, url));
+        }
+        // Numbers are read straight from the text pieces; the text is only
+        // joined for an error message.
+        let number = |f: &Field, el: ElementRef<'_>| -> Result<i64, SiteError> {
+            let parsed = match &f.attr {
+                None => parse_number_parts(el.text()),
+                Some(a) => el.value().attr(a).and_then(parse_number),
+            };
+            parsed.ok_or_else(|| bad_value(f.css.key, f.value(el).unwrap_or_default(), url))
         };
-        // Numbers are read straight from the cell's text pieces; the text
-        // is only joined for an error message.
-        let number = |key: &str, found: Option<ElementRef<'_>>, text: &str| {
-            let el = found.ok_or_else(|| layout(key, text, url))?;
-            parse_number_parts(el.text()).ok_or_else(|| bad(key, text_of(el)))
-        };
-        let rank = number("rank", rank_cell, &src.rank)?;
-        let rank = u32::try_from(rank).map_err(|_| bad("rank", rank.to_string()))?;
-        let vocation = cell("vocation", voc_cell, &src.vocation)?;
-        let level = number("level", level_cell, &src.level)?;
-        let level = u32::try_from(level).map_err(|_| bad("level", level.to_string()))?;
-        let experience = number("experience", xp_cell, &src.experience)?;
+        let rank = number(rank_f, rank_el)?;
+        let rank = u32::try_from(rank).map_err(|_| bad_value("rank", rank.to_string(), url))?;
+        let vocation = voc_f.value(voc_el).unwrap_or_default();
+        let level = number(level_f, level_el)?;
+        let level = u32::try_from(level).map_err(|_| bad_value("level", level.to_string(), url))?;
+        let experience = number(xp_f, xp_el)?;
         rows.push(PlayerRow {
             rank,
             name,
@@ -439,8 +541,10 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
             experience,
         });
     }
-    if rows.is_empty() && data_rows > 0 {
-        return Err(layout("name", &src.name, url));
+    // Rows that hold none of the fields, beyond a header: the cells were
+    // renamed, and an empty ranking would be stored as one.
+    if rows.is_empty() && row_els.len() > 1 {
+        return Err(layout(name_f.describe(), url));
     }
     Ok(GuildPage {
         rows,
@@ -461,6 +565,32 @@ mod tests {
 
     fn brt() -> FixedOffset {
         FixedOffset::west_opt(3 * 3600).expect("offset")
+    }
+
+    fn nine_am() -> DateTime<Utc> {
+        // 2026-11-29 12:00 UTC = 09:00 in UTC-3.
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn text_is_joined_as_shown() {
+        let table: &[(&[&str], &str)] = &[
+            (
+                &["🔥", "Daily Raw Ranking", "Rotina de coleta"],
+                "🔥Daily Raw RankingRotina de coleta",
+            ),
+            (
+                &["\r\n   Auroria", " Status ", "Servidor\r\n"],
+                "Auroria Status Servidor",
+            ),
+            (&["  Zé \u{a0}  Pequeno "], "Zé Pequeno"),
+            (&["", "  ", ""], ""),
+        ];
+        for (parts, want) in table {
+            assert_eq!(clean_text(parts.iter().copied()), *want, "{parts:?}");
+        }
     }
 
     #[test]
@@ -490,20 +620,26 @@ mod tests {
     #[test]
     fn site_times() {
         let off = brt();
-        // 2026-11-29 12:00 UTC = 09:00 in UTC-3.
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
-            .single()
-            .expect("time");
+        let now = nine_am();
         let at = |y, mo, d, h, mi| off.with_ymd_and_hms(y, mo, d, h, mi, 0).single();
         let table: &[(&str, Option<DateTime<FixedOffset>>)] = &[
             ("Hoje às 09:23", at(2026, 11, 29, 9, 23)),
             ("  Hoje   às\n 00:05 ", at(2026, 11, 29, 0, 5)),
+            ("\r\n   Hoje às 09:23\r\n  ", at(2026, 11, 29, 9, 23)),
             ("Ontem às 23:58", at(2026, 11, 28, 23, 58)),
             ("hoje as 10:02", at(2026, 11, 29, 10, 2)),
+            ("HOJE ÀS 10:02", at(2026, 11, 29, 10, 2)),
             ("27/11/2026 às 08:00", at(2026, 11, 27, 8, 0)),
+            ("27/11/2026 08:00", at(2026, 11, 27, 8, 0)),
+            ("🕑 Última: Hoje às 09:23 (BRT)", at(2026, 11, 29, 9, 23)),
+            ("Atualizado Ontem às 7:05 h", at(2026, 11, 28, 7, 5)),
+            ("2026-11-29T09:23:00-03:00", at(2026, 11, 29, 9, 23)),
+            ("2026-11-29T12:23:00Z", at(2026, 11, 29, 9, 23)),
+            ("2026-11-29T09:23", at(2026, 11, 29, 9, 23)),
             ("Amanhã às 10:00", None),
             ("Hoje às 25:00", None),
+            ("31/02/2026 às 10:00", None),
+            ("5 min", None),
             ("", None),
         ];
         for (text, want) in table {
@@ -520,26 +656,34 @@ mod tests {
         );
     }
 
-    const STATUS: &str = r#"<html><body>
-      <table class="table">
-        <tr><th colspan="4">  Aurera Status </th></tr>
-        <tr><td> Online </td><td>Hoje às 09:30</td><td>1 min</td><td>Atualizado</td></tr>
-        <tr><td>
-             Daily Raw Ranking
-            </td><td>  Hoje às 09:23 </td><td>5 min</td><td>Atualizado</td></tr>
-        <tr><td>Cèlesta STATUS</td><td></td><td> </td><td></td></tr>
-        <tr><th colspan="4">İİİ</th></tr>
-        <tr><td>Daily Raw Ranking</td><td>Ontem às 23:58</td><td>10 h</td><td>Desatualizado</td></tr>
-      </table></body></html>"#;
+    #[test]
+    fn world_names_from_titles() {
+        let re = Regex::new(crate::site::selectors::DEFAULT_WORLD_PATTERN).expect("valid");
+        let table: &[(&str, Option<&str>)] = &[
+            ("Auroria Status Servidor", Some("Auroria")),
+            ("AuroriaStatusServidor", Some("Auroria")),
+            ("  Cèlesta STATUS ", Some("Cèlesta")),
+            ("🌍 Aurera — Status", Some("Aurera")),
+            ("Nova Ordem Status", Some("Nova Ordem")),
+            ("Status", None),
+            ("Rotina", None),
+            ("🔥Daily Raw RankingRotina de coleta", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(world_of_title(&re, text).as_deref(), *want, "{text:?}");
+        }
+    }
+
+    /// The real shape: a world title cell with markup and a label, emoji +
+    /// name + phrase in one cell with no whitespace, CRLF, empty rows, a
+    /// header with "Status", a stale row, the routine twice in one block.
+    const STATUS: &str = "<html><body>\r\n      <table class=\"table\">\r\n        <tr><td colspan=\"4\"><span>Aurera</span> Status <small>Servidor</small></td></tr>\r\n        <tr><th>Rotina</th><th>Última atualização</th><th>Atraso</th><th>Status</th></tr>\r\n        <tr><td><span>🟢</span><span>Online</span><small>Rotina de coleta</small></td><td>Hoje às 09:30</td><td>1 min</td><td>Atualizado</td></tr>\r\n        <tr><td><span>🔥</span><span>Daily Raw Ranking</span><small>Rotina de coleta</small></td><td>\r\n     Hoje às 09:23 </td><td>5 min</td><td>Atualizado</td></tr>\r\n        <tr><td><span>🔥</span><span>Daily Raw Ranking</span><small>Rotina de coleta</small></td><td>Ontem às 10:00</td><td>23 h</td><td>Desatualizado</td></tr>\r\n        <tr><td colspan=\"4\"></td></tr>\r\n        <tr></tr>\r\n        <tr><td colspan=\"4\"><span>Cèlesta</span>Status<small>Servidor</small></td></tr>\r\n        <tr><td><span>💀</span><span>Deaths/Kills</span><small>Rotina de coleta</small></td><td>Ontem às 23:58</td><td>9 h</td><td>Desatualizado</td></tr>\r\n        <tr><td><span>🔥</span><b>DAILY  RAW</b> ranking<small>Rotina de coleta</small></td><td>Ontem às 23:58</td><td>10 h</td><td>Desatualizado</td></tr>\r\n      </table></body></html>";
 
     #[test]
     fn status_page() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
-            .single()
-            .expect("time");
-        let got = parse_status(STATUS, &sel(), "http://x/status", now, brt()).expect("parses");
-        assert_eq!(got.len(), 2);
+        let got =
+            parse_status(STATUS, &sel(), "http://x/status", nine_am(), brt()).expect("parses");
+        assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0].world, "Aurera");
         assert_eq!(got[0].raw, "Hoje às 09:23");
         assert_eq!(got[0].update_time.to_rfc3339(), "2026-11-29T09:23:00-03:00");
@@ -551,42 +695,100 @@ mod tests {
     fn status_layout_errors_name_selector_and_url() {
         let now = Utc::now();
         let cases: &[(&str, &str)] = &[
-            ("<html><body><p>maintenance</p></body></html>", "status_row"),
+            (
+                "<html><body><p>maintenance</p></body></html>",
+                "world_title",
+            ),
             (
                 "<html><table><tr><td>a</td><td>b</td></tr></table></html>",
-                "status_title_suffix",
+                "world_pattern",
             ),
             (
                 "<html><table><tr><th>A Status</th></tr><tr><td>Online</td><td>Hoje às 09:00</td></tr></table></html>",
-                "status_routine",
+                "routine = \"Daily Raw Ranking\"",
+            ),
+            (
+                "<html><table><tr><th>A Status</th></tr><tr><th>Daily Raw Ranking</th><th>Hoje às 09:00</th></tr></table></html>",
+                "routine_name",
+            ),
+            (
+                "<html><table><tr><th>A Status</th></tr><tr><td>Daily Raw Ranking</td></tr></table></html>",
+                "routine_time",
+            ),
+            (
+                "<html><table><tr><th>A Status</th></tr><tr><td>Daily Raw Ranking</td><td>soon</td></tr></table></html>",
+                "cannot read routine_time `soon`",
             ),
         ];
+        let lists = Selectors {
+            world_title: "h1".into(),
+            routine_entry: "li".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        let err = parse_status(
+            "<html><h1>A Status</h1><p>b</p></html>",
+            &lists,
+            "http://x/status",
+            now,
+            brt(),
+        )
+        .expect_err("no entries");
+        assert!(err.to_string().contains("routine_entry = \"li\""), "{err}");
         for (page, key) in cases {
             let err = parse_status(page, &sel(), "http://x/status", now, brt()).expect_err(page);
             let msg = err.to_string();
             assert!(
                 msg.contains(key) && msg.contains("http://x/status"),
-                "{msg}"
+                "{key}: {msg}"
             );
-            assert!(msg.contains("layout changed?"), "{msg}");
         }
+    }
+
+    #[test]
+    fn entries_belong_to_the_nearest_title_before_them() {
+        // Table-free: headed sections, list items, times in attributes.
+        let s = Selectors {
+            world_title: "h2".into(),
+            routine_entry: "li".into(),
+            routine_name: "b".into(),
+            routine_time: "time::attr(datetime)".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        let page = r#"<html><body>
+            <ul><li><b>Daily Raw Ranking</b><time datetime="2026-11-29T01:00">x</time></li></ul>
+            <h2>🌍 Aurera <i>Status</i></h2>
+            <ul><li><b>Online</b><time datetime="2026-11-29T09:01">x</time></li>
+                <li><b>🔥 Daily Raw Ranking</b> <time datetime="2026-11-29T09:02-03:00">Hoje às 09:02</time></li></ul>
+            <section><h2>Bellum Status</h2></section>
+            <div><ul><li><b>Daily Raw Ranking</b><time datetime="2026-11-29T09:03">x</time></li></ul></div>
+            </body></html>"#;
+        let got = parse_status(page, &s, "u", nine_am(), brt()).expect("parses");
+        let seen: Vec<(String, String)> = got
+            .iter()
+            .map(|w| (w.world.clone(), w.update_time.format("%H:%M").to_string()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("Aurera".into(), "09:02".into()),
+                ("Bellum".into(), "09:03".into())
+            ]
+        );
     }
 
     fn guild_page(rows: &str, next: &str) -> String {
         format!(
-            r#"<!DOCTYPE html><html><body>
-            <table class="table table-highscores"><tr><th>Vocation</th><th>Players</th></tr>
-              <tr><td>Knight</td><td>2</td></tr></table>
-            <table class="table table-highscores">
-              <tr><th>#</th><th>Name</th><th>Voc</th><th>Level</th><th>XP</th></tr>
-              {rows}
-            </table>{next}</body></html>"#
+            "<!DOCTYPE html>\r\n<html><body>\r\n            <table class=\"table table-highscores\"><tr><th>Vocation</th><th>Players</th></tr>\r\n              <tr><td>Knight</td><td>2</td></tr></table>\r\n            <table class=\"table table-highscores\">\r\n              <tr><th>#</th><th>Name</th><th>Voc</th><th>Level</th><th>XP</th></tr>\r\n              {rows}\r\n            </table>{next}</body></html>"
         )
     }
 
     fn row(rank: &str, name: &str, voc: &str, level: &str, xp: &str) -> String {
         format!(
-            "<tr>\n <td class=\"col-rank\"> {rank} </td>\n <td class=\"col-name\">\n  <a href=\"/player?name=x\"> {name} </a>\n </td><td class=\"col-voc\"> {voc} </td><td class=\"col-level\">{level}</td><td class=\"col-xp\">\n {xp}\n</td></tr>"
+            "<tr>\r\n <td class=\"col-rank\"> {rank} </td>\r\n <td class=\"col-name\">\r\n  <a href=\"/player?name=x\"> {name} </a>\r\n </td><td class=\"col-voc\"> {voc} </td><td class=\"col-level\">{level}</td><td class=\"col-xp\">\r\n {xp}\r\n</td></tr>"
         )
     }
 
@@ -644,27 +846,81 @@ mod tests {
         );
         let fast = sel();
         let generic = Selectors {
-            name: "tr > td.col-name".into(),
-            experience: "td[class~=col-xp]".into(),
-            ranking_table: "body table.table-highscores".into(),
-            next_page: "body a[rel=next]".into(),
+            name: "tr > td.col-name a:first-child".into(),
+            experience: "td[class~=col-xp]:not(.x)".into(),
+            ranking: "body table.table-highscores:not(.x)".into(),
+            next_page: "body a[rel=next]:not(.x)".into(),
             ..Selectors::default()
         }
         .compile()
         .expect("valid");
-        assert!(fast.fast.is_some() && generic.fast.is_none());
+        assert!(fast.fast_rows && !generic.fast_rows);
+        assert!(generic.ranking.fast.is_none() && generic.next_page.css.fast.is_none());
         let a = parse_guild(&page, &fast, "u").expect("fast");
         let b = parse_guild(&page, &generic, "u").expect("generic");
         assert_eq!(a, b);
         assert_eq!(a.rows.len(), 2);
         assert_eq!(a.next.as_deref(), Some("?page=2"));
-        assert!(generic.ranking_table_fast.is_none() && generic.next_page_fast.is_none());
         // Both report a missing cell the same way.
         let broken = page.replace("col-xp", "col-exp");
         for s in [&fast, &generic] {
             let err = parse_guild(&broken, s, "u").expect_err("no xp cell");
             assert!(err.to_string().contains("experience"), "{err}");
         }
+        // A next link inside the ranking is found by both.
+        let inside = guild_page(
+            &[
+                row("1", "A", "D", "1", "1"),
+                "<tr><td><a rel=\"next\" href=\"?p=2\">»</a></td></tr>".to_string(),
+            ]
+            .concat(),
+            "",
+        );
+        for s in [&fast, &generic] {
+            let got = parse_guild(&inside, s, "u").expect("parses");
+            assert_eq!(got.next.as_deref(), Some("?p=2"));
+            assert_eq!(got.rows.len(), 1);
+        }
+    }
+
+    #[test]
+    fn fields_may_read_attributes() {
+        let s = Selectors {
+            ranking: "div.ranking".into(),
+            ranking_index: 0,
+            ranking_row: "div.row".into(),
+            rank: "span.pos".into(),
+            name: "span.who a".into(),
+            vocation: "span.voc::attr(title)".into(),
+            level: "span.lvl::attr(data-level)".into(),
+            experience: "span.exp".into(),
+            next_page: "a.next::attr(data-href)".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        assert!(s.fast_rows);
+        let page = r#"<html><body><div class="ranking">
+            <div class="row head"><span>#</span></div>
+            <div class="row"><span class="pos">1º</span><span class="who"><a href="/p">Zé</a><small>Líder</small></span>
+              <span class="voc" title="Elite Knight">EK</span><span class="lvl" data-level="512">Nível 512</span>
+              <span class="exp">74,287,224</span></div>
+            </div><a class="next" href="/wrong" data-href="?page=2">next</a></body></html>"#;
+        let got = parse_guild(page, &s, "u").expect("parses");
+        assert_eq!(
+            got.rows,
+            vec![PlayerRow {
+                rank: 1,
+                name: "Zé".into(),
+                vocation: "Elite Knight".into(),
+                level: 512,
+                experience: 74_287_224
+            }]
+        );
+        assert_eq!(got.next.as_deref(), Some("?page=2"));
+        let err = parse_guild(&page.replace("data-level", "data-lvl"), &s, "u")
+            .expect_err("no attribute");
+        assert!(err.to_string().contains("cannot read level"), "{err}");
     }
 
     #[test]
@@ -686,21 +942,32 @@ mod tests {
     fn guild_errors() {
         let s = sel();
         let cases: Vec<(String, &str)> = vec![
-            ("<html><body>nothing</body></html>".into(), "ranking_table"),
+            (
+                "<html><body>nothing</body></html>".into(),
+                "ranking = \"table.table-highscores\"",
+            ),
             (
                 guild_page("<tr><td class=\"nm\">A</td><td>1</td></tr>", ""),
                 "td.col-name",
             ),
             (
                 guild_page(
-                    "<tr><td class=\"col-rank\">1</td><td class=\"col-name\">A</td><td class=\"col-voc\">D</td><td class=\"col-level\">1</td></tr>",
+                    "<tr><td class=\"col-rank\">1</td><td class=\"col-name\"><a>A</a></td><td class=\"col-voc\">D</td><td class=\"col-level\">1</td></tr>",
                     "",
                 ),
                 "td.col-xp",
             ),
             (
                 guild_page(&row("1", "A", "D", "1", "lots"), ""),
-                "experience",
+                "cannot read experience `lots`",
+            ),
+            (
+                guild_page(&row("1", "", "D", "1", "1"), ""),
+                "cannot read name",
+            ),
+            (
+                guild_page(&row("-1", "A", "D", "1", "1"), ""),
+                "cannot read rank `-1`",
             ),
             (
                 guild_page(&row("1", "A", "D", "1", "1"), "").replace("</html>", ""),

@@ -1,63 +1,97 @@
-//! CSS selectors for every field, with defaults that match the real site.
+//! `[site.selectors]`: how the pages are read, with defaults that match the
+//! real site. A redesign of the site is a config change, not a rebuild.
 //!
-//! A layout change on the site is a config change (`[site.selectors]`), not a
-//! rebuild. [`Selectors::compile`] checks every one at start-up.
+//! The model (see `config/worlds.toml` for every key):
+//!
+//! - status page: `world_title` elements whose text matches `world_pattern`
+//!   (a regex with a named group `world`) open a world block; every
+//!   `routine_entry` element belongs to the nearest world title before it in
+//!   document order, and holds a `routine_name` and a `routine_time`. The
+//!   entry whose name contains `routine` (compared case-insensitively,
+//!   ignoring whitespace, emoji and punctuation) gives the world's update
+//!   time; the first such entry of a block wins.
+//! - guild page: the `ranking` container number `ranking_index` (from 0)
+//!   among its matches holds `ranking_row` rows; each row holds `rank`,
+//!   `name`, `vocation`, `level` and `experience`; `next_page` links to the
+//!   next page.
+//!
+//! A value key may read an attribute instead of the text:
+//! `"span.xp::attr(data-value)"`. [`Selectors::compile`] checks every key and
+//! reports each problem in plain words with its position.
 
-use scraper::Selector;
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use scraper::{ElementRef, Selector};
 use serde::Deserialize;
 
-/// `[site.selectors]`: every selector can be overridden in config.
+/// `[site.selectors]`, as written (defaults filled in).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Selectors {
-    /// Status page: the rows of every world block (title rows and routine rows).
-    pub status_row: String,
-    /// Status page: the cells of a row (a title row has one, a routine row four).
-    pub status_cell: String,
-    /// Status page: a title cell reads `<World>` followed by this text.
-    pub status_title_suffix: String,
-    /// Status page: the routine whose time tells that the ranking was refreshed.
-    pub status_routine: String,
-    /// Guild page: the tables; the ranking is the one at `ranking_table_index`.
-    pub ranking_table: String,
-    /// Guild page: index (from 0) of the ranking among `ranking_table` matches;
-    /// the tables before it (the vocation counts) are all an unknown guild has.
-    pub ranking_table_index: usize,
-    /// Guild page: a row of the ranking table.
+    /// Status page: elements that may be a world's title.
+    pub world_title: String,
+    /// Status page: regex over a title's text; the named group `world` is
+    /// the world's name. Titles it does not match are not titles.
+    pub world_pattern: String,
+    /// Status page: one routine of a world (it belongs to the nearest world
+    /// title before it in document order).
+    pub routine_entry: String,
+    /// Status page, inside an entry: the routine's name.
+    pub routine_name: String,
+    /// Status page, inside an entry: the routine's last update time.
+    pub routine_time: String,
+    /// Status page: the routine whose time tells that the ranking was
+    /// refreshed (matched by containment, ignoring case, whitespace, emoji
+    /// and punctuation).
+    #[serde(alias = "status_routine")]
+    pub routine: String,
+    /// Guild page: the ranking container; the ranking is the match number
+    /// `ranking_index`, the matches before it (the vocation counts) are all
+    /// an unknown guild has.
+    #[serde(alias = "ranking_table")]
+    pub ranking: String,
+    /// Guild page: index (from 0) of the ranking among `ranking` matches.
+    #[serde(alias = "ranking_table_index")]
+    pub ranking_index: usize,
+    /// Guild page, inside the ranking: one player's row.
     pub ranking_row: String,
-    /// Guild page: the rank cell.
+    /// Guild page, inside a row: the rank.
     pub rank: String,
-    /// Guild page: the name cell.
+    /// Guild page, inside a row: the player's name.
     pub name: String,
-    /// Guild page: inside the name cell, the link holding the name (falls back
-    /// to the cell text when it matches nothing).
-    pub name_link: String,
-    /// Guild page: the vocation cell.
+    /// Guild page, inside a row: the vocation.
     pub vocation: String,
-    /// Guild page: the level cell.
+    /// Guild page, inside a row: the level.
     pub level: String,
-    /// Guild page: the experience cell (gained today, dot-grouped).
+    /// Guild page, inside a row: the experience gained today.
     pub experience: String,
-    /// Any page: the link to the next page of a paginated listing.
+    /// Any page: the link to the next page (its `href` unless `::attr(…)`
+    /// names another attribute).
     pub next_page: String,
-    /// Any page: text every complete page contains (case-insensitive); a page
-    /// without it was cut short. Empty disables the check.
+    /// Any page: text every complete page contains (case-insensitive); a
+    /// page without it was cut short. Empty disables the check.
     pub complete_marker: String,
 }
+
+/// The default `world_pattern`.
+pub const DEFAULT_WORLD_PATTERN: &str = r"(?i)^\s*(?P<world>.+?)\s*status";
 
 impl Default for Selectors {
     fn default() -> Self {
         Selectors {
-            status_row: "tr".to_string(),
-            status_cell: "th, td".to_string(),
-            status_title_suffix: " Status".to_string(),
-            status_routine: "Daily Raw Ranking".to_string(),
-            ranking_table: "table.table-highscores".to_string(),
-            ranking_table_index: 1,
+            world_title: "th, td".to_string(),
+            world_pattern: DEFAULT_WORLD_PATTERN.to_string(),
+            routine_entry: "tr".to_string(),
+            routine_name: "td:nth-child(1)".to_string(),
+            routine_time: "td:nth-child(2)".to_string(),
+            routine: "Daily Raw Ranking".to_string(),
+            ranking: "table.table-highscores".to_string(),
+            ranking_index: 1,
             ranking_row: "tr".to_string(),
             rank: "td.col-rank".to_string(),
-            name: "td.col-name".to_string(),
-            name_link: "a".to_string(),
+            name: "td.col-name a".to_string(),
             vocation: "td.col-voc".to_string(),
             level: "td.col-level".to_string(),
             experience: "td.col-xp".to_string(),
@@ -66,6 +100,125 @@ impl Default for Selectors {
         }
     }
 }
+
+/// Every key of `[site.selectors]`.
+pub const KEYS: [&str; 16] = [
+    "world_title",
+    "world_pattern",
+    "routine_entry",
+    "routine_name",
+    "routine_time",
+    "routine",
+    "ranking",
+    "ranking_index",
+    "ranking_row",
+    "rank",
+    "name",
+    "vocation",
+    "level",
+    "experience",
+    "next_page",
+    "complete_marker",
+];
+
+/// Former names still read: (old, current).
+pub const RENAMED_KEYS: [(&str, &str); 3] = [
+    ("status_routine", "routine"),
+    ("ranking_table", "ranking"),
+    ("ranking_table_index", "ranking_index"),
+];
+
+/// Keys of `[site.selectors]` that existed before the current model, and
+/// what replaces each. `ranking_table`, `ranking_table_index` and
+/// `status_routine` are still read (as `ranking`, `ranking_index` and
+/// `routine`); these are not.
+pub const RETIRED_KEYS: [&str; 4] = [
+    "status_row",
+    "status_cell",
+    "status_title_suffix",
+    "name_link",
+];
+
+/// A retired key found in a config, with the replacement to write.
+pub fn retired_key_problem(key: &str, value: &str, current: &Selectors) -> SelectorProblem {
+    let q = |s: &str| toml_quote(s);
+    let (message, fix) = match key {
+        "status_row" => (
+            "is retired: a world block is now a title plus the routine entries after it"
+                .to_string(),
+            format!(
+                "write routine_entry = {} (the element of one routine) and world_title = {} (the element holding \"<World> Status\")",
+                q(value),
+                q(&current.world_title)
+            ),
+        ),
+        "status_cell" => (
+            "is retired: the cells are now named one by one".to_string(),
+            format!(
+                "write world_title = {}, routine_name = {} and routine_time = {} (sub-selectors inside routine_entry)",
+                q(value),
+                q(&current.routine_name),
+                q(&current.routine_time)
+            ),
+        ),
+        "status_title_suffix" => {
+            let word = value.trim();
+            let pattern = format!(r"(?i)^\s*(?P<world>.+?)\s*{}", regex::escape(word));
+            (
+                "is retired: the world name is now extracted by a pattern, since the title carries labels and markup around it".to_string(),
+                format!("write world_pattern = {}", q(&pattern)),
+            )
+        }
+        _ => {
+            // name_link
+            let combined = format!("{} {}", current.name.trim(), value.trim());
+            (
+                "is retired: name reads the element that holds the name directly".to_string(),
+                format!(
+                    "write name = {} (the link inside the name cell)",
+                    q(&combined)
+                ),
+            )
+        }
+    };
+    SelectorProblem {
+        key: key.to_string(),
+        message,
+        fix,
+    }
+}
+
+fn toml_quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// One problem of `[site.selectors]` (key without the `site.selectors.`
+/// prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectorProblem {
+    /// The key, e.g. `rank`.
+    pub key: String,
+    /// What is wrong, in plain words, with the position.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl fmt::Display for SelectorProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "site.selectors.{}: {} (fix: {})",
+            self.key, self.message, self.fix
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fast matcher: plain compound selectors joined by descendant or child
+// combinators, matched by comparing names and attributes directly (the
+// selector engine costs far more per element). Anything else falls back to
+// the engine.
 
 /// An attribute test of a [`Compound`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,43 +231,85 @@ pub(crate) enum AttrTest {
     Word(String),
 }
 
-/// `tag.class[attr~=word]…` (each part optional, at least one present).
+/// `tag.class#id[attr~=word]…` (each part optional, at least one present,
+/// or `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Compound {
     tag: Option<String>,
     classes: Vec<String>,
-    attrs: Vec<(String, AttrTest)>,
+    attrs: Vec<(String, AttrTest, bool)>,
 }
 
-/// A selector list of plain compound selectors (no combinators, no
-/// pseudo-classes), matched by comparing names and attributes directly:
-/// the selector engine costs far more per element. Anything else falls
-/// back to the engine.
+/// How two compounds of a chain relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Combinator {
+    /// `a b`
+    Descendant,
+    /// `a > b`
+    Child,
+}
+
+/// `c0 comb c1 comb c2 …`
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Simple(Vec<Compound>);
+pub(crate) struct Chain {
+    compounds: Vec<Compound>,
+    /// `combinators[i]` joins `compounds[i]` and `compounds[i + 1]`.
+    combinators: Vec<Combinator>,
+}
+
+/// A selector list of [`Chain`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Matcher(Vec<Chain>);
 
 fn ident_len(s: &str) -> usize {
     s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         .unwrap_or(s.len())
 }
 
+/// Attributes whose values HTML compares ASCII-case-insensitively (the ones a
+/// scraper may plausibly test; the engine handles the rest of the list).
+fn case_insensitive_attr(name: &str) -> bool {
+    matches!(
+        name,
+        "rel" | "type" | "lang" | "dir" | "target" | "hreflang" | "media" | "method" | "align"
+    )
+}
+
 fn parse_compound(text: &str) -> Option<Compound> {
-    let mut rest = text.trim();
+    let mut rest = text;
     if rest.is_empty() {
         return None;
     }
-    let n = ident_len(rest);
-    let tag = (n > 0).then(|| rest[..n].to_ascii_lowercase());
-    rest = &rest[n..];
+    let universal = rest.starts_with('*');
+    let tag = if universal {
+        rest = &rest[1..];
+        None
+    } else {
+        let n = ident_len(rest);
+        let tag = (n > 0).then(|| rest[..n].to_ascii_lowercase());
+        rest = &rest[n..];
+        tag
+    };
     let mut classes = Vec::new();
     let mut attrs = Vec::new();
     while !rest.is_empty() {
         if let Some(r) = rest.strip_prefix('.') {
             let n = ident_len(r);
-            if n == 0 {
+            if n == 0 || r.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
             }
             classes.push(r[..n].to_string());
+            rest = &r[n..];
+        } else if let Some(r) = rest.strip_prefix('#') {
+            let n = ident_len(r);
+            if n == 0 || r.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            attrs.push((
+                "id".to_string(),
+                AttrTest::Equals(r[..n].to_string()),
+                false,
+            ));
             rest = &r[n..];
         } else if let Some(r) = rest.strip_prefix('[') {
             let end = r.find(']')?;
@@ -133,7 +328,8 @@ fn parse_compound(text: &str) -> Option<Compound> {
                     .and_then(|v| v.strip_suffix('"'))
                     .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
                     .unwrap_or(v);
-                (!v.is_empty() && !v.contains(['"', '\'', ' ', '\\'])).then(|| v.to_string())
+                (!v.is_empty() && !v.contains(['"', '\'', ' ', '\\', '[', ']']))
+                    .then(|| v.to_string())
             };
             let test = if op.is_empty() {
                 AttrTest::Exists
@@ -144,12 +340,13 @@ fn parse_compound(text: &str) -> Option<Compound> {
             } else {
                 return None;
             };
-            attrs.push((name, test));
+            let ci = case_insensitive_attr(&name);
+            attrs.push((name, test, ci));
         } else {
             return None;
         }
     }
-    if tag.is_none() && classes.is_empty() && attrs.is_empty() {
+    if !universal && tag.is_none() && classes.is_empty() && attrs.is_empty() {
         return None;
     }
     Some(Compound {
@@ -159,144 +356,810 @@ fn parse_compound(text: &str) -> Option<Compound> {
     })
 }
 
-impl Simple {
-    /// `Some` when `text` is a list of plain compound selectors.
-    pub(crate) fn parse(text: &str) -> Option<Simple> {
-        text.split(',')
-            .map(parse_compound)
-            .collect::<Option<Vec<_>>>()
-            .map(Simple)
+/// Length of the compound at the start of `s` (up to whitespace or a
+/// combinator outside brackets).
+fn compound_len(s: &str) -> usize {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            c if depth == 0 && (c.is_whitespace() || matches!(c, '>' | '+' | '~' | ',')) => {
+                return i;
+            }
+            _ => {}
+        }
     }
+    s.len()
+}
 
-    /// Whether an element matches.
-    pub(crate) fn matches(&self, el: &scraper::node::Element) -> bool {
-        self.0.iter().any(|c| {
-            c.tag.as_deref().is_none_or(|t| el.name() == t)
-                && c.classes
-                    .iter()
-                    .all(|k| el.has_class(k, scraper::CaseSensitivity::CaseSensitive))
-                && c.attrs
-                    .iter()
-                    .all(|(name, test)| match (el.attr(name), test) {
-                        (None, _) => false,
-                        (Some(_), AttrTest::Exists) => true,
-                        (Some(v), AttrTest::Equals(want)) => v == want,
-                        (Some(v), AttrTest::Word(want)) => {
-                            v.split_ascii_whitespace().any(|w| w == want)
+fn parse_chain(text: &str) -> Option<Chain> {
+    let mut rest = text.trim();
+    let mut compounds = Vec::new();
+    let mut combinators = Vec::new();
+    loop {
+        let n = compound_len(rest);
+        if n == 0 {
+            return None;
+        }
+        compounds.push(parse_compound(&rest[..n])?);
+        rest = &rest[n..];
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some(r) = trimmed.strip_prefix('>') {
+            combinators.push(Combinator::Child);
+            rest = r.trim_start();
+        } else if trimmed.len() < rest.len() {
+            combinators.push(Combinator::Descendant);
+            rest = trimmed;
+        } else {
+            return None;
+        }
+    }
+    Some(Chain {
+        compounds,
+        combinators,
+    })
+}
+
+impl Compound {
+    fn matches(&self, el: &scraper::node::Element) -> bool {
+        self.tag.as_deref().is_none_or(|t| el.name() == t)
+            && self
+                .classes
+                .iter()
+                .all(|k| el.has_class(k, scraper::CaseSensitivity::CaseSensitive))
+            && self
+                .attrs
+                .iter()
+                .all(|(name, test, ci)| match (el.attr(name), test) {
+                    (None, _) => false,
+                    (Some(_), AttrTest::Exists) => true,
+                    (Some(v), AttrTest::Equals(want)) => {
+                        if *ci {
+                            v.eq_ignore_ascii_case(want)
+                        } else {
+                            v == want
                         }
-                    })
-        })
+                    }
+                    (Some(v), AttrTest::Word(want)) => v.split_ascii_whitespace().any(|w| {
+                        if *ci {
+                            w.eq_ignore_ascii_case(want)
+                        } else {
+                            w == want
+                        }
+                    }),
+                })
     }
 }
 
-/// Row and cell selectors of the ranking when all are simple.
+impl Chain {
+    /// Whether `el` matches compounds `..=i` (right to left, backtracking
+    /// over ancestors for descendant combinators).
+    fn matches_upto(&self, i: usize, el: ElementRef<'_>) -> bool {
+        if !self.compounds[i].matches(el.value()) {
+            return false;
+        }
+        if i == 0 {
+            return true;
+        }
+        match self.combinators[i - 1] {
+            Combinator::Child => el
+                .parent()
+                .and_then(ElementRef::wrap)
+                .is_some_and(|p| self.matches_upto(i - 1, p)),
+            Combinator::Descendant => el
+                .ancestors()
+                .filter_map(ElementRef::wrap)
+                .any(|a| self.matches_upto(i - 1, a)),
+        }
+    }
+}
+
+impl Matcher {
+    /// `Some` when `text` is a list of chains of plain compound selectors.
+    pub(crate) fn parse(text: &str) -> Option<Matcher> {
+        text.split(',')
+            .map(parse_chain)
+            .collect::<Option<Vec<_>>>()
+            .map(Matcher)
+    }
+
+    /// Whether an element matches.
+    pub(crate) fn matches(&self, el: ElementRef<'_>) -> bool {
+        self.0
+            .iter()
+            .any(|c| c.matches_upto(c.compounds.len() - 1, el))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Compiled selectors.
+
+/// A compiled CSS selector: the engine's, plus the fast matcher when the
+/// selector is simple enough.
 #[derive(Debug, Clone)]
-pub(crate) struct FastRanking {
-    pub(crate) row: Simple,
-    /// name, rank, vocation, level, experience.
-    pub(crate) cells: [Simple; 5],
+pub struct Css {
+    /// Config key.
+    pub key: &'static str,
+    /// The selector as written (without `::attr(…)`).
+    pub text: String,
+    pub(crate) selector: Selector,
+    pub(crate) fast: Option<Matcher>,
+}
+
+impl Css {
+    /// Whether an element matches.
+    pub fn matches(&self, el: ElementRef<'_>) -> bool {
+        match &self.fast {
+            Some(m) => m.matches(el),
+            None => self.selector.matches(&el),
+        }
+    }
+
+    /// The elements under `scope` that match, in document order.
+    pub fn select_in<'a>(&self, scope: ElementRef<'a>) -> Vec<ElementRef<'a>> {
+        match &self.fast {
+            Some(m) => {
+                let mut out = Vec::new();
+                walk_elements(scope, |e| {
+                    if m.matches(e) {
+                        out.push(e);
+                    }
+                    true
+                });
+                out
+            }
+            None => scope.select(&self.selector).collect(),
+        }
+    }
+
+    /// The first element under `scope` that matches.
+    pub fn first_in<'a>(&self, scope: ElementRef<'a>) -> Option<ElementRef<'a>> {
+        match &self.fast {
+            Some(m) => {
+                let mut found = None;
+                walk_elements(scope, |e| {
+                    if found.is_none() && m.matches(e) {
+                        found = Some(e);
+                    }
+                    found.is_none()
+                });
+                found
+            }
+            None => scope.select(&self.selector).next(),
+        }
+    }
+
+    /// `key = "selector"`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} = {:?}", self.key, self.text)
+    }
+}
+
+/// A selector whose element gives a value: its text, or an attribute.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The element.
+    pub css: Css,
+    /// The attribute to read instead of the text.
+    pub attr: Option<String>,
+    /// The key's value as written.
+    pub written: String,
+}
+
+impl Field {
+    /// The value of a matched element: the attribute (trimmed), or the text
+    /// with whitespace collapsed.
+    pub fn value(&self, el: ElementRef<'_>) -> Option<String> {
+        match &self.attr {
+            Some(a) => el
+                .value()
+                .attr(a)
+                .map(|v| super::parse::clean_text(std::iter::once(v))),
+            None => Some(super::parse::clean_text(el.text())),
+        }
+    }
+
+    /// `key = "as written"`, for messages.
+    pub fn describe(&self) -> String {
+        format!("{} = {:?}", self.css.key, self.written)
+    }
+}
+
+/// Pre-order walk of the elements under `root` (not `root` itself);
+/// `visit` returns whether to walk into the element's children.
+pub(crate) fn walk_elements<'a>(
+    root: ElementRef<'a>,
+    mut visit: impl FnMut(ElementRef<'a>) -> bool,
+) {
+    let root_id = root.id();
+    let mut cursor = root.first_child();
+    while let Some(node) = cursor {
+        let descend = ElementRef::wrap(node).is_some_and(&mut visit);
+        cursor = descend.then(|| node.first_child()).flatten().or_else(|| {
+            let mut n = node;
+            loop {
+                if let Some(sibling) = n.next_sibling() {
+                    return Some(sibling);
+                }
+                match n.parent() {
+                    Some(p) if p.id() != root_id => n = p,
+                    _ => return None,
+                }
+            }
+        });
+    }
 }
 
 /// Selectors parsed once, ready for matching.
 #[derive(Debug, Clone)]
 pub struct Compiled {
-    pub(crate) fast: Option<FastRanking>,
-    pub(crate) name_link_fast: Option<Simple>,
-    pub(crate) ranking_table_fast: Option<Simple>,
-    pub(crate) next_page_fast: Option<Simple>,
-    pub(crate) status_row: Selector,
-    pub(crate) status_cell: Selector,
-    pub(crate) ranking_table: Selector,
-    pub(crate) ranking_row: Selector,
-    pub(crate) rank: Selector,
-    pub(crate) name: Selector,
-    pub(crate) name_link: Selector,
-    pub(crate) vocation: Selector,
-    pub(crate) level: Selector,
-    pub(crate) experience: Selector,
-    pub(crate) next_page: Selector,
+    pub(crate) world_title: Field,
+    pub(crate) world_pattern: Regex,
+    pub(crate) routine_entry: Css,
+    pub(crate) routine_name: Field,
+    pub(crate) routine_time: Field,
+    /// `routine`, normalized for containment.
+    pub(crate) routine_key: String,
+    pub(crate) ranking: Css,
+    pub(crate) ranking_row: Css,
+    /// name, rank, vocation, level, experience.
+    pub(crate) cells: [Field; 5],
+    /// All five cells and the row have fast matchers.
+    pub(crate) fast_rows: bool,
+    pub(crate) next_page: Field,
     /// The source strings (for messages).
     pub source: Selectors,
 }
 
+/// Split `sel::attr(name)` into the selector and the attribute.
+fn split_attr(text: &str) -> Result<(&str, Option<&str>), String> {
+    let t = text.trim_end();
+    let Some(at) = t.rfind("::attr(") else {
+        return Ok((text, None));
+    };
+    let Some(inner) = t[at + 7..].strip_suffix(')') else {
+        return Err(format!(
+            "at character {}, \"::attr(\" is not closed by \")\" at the end",
+            text[..at].chars().count() + 1
+        ));
+    };
+    let name = inner.trim();
+    if name.is_empty() || ident_len(name) != name.len() {
+        return Err(format!(
+            "at character {}, \"::attr({inner})\" needs an attribute name such as data-value",
+            text[..at].chars().count() + 1
+        ));
+    }
+    Ok((&t[..at], Some(name)))
+}
+
+/// Pseudo-classes the selector engine knows.
+const PSEUDO_CLASSES: [&str; 18] = [
+    "first-child",
+    "last-child",
+    "only-child",
+    "root",
+    "empty",
+    "scope",
+    "first-of-type",
+    "last-of-type",
+    "only-of-type",
+    "nth-child",
+    "nth-last-child",
+    "nth-of-type",
+    "nth-last-of-type",
+    "not",
+    "is",
+    "where",
+    "has",
+    "any",
+];
+
+fn is_ident_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_' || c == '-' || !c.is_ascii()
+}
+
+fn is_ident_char(c: char) -> bool {
+    is_ident_start(c) || c.is_ascii_digit()
+}
+
+/// The first mistake in a selector that a reader would point at: its byte
+/// offset and what is wrong, in plain words.
+fn locate_selector_mistake(text: &str) -> Option<(usize, String)> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |i: usize| chars.get(i).map(|&(_, c)| c);
+    let byte = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
+    // Whether a compound selector may start at i (after optional spaces).
+    let next_significant = |mut i: usize| {
+        while at(i).is_some_and(char::is_whitespace) {
+            i += 1;
+        }
+        (i, at(i))
+    };
+    let mut i = 0;
+    let mut depth = 0usize; // parentheses
+    let mut expect_compound = true; // at the start, after a comma or combinator
+    let mut after_combinator: Option<usize> = None;
+    while let Some(c) = at(i) {
+        match c {
+            '[' => {
+                let start = i;
+                let close = (i + 1..chars.len()).find(|&j| at(j) == Some(']'));
+                let Some(close) = close else {
+                    return Some((byte(start), "\"[\" is never closed by \"]\"".to_string()));
+                };
+                let inner: String = chars[i + 1..close].iter().map(|&(_, c)| c).collect();
+                static ATTR: LazyLock<Regex> = LazyLock::new(|| {
+                    Regex::new(
+                        r#"^\s*[A-Za-z_-][A-Za-z0-9_-]*\s*(?:[~|^$*]?=\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*(?:[iIsS]\s*)?)?$"#,
+                    )
+                    .expect("a constant, valid pattern")
+                });
+                if !ATTR.is_match(&inner) {
+                    let what = if inner.trim().is_empty()
+                        || !inner.trim_start().starts_with(is_ident_start)
+                    {
+                        "an attribute test \"[…]\" needs an attribute name first, e.g. [rel~=next] or [data-value]"
+                    } else {
+                        "an attribute test must read [name], [name=value], [name~=value] (also |= ^= $= *=), with a quoted value if it holds spaces"
+                    };
+                    return Some((byte(start), what.to_string()));
+                }
+                i = close + 1;
+                expect_compound = false;
+                after_combinator = None;
+                continue;
+            }
+            ']' => return Some((byte(i), "\"]\" closes nothing".to_string())),
+            '.' | '#' => {
+                if !at(i + 1).is_some_and(is_ident_start) {
+                    let what = if c == '.' {
+                        "\".\" must be followed by a class name, e.g. td.col-xp"
+                    } else {
+                        "\"#\" must be followed by an id, e.g. div#ranking"
+                    };
+                    return Some((byte(i), what.to_string()));
+                }
+                expect_compound = false;
+                after_combinator = None;
+            }
+            ':' => {
+                let double = at(i + 1) == Some(':');
+                let name_start = if double { i + 2 } else { i + 1 };
+                let mut j = name_start;
+                while at(j).is_some_and(is_ident_char) {
+                    j += 1;
+                }
+                let name: String = chars[name_start..j].iter().map(|&(_, c)| c).collect();
+                if name.is_empty() {
+                    return Some((
+                        byte(i),
+                        "\":\" must be followed by a pseudo-class name, e.g. :nth-child(2)"
+                            .to_string(),
+                    ));
+                }
+                if double || !PSEUDO_CLASSES.contains(&name.to_ascii_lowercase().as_str()) {
+                    return Some((
+                        byte(i),
+                        format!(
+                            "{}{name} is not supported (use :nth-child(), :first-child, :not(), :has(), …; to read an attribute end the value with ::attr(name))",
+                            if double { "::" } else { ":" }
+                        ),
+                    ));
+                }
+                expect_compound = false;
+                after_combinator = None;
+                i = j;
+                continue;
+            }
+            '(' => depth += 1,
+            ')' => {
+                if depth == 0 {
+                    return Some((byte(i), "\")\" closes nothing".to_string()));
+                }
+                depth -= 1;
+            }
+            '>' | '+' | '~' => {
+                if expect_compound && depth == 0 {
+                    let what = if after_combinator.is_some() {
+                        format!("two combinators in a row: \"{c}\" follows another")
+                    } else {
+                        format!("the combinator \"{c}\" has no selector before it")
+                    };
+                    return Some((byte(i), what));
+                }
+                expect_compound = true;
+                after_combinator = Some(i);
+            }
+            ',' if depth == 0 => {
+                if expect_compound {
+                    return Some((
+                        byte(i),
+                        "a selector is missing before \",\" (two commas in a row, or a combinator before it?)"
+                            .to_string(),
+                    ));
+                }
+                expect_compound = true;
+                after_combinator = None;
+            }
+            '{' | '}' | ';' | '@' | '!' | '"' | '\'' | '/' | '\\' | '$' | '%' | '&' | '=' | '^'
+            | '?' | '<' => {
+                return Some((
+                    byte(i),
+                    format!("\"{c}\" has no meaning in a CSS selector here"),
+                ));
+            }
+            c if c.is_whitespace() => {}
+            '*' => {
+                expect_compound = false;
+                after_combinator = None;
+            }
+            c if is_ident_char(c) => {
+                expect_compound = false;
+                after_combinator = None;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        let open = (0..chars.len()).rev().find(|&j| at(j) == Some('('));
+        return Some((
+            byte(open.unwrap_or(0)),
+            "\"(\" is never closed by \")\"".to_string(),
+        ));
+    }
+    if expect_compound {
+        let (_, _) = next_significant(i);
+        let what = match after_combinator {
+            Some(_) => "the selector ends with a combinator that has nothing after it",
+            None => "the selector ends where a selector is expected (a trailing \",\"?)",
+        };
+        return Some((
+            byte(after_combinator.unwrap_or(chars.len())),
+            what.to_string(),
+        ));
+    }
+    None
+}
+
+/// Plain words for a selector the engine refuses, with the position.
+fn selector_error_words(text: &str) -> Option<String> {
+    use selectors::parser::{ParseRelative, SelectorList};
+    let mut parser = cssparser::Parser::new(text);
+    let err = match SelectorList::<scraper::selector::Simple>::parse(
+        &scraper::selector::Parser,
+        &mut parser,
+        ParseRelative::No,
+    ) {
+        Ok(_) => return None,
+        Err(e) => e,
+    };
+    let (offset, what) = locate_selector_mistake(text).unwrap_or_else(|| {
+        // Not a mistake the scan knows: where the engine stopped, and its
+        // reason in its own terms.
+        let stopped = parser.position().byte_index().min(text.len());
+        let reason = match err.kind {
+            cssparser::ParseErrorKind::Basic(k) => k.to_string(),
+            cssparser::ParseErrorKind::Custom(k) => format!("{k:?}"),
+        };
+        (
+            stopped,
+            format!("the selector cannot be read from here on ({reason})"),
+        )
+    });
+    let mut cut = offset.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(format!(
+        "at character {}, {what}",
+        text[..cut].chars().count() + 1
+    ))
+}
+
+/// Plain words for a regex error, with its position.
+fn regex_error_words(pattern: &str) -> Option<String> {
+    match regex_syntax::ast::parse::Parser::new().parse(pattern) {
+        Err(e) => Some(format!(
+            "at character {}, {}",
+            e.span().start.column,
+            e.kind()
+        )),
+        Ok(_) => match Regex::new(pattern) {
+            Ok(_) => None,
+            Err(regex::Error::Syntax(s)) => Some(
+                s.lines()
+                    .rev()
+                    .find(|l| l.starts_with("error:"))
+                    .map(|l| l.trim_start_matches("error:").trim().to_string())
+                    .unwrap_or(s),
+            ),
+            Err(e) => Some(e.to_string()),
+        },
+    }
+}
+
+/// Collapse to the comparison key of names: lowercase letters and digits
+/// (and `,.:-`), everything else (whitespace, emoji, other punctuation)
+/// dropped.
+pub fn match_key(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ',' | '.' | ':' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 impl Selectors {
-    /// Parse every selector; the error names the key and the selector.
-    pub fn compile(&self) -> Result<Compiled, String> {
+    /// Parse every key; each problem names the key, says what is wrong in
+    /// plain words with its position, and how to fix it.
+    pub fn compile(&self) -> Result<Compiled, Vec<SelectorProblem>> {
+        let defaults = Selectors::default();
         let mut problems = Vec::new();
-        let mut parse = |key: &str, text: &str| match Selector::parse(text) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                problems.push(format!("site.selectors.{key} = {text:?}: {e}"));
-                None
+        let mut css = |key: &'static str, text: &str, default: &str| -> Option<Css> {
+            let fix = format!(
+                "write a CSS selector such as the default {}, or remove the key to use it",
+                toml_quote(default)
+            );
+            if text.trim().is_empty() {
+                problems.push(SelectorProblem {
+                    key: key.to_string(),
+                    message: "is empty".to_string(),
+                    fix,
+                });
+                return None;
+            }
+            match Selector::parse(text) {
+                Ok(selector) => Some(Css {
+                    key,
+                    text: text.to_string(),
+                    selector,
+                    fast: Matcher::parse(text),
+                }),
+                Err(e) => {
+                    let words = selector_error_words(text)
+                        .unwrap_or_else(|| format!("the selector engine refuses it ({e:?})"));
+                    problems.push(SelectorProblem {
+                        key: key.to_string(),
+                        message: format!(
+                            "{} is not a valid CSS selector: {words}",
+                            toml_quote(text)
+                        ),
+                        fix,
+                    });
+                    None
+                }
             }
         };
-        let status_row = parse("status_row", &self.status_row);
-        let status_cell = parse("status_cell", &self.status_cell);
-        let ranking_table = parse("ranking_table", &self.ranking_table);
-        let ranking_row = parse("ranking_row", &self.ranking_row);
-        let rank = parse("rank", &self.rank);
-        let name = parse("name", &self.name);
-        let name_link = parse("name_link", &self.name_link);
-        let vocation = parse("vocation", &self.vocation);
-        let level = parse("level", &self.level);
-        let experience = parse("experience", &self.experience);
-        let next_page = parse("next_page", &self.next_page);
-        match (
-            status_row,
-            status_cell,
-            ranking_table,
-            ranking_row,
-            rank,
-            name,
-            name_link,
-            vocation,
-            level,
-            experience,
-            next_page,
-        ) {
+        let mut fields: Vec<Option<Field>> = Vec::new();
+        let mut containers: Vec<Option<Css>> = Vec::new();
+        let mut attr_problems = Vec::new();
+        for (key, text, default, value) in [
             (
-                Some(status_row),
-                Some(status_cell),
-                Some(ranking_table),
-                Some(ranking_row),
-                Some(rank),
-                Some(name),
-                Some(name_link),
-                Some(vocation),
-                Some(level),
-                Some(experience),
-                Some(next_page),
-            ) if problems.is_empty() => Ok(Compiled {
-                name_link_fast: Simple::parse(&self.name_link),
-                ranking_table_fast: Simple::parse(&self.ranking_table),
-                next_page_fast: Simple::parse(&self.next_page),
-                fast: (|| {
-                    Some(FastRanking {
-                        row: Simple::parse(&self.ranking_row)?,
-                        cells: [
-                            Simple::parse(&self.name)?,
-                            Simple::parse(&self.rank)?,
-                            Simple::parse(&self.vocation)?,
-                            Simple::parse(&self.level)?,
-                            Simple::parse(&self.experience)?,
-                        ],
-                    })
-                })(),
-                status_row,
-                status_cell,
-                ranking_table,
-                ranking_row,
-                rank,
-                name,
-                name_link,
-                vocation,
-                level,
-                experience,
-                next_page,
-                source: self.clone(),
-            }),
-            _ => Err(problems.join("; ")),
+                "world_title",
+                &self.world_title,
+                &defaults.world_title,
+                true,
+            ),
+            (
+                "routine_entry",
+                &self.routine_entry,
+                &defaults.routine_entry,
+                false,
+            ),
+            (
+                "routine_name",
+                &self.routine_name,
+                &defaults.routine_name,
+                true,
+            ),
+            (
+                "routine_time",
+                &self.routine_time,
+                &defaults.routine_time,
+                true,
+            ),
+            ("ranking", &self.ranking, &defaults.ranking, false),
+            (
+                "ranking_row",
+                &self.ranking_row,
+                &defaults.ranking_row,
+                false,
+            ),
+            ("name", &self.name, &defaults.name, true),
+            ("rank", &self.rank, &defaults.rank, true),
+            ("vocation", &self.vocation, &defaults.vocation, true),
+            ("level", &self.level, &defaults.level, true),
+            ("experience", &self.experience, &defaults.experience, true),
+            ("next_page", &self.next_page, &defaults.next_page, true),
+        ] {
+            let (sel_text, attr) = match split_attr(text) {
+                Ok(parts) => parts,
+                Err(words) => {
+                    attr_problems.push(SelectorProblem {
+                        key: key.to_string(),
+                        message: format!("{} is not valid: {words}", toml_quote(text)),
+                        fix: "end the selector with ::attr(name) to read an attribute, e.g. \"span.xp::attr(data-value)\"".to_string(),
+                    });
+                    if value {
+                        fields.push(None);
+                    } else {
+                        containers.push(None);
+                    }
+                    continue;
+                }
+            };
+            if !value && attr.is_some() {
+                attr_problems.push(SelectorProblem {
+                    key: key.to_string(),
+                    message: format!(
+                        "{} reads an attribute, but {key} selects a container, not a value",
+                        toml_quote(text)
+                    ),
+                    fix: format!("remove ::attr(…); write e.g. {}", toml_quote(default)),
+                });
+            }
+            let compiled = css(key, sel_text, default);
+            if value {
+                let attr = attr
+                    .map(str::to_string)
+                    .or_else(|| (key == "next_page").then(|| "href".to_string()));
+                fields.push(compiled.map(|css| Field {
+                    css,
+                    attr,
+                    written: text.to_string(),
+                }));
+            } else {
+                containers.push(compiled);
+            }
         }
+        problems.extend(attr_problems);
+        let world_pattern = match regex_error_words(&self.world_pattern) {
+            Some(words) => {
+                problems.push(SelectorProblem {
+                    key: "world_pattern".to_string(),
+                    message: format!(
+                        "{} is not a valid pattern: {words}",
+                        toml_quote(&self.world_pattern)
+                    ),
+                    fix: format!(
+                        "write a regular expression with a named group (?P<world>…), e.g. the default {}",
+                        toml_quote(DEFAULT_WORLD_PATTERN)
+                    ),
+                });
+                None
+            }
+            None => match Regex::new(&self.world_pattern) {
+                Ok(re) if re.capture_names().any(|n| n == Some("world")) => Some(re),
+                Ok(_) => {
+                    problems.push(SelectorProblem {
+                        key: "world_pattern".to_string(),
+                        message: format!(
+                            "{} has no named group `world`, so it cannot say which part of the title is the world's name",
+                            toml_quote(&self.world_pattern)
+                        ),
+                        fix: format!(
+                            "wrap the name part in (?P<world>…), e.g. the default {}",
+                            toml_quote(DEFAULT_WORLD_PATTERN)
+                        ),
+                    });
+                    None
+                }
+                Err(e) => {
+                    problems.push(SelectorProblem {
+                        key: "world_pattern".to_string(),
+                        message: format!("is not a valid pattern: {e}"),
+                        fix: format!(
+                            "write e.g. the default {}",
+                            toml_quote(DEFAULT_WORLD_PATTERN)
+                        ),
+                    });
+                    None
+                }
+            },
+        };
+        let routine_key = match_key(&self.routine);
+        if routine_key.is_empty() {
+            problems.push(SelectorProblem {
+                key: "routine".to_string(),
+                message: format!(
+                    "{} has no letters or digits to look for",
+                    toml_quote(&self.routine)
+                ),
+                fix: "write the routine's name as the site shows it, e.g. \"Daily Raw Ranking\""
+                    .to_string(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut fields = fields.into_iter();
+        let mut containers = containers.into_iter();
+        let mut next_field = || fields.next().flatten();
+        let (world_title, routine_name, routine_time) = (next_field(), next_field(), next_field());
+        let cells = [
+            next_field(),
+            next_field(),
+            next_field(),
+            next_field(),
+            next_field(),
+        ];
+        let next_page = next_field();
+        let mut next_container = || containers.next().flatten();
+        let (routine_entry, ranking, ranking_row) =
+            (next_container(), next_container(), next_container());
+        let missing = || {
+            vec![SelectorProblem {
+                key: "(internal)".to_string(),
+                message: "a selector failed to compile without a reason".to_string(),
+                fix: "report this as a bug".to_string(),
+            }]
+        };
+        let [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4)] = cells else {
+            return Err(missing());
+        };
+        let (
+            Some(world_title),
+            Some(routine_name),
+            Some(routine_time),
+            Some(next_page),
+            Some(routine_entry),
+            Some(ranking),
+            Some(ranking_row),
+            Some(world_pattern),
+        ) = (
+            world_title,
+            routine_name,
+            routine_time,
+            next_page,
+            routine_entry,
+            ranking,
+            ranking_row,
+            world_pattern,
+        )
+        else {
+            return Err(missing());
+        };
+        let cells = [c0, c1, c2, c3, c4];
+        let fast_rows = ranking_row.fast.is_some() && cells.iter().all(|c| c.css.fast.is_some());
+        Ok(Compiled {
+            world_title,
+            world_pattern,
+            routine_entry,
+            routine_name,
+            routine_time,
+            routine_key,
+            ranking,
+            ranking_row,
+            cells,
+            fast_rows,
+            next_page,
+            source: self.clone(),
+        })
+    }
+}
+
+impl Compiled {
+    /// Every selector, in the order the pages are read (for `--explain`).
+    pub fn keys(&self) -> Vec<&Css> {
+        vec![
+            &self.world_title.css,
+            &self.routine_entry,
+            &self.routine_name.css,
+            &self.routine_time.css,
+            &self.ranking,
+            &self.ranking_row,
+            &self.cells[1].css,
+            &self.cells[0].css,
+            &self.cells[2].css,
+            &self.cells[3].css,
+            &self.cells[4].css,
+            &self.next_page.css,
+        ]
     }
 }
 
@@ -306,30 +1169,56 @@ mod tests {
 
     #[test]
     fn defaults_compile() {
-        Selectors::default().compile().expect("defaults are valid");
+        let c = Selectors::default().compile().expect("defaults are valid");
+        assert!(c.fast_rows, "the default layout stays on the fast path");
+        assert!(c.ranking.fast.is_some() && c.next_page.css.fast.is_some());
+        assert_eq!(c.next_page.attr.as_deref(), Some("href"));
+    }
+
+    fn compound(tag: Option<&str>, classes: &[&str], attrs: Vec<(&str, AttrTest)>) -> Compound {
+        Compound {
+            tag: tag.map(str::to_string),
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            attrs: attrs
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t, case_insensitive_attr(n)))
+                .collect(),
+        }
+    }
+
+    fn one(x: Compound) -> Option<Matcher> {
+        Some(Matcher(vec![Chain {
+            compounds: vec![x],
+            combinators: vec![],
+        }]))
     }
 
     #[test]
-    fn simple_selectors() {
-        let c = |tag: Option<&str>, classes: &[&str], attrs: Vec<(&str, AttrTest)>| Compound {
-            tag: tag.map(str::to_string),
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            attrs: attrs.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
-        };
-        let one = |x: Compound| Some(Simple(vec![x]));
+    fn fast_matchers_parse() {
+        let c = compound;
         let table = [
             ("td.col-rank", one(c(Some("td"), &["col-rank"], vec![]))),
             ("TR", one(c(Some("tr"), &[], vec![]))),
             (".a.b", one(c(None, &["a", "b"], vec![]))),
             (
                 "a[rel~=next], link[rel~=\"next\"]",
-                Some(Simple(vec![
-                    c(Some("a"), &[], vec![("rel", AttrTest::Word("next".into()))]),
-                    c(
-                        Some("link"),
-                        &[],
-                        vec![("rel", AttrTest::Word("next".into()))],
-                    ),
+                Some(Matcher(vec![
+                    Chain {
+                        compounds: vec![c(
+                            Some("a"),
+                            &[],
+                            vec![("rel", AttrTest::Word("next".into()))],
+                        )],
+                        combinators: vec![],
+                    },
+                    Chain {
+                        compounds: vec![c(
+                            Some("link"),
+                            &[],
+                            vec![("rel", AttrTest::Word("next".into()))],
+                        )],
+                        combinators: vec![],
+                    },
                 ])),
             ),
             (
@@ -340,32 +1229,241 @@ mod tests {
                 "a[x='y']",
                 one(c(Some("a"), &[], vec![("x", AttrTest::Equals("y".into()))])),
             ),
-            ("td .x", None),
-            ("td > a", None),
+            (
+                "div#main",
+                one(c(
+                    Some("div"),
+                    &[],
+                    vec![("id", AttrTest::Equals("main".into()))],
+                )),
+            ),
+            (
+                "td.col-name a",
+                Some(Matcher(vec![Chain {
+                    compounds: vec![
+                        c(Some("td"), &["col-name"], vec![]),
+                        c(Some("a"), &[], vec![]),
+                    ],
+                    combinators: vec![Combinator::Descendant],
+                }])),
+            ),
+            (
+                "div.row>span.x",
+                Some(Matcher(vec![Chain {
+                    compounds: vec![
+                        c(Some("div"), &["row"], vec![]),
+                        c(Some("span"), &["x"], vec![]),
+                    ],
+                    combinators: vec![Combinator::Child],
+                }])),
+            ),
+            ("td + td", None),
+            ("td ~ td", None),
             ("td:nth-child(2)", None),
             ("a[rel^=n]", None),
+            ("a[rel=n i]", None),
             ("td, ", None),
+            ("td >", None),
             ("", None),
-            (".", None),
         ];
         for (text, want) in table {
-            assert_eq!(Simple::parse(text), want, "{text:?}");
+            assert_eq!(Matcher::parse(text), want, "{text}");
         }
-        assert!(Selectors::default().compile().expect("ok").fast.is_some());
-        let custom = Selectors {
-            name: "td:nth-child(2)".into(),
-            ..Selectors::default()
-        };
-        assert!(custom.compile().expect("ok").fast.is_none());
     }
 
     #[test]
-    fn bad_selector_is_named() {
-        let s = Selectors {
-            level: "td..x".into(),
+    fn fast_and_engine_agree() {
+        let html = scraper::Html::parse_document(
+            r#"<html><body><div id="main" class="x">
+              <table class="t"><tr><td class="a b"><a rel="Next" href="1">1</a></td>
+              <td class="b"><span><a href="2">2</a></span></td></tr></table>
+              <ul><li class="a"><a>3</a></li></ul></div></body></html>"#,
+        );
+        let all: Vec<ElementRef<'_>> = html.root_element().descendent_elements().collect();
+        for text in [
+            "td.a",
+            "td a",
+            "td > a",
+            "tr > td > a",
+            "tr a",
+            "table.t td.b a",
+            "div#main li.a > a",
+            "div a, li",
+            "a[rel~=next]",
+            "a[href=\"2\"]",
+            ".b span a",
+            "* > a",
+            "body > div td",
+            "div > td",
+        ] {
+            let m = Matcher::parse(text).unwrap_or_else(|| panic!("{text} is simple"));
+            let s = Selector::parse(text).expect("valid");
+            for el in &all {
+                assert_eq!(
+                    m.matches(*el),
+                    s.matches(el),
+                    "{text} on <{}>",
+                    el.value().name()
+                );
+            }
+        }
+    }
+
+    fn problems(s: Selectors) -> Vec<SelectorProblem> {
+        s.compile().expect_err("invalid")
+    }
+
+    #[test]
+    fn bad_selectors_are_plain_words_with_a_position() {
+        let table: &[(Selectors, &str, &[&str])] = &[
+            (
+                Selectors {
+                    rank: "td[[[".into(),
+                    ..Selectors::default()
+                },
+                "rank",
+                &["\"td[[[\"", "character 3", "never closed"],
+            ),
+            (
+                Selectors {
+                    name: "td.".into(),
+                    ..Selectors::default()
+                },
+                "name",
+                &["character", "class name"],
+            ),
+            (
+                Selectors {
+                    ranking_row: "tr >".into(),
+                    ..Selectors::default()
+                },
+                "ranking_row",
+                &["character"],
+            ),
+            (
+                Selectors {
+                    level: "td:frobnicate".into(),
+                    ..Selectors::default()
+                },
+                "level",
+                &["character 3", "not supported"],
+            ),
+            (
+                Selectors {
+                    experience: "span::attr(".into(),
+                    ..Selectors::default()
+                },
+                "experience",
+                &["character 5", "::attr("],
+            ),
+            (
+                Selectors {
+                    ranking: "div::attr(x)".into(),
+                    ..Selectors::default()
+                },
+                "ranking",
+                &["container"],
+            ),
+            (
+                Selectors {
+                    world_pattern: "(?P<world>.+".into(),
+                    ..Selectors::default()
+                },
+                "world_pattern",
+                &["character 1", "unclosed group"],
+            ),
+            (
+                Selectors {
+                    world_pattern: "(.+) Status".into(),
+                    ..Selectors::default()
+                },
+                "world_pattern",
+                &["named group `world`"],
+            ),
+            (
+                Selectors {
+                    routine: " 🔥 ".into(),
+                    ..Selectors::default()
+                },
+                "routine",
+                &["letters or digits"],
+            ),
+            (
+                Selectors {
+                    vocation: "  ".into(),
+                    ..Selectors::default()
+                },
+                "vocation",
+                &["is empty"],
+            ),
+        ];
+        for (s, key, words) in table {
+            let p = problems(s.clone());
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].key, *key);
+            for w in *words {
+                assert!(
+                    p[0].message.contains(w),
+                    "{key}: {w:?} not in {:?}",
+                    p[0].message
+                );
+            }
+            assert!(!p[0].message.contains("report this"), "{:?}", p[0]);
+            assert!(!p[0].fix.is_empty());
+        }
+        // Every bad key is reported, not only the first.
+        let p = problems(Selectors {
+            rank: "td[[[".into(),
+            level: "::".into(),
             ..Selectors::default()
-        };
-        let err = s.compile().expect_err("invalid");
-        assert!(err.contains("site.selectors.level"), "{err}");
+        });
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+
+    #[test]
+    fn retired_keys_name_their_replacement() {
+        let s = Selectors::default();
+        for (key, value, want) in [
+            ("status_row", "tr", "routine_entry = \"tr\""),
+            ("status_cell", "th, td", "world_title = \"th, td\""),
+            ("status_title_suffix", " Status", "world_pattern = "),
+            ("name_link", "a", "name = "),
+        ] {
+            let p = retired_key_problem(key, value, &s);
+            assert_eq!(p.key, key);
+            assert!(p.fix.contains(want), "{key}: {}", p.fix);
+        }
+        let p = retired_key_problem(
+            "name_link",
+            "a",
+            &Selectors {
+                name: "td.col-name".into(),
+                ..Selectors::default()
+            },
+        );
+        assert!(p.fix.contains("name = \"td.col-name a\""), "{}", p.fix);
+        let p = retired_key_problem("status_title_suffix", " Status", &s);
+        let pattern = p.fix.trim_start_matches("write world_pattern = ");
+        let pattern: String = toml::from_str::<toml::Table>(&format!("p = {pattern}"))
+            .expect("a TOML string")["p"]
+            .as_str()
+            .expect("str")
+            .to_string();
+        let re = Regex::new(&pattern).expect("the suggested pattern is valid");
+        assert_eq!(
+            &re.captures("Aurera Status").expect("matches")["world"],
+            "Aurera"
+        );
+    }
+
+    #[test]
+    fn match_keys() {
+        assert_eq!(
+            match_key("🔥Daily Raw RankingRotina de coleta"),
+            "dailyrawrankingrotinadecoleta"
+        );
+        assert_eq!(match_key(" DAILY  raw\r\nranking "), "dailyrawranking");
+        assert_eq!(match_key("Deaths/Kills"), "deathskills");
+        assert_eq!(match_key("Cèlesta"), "cèlesta");
     }
 }
