@@ -9,23 +9,28 @@
 //! The pool knows nothing about what its workers do.
 #![warn(missing_docs)]
 
+mod actor;
 pub mod channel;
 pub mod decide;
 pub mod error;
 pub mod events;
 pub mod exit;
+mod handle;
 mod lines;
+mod link;
+mod output;
+mod sampler;
+mod signals;
 mod spawn;
 pub mod spec;
 pub mod status;
-pub mod supervisor;
 pub mod units;
 
-pub use channel::{WorkerChannel, WorkerMessage, WorkerReport};
+pub use channel::{Incoming, WorkerChannel, WorkerMessage, WorkerReport};
 pub use decide::decide;
 pub use error::Error;
 pub use events::PoolEvent;
 pub use exit::{ExitReason, ExitRecord};
-pub use spec::{Backoff, Limits, RestartMode, RestartPolicy, WorkerSpec};
+pub use handle::{Pool, PoolHandle, PoolOptions};
+pub use spec::{Backoff, Limits, Policy, RestartMode, RestartPolicy, WorkerSpec};
 pub use status::{StateName, WorkerStatus};
-pub use supervisor::{Pool, PoolHandle, PoolOptions};
