@@ -236,7 +236,8 @@ pub enum Event {
     /// [`State::wake_at`] passed: compare `now` with the state's deadlines.
     Tick,
     /// The worker's [`Policy`] was replaced: recompute the deadlines of the
-    /// current run (a backoff or fatal wait keeps its time).
+    /// current run. A backoff or fatal wait keeps its time (a fatal worker
+    /// only gains or loses its automatic retry).
     PolicyChanged,
 }
 
@@ -485,6 +486,16 @@ pub fn decide(m: &Machine, event: &Event, now: Instant, policy: &Policy) -> Vec<
             heartbeat_deadline: policy.heartbeat_timeout.map(|t| now + t),
             healthy_at: healthy_at.map(|_| *since + policy.restart.min_uptime),
         })],
+        // A fatal wait keeps its time, but follows the switch between
+        // automatic retry and none.
+        (S::Fatal { reason, retry_at }, Event::PolicyChanged)
+            if retry_at.is_some() != policy.restart.fatal_retry.is_some() =>
+        {
+            vec![A::Transition(S::Fatal {
+                reason: reason.clone(),
+                retry_at: policy.restart.fatal_retry.map(|d| now + d),
+            })]
+        }
         (_, Event::PolicyChanged) => vec![],
     }
 }

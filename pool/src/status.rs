@@ -8,7 +8,7 @@ use crate::exit::ExitRecord;
 use crate::spec::Limits;
 
 /// Lifecycle state name of a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateName {
     /// Spawned, waiting for `ready`.
