@@ -325,12 +325,18 @@ impl Actor {
         }
     }
 
-    /// The leader exited: kill the rest of its group, reap it, classify.
+    /// The leader exited: take in what it said last, kill the rest of its
+    /// group, reap it, classify.
     async fn reap(&mut self) {
+        let now = Instant::now();
+        // Messages written just before the exit are already in the socket:
+        // handle them before the exit, in order.
+        for line in self.buffered_lines().await {
+            self.line(Ok(Some(line))).await;
+        }
         let Some(group) = self.group.take() else {
             return;
         };
-        let now = Instant::now();
         let (pid, started) = (group.pid(), group.started());
         let status = group.reap().await;
         self.lines = None;
@@ -439,6 +445,24 @@ impl Actor {
             }
         };
         self.handle(event).await;
+    }
+
+    /// The lines the channel holds right now, without waiting for more
+    /// (a child of the worker may keep the socket open). Bounded.
+    async fn buffered_lines(&mut self) -> Vec<String> {
+        const MAX_DRAIN: usize = 1024;
+        let mut out = Vec::new();
+        let Some(lines) = self.lines.as_mut() else {
+            return out;
+        };
+        while out.len() < MAX_DRAIN {
+            // A zero timeout polls the read once: ready data or nothing.
+            match tokio::time::timeout(Duration::ZERO, lines.next_line()).await {
+                Ok(Ok(Some(line))) => out.push(line),
+                _ => break,
+            }
+        }
+        out
     }
 
     fn merge_report(&mut self, r: WorkerReport) {

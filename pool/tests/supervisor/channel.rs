@@ -18,16 +18,14 @@ printf '{"type":"heartbeat"}\n' >&3
 printf '{"type":"event","kind":"done"}\n' >&3
 exec sleep 1000
 "#;
-    let pool = Pool::start(
+    let (pool, h, mut events) = start_subscribed(
         vec![sh_spec("talk", script)],
         PoolOptions {
             sample_interval: Duration::from_millis(100),
             ..PoolOptions::default()
         },
     )
-    .expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
+    .await;
     let mut seen = Vec::new();
     next_event(&mut events, "the done event", LONG, |ev| {
         seen.push(ev.clone());
@@ -61,10 +59,7 @@ exec sleep 1000
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_the_worker_in_order() {
-    let pool = Pool::start(vec![], options()).expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
-    h.add(spec("e", "echo")).await.expect("added");
+    let (pool, h, mut events) = start_subscribed(vec![spec("e", "echo")], options()).await;
     let second = next_event(&mut events, "hello", LONG, |ev| match ev {
         PoolEvent::Custom { kind, data, .. } if kind == "hello" => {
             data["second_from_env"].as_bool()

@@ -59,6 +59,21 @@ pub fn options() -> PoolOptions {
     }
 }
 
+/// A pool whose event subscription exists before any worker starts, so no
+/// event is missed.
+pub async fn start_subscribed(
+    specs: Vec<WorkerSpec>,
+    options: PoolOptions,
+) -> (Pool, PoolHandle, broadcast::Receiver<PoolEvent>) {
+    let pool = Pool::start(vec![], options).expect("pool starts");
+    let h = pool.handle();
+    let events = h.subscribe();
+    for s in specs {
+        h.add(s).await.expect("worker added");
+    }
+    (pool, h, events)
+}
+
 /// Poll `cond` until it returns `Some`, or panic with `what` after `deadline`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut cond: F) -> T
 where

@@ -77,9 +77,7 @@ async fn failing_start_backs_off_longer_each_time_then_goes_fatal() {
     s.restart.backoff.multiplier = 2.0;
     s.restart.max_restarts = 3;
     s.restart.fatal_retry = Some(Duration::from_secs(300));
-    let pool = Pool::start(vec![s], options()).expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
+    let (pool, h, mut events) = start_subscribed(vec![s], options()).await;
     let mut delays = Vec::new();
     let mut last_exit_at = None;
     let deadline = Instant::now() + LONG;
@@ -243,9 +241,7 @@ printf '{"type":"event","kind":"child","data":{"pid":%d}}\n' $! >&3
 printf '{"type":"ready"}\n' >&3
 wait
 "#;
-    let pool = Pool::start(vec![sh_spec("group", script)], options()).expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
+    let (pool, h, mut events) = start_subscribed(vec![sh_spec("group", script)], options()).await;
     let grandchild = next_event(&mut events, "the child's pid", LONG, |ev| match ev {
         PoolEvent::Custom { kind, data, .. } if kind == "child" => {
             data["pid"].as_u64().map(|p| p as u32)
@@ -279,9 +275,7 @@ exit 3
 "#;
     let mut s = sh_spec("leaver", script);
     s.restart.mode = pool::RestartMode::Never;
-    let pool = Pool::start(vec![s], options()).expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
+    let (pool, h, mut events) = start_subscribed(vec![s], options()).await;
     let orphan = next_event(&mut events, "the child's pid", LONG, |ev| match ev {
         PoolEvent::Custom { kind, data, .. } if kind == "child" => {
             data["pid"].as_u64().map(|p| p as u32)

@@ -70,11 +70,7 @@ async fn a_refused_limit_backs_off_then_goes_fatal_with_the_reason_everywhere() 
     s.restart.backoff.initial = Duration::from_millis(10);
     s.restart.max_restarts = 2;
     s.restart.fatal_retry = Some(Duration::from_secs(600));
-    // Subscribe before the worker is added: no event is missed.
-    let pool = Pool::start(vec![], options()).expect("pool starts");
-    let h = pool.handle();
-    let mut events = h.subscribe();
-    assert_eq!(h.add(s).await.expect("added"), StateName::Backoff);
+    let (pool, h, mut events) = start_subscribed(vec![s], options()).await;
     let (pid, exit) = next_event(&mut events, "a spawn_failed exit", LONG, |ev| match ev {
         PoolEvent::Exited { pid, exit, .. } => Some((*pid, exit.clone())),
         _ => None,
