@@ -2,11 +2,14 @@
 //!
 //! One OS process per [`WorkerSpec`], each in its own process group, with
 //! `PR_SET_PDEATHSIG(SIGKILL)` and rlimits applied between fork and exec.
-//! Exits are detected immediately (the runtime's pidfd reaper), classified
-//! ([`ExitReason`]) and answered by a pure decision function ([`decide()`])
-//! that picks restart, backoff, fatal or stop. Workers talk to the pool over
-//! a dedicated channel ([`channel`]): ready, heartbeats, progress reports.
-//! The pool knows nothing about what its workers do.
+//! Exits are detected immediately (a pidfd per worker), classified
+//! ([`ExitReason`]) and answered by a pure decision function ([`decide()`]),
+//! the only authority over a worker's state, that picks restart, backoff,
+//! fatal or stop. Workers talk to the pool over a dedicated channel
+//! ([`channel`]): ready, heartbeats, progress reports one way, any JSON
+//! message ([`PoolHandle::send`]) the other. Workers can be added, removed,
+//! updated and replaced while the pool runs. The pool knows nothing about
+//! what its workers do.
 #![warn(missing_docs)]
 
 mod actor;
