@@ -202,8 +202,8 @@ impl Actor {
     /// Bookkeeping after a transition: snapshot fields and lifecycle events.
     fn entered(&mut self, from: &State) {
         let to = self.machine.state.clone();
-        if from.name() == to.name() && from.pid() == to.pid() {
-            return; // new deadlines only
+        if from.pid().is_some() && from.pid() == to.pid() && from.name() == to.name() {
+            return; // the same run with new deadlines
         }
         if from.name() != to.name() {
             self.status.since = Utc::now();

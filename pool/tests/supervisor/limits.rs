@@ -84,7 +84,25 @@ async fn a_refused_limit_backs_off_then_goes_fatal_with_the_reason_everywhere() 
         error.contains("lim") && error.contains("RLIMIT_NOFILE"),
         "error names worker and limit: {error}"
     );
+    // Each failure is announced, and each backoff is due after its failure.
+    let mut last_exit_at = exit.at;
+    let mut backoffs = 0;
     let (reason, next) = next_event(&mut events, "fatal", LONG, |ev| match ev {
+        PoolEvent::Exited { exit, .. } => {
+            assert_eq!(exit.reason, ExitReason::SpawnFailed);
+            last_exit_at = exit.at;
+            None
+        }
+        PoolEvent::Backoff {
+            next_restart_at, ..
+        } => {
+            assert!(
+                *next_restart_at > last_exit_at,
+                "backoff due after its failure"
+            );
+            backoffs += 1;
+            None
+        }
         PoolEvent::Fatal {
             reason,
             next_restart_at,
@@ -93,6 +111,7 @@ async fn a_refused_limit_backs_off_then_goes_fatal_with_the_reason_everywhere() 
         _ => None,
     })
     .await;
+    assert_eq!(backoffs, 2, "two backoffs before fatal");
     assert!(
         reason.contains("spawn_failed") && reason.contains("RLIMIT_NOFILE"),
         "fatal reason says why: {reason}"
