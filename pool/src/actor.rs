@@ -9,10 +9,12 @@
 //! (snapshot, events). It decides nothing itself.
 
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -49,8 +51,11 @@ pub(crate) struct Actor {
     lines: Option<Lines>,
     /// Messages to the worker.
     writer: Option<Writer>,
-    /// The reply of the command in progress.
-    current: Option<oneshot::Sender<StateName>>,
+    /// Replies of the command in progress (and of a shutdown that
+    /// overtook it), answered together.
+    waiting: Vec<oneshot::Sender<StateName>>,
+    /// Commands that arrived while one was in progress.
+    deferred: VecDeque<Command>,
     /// Leave the table when retired (`remove`).
     unlist: bool,
     retired: bool,
@@ -72,7 +77,8 @@ impl Actor {
             group: None,
             lines: None,
             writer: None,
-            current: None,
+            waiting: Vec::new(),
+            deferred: VecDeque::new(),
             unlist: false,
             retired: false,
             outbox: Vec::new(),
@@ -82,10 +88,26 @@ impl Actor {
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
+            // Commands run one at a time: the next waits until the current
+            // one is answered.
+            while self.waiting.is_empty()
+                && !self.retired
+                && let Some(cmd) = self.deferred.pop_front()
+            {
+                self.command(cmd).await;
+                self.answer();
+            }
+            if self.retired {
+                break;
+            }
             let wake = self.machine.state.wake_at();
             tokio::select! {
-                cmd = commands.recv(), if self.current.is_none() => match cmd {
-                    Some(cmd) => self.command(cmd).await,
+                cmd = commands.recv() => match cmd {
+                    // A shutdown does not wait: it takes over the command in
+                    // progress (a restart then ends stopped).
+                    Some(cmd) if self.waiting.is_empty()
+                        || matches!(cmd.request, Request::Shutdown) => self.command(cmd).await,
+                    Some(cmd) => self.deferred.push_back(cmd),
                     // Every handle is gone: the group is killed on drop.
                     None => break,
                 },
@@ -101,9 +123,13 @@ impl Actor {
         if self.unlist {
             self.shared.unlist(&self.slot);
         }
-        if let Some(reply) = self.current.take() {
-            let _ = reply.send(self.machine.state.name());
+        let state = self.machine.state.name();
+        for reply in self.waiting.drain(..) {
+            let _ = reply.send(state);
         }
+        // Commands still queued get no answer: their callers see the pool
+        // shutting down (or the worker gone).
+        self.deferred.clear();
         // Let the last output lines of the worker reach the log.
         for h in self.forwarders.drain(..) {
             let _ = tokio::time::timeout(Duration::from_millis(500), h).await;
@@ -111,7 +137,7 @@ impl Actor {
     }
 
     async fn command(&mut self, cmd: Command) {
-        self.current = Some(cmd.reply);
+        self.waiting.push(cmd.reply);
         let event = match cmd.request {
             Request::Start => Event::Start,
             Request::Stop => Event::Stop,
@@ -142,10 +168,10 @@ impl Actor {
     /// Answer the command in progress once the worker is not stopping.
     fn answer(&mut self) {
         let state = self.machine.state.name();
-        if state != StateName::Stopping
-            && let Some(reply) = self.current.take()
-        {
-            let _ = reply.send(state);
+        if state != StateName::Stopping {
+            for reply in self.waiting.drain(..) {
+                let _ = reply.send(state);
+            }
         }
     }
 
@@ -378,9 +404,12 @@ impl Actor {
             return out;
         };
         while out.len() < MAX_DRAIN {
-            // A zero timeout polls the read once: ready data or nothing.
-            match tokio::time::timeout(Duration::ZERO, lines.next_line()).await {
-                Ok(Ok(Some(line))) => out.push(line),
+            // Poll the read once: a line that is there, or nothing (the
+            // reader is cancel safe, a partial line stays buffered).
+            let mut next = std::pin::pin!(lines.next_line());
+            let polled = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;
+            match polled {
+                Poll::Ready(Ok(Some(line))) => out.push(line),
                 _ => break,
             }
         }

@@ -4,7 +4,8 @@
 //!   ([`actor`](crate::actor)); the handle talks to them through a command
 //!   queue per worker. Commands are queued, never refused because another
 //!   one is in progress, and run one at a time: each is answered with the
-//!   resulting state once the worker is no longer `stopping`.
+//!   resulting state once the worker is no longer `stopping`. The pool's
+//!   shutdown alone takes over a command in progress.
 //! - Status snapshots live in a shared table written by the actors and the
 //!   sampler thread; [`PoolHandle::workers`] reads it without talking to
 //!   the actors.

@@ -116,7 +116,12 @@ impl Group {
             Some(status) => status,
             None => {
                 self.signal(Signal::SIGKILL);
-                self.child.wait().await
+                // The pidfd said it exited: reap it now rather than wait
+                // for the runtime to notice too.
+                match self.child.try_wait() {
+                    Ok(Some(status)) => Ok(status),
+                    _ => self.child.wait().await,
+                }
             }
         };
         self.done = true;

@@ -296,3 +296,38 @@ exit 3
     .await;
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_takes_over_a_restart_in_progress() {
+    // The restart waits out the grace (SIGTERM ignored); a shutdown that
+    // arrives meanwhile must not let it spawn a new process.
+    let mut s = spec("r", "ignore-term");
+    s.stop_grace = Duration::from_millis(800);
+    let (pool, h, mut events) = start_subscribed(vec![s], options()).await;
+    let pid = wait_running(&h, "r").await;
+    let restart = tokio::spawn({
+        let h = h.clone();
+        async move { h.restart("r").await }
+    });
+    wait_for("r stopping", LONG, || async {
+        (h.worker("r")?.state == StateName::Stopping).then_some(())
+    })
+    .await;
+    let t0 = Instant::now();
+    pool.shutdown().await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(1500), "shutdown took {took:?}");
+    assert_eq!(
+        restart.await.expect("joined").expect("answered"),
+        StateName::Stopped
+    );
+    assert!(!pid_exists(pid));
+    let w = h.worker("r").expect("listed");
+    assert_eq!((w.state, w.pid), (StateName::Stopped, None));
+    while let Ok(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, PoolEvent::Started { pid: p, .. } if p != pid),
+            "a new process was spawned during the shutdown"
+        );
+    }
+}
