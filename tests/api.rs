@@ -864,13 +864,14 @@ async fn serve_on_port_zero_streams_events_and_shuts_down_with_open_streams() {
     }));
     fake.emit(pool::PoolEvent::Exited {
         worker: "São Paulo".into(),
-        pid: 10_001,
+        pid: Some(10_001),
         exit: pool::ExitRecord {
             code: None,
             signal: Some(9),
             reason: pool::ExitReason::Crashed,
             at: chrono::Utc::now(),
             uptime_s: 12.0,
+            error: None,
         },
     });
     let mut buf = String::new();

@@ -1,16 +1,23 @@
-//! The worker → supervisor channel: JSON lines over a dedicated socket.
+//! The worker ↔ supervisor channel: JSON lines over a dedicated socket.
 //!
 //! The supervisor creates a Unix socket pair per worker and hands one end to
 //! the worker as file descriptor [`CHANNEL_FD`], announced in the environment
 //! variable [`CHANNEL_ENV`]. The worker writes one [`WorkerMessage`] per line.
-//! The worker also reads from the same descriptor: end-of-file there means
-//! the supervisor is gone, and the worker should exit (second line of defence
-//! after `PR_SET_PDEATHSIG`).
+//!
+//! The supervisor writes too: one JSON value per line, sent with
+//! [`PoolHandle::send`](crate::PoolHandle::send) (what they mean is up to the
+//! application). The worker reads them with [`WorkerChannel::incoming`];
+//! end-of-file there means the supervisor is gone, and the worker should
+//! exit (second line of defence after `PR_SET_PDEATHSIG`). There is one
+//! reader per channel, so no line is lost to a second one.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::lines::MAX_LINE;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,25 +67,38 @@ pub struct WorkerReport {
     pub rows_last_run: Option<u64>,
 }
 
+/// Whether [`WorkerChannel::from_env`] already took the descriptor.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
 /// The worker side of the channel.
 #[derive(Debug)]
 pub struct WorkerChannel {
     out: Mutex<UnixStream>,
+    /// Whether the one reader ([`incoming`](Self::incoming) or
+    /// [`eof_watcher`](Self::eof_watcher)) was handed out.
+    reader_taken: AtomicBool,
 }
 
 impl WorkerChannel {
-    /// Open the channel named by [`CHANNEL_ENV`]; `None` when not run by a pool.
+    /// Open the channel named by [`CHANNEL_ENV`]; `None` when not run by a
+    /// pool. The descriptor is taken once per process: a second call
+    /// returns `None`, so two owners of it cannot exist.
     pub fn from_env() -> Option<WorkerChannel> {
         let fd: i32 = std::env::var(CHANNEL_ENV).ok()?.parse().ok()?;
-        // The fd must be open and a socket; fcntl tells us it is open.
+        // The fd must be open; fcntl tells us it is.
         // SAFETY: F_GETFD on an arbitrary integer is harmless.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return None;
         }
-        // SAFETY: the supervisor passed us this descriptor and nothing else owns it.
+        if TAKEN.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: the supervisor passed us this descriptor, it is open, and
+        // the flag above makes this the only place that ever owns it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         Some(WorkerChannel {
             out: Mutex::new(UnixStream::from(owned)),
+            reader_taken: AtomicBool::new(false),
         })
     }
 
@@ -93,9 +113,32 @@ impl WorkerChannel {
         out.write_all(&line)
     }
 
-    /// A second handle for reading: `read` returns 0 (EOF) once the
-    /// supervisor is gone. Use it from a blocking thread.
+    /// The reader of what the supervisor sends: one line per message, and
+    /// the end of the iteration when the supervisor is gone (EOF). Blocking:
+    /// use it from a thread of its own. There is one reader per channel:
+    /// a second call (or one after [`eof_watcher`](Self::eof_watcher))
+    /// fails.
+    pub fn incoming(&self) -> std::io::Result<Incoming> {
+        Ok(Incoming {
+            reader: BufReader::new(self.take_reader()?),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The raw reader of the channel, for a worker that only wants to
+    /// notice the supervisor going away: `read` returns 0 (EOF) then.
+    /// Whatever the supervisor sends is read and dropped by its user;
+    /// prefer [`incoming`](Self::incoming). Same one-reader rule.
     pub fn eof_watcher(&self) -> std::io::Result<UnixStream> {
+        self.take_reader()
+    }
+
+    fn take_reader(&self) -> std::io::Result<UnixStream> {
+        if self.reader_taken.swap(true, Ordering::SeqCst) {
+            return Err(std::io::Error::other(
+                "the channel's reader was already taken",
+            ));
+        }
         let out = self
             .out
             .lock()
@@ -104,9 +147,97 @@ impl WorkerChannel {
     }
 }
 
+/// Messages from the supervisor, one line each (see
+/// [`WorkerChannel::incoming`]). Lines longer than 64 KiB arrive in pieces;
+/// invalid UTF-8 is replaced.
+#[derive(Debug)]
+pub struct Incoming {
+    reader: BufReader<UnixStream>,
+    buf: Vec<u8>,
+}
+
+impl Incoming {
+    /// The next line without its ending; `None` once the supervisor is gone.
+    pub fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        self.buf.clear();
+        let n = (&mut self.reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let line = String::from_utf8_lossy(&self.buf);
+        Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
+    }
+
+    /// The next message parsed as JSON; `None` once the supervisor is gone.
+    /// A line that is not valid JSON for `T` is an `InvalidData` error; the
+    /// reader stays usable.
+    pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> std::io::Result<Option<T>> {
+        match self.next_line()? {
+            None => Ok(None),
+            Some(line) => serde_json::from_str(&line)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+}
+
+impl Iterator for Incoming {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_line().transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair() -> (WorkerChannel, UnixStream) {
+        let (a, b) = UnixStream::pair().expect("socket pair");
+        (
+            WorkerChannel {
+                out: Mutex::new(a),
+                reader_taken: AtomicBool::new(false),
+            },
+            b,
+        )
+    }
+
+    #[test]
+    fn incoming_lines_then_end_of_file() {
+        let (ch, mut sup) = pair();
+        let mut incoming = ch.incoming().expect("reader");
+        assert!(ch.incoming().is_err(), "one reader only");
+        assert!(ch.eof_watcher().is_err(), "one reader only");
+        sup.write_all(b"{\"check\":\"now\"}\nnot json\n\xff\r\n")
+            .expect("write");
+        drop(sup);
+        let v: serde_json::Value = incoming.recv().expect("reads").expect("a line");
+        assert_eq!(v["check"], "now");
+        let bad = incoming.recv::<serde_json::Value>();
+        assert_eq!(
+            bad.expect_err("not json").kind(),
+            std::io::ErrorKind::InvalidData
+        );
+        assert_eq!(
+            incoming.next().transpose().expect("reads"),
+            Some("\u{fffd}".into())
+        );
+        assert!(incoming.next().is_none(), "EOF ends the iteration");
+    }
+
+    #[test]
+    fn the_worker_still_writes_after_taking_the_reader() {
+        let (ch, sup) = pair();
+        let _incoming = ch.incoming().expect("reader");
+        ch.send(&WorkerMessage::Ready).expect("send");
+        let mut line = String::new();
+        BufReader::new(sup).read_line(&mut line).expect("read");
+        assert_eq!(line, "{\"type\":\"ready\"}\n");
+    }
 
     #[test]
     fn messages_round_trip_as_json_lines() {

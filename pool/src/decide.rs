@@ -1,25 +1,57 @@
-//! The "what happens next" decision: a pure function from (state, event,
-//! policy) to a list of actions. No process, clock or randomness in here:
-//! the caller passes `now` and a jitter sample in the events, and applies the
-//! actions (spawning, signalling, timers) elsewhere.
+//! The "what happens next" decision: a pure function from (machine, event,
+//! now, policy) to a list of actions. No process, clock or randomness in
+//! here: the caller passes `now` and a jitter sample, executes the effects
+//! (spawning, signalling) and feeds the answers back as events.
+//!
+//! It is the only authority over a worker's state: commands (including the
+//! pool's shutdown), exits, channel messages and timers all come through
+//! [`decide`]. Every deadline lives in the [`State`] it belongs to, and
+//! [`State::wake_at`] is the one place the actor learns when to wake up
+//! next; a [`Event::Tick`] then lets `decide` compare `now` with them.
+//!
+//! `decide` is total: every (state, event) pair has an answer, and nothing
+//! is refused at run time. The transitions it can make are derived from it
+//! by an exhaustive test and drawn in `docs/ARCHITECTURE.md`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::exit::ExitRecord;
-use crate::spec::{Backoff, RestartMode, RestartPolicy};
+use crate::spec::{Backoff, Policy, RestartMode};
 use crate::status::StateName;
 
+/// After a SIGKILL, how long until it is sent again if the process has not
+/// been reaped yet (a process in uninterruptible sleep). Keeps `Stopping`
+/// always armed with a timer.
+pub const KILL_RETRY: Duration = Duration::from_secs(1);
+
 /// What to do once a `Stopping` worker has exited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AfterStop {
-    /// Stay stopped.
+    /// Stay stopped (`stop`).
     Stay,
-    /// Start again (a `restart`, or a `start` queued during the stop).
+    /// Start again with a clean slate (`restart`, or a `start` queued
+    /// during the stop).
     Restart,
+    /// Treat the exit as a failure and apply the restart policy (the
+    /// watchdog killed a hung worker).
+    Policy,
+    /// Stop for good and end the worker's actor (pool shutdown, removal).
+    /// Nothing overrides it.
+    Retire,
 }
 
-/// Lifecycle state of a worker, carrying its data.
+/// Why a worker is being stopped: decides how its exit is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopCause {
+    /// A command asked for it (stop, restart, shutdown): the exit is `stopped`.
+    Asked,
+    /// The watchdog found it hung (no `ready` or heartbeat in time): the
+    /// exit is `hung`.
+    Hung,
+}
+
+/// Lifecycle state of a worker, carrying its data and its deadlines.
 #[derive(Debug, Clone, PartialEq)]
 pub enum State {
     /// Spawned, waiting for `ready`.
@@ -27,36 +59,48 @@ pub enum State {
         /// Pid of the process.
         pid: u32,
         /// When it was spawned.
-        started: Instant,
+        since: Instant,
+        /// `ready` is due by then (`start_timeout`), or it is hung.
+        deadline: Instant,
     },
-    /// Ready and healthy.
+    /// Ready.
     Running {
         /// Pid of the process.
         pid: u32,
         /// When it was spawned.
-        started: Instant,
+        since: Instant,
+        /// The next message is due by then (`heartbeat_timeout`), or it is hung.
+        heartbeat_deadline: Option<Instant>,
+        /// When the run counts as healthy (`min_uptime` after the spawn) and
+        /// the failure count resets; `None` once reached.
+        healthy_at: Option<Instant>,
     },
     /// Waiting before the next start.
     Backoff {
         /// When the next start is due.
         until: Instant,
     },
-    /// Stop sequence in progress.
+    /// Stop sequence in progress: SIGTERM (or SIGKILL for a hung worker)
+    /// was sent to the group.
     Stopping {
         /// Pid of the process being stopped.
         pid: u32,
         /// When it was spawned.
-        started: Instant,
+        since: Instant,
+        /// When SIGKILL is (re)sent to the group.
+        kill_at: Instant,
         /// What to do after it exited.
         then: AfterStop,
+        /// Why it is stopped.
+        why: StopCause,
     },
     /// Not running, not restarted automatically.
     Stopped,
-    /// Crash loop.
+    /// Crash loop (or too many failed spawns).
     Fatal {
-        /// Why.
+        /// Why, with the last exit.
         reason: String,
-        /// Next automatic retry, if any.
+        /// Next automatic retry; `None`: only a command starts it again.
         retry_at: Option<Instant>,
     },
 }
@@ -74,7 +118,7 @@ impl State {
         }
     }
 
-    /// The pid of the live process in this state, if any.
+    /// The pid of this state's process, if it has one.
     pub fn pid(&self) -> Option<u32> {
         match self {
             State::Starting { pid, .. }
@@ -83,41 +127,27 @@ impl State {
             _ => None,
         }
     }
-}
 
-/// Every allowed transition, written down once. Anything else is refused.
-pub const ALLOWED_TRANSITIONS: &[(StateName, StateName)] = {
-    use StateName::*;
-    &[
-        (Stopped, Starting),
-        (Starting, Running),
-        (Starting, Starting),
-        (Starting, Backoff),
-        (Starting, Stopping),
-        (Starting, Stopped),
-        (Starting, Fatal),
-        (Running, Starting),
-        (Running, Backoff),
-        (Running, Stopping),
-        (Running, Stopped),
-        (Running, Fatal),
-        (Backoff, Starting),
-        (Backoff, Backoff),
-        (Backoff, Stopped),
-        (Backoff, Fatal),
-        (Stopping, Stopping),
-        (Stopping, Stopped),
-        (Stopping, Starting),
-        (Stopping, Backoff),
-        (Fatal, Starting),
-        (Fatal, Backoff),
-        (Fatal, Stopped),
-    ]
-};
-
-/// Whether `from → to` is in [`ALLOWED_TRANSITIONS`].
-pub fn transition_allowed(from: StateName, to: StateName) -> bool {
-    ALLOWED_TRANSITIONS.contains(&(from, to))
+    /// The earliest deadline of this state: when the actor must wake up and
+    /// send an [`Event::Tick`]. `None` only for `Stopped`, `Running` without
+    /// heartbeat watchdog once healthy, and `Fatal` without automatic retry.
+    pub fn wake_at(&self) -> Option<Instant> {
+        match self {
+            State::Starting { deadline, .. } => Some(*deadline),
+            State::Running {
+                heartbeat_deadline,
+                healthy_at,
+                ..
+            } => match (heartbeat_deadline, healthy_at) {
+                (Some(a), Some(b)) => Some(*a.min(b)),
+                (a, b) => a.or(*b),
+            },
+            State::Backoff { until } => Some(*until),
+            State::Stopping { kill_at, .. } => Some(*kill_at),
+            State::Stopped => None,
+            State::Fatal { retry_at, .. } => *retry_at,
+        }
+    }
 }
 
 /// The decision state of one worker: its lifecycle state plus the counters
@@ -142,21 +172,22 @@ impl Machine {
         }
     }
 
-    /// Apply a transition when it is allowed; log and refuse it otherwise.
-    /// Returns whether it was applied.
-    pub fn transition(&mut self, worker: &str, to: State) -> bool {
-        let from = self.state.name();
-        if transition_allowed(from, to.name()) {
-            self.state = to;
-            true
-        } else {
-            tracing::warn!(
-                worker,
-                from = from.as_str(),
-                to = to.name().as_str(),
-                "illegal state transition refused"
-            );
-            false
+    /// Apply the bookkeeping part of an action (state and counters). The
+    /// effects ([`Action::Spawn`], [`Action::Terminate`], [`Action::Kill`],
+    /// [`Action::Retire`]) are the caller's; they leave the machine as is.
+    pub fn apply(&mut self, action: &Action, policy: &Policy) {
+        match action {
+            Action::Transition(to) => self.state = to.clone(),
+            Action::SetFailures(n) => self.consecutive_failures = *n,
+            Action::RecordRestart(t) => {
+                let window = policy.restart.window;
+                self.recent_restarts
+                    .retain(|r| t.saturating_duration_since(*r) < window);
+                self.recent_restarts.push_back(*t);
+            }
+            Action::ClearRestarts => self.recent_restarts.clear(),
+            Action::Spawn { .. } | Action::Terminate { .. } | Action::Kill { .. } => {}
+            Action::Retire => {}
         }
     }
 }
@@ -172,57 +203,57 @@ impl Default for Machine {
 pub enum Event {
     /// Command: start (from stopped, backoff or fatal).
     Start,
-    /// Command: stop and stay stopped (also used at shutdown).
+    /// Command: stop and stay stopped.
     Stop,
     /// Command: stop then start.
     Restart,
-    /// A process was spawned.
+    /// Command: stop for good and retire the worker (pool shutdown or
+    /// removal of the worker). Later commands cannot start it again.
+    Shutdown,
+    /// Answer to [`Action::Spawn`]: a process was spawned.
     Spawned {
         /// Its pid.
         pid: u32,
-        /// Now.
-        now: Instant,
     },
-    /// Spawning failed (counts as a failed run).
+    /// Answer to [`Action::Spawn`]: spawning failed (counts as a failed run).
     SpawnFailed {
-        /// Now.
-        now: Instant,
+        /// The `spawn_failed` record, with the OS error.
+        exit: ExitRecord,
         /// A uniform sample in [0, 1) for the jitter.
         jitter: f64,
     },
     /// The worker sent `ready`.
     Ready,
+    /// The worker sent any other message (heartbeat, report, event).
+    Message,
     /// The process was reaped.
     Exited {
         /// How it ended (already classified).
         exit: ExitRecord,
-        /// Now.
-        now: Instant,
         /// A uniform sample in [0, 1) for the jitter.
         jitter: f64,
     },
-    /// A timer fired (backoff over, fatal retry due, healthy uptime reached).
-    Tick {
-        /// Now.
-        now: Instant,
-    },
-    /// No `ready` within `start_timeout` or no message within `heartbeat_timeout`.
-    WatchdogExpired,
-    /// `stop_grace` passed after SIGTERM.
-    StopGraceExpired,
+    /// [`State::wake_at`] passed: compare `now` with the state's deadlines.
+    Tick,
+    /// The worker's [`Policy`] was replaced: recompute the deadlines of the
+    /// current run. A backoff or fatal wait keeps its time (a fatal worker
+    /// only gains or loses its automatic retry).
+    PolicyChanged,
 }
 
-/// What the actor must do.
+/// What the actor must do. Actions are applied in order; the answer to a
+/// `Spawn` is fed back before any other event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Spawn a new process (`restart`: counts as a restart).
+    /// Spawn a new process (`restart`: counts as a restart). Only decided
+    /// when the state has no process, or on the `Exited` of its process.
     Spawn {
         /// Whether this start counts as a restart.
         restart: bool,
     },
     /// Move to a new state.
     Transition(State),
-    /// SIGTERM the process group and arm the `stop_grace` timer.
+    /// SIGTERM the process group.
     Terminate {
         /// Group leader.
         pid: u32,
@@ -231,8 +262,6 @@ pub enum Action {
     Kill {
         /// Group leader.
         pid: u32,
-        /// Mark the coming exit as `hung`.
-        hung: bool,
     },
     /// Set the failure counter.
     SetFailures(u32),
@@ -240,6 +269,8 @@ pub enum Action {
     RecordRestart(Instant),
     /// Forget the crash-loop history (manual start, fatal retry).
     ClearRestarts,
+    /// The worker is stopped for good: its actor ends.
+    Retire,
 }
 
 /// The backoff delay after `failures` consecutive failures (1 = first),
@@ -255,152 +286,281 @@ pub fn backoff_delay(b: &Backoff, failures: u32, jitter: f64) -> Duration {
     Duration::from_secs_f64(secs)
 }
 
-/// Decide what to do about `event` in machine `m` under `policy`.
-pub fn decide(m: &Machine, event: &Event, policy: &RestartPolicy) -> Vec<Action> {
+/// Decide what to do about `event`, happening at `now`, in machine `m`
+/// under `policy`.
+pub fn decide(m: &Machine, event: &Event, now: Instant, policy: &Policy) -> Vec<Action> {
     use Action as A;
+    use State as S;
     match (&m.state, event) {
         // ---- commands
-        (State::Stopped | State::Backoff { .. } | State::Fatal { .. }, Event::Start) => {
-            vec![
-                A::SetFailures(0),
-                A::ClearRestarts,
-                A::Spawn { restart: false },
-            ]
+        (S::Stopped | S::Backoff { .. } | S::Fatal { .. }, Event::Start | Event::Restart) => {
+            fresh_start(false)
         }
-        (State::Stopping { pid, started, .. }, Event::Start | Event::Restart) => {
-            vec![A::Transition(State::Stopping {
-                pid: *pid,
-                started: *started,
-                then: AfterStop::Restart,
-            })]
-        }
-        (State::Starting { .. } | State::Running { .. }, Event::Start) => vec![],
-        (State::Starting { pid, started } | State::Running { pid, started }, Event::Stop) => {
-            vec![
-                A::Terminate { pid: *pid },
-                A::Transition(State::Stopping {
-                    pid: *pid,
-                    started: *started,
-                    then: AfterStop::Stay,
-                }),
-            ]
-        }
-        (State::Starting { pid, started } | State::Running { pid, started }, Event::Restart) => {
-            vec![
-                A::Terminate { pid: *pid },
-                A::Transition(State::Stopping {
-                    pid: *pid,
-                    started: *started,
-                    then: AfterStop::Restart,
-                }),
-            ]
-        }
-        (State::Backoff { .. } | State::Fatal { .. }, Event::Stop) => {
-            vec![A::Transition(State::Stopped)]
-        }
-        (State::Stopping { pid, started, .. }, Event::Stop) => {
-            vec![A::Transition(State::Stopping {
-                pid: *pid,
-                started: *started,
-                then: AfterStop::Stay,
-            })]
-        }
-        (State::Stopped, Event::Stop) => vec![],
-        (State::Stopped | State::Backoff { .. } | State::Fatal { .. }, Event::Restart) => {
-            vec![
-                A::SetFailures(0),
-                A::ClearRestarts,
-                A::Spawn { restart: false },
-            ]
-        }
-
-        // ---- process lifecycle
-        (_, Event::Spawned { pid, now }) => vec![A::Transition(State::Starting {
-            pid: *pid,
-            started: *now,
-        })],
-        (State::Starting { pid, started }, Event::Ready) => vec![A::Transition(State::Running {
-            pid: *pid,
-            started: *started,
-        })],
-        (_, Event::Ready) => vec![],
-        (State::Starting { pid, .. } | State::Running { pid, .. }, Event::WatchdogExpired) => {
-            vec![A::Kill {
-                pid: *pid,
-                hung: true,
-            }]
-        }
-        (_, Event::WatchdogExpired) => vec![],
-        (State::Stopping { pid, .. }, Event::StopGraceExpired) => vec![A::Kill {
-            pid: *pid,
-            hung: false,
-        }],
-        (_, Event::StopGraceExpired) => vec![],
-
-        (State::Stopping { then, .. }, Event::Exited { .. }) => match then {
-            AfterStop::Stay => vec![A::Transition(State::Stopped)],
-            AfterStop::Restart => vec![
-                A::SetFailures(0),
-                A::ClearRestarts,
-                A::Spawn { restart: true },
-            ],
-        },
+        (S::Starting { .. } | S::Running { .. }, Event::Start) => vec![],
         (
-            State::Starting { started, .. } | State::Running { started, .. },
-            Event::Exited { exit, now, jitter },
-        ) => after_run(
-            m,
-            policy,
-            exit,
-            now.saturating_duration_since(*started),
-            *now,
-            *jitter,
-        ),
-        (_, Event::SpawnFailed { now, jitter }) => failed_run(m, policy, *now, *jitter),
+            S::Starting { pid, since, .. } | S::Running { pid, since, .. },
+            Event::Stop | Event::Restart | Event::Shutdown,
+        ) => {
+            let then = match event {
+                Event::Stop => AfterStop::Stay,
+                Event::Restart => AfterStop::Restart,
+                _ => AfterStop::Retire,
+            };
+            vec![
+                A::Terminate { pid: *pid },
+                A::Transition(S::Stopping {
+                    pid: *pid,
+                    since: *since,
+                    kill_at: now + policy.stop_grace,
+                    then,
+                    why: StopCause::Asked,
+                }),
+            ]
+        }
+        (
+            S::Stopping {
+                pid,
+                since,
+                kill_at,
+                then,
+                why,
+            },
+            Event::Start | Event::Stop | Event::Restart | Event::Shutdown,
+        ) => {
+            // A stop in progress keeps its SIGKILL time: a command never
+            // delays it. Only what follows changes.
+            let next = match (then, event) {
+                (AfterStop::Retire, _) | (_, Event::Shutdown) => AfterStop::Retire,
+                (_, Event::Stop) => AfterStop::Stay,
+                _ => AfterStop::Restart,
+            };
+            if next == *then {
+                vec![]
+            } else {
+                vec![A::Transition(S::Stopping {
+                    pid: *pid,
+                    since: *since,
+                    kill_at: *kill_at,
+                    then: next,
+                    why: *why,
+                })]
+            }
+        }
+        (S::Backoff { .. } | S::Fatal { .. }, Event::Stop) => vec![A::Transition(S::Stopped)],
+        (S::Stopped, Event::Stop) => vec![],
+        (S::Backoff { .. } | S::Fatal { .. }, Event::Shutdown) => {
+            vec![A::Transition(S::Stopped), A::Retire]
+        }
+        (S::Stopped, Event::Shutdown) => vec![A::Retire],
+
+        // ---- answers to Spawn
+        (_, Event::Spawned { pid }) => vec![A::Transition(started(*pid, now, policy))],
+        (_, Event::SpawnFailed { exit, jitter }) => failed_run(m, policy, exit, now, *jitter),
+
+        // ---- the worker's channel
+        (S::Starting { pid, since, .. }, Event::Ready) => {
+            vec![A::Transition(running(*pid, *since, now, policy))]
+        }
+        (
+            S::Running {
+                pid,
+                since,
+                healthy_at,
+                heartbeat_deadline: Some(_),
+            },
+            Event::Ready | Event::Message,
+        ) => vec![A::Transition(S::Running {
+            pid: *pid,
+            since: *since,
+            heartbeat_deadline: policy.heartbeat_timeout.map(|t| now + t),
+            healthy_at: *healthy_at,
+        })],
+        (_, Event::Ready | Event::Message) => vec![],
+
+        // ---- exits
+        (S::Starting { since, .. } | S::Running { since, .. }, Event::Exited { exit, jitter }) => {
+            after_run(
+                m,
+                policy,
+                exit,
+                now.saturating_duration_since(*since),
+                now,
+                *jitter,
+            )
+        }
+        (S::Stopping { then, since, .. }, Event::Exited { exit, jitter }) => match then {
+            AfterStop::Stay => vec![A::Transition(S::Stopped)],
+            AfterStop::Restart => fresh_start(true),
+            AfterStop::Retire => vec![A::Transition(S::Stopped), A::Retire],
+            AfterStop::Policy => after_run(
+                m,
+                policy,
+                exit,
+                now.saturating_duration_since(*since),
+                now,
+                *jitter,
+            ),
+        },
+        // No process in these states: nothing can exit.
+        (S::Backoff { .. } | S::Stopped | S::Fatal { .. }, Event::Exited { .. }) => vec![],
 
         // ---- timers
-        (State::Backoff { until }, Event::Tick { now }) if now >= until => {
-            vec![A::Spawn { restart: true }]
-        }
         (
-            State::Fatal {
+            S::Starting {
+                pid,
+                since,
+                deadline,
+            },
+            Event::Tick,
+        ) if now >= *deadline => hung(*pid, *since, now),
+        (
+            S::Running {
+                pid,
+                since,
+                heartbeat_deadline,
+                healthy_at,
+            },
+            Event::Tick,
+        ) => {
+            if heartbeat_deadline.is_some_and(|d| now >= d) {
+                hung(*pid, *since, now)
+            } else if healthy_at.is_some_and(|h| now >= h) {
+                let mut actions = Vec::new();
+                if m.consecutive_failures > 0 {
+                    actions.push(A::SetFailures(0));
+                }
+                actions.push(A::Transition(S::Running {
+                    pid: *pid,
+                    since: *since,
+                    heartbeat_deadline: *heartbeat_deadline,
+                    healthy_at: None,
+                }));
+                actions
+            } else {
+                vec![]
+            }
+        }
+        (S::Backoff { until }, Event::Tick) if now >= *until => vec![A::Spawn { restart: true }],
+        (
+            S::Fatal {
                 retry_at: Some(at), ..
             },
-            Event::Tick { now },
-        ) if now >= at => vec![
-            A::SetFailures(0),
-            A::ClearRestarts,
-            A::Spawn { restart: true },
+            Event::Tick,
+        ) if now >= *at => fresh_start(true),
+        (
+            S::Stopping {
+                pid,
+                since,
+                kill_at,
+                then,
+                why,
+            },
+            Event::Tick,
+        ) if now >= *kill_at => vec![
+            A::Kill { pid: *pid },
+            A::Transition(S::Stopping {
+                pid: *pid,
+                since: *since,
+                kill_at: now + KILL_RETRY,
+                then: *then,
+                why: *why,
+            }),
         ],
-        (State::Running { started, .. }, Event::Tick { now })
-            if m.consecutive_failures > 0
-                && now.saturating_duration_since(*started) >= policy.min_uptime =>
-        {
-            vec![A::SetFailures(0)]
-        }
-        (_, Event::Tick { .. }) => vec![],
+        (_, Event::Tick) => vec![],
 
-        (state, event) => {
-            tracing::warn!(
-                state = state.name().as_str(),
-                ?event,
-                "event ignored in this state"
-            );
-            vec![]
+        // ---- a new policy for the current run
+        (S::Starting { pid, since, .. }, Event::PolicyChanged) => {
+            vec![A::Transition(started_at(*pid, *since, now, policy))]
         }
+        (
+            S::Running {
+                pid,
+                since,
+                healthy_at,
+                ..
+            },
+            Event::PolicyChanged,
+        ) => vec![A::Transition(S::Running {
+            pid: *pid,
+            since: *since,
+            heartbeat_deadline: policy.heartbeat_timeout.map(|t| now + t),
+            healthy_at: healthy_at.map(|_| *since + policy.restart.min_uptime),
+        })],
+        // A fatal wait keeps its time, but follows the switch between
+        // automatic retry and none.
+        (S::Fatal { reason, retry_at }, Event::PolicyChanged)
+            if retry_at.is_some() != policy.restart.fatal_retry.is_some() =>
+        {
+            vec![A::Transition(S::Fatal {
+                reason: reason.clone(),
+                retry_at: policy.restart.fatal_retry.map(|d| now + d),
+            })]
+        }
+        (_, Event::PolicyChanged) => vec![],
     }
+}
+
+/// A start that forgets the failure history.
+fn fresh_start(restart: bool) -> Vec<Action> {
+    vec![
+        Action::SetFailures(0),
+        Action::ClearRestarts,
+        Action::Spawn { restart },
+    ]
+}
+
+/// The state of a process spawned at `now`.
+fn started(pid: u32, now: Instant, policy: &Policy) -> State {
+    started_at(pid, now, now, policy)
+}
+
+/// `Starting` with its `start_timeout` deadline, or `Running` at once when
+/// there is no start handshake.
+fn started_at(pid: u32, since: Instant, now: Instant, policy: &Policy) -> State {
+    match policy.start_timeout {
+        Some(t) => State::Starting {
+            pid,
+            since,
+            deadline: since + t,
+        },
+        None => running(pid, since, now, policy),
+    }
+}
+
+/// `Running` from `now` on.
+fn running(pid: u32, since: Instant, now: Instant, policy: &Policy) -> State {
+    State::Running {
+        pid,
+        since,
+        heartbeat_deadline: policy.heartbeat_timeout.map(|t| now + t),
+        healthy_at: Some(since + policy.restart.min_uptime),
+    }
+}
+
+/// The watchdog fired: SIGKILL the group, the exit is `hung`.
+fn hung(pid: u32, since: Instant, now: Instant) -> Vec<Action> {
+    vec![
+        Action::Kill { pid },
+        Action::Transition(State::Stopping {
+            pid,
+            since,
+            kill_at: now + KILL_RETRY,
+            then: AfterStop::Policy,
+            why: StopCause::Hung,
+        }),
+    ]
 }
 
 /// A run ended without the pool asking for it.
 fn after_run(
     m: &Machine,
-    policy: &RestartPolicy,
+    policy: &Policy,
     exit: &ExitRecord,
     uptime: Duration,
     now: Instant,
     jitter: f64,
 ) -> Vec<Action> {
-    let restart = match policy.mode {
+    let restart = match policy.restart.mode {
         RestartMode::Always => true,
         RestartMode::OnFailure => exit.is_failure(),
         RestartMode::Never => false,
@@ -408,10 +568,10 @@ fn after_run(
     if !restart {
         return vec![Action::Transition(State::Stopped)];
     }
-    if uptime >= policy.min_uptime {
+    if uptime >= policy.restart.min_uptime {
         // A healthy run: restart at once, failures reset; still counted for
         // the crash-loop window.
-        if let Some(fatal) = crash_loop(m, policy, now) {
+        if let Some(fatal) = crash_loop(m, policy, exit, now) {
             return fatal;
         }
         return vec![
@@ -420,23 +580,29 @@ fn after_run(
             Action::Spawn { restart: true },
         ];
     }
-    failed_run(m, policy, now, jitter)
+    failed_run(m, policy, exit, now, jitter)
 }
 
 /// A run failed quickly (or could not be spawned): back off, or go fatal.
-fn failed_run(m: &Machine, policy: &RestartPolicy, now: Instant, jitter: f64) -> Vec<Action> {
+fn failed_run(
+    m: &Machine,
+    policy: &Policy,
+    exit: &ExitRecord,
+    now: Instant,
+    jitter: f64,
+) -> Vec<Action> {
     let failures = m.consecutive_failures.saturating_add(1);
-    if policy.mode == RestartMode::Never {
+    if policy.restart.mode == RestartMode::Never {
         return vec![
             Action::SetFailures(failures),
             Action::Transition(State::Stopped),
         ];
     }
-    if let Some(mut fatal) = crash_loop(m, policy, now) {
+    if let Some(mut fatal) = crash_loop(m, policy, exit, now) {
         fatal.insert(0, Action::SetFailures(failures));
         return fatal;
     }
-    let delay = backoff_delay(&policy.backoff, failures, jitter);
+    let delay = backoff_delay(&policy.restart.backoff, failures, jitter);
     vec![
         Action::SetFailures(failures),
         Action::RecordRestart(now),
@@ -446,23 +612,30 @@ fn failed_run(m: &Machine, policy: &RestartPolicy, now: Instant, jitter: f64) ->
 
 /// `Some(actions)` when one more restart would exceed `max_restarts` within
 /// `window`.
-fn crash_loop(m: &Machine, policy: &RestartPolicy, now: Instant) -> Option<Vec<Action>> {
+fn crash_loop(
+    m: &Machine,
+    policy: &Policy,
+    exit: &ExitRecord,
+    now: Instant,
+) -> Option<Vec<Action>> {
+    let p = &policy.restart;
     let in_window = m
         .recent_restarts
         .iter()
-        .filter(|t| now.saturating_duration_since(**t) < policy.window)
+        .filter(|t| now.saturating_duration_since(**t) < p.window)
         .count();
-    if in_window + 1 > policy.max_restarts as usize {
+    if in_window + 1 > p.max_restarts as usize {
         let reason = format!(
-            "crash loop: more than {} restarts within {}",
-            policy.max_restarts,
-            crate::units::format_duration(policy.window)
+            "crash loop: more than {} restarts within {}; last exit: {}",
+            p.max_restarts,
+            crate::units::format_duration(p.window),
+            exit.summary()
         );
         Some(vec![
             Action::ClearRestarts,
             Action::Transition(State::Fatal {
                 reason,
-                retry_at: policy.fatal_retry.map(|d| now + d),
+                retry_at: p.fatal_retry.map(|d| now + d),
             }),
         ])
     } else {
@@ -471,455 +644,4 @@ fn crash_loop(m: &Machine, policy: &RestartPolicy, now: Instant) -> Option<Vec<A
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::exit::ExitReason;
-    use chrono::Utc;
-
-    fn policy() -> RestartPolicy {
-        RestartPolicy {
-            mode: RestartMode::Always,
-            min_uptime: Duration::from_secs(1),
-            backoff: Backoff {
-                initial: Duration::from_millis(100),
-                multiplier: 2.0,
-                max: Duration::from_secs(30),
-                jitter: 0.0,
-            },
-            max_restarts: 3,
-            window: Duration::from_secs(60),
-            fatal_retry: Some(Duration::from_secs(300)),
-        }
-    }
-
-    fn exit(reason: ExitReason, code: Option<i32>) -> ExitRecord {
-        ExitRecord {
-            code,
-            signal: None,
-            reason,
-            at: Utc::now(),
-            uptime_s: 0.0,
-        }
-    }
-
-    fn machine(state: State, failures: u32, restarts: usize, t0: Instant) -> Machine {
-        Machine {
-            state,
-            consecutive_failures: failures,
-            recent_restarts: (0..restarts).map(|_| t0).collect(),
-        }
-    }
-
-    #[test]
-    fn decision_table() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let running = State::Running {
-            pid: 7,
-            started: t0,
-        };
-        let starting = State::Starting {
-            pid: 7,
-            started: t0,
-        };
-        let crashed = |after: Duration| Event::Exited {
-            exit: exit(ExitReason::Crashed, None),
-            now: t0 + after,
-            jitter: 0.5,
-        };
-        let p = policy();
-        let table: Vec<(&str, Machine, Event, RestartPolicy, Vec<Action>)> = vec![
-            (
-                "healthy run: immediate restart, failures reset",
-                machine(running.clone(), 2, 0, t0),
-                crashed(ms(1500)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(0),
-                    Action::RecordRestart(t0 + ms(1500)),
-                    Action::Spawn { restart: true },
-                ],
-            ),
-            (
-                "short run: first backoff is `initial`",
-                machine(running.clone(), 0, 0, t0),
-                crashed(ms(10)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(1),
-                    Action::RecordRestart(t0 + ms(10)),
-                    Action::Transition(State::Backoff {
-                        until: t0 + ms(10) + ms(100),
-                    }),
-                ],
-            ),
-            (
-                "third short run: backoff doubled twice",
-                machine(starting.clone(), 2, 2, t0),
-                crashed(ms(10)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(3),
-                    Action::RecordRestart(t0 + ms(10)),
-                    Action::Transition(State::Backoff {
-                        until: t0 + ms(10) + ms(400),
-                    }),
-                ],
-            ),
-            (
-                "crash loop: fatal with a retry time",
-                machine(starting.clone(), 3, 3, t0),
-                crashed(ms(10)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(4),
-                    Action::ClearRestarts,
-                    Action::Transition(State::Fatal {
-                        reason: "crash loop: more than 3 restarts within 1m".into(),
-                        retry_at: Some(t0 + ms(10) + Duration::from_secs(300)),
-                    }),
-                ],
-            ),
-            (
-                "restarts outside the window do not count",
-                machine(running.clone(), 0, 3, t0),
-                crashed(Duration::from_secs(61)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(0),
-                    Action::RecordRestart(t0 + Duration::from_secs(61)),
-                    Action::Spawn { restart: true },
-                ],
-            ),
-            (
-                "never: stays stopped",
-                machine(running.clone(), 0, 0, t0),
-                crashed(ms(1500)),
-                RestartPolicy {
-                    mode: RestartMode::Never,
-                    ..p.clone()
-                },
-                vec![Action::Transition(State::Stopped)],
-            ),
-            (
-                "on-failure: a clean exit stays stopped",
-                machine(running.clone(), 0, 0, t0),
-                Event::Exited {
-                    exit: exit(ExitReason::Exited, Some(0)),
-                    now: t0 + ms(1500),
-                    jitter: 0.5,
-                },
-                RestartPolicy {
-                    mode: RestartMode::OnFailure,
-                    ..p.clone()
-                },
-                vec![Action::Transition(State::Stopped)],
-            ),
-            (
-                "stop while running: SIGTERM, stopping",
-                machine(running.clone(), 0, 0, t0),
-                Event::Stop,
-                p.clone(),
-                vec![
-                    Action::Terminate { pid: 7 },
-                    Action::Transition(State::Stopping {
-                        pid: 7,
-                        started: t0,
-                        then: AfterStop::Stay,
-                    }),
-                ],
-            ),
-            (
-                "stop during backoff: stopped at once",
-                machine(
-                    State::Backoff {
-                        until: t0 + ms(500),
-                    },
-                    1,
-                    1,
-                    t0,
-                ),
-                Event::Stop,
-                p.clone(),
-                vec![Action::Transition(State::Stopped)],
-            ),
-            (
-                "exit while stopping: stopped",
-                machine(
-                    State::Stopping {
-                        pid: 7,
-                        started: t0,
-                        then: AfterStop::Stay,
-                    },
-                    0,
-                    0,
-                    t0,
-                ),
-                crashed(ms(10)),
-                p.clone(),
-                vec![Action::Transition(State::Stopped)],
-            ),
-            (
-                "exit while restarting: spawn",
-                machine(
-                    State::Stopping {
-                        pid: 7,
-                        started: t0,
-                        then: AfterStop::Restart,
-                    },
-                    2,
-                    0,
-                    t0,
-                ),
-                crashed(ms(10)),
-                p.clone(),
-                vec![
-                    Action::SetFailures(0),
-                    Action::ClearRestarts,
-                    Action::Spawn { restart: true },
-                ],
-            ),
-            (
-                "grace over: SIGKILL",
-                machine(
-                    State::Stopping {
-                        pid: 7,
-                        started: t0,
-                        then: AfterStop::Stay,
-                    },
-                    0,
-                    0,
-                    t0,
-                ),
-                Event::StopGraceExpired,
-                p.clone(),
-                vec![Action::Kill {
-                    pid: 7,
-                    hung: false,
-                }],
-            ),
-            (
-                "watchdog: SIGKILL as hung",
-                machine(starting.clone(), 0, 0, t0),
-                Event::WatchdogExpired,
-                p.clone(),
-                vec![Action::Kill { pid: 7, hung: true }],
-            ),
-            (
-                "ready: running",
-                machine(starting.clone(), 0, 0, t0),
-                Event::Ready,
-                p.clone(),
-                vec![Action::Transition(running.clone())],
-            ),
-            (
-                "backoff over: spawn",
-                machine(
-                    State::Backoff {
-                        until: t0 + ms(100),
-                    },
-                    1,
-                    1,
-                    t0,
-                ),
-                Event::Tick { now: t0 + ms(100) },
-                p.clone(),
-                vec![Action::Spawn { restart: true }],
-            ),
-            (
-                "early tick in backoff: nothing",
-                machine(
-                    State::Backoff {
-                        until: t0 + ms(100),
-                    },
-                    1,
-                    1,
-                    t0,
-                ),
-                Event::Tick { now: t0 + ms(50) },
-                p.clone(),
-                vec![],
-            ),
-            (
-                "fatal retry due: spawn with a clean slate",
-                machine(
-                    State::Fatal {
-                        reason: "x".into(),
-                        retry_at: Some(t0),
-                    },
-                    4,
-                    0,
-                    t0,
-                ),
-                Event::Tick { now: t0 },
-                p.clone(),
-                vec![
-                    Action::SetFailures(0),
-                    Action::ClearRestarts,
-                    Action::Spawn { restart: true },
-                ],
-            ),
-            (
-                "healthy uptime reached: failures reset",
-                machine(running.clone(), 3, 0, t0),
-                Event::Tick {
-                    now: t0 + Duration::from_secs(1),
-                },
-                p.clone(),
-                vec![Action::SetFailures(0)],
-            ),
-            (
-                "manual start of a fatal worker",
-                machine(
-                    State::Fatal {
-                        reason: "x".into(),
-                        retry_at: None,
-                    },
-                    4,
-                    0,
-                    t0,
-                ),
-                Event::Start,
-                p.clone(),
-                vec![
-                    Action::SetFailures(0),
-                    Action::ClearRestarts,
-                    Action::Spawn { restart: false },
-                ],
-            ),
-            (
-                "start while running: nothing",
-                machine(running.clone(), 0, 0, t0),
-                Event::Start,
-                p.clone(),
-                vec![],
-            ),
-            (
-                "spawned: starting",
-                machine(State::Stopped, 0, 0, t0),
-                Event::Spawned { pid: 9, now: t0 },
-                p.clone(),
-                vec![Action::Transition(State::Starting {
-                    pid: 9,
-                    started: t0,
-                })],
-            ),
-            (
-                "exit while stopped is ignored",
-                machine(State::Stopped, 0, 0, t0),
-                crashed(ms(1)),
-                p.clone(),
-                vec![],
-            ),
-        ];
-        for (what, m, event, policy, want) in table {
-            assert_eq!(decide(&m, &event, &policy), want, "{what}");
-        }
-    }
-
-    #[test]
-    fn every_decided_transition_is_allowed() {
-        // Every Transition a decision emits from a given state is in the table.
-        let t0 = Instant::now();
-        let states = [
-            State::Starting {
-                pid: 1,
-                started: t0,
-            },
-            State::Running {
-                pid: 1,
-                started: t0,
-            },
-            State::Backoff { until: t0 },
-            State::Stopping {
-                pid: 1,
-                started: t0,
-                then: AfterStop::Stay,
-            },
-            State::Stopped,
-            State::Fatal {
-                reason: "x".into(),
-                retry_at: Some(t0),
-            },
-        ];
-        let events = [
-            Event::Start,
-            Event::Stop,
-            Event::Restart,
-            Event::Spawned { pid: 2, now: t0 },
-            Event::Ready,
-            Event::Exited {
-                exit: exit(ExitReason::Crashed, None),
-                now: t0,
-                jitter: 0.1,
-            },
-            Event::Tick {
-                now: t0 + Duration::from_secs(3600),
-            },
-            Event::WatchdogExpired,
-            Event::StopGraceExpired,
-        ];
-        for s in &states {
-            for e in &events {
-                for failures in [0, 10] {
-                    let m = machine(s.clone(), failures, 10, t0);
-                    for a in decide(&m, e, &policy()) {
-                        if let Action::Transition(to) = a {
-                            assert!(
-                                transition_allowed(s.name(), to.name()),
-                                "{:?} --{e:?}--> {:?} not allowed",
-                                s.name(),
-                                to.name()
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn illegal_transition_is_refused() {
-        let mut m = Machine::new();
-        assert!(!m.transition(
-            "w",
-            State::Running {
-                pid: 1,
-                started: Instant::now()
-            }
-        ));
-        assert_eq!(m.state, State::Stopped);
-    }
-
-    #[test]
-    fn backoff_grows_and_caps_with_bounded_jitter() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            multiplier: 2.0,
-            max: Duration::from_secs(1),
-            jitter: 0.2,
-        };
-        let table = [
-            (1, 100),
-            (2, 200),
-            (3, 400),
-            (4, 800),
-            (5, 1000),
-            (50, 1000),
-        ];
-        for (n, want_ms) in table {
-            assert_eq!(
-                backoff_delay(&b, n, 0.5).as_millis(),
-                want_ms,
-                "failures={n}"
-            );
-            let lo = backoff_delay(&b, n, 0.0).as_secs_f64() * 1000.0;
-            let hi = backoff_delay(&b, n, 0.999).as_secs_f64() * 1000.0;
-            assert!(lo >= want_ms as f64 * 0.8 - 0.01, "low jitter {lo} for {n}");
-            assert!(
-                hi <= (want_ms as f64 * 1.2).min(1000.0) + 0.01,
-                "high jitter {hi}"
-            );
-        }
-    }
-}
+mod tests;

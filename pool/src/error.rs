@@ -35,6 +35,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The worker has no live process to send a message to.
+    #[error("worker `{0}` is not running")]
+    NotRunning(String),
+    /// The worker's send queue is full (it does not read its channel): the
+    /// message was dropped.
+    #[error("worker `{0}`: send queue full, message dropped")]
+    QueueFull(String),
+    /// A message could not be serialized.
+    #[error("worker `{worker}`: cannot serialize the message: {source}")]
+    Message {
+        /// Worker name.
+        worker: String,
+        /// Serialization error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The pool is shutting down and takes no more commands.
     #[error("the pool is shutting down")]
     ShuttingDown,

@@ -24,12 +24,13 @@ pub enum PoolEvent {
         /// Its pid.
         pid: u32,
     },
-    /// A process ended.
+    /// A process ended, or a spawn failed (`pid` is `None` and the exit's
+    /// reason is `spawn_failed`).
     Exited {
         /// Worker name.
         worker: String,
-        /// Its pid.
-        pid: u32,
+        /// Its pid; `None` when no process was spawned.
+        pid: Option<u32>,
         /// How it ended.
         exit: ExitRecord,
     },

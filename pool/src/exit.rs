@@ -23,17 +23,21 @@ pub enum ExitReason {
     Hung,
     /// Stopped by the pool (stop, restart or shutdown).
     Stopped,
+    /// No process was started: the spawn failed (program missing, a limit
+    /// the OS refused…). The record's `error` says why.
+    SpawnFailed,
 }
 
 impl ExitReason {
     /// All reasons, for metrics.
-    pub const ALL: [ExitReason; 6] = [
+    pub const ALL: [ExitReason; 7] = [
         ExitReason::Exited,
         ExitReason::Crashed,
         ExitReason::CpuLimit,
         ExitReason::MemoryLimit,
         ExitReason::Hung,
         ExitReason::Stopped,
+        ExitReason::SpawnFailed,
     ];
 
     /// The snake_case name used in JSON.
@@ -45,6 +49,7 @@ impl ExitReason {
             ExitReason::MemoryLimit => "memory_limit",
             ExitReason::Hung => "hung",
             ExitReason::Stopped => "stopped",
+            ExitReason::SpawnFailed => "spawn_failed",
         }
     }
 }
@@ -62,9 +67,37 @@ pub struct ExitRecord {
     pub at: DateTime<Utc>,
     /// How long it ran, seconds.
     pub uptime_s: f64,
+    /// What went wrong when there was no process to exit (`spawn_failed`:
+    /// the OS error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl ExitRecord {
+    /// The record of a spawn that failed with `error` at `at`.
+    pub fn spawn_failed(error: impl Into<String>, at: DateTime<Utc>) -> ExitRecord {
+        ExitRecord {
+            code: None,
+            signal: None,
+            reason: ExitReason::SpawnFailed,
+            at,
+            uptime_s: 0.0,
+            error: Some(error.into()),
+        }
+    }
+
+    /// One line for logs and fatal reasons: `spawn_failed: …`,
+    /// `exited with status 1`, `crashed (signal 9)`.
+    pub fn summary(&self) -> String {
+        let reason = self.reason.as_str();
+        match (&self.error, self.code, self.signal) {
+            (Some(e), _, _) => format!("{reason}: {e}"),
+            (None, _, Some(sig)) => format!("{reason} (signal {sig})"),
+            (None, Some(code), None) => format!("{reason} with status {code}"),
+            (None, None, None) => reason.to_string(),
+        }
+    }
+
     /// Whether this exit counts as a failure for `on-failure` restarts.
     pub fn is_failure(&self) -> bool {
         !(self.reason == ExitReason::Exited && self.code == Some(0))

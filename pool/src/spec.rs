@@ -116,6 +116,24 @@ pub struct WorkerSpec {
 }
 
 impl WorkerSpec {
+    /// The rules [`decide`](fn@crate::decide::decide) applies to this worker.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            restart: self.restart.clone(),
+            stop_grace: self.stop_grace,
+            start_timeout: self.start_timeout,
+            heartbeat_timeout: self.heartbeat_timeout,
+        }
+    }
+
+    /// Replace the restart policy and timeouts with `policy`.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.restart = policy.restart;
+        self.stop_grace = policy.stop_grace;
+        self.start_timeout = policy.start_timeout;
+        self.heartbeat_timeout = policy.heartbeat_timeout;
+    }
+
     /// A spec with default policies.
     pub fn new(name: impl Into<String>, program: impl Into<PathBuf>) -> Self {
         WorkerSpec {
@@ -129,6 +147,32 @@ impl WorkerSpec {
             start_timeout: Some(Duration::from_secs(10)),
             heartbeat_timeout: Some(Duration::from_secs(30)),
         }
+    }
+}
+
+/// Everything the decision needs from a spec: the restart policy and the
+/// timeouts. Can be changed on a live worker with
+/// [`PoolHandle::update`](crate::PoolHandle::update).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    #[serde(with = "secs")]
+    pub stop_grace: Duration,
+    /// `ready` must arrive within this time after the spawn; `None` counts
+    /// the worker ready as soon as it is spawned.
+    #[serde(with = "opt_secs")]
+    pub start_timeout: Option<Duration>,
+    /// After `ready`, a worker silent on its channel this long is hung;
+    /// `None` disables the heartbeat watchdog.
+    #[serde(with = "opt_secs")]
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        WorkerSpec::new("", "").policy()
     }
 }
 

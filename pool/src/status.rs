@@ -8,7 +8,7 @@ use crate::exit::ExitRecord;
 use crate::spec::Limits;
 
 /// Lifecycle state name of a worker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateName {
     /// Spawned, waiting for `ready`.
@@ -76,6 +76,9 @@ pub struct WorkerStatus {
     pub report: WorkerReport,
     /// Last heartbeat or message on the channel.
     pub last_heartbeat: Option<DateTime<Utc>>,
-    /// Exits counted by reason since the pool started.
+    /// Exits counted by reason since the pool started (a failed spawn
+    /// counts as `spawn_failed`).
     pub exits_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Messages to the worker dropped because its send queue was full.
+    pub messages_dropped: u64,
 }

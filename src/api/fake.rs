@@ -58,6 +58,7 @@ impl FakeControl {
             reason: ExitReason::Crashed,
             at: started,
             uptime_s: 120.5,
+            error: None,
         };
         let mut exits_by_reason = std::collections::BTreeMap::new();
         exits_by_reason.insert("crashed".to_string(), 1);
@@ -90,6 +91,7 @@ impl FakeControl {
             },
             last_heartbeat: Some(now),
             exits_by_reason,
+            messages_dropped: 0,
         }
     }
 
@@ -171,10 +173,11 @@ impl FakeControl {
                     reason: ExitReason::Stopped,
                     at: now,
                     uptime_s: w.uptime_s.unwrap_or(0.0),
+                    error: None,
                 };
                 events.push(PoolEvent::Exited {
                     worker: name.to_string(),
-                    pid: w.pid.unwrap_or(0),
+                    pid: w.pid,
                     exit: exit.clone(),
                 });
                 *w.exits_by_reason.entry("stopped".into()).or_insert(0) += 1;

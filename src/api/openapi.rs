@@ -183,9 +183,10 @@ fn base() -> Value {
                 "ExitRecord": {"type": "object", "properties": {
                     "code": {"type": "integer", "nullable": true},
                     "signal": {"type": "integer", "nullable": true},
-                    "reason": {"type": "string", "enum": ["exited", "crashed", "cpu_limit", "memory_limit", "hung", "stopped"]},
+                    "reason": {"type": "string", "enum": ["exited", "crashed", "cpu_limit", "memory_limit", "hung", "stopped", "spawn_failed"]},
                     "at": {"type": "string", "format": "date-time"},
-                    "uptime_s": {"type": "number"}
+                    "uptime_s": {"type": "number"},
+                    "error": {"type": "string", "description": "Only for spawn_failed: the OS error."}
                 }},
                 "Limits": {"type": "object", "properties": {
                     "cpu_time": {"type": "number", "nullable": true, "description": "CPU seconds (RLIMIT_CPU)."},

@@ -65,6 +65,9 @@ pub struct ExitView {
     pub at: Ts,
     /// How long it ran, seconds.
     pub uptime_s: f64,
+    /// Why no process ran (`spawn_failed`: the OS error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl From<&ExitRecord> for ExitView {
@@ -75,6 +78,7 @@ impl From<&ExitRecord> for ExitView {
             reason: e.reason,
             at: Ts(e.at),
             uptime_s: e.uptime_s,
+            error: e.error.clone(),
         }
     }
 }
