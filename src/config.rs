@@ -368,14 +368,30 @@ impl Environment {
 }
 
 impl Config {
-    /// What `worldpool run` would refuse on a machine: a limit above the
-    /// OS hard limit (the spawn would fail every time), a non-loopback
-    /// `api_bind` without a token. Every problem, with key and fix.
+    /// What would go wrong on a machine: a limit above the OS hard limit
+    /// (every spawn of that worker would be refused), a non-loopback
+    /// `api_bind` without a token (`worldpool run` refuses to serve it).
+    /// Every problem, with key and fix.
     pub fn check_environment(
         &self,
         env: &Environment,
         api_bind: Option<SocketAddr>,
     ) -> Result<(), ConfigError> {
+        let mut problems = self.limit_problems(env);
+        problems.extend(bind_problem(env, api_bind));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                path: self.path.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// Limits above the OS hard limits, per world (or `[limits]` in single
+    /// mode).
+    pub fn limit_problems(&self, env: &Environment) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut check = |key: String, what: &str, value: u64, shown: String, hard: Option<u64>| {
             if let Some(hard) = hard
@@ -434,31 +450,24 @@ impl Config {
                 );
             }
         }
-        if let Some(bind) = api_bind
-            && !bind.ip().is_loopback()
-            && !env.api_token_set
-        {
-            problems.push(Problem {
-                key: "api.bind".into(),
-                message: format!(
-                    "{bind} is not a loopback address and {API_TOKEN_ENV} is not set: \
-                     `worldpool run` refuses to serve the API there"
-                ),
-                fix: format!(
-                    "set {API_TOKEN_ENV} to a secret, or bind \"127.0.0.1:{}\"",
-                    bind.port()
-                ),
-            });
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError {
-                path: self.path.clone(),
-                problems,
-            })
-        }
+        problems
     }
+}
+
+/// A non-loopback API address without a control token.
+pub fn bind_problem(env: &Environment, api_bind: Option<SocketAddr>) -> Option<Problem> {
+    let bind = api_bind?;
+    (!bind.ip().is_loopback() && !env.api_token_set).then(|| Problem {
+        key: "api.bind".into(),
+        message: format!(
+            "{bind} is not a loopback address and {API_TOKEN_ENV} is not set: \
+             `worldpool run` refuses to serve the API there"
+        ),
+        fix: format!(
+            "set {API_TOKEN_ENV} to a secret, or bind \"127.0.0.1:{}\"",
+            bind.port()
+        ),
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 //! the metrics and the SSE stream read them back with
 //! [`WorkerEvent::from_pool`] and [`Phase::from_str`](std::str::FromStr).
 //! A phase or an event name is an enum variant here, never a string
-//! compared in three modules.
+//! compared in three modules. The other direction, supervisor to worker,
+//! is [`SupervisorMessage`] (sent with `pool::PoolHandle::send`, read
+//! with `pool::WorkerChannel::incoming`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -187,9 +189,26 @@ impl WorkerEvent {
     }
 }
 
+/// A message from the supervisor to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SupervisorMessage {
+    /// Check the site now (`POST /api/manual-update`, a watched player
+    /// added): a sleeping scrape loop wakes at once.
+    CheckNow,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supervisor_messages_are_tagged_json() {
+        let line = serde_json::to_string(&SupervisorMessage::CheckNow).expect("serializes");
+        assert_eq!(line, r#"{"type":"check_now"}"#);
+        let back: SupervisorMessage = serde_json::from_str(&line).expect("parses");
+        assert_eq!(back, SupervisorMessage::CheckNow);
+    }
 
     #[test]
     fn phases_round_trip_and_order() {

@@ -1059,13 +1059,47 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
         })
         .await;
         assert!(status["fetch_time"].is_string());
-        let r = http
-            .post(format!("{base}/api/manual-update"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("POST");
-        assert_eq!(r.status().as_u16(), 501, "until the channel carries it");
+        // 409 while every worker is scraping the update: ask again then.
+        let answer: Value = wait_for_async("a manual update accepted", DEADLINE, || {
+            let http = http.clone();
+            let url = format!("{base}/api/manual-update");
+            async move {
+                let r = http.post(url).bearer_auth(TOKEN).send().await.ok()?;
+                match r.status().as_u16() {
+                    202 => r.json().await.ok(),
+                    409 => None,
+                    other => panic!("manual update answered {other}: {:?}", r.text().await),
+                }
+            }
+        })
+        .await;
+        // The workers not busy scraping were asked (a busy one is listed
+        // in `busy` and checks after its run anyway).
+        let asked: std::collections::HashSet<String> = answer["worlds"]
+            .as_array()
+            .expect("worlds")
+            .iter()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect();
+        assert!(!asked.is_empty(), "{answer}");
+        // The request went down the channel: each asked worker woke up at
+        // once (the poll interval is a second; its log says why it checks).
+        let mut woke = std::collections::HashSet::new();
+        sse_frames(&mut resp, &mut buf, |frames| {
+            for (_, d) in frames {
+                if let Ok(v) = serde_json::from_str::<Value>(d)
+                    && v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("checking now, as requested"))
+                    && let Some(w) = v["world"].as_str()
+                {
+                    woke.insert(w.to_string());
+                }
+            }
+            asked.is_subset(&woke)
+        })
+        .await;
+        assert!(asked.is_subset(&woke), "asked {asked:?}, woke {woke:?}");
     };
     let mut guard = Stop(child);
     tokio::time::timeout(Duration::from_secs(60), result)

@@ -159,3 +159,106 @@ fn sigterm_of_the_supervisor_stops_every_worker_and_exits_0() {
         );
     }
 }
+
+/// A world whose limit the OS refuses does not stop the pool: the other
+/// worlds run, and that worker backs off, goes fatal with a retry time, and
+/// says why (`spawn_failed` with the OS error) in the API, the SSE events
+/// and `/metrics`.
+#[test]
+fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("worlds.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pool]\nbackoff_initial = \"20ms\"\nbackoff_jitter = 0.0\nmax_restarts = 3\n\
+             fatal_retry = \"10m\"\n\
+             [[worlds]]\nname = \"Aurera\"\nguilds = [\"G\"]\n\
+             [[worlds]]\nname = \"Bellum\"\nguilds = [\"G\"]\nlimits = {{ open_files = {} }}\n",
+            hard + 1
+        ),
+    )
+    .expect("config written");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let log = dir.path().join("supervisor.log");
+    let child = Command::new(bin())
+        .args([
+            "run",
+            "--api-bind",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
+        .env("WORLDPOOL_TEST_WORKER_MODE", "idle")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("worldpool run starts");
+    let _sup = Supervisor {
+        child,
+        log: log.clone(),
+        _dir: dir,
+    };
+    let get = |path: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+    };
+    let bellum = wait_for("Bellum fatal in the API", LONG, || {
+        let body = get("/api/workers/Bellum")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "fatal").then_some(v)
+    });
+    assert_eq!(bellum["last_exit"]["reason"], "spawn_failed", "{bellum}");
+    let error = bellum["last_exit"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("RLIMIT_NOFILE") && error.contains(&(hard + 1).to_string()),
+        "{bellum}"
+    );
+    assert!(
+        bellum["fatal_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("RLIMIT_NOFILE")),
+        "{bellum}"
+    );
+    assert!(bellum["next_restart_at"].is_string(), "{bellum}");
+    assert!(bellum["pid"].is_null(), "{bellum}");
+    // The other world is unaffected.
+    let aurera = wait_for("Aurera running", LONG, || {
+        let v: serde_json::Value = serde_json::from_str(&get("/api/workers/Aurera")?).ok()?;
+        (v["state"] == "running").then_some(v)
+    });
+    assert!(aurera["pid"].is_u64(), "{aurera}");
+    let metrics = get("/metrics").expect("metrics");
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("worldpool_worker_exits_total")
+                && l.contains("world=\"Bellum\"")
+                && l.contains("reason=\"spawn_failed\"")
+        })
+        .unwrap_or_else(|| panic!("no spawn_failed exit counter:\n{metrics}"));
+    let count: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a value");
+    assert!(count >= 3.0, "{line}");
+    // The run said which limit is above the hard limit when it started.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("hard limit"), "{text}");
+}

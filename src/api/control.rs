@@ -6,6 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use pool::{PoolEvent, PoolHandle, StateName, WorkerStatus};
+
+use crate::protocol::SupervisorMessage;
 use tokio::sync::broadcast;
 
 /// A boxed, sendable future (what the control verbs return).
@@ -128,19 +130,11 @@ impl Control for PoolHandle {
         PoolHandle::subscribe(self)
     }
 
-    /// Not wired yet: the supervisor → worker channel is being built. Once
-    /// it can carry a "check now" message, send it here; the worker side is
-    /// [`crate::scrape::CheckNow::request`].
+    /// Sends [`SupervisorMessage::CheckNow`] on the worker's channel; the
+    /// worker wakes its scrape loop ([`crate::scrape::CheckNow`]).
     fn check_now<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
-            if PoolHandle::worker(self, name).is_none() {
-                return Err(ControlError::UnknownWorker(name.to_string()));
-            }
-            Err(ControlError::Unsupported(
-                "manual updates need the supervisor-to-worker channel, which this build of the \
-                 pool does not have yet; workers check the site every [site] poll_interval"
-                    .to_string(),
-            ))
+            PoolHandle::send(self, name, &SupervisorMessage::CheckNow).map_err(Into::into)
         })
     }
 }

@@ -38,12 +38,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (false, Some(bind)) => Some(bind),
         (false, None) => config.api.enabled.then_some(config.api.bind),
     };
-    // The same checks as `check-config`, against this machine: a limit the
-    // OS refuses or an unsafe bind stops here, before any worker starts.
+    // The same checks as `check-config`, against this machine. An unsafe
+    // bind stops here, before any worker starts. A limit the OS refuses
+    // only concerns its world: the others run, and that worker backs off
+    // and goes fatal with the OS's refusal as its reason, in the API.
     let env = crate::config::Environment::current();
-    if let Err(e) = config.check_environment(&env, api_bind) {
+    if let Some(problem) = crate::config::bind_problem(&env, api_bind) {
+        let e = crate::config::ConfigError {
+            path: config.path.clone(),
+            problems: vec![problem],
+        };
         eprint!("{e}");
         return Ok(ExitCode::from(2));
+    }
+    for p in config.limit_problems(&env) {
+        tracing::warn!(key = %p.key, fix = %p.fix, "{}", p.message);
     }
     crate::supervise::run_with(config, api_bind, CancellationToken::new()).await?;
     Ok(ExitCode::SUCCESS)

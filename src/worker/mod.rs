@@ -10,14 +10,16 @@
 //! abort, so the pool can tell a memory limit from a crash.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Read as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use pool::{WorkerChannel, WorkerMessage};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::protocol::SupervisorMessage;
 
 use crate::scrape::Reporter;
 
@@ -166,9 +168,19 @@ fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
         }
         args.worlds.clone()
     };
-    let session = Session::open()?;
+    let mut session = Session::open()?;
+    let mut messages = session.take_messages();
     let result = session.block_on(|channel, token| async move {
-        crate::scrape::run_worker(config, worlds, Reporter::new(channel), token)
+        let check_now = crate::scrape::CheckNow::new();
+        let wake = check_now.clone();
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                match message {
+                    SupervisorMessage::CheckNow => wake.request(),
+                }
+            }
+        });
+        crate::scrape::run_worker_with(config, worlds, Reporter::new(channel), token, check_now)
             .await
             .context(ScrapeLoopFailed)
     });
@@ -184,6 +196,7 @@ pub struct Session {
     channel: Option<Arc<WorkerChannel>>,
     runtime: tokio::runtime::Runtime,
     token: CancellationToken,
+    messages: Option<mpsc::UnboundedReceiver<SupervisorMessage>>,
 }
 
 impl Session {
@@ -203,10 +216,11 @@ impl Session {
             .enable_all()
             .build()?;
         let token = CancellationToken::new();
+        let (tx, messages) = mpsc::unbounded_channel();
         if let Some(ch) = &channel
             && options.watch_supervisor
         {
-            watch_supervisor(ch, token.clone())?;
+            read_supervisor(ch, tx, token.clone())?;
         }
         if options.handle_sigterm {
             let _guard = runtime.enter();
@@ -223,6 +237,7 @@ impl Session {
             channel,
             runtime,
             token,
+            messages: Some(messages),
         };
         session.send(WorkerMessage::Ready);
         if options.heartbeats {
@@ -260,6 +275,14 @@ impl Session {
         });
     }
 
+    /// The supervisor's messages, in order (taken once; later calls get a
+    /// receiver that never yields).
+    pub fn take_messages(&mut self) -> mpsc::UnboundedReceiver<SupervisorMessage> {
+        self.messages
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
+    }
+
     /// Run `body` (given the channel and the stop token) on the runtime.
     pub fn block_on<F, Fut, T>(&self, body: F) -> T
     where
@@ -279,7 +302,8 @@ impl Session {
 /// How a [`Session`] behaves; the defaults are the real worker's.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionOptions {
-    /// Exit when the supervisor's end of the channel closes.
+    /// Read the supervisor's messages, and exit when its end of the
+    /// channel closes.
     pub watch_supervisor: bool,
     /// SIGTERM cancels the session's token.
     pub handle_sigterm: bool,
@@ -297,17 +321,29 @@ impl Default for SessionOptions {
     }
 }
 
-/// Exit when the supervisor's end of the channel closes.
-fn watch_supervisor(channel: &WorkerChannel, token: CancellationToken) -> anyhow::Result<()> {
-    let mut reader = channel.eof_watcher()?;
+/// Read the supervisor's messages on a thread of their own, forwarding
+/// them in order; when its end of the channel closes (the supervisor is
+/// gone), cancel `token` and exit shortly after.
+fn read_supervisor(
+    channel: &WorkerChannel,
+    messages: mpsc::UnboundedSender<SupervisorMessage>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut incoming = channel.incoming()?;
     std::thread::Builder::new()
-        .name("eof-watcher".into())
+        .name("supervisor-reader".into())
         .spawn(move || {
-            let mut buf = [0u8; 64];
             loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                match incoming.recv::<SupervisorMessage>() {
+                    Ok(Some(message)) => {
+                        // Nobody listening (a test worker) is fine.
+                        let _ = messages.send(message);
+                    }
+                    Ok(None) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        tracing::warn!(error = %e, "message from the supervisor not understood; ignored");
+                    }
+                    Err(_) => break,
                 }
             }
             tracing::warn!("supervisor gone (channel closed), exiting");
