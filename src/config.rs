@@ -20,7 +20,7 @@ pub use crate::site::SiteSettings;
 pub const DEFAULT_PATH: &str = "config/worlds.toml";
 
 /// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// Dotted key, e.g. `worlds[2].limits.memory`.
     pub key: String,
@@ -31,7 +31,7 @@ pub struct Problem {
 }
 
 /// A config that could not be loaded: every problem, with the file.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ConfigError {
     /// The file.
     pub path: PathBuf,
@@ -82,7 +82,7 @@ impl std::str::FromStr for Mode {
 }
 
 /// `[pool]`, typed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolSettings {
     /// Pool or single mode.
     pub mode: Mode,
@@ -96,10 +96,14 @@ pub struct PoolSettings {
     pub start_timeout: Duration,
     /// Silence after which a worker is hung.
     pub heartbeat_timeout: Duration,
+    /// Workers restarted at a time when a reload restarts them all.
+    pub reload_parallel: usize,
+    /// Reload when the config file changes.
+    pub watch_config: bool,
 }
 
 /// `[storage]`, typed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StorageSettings {
     /// `sqlite://path` or `postgres://…`.
     pub url: String,
@@ -108,7 +112,7 @@ pub struct StorageSettings {
 }
 
 /// `[api]`, typed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiSettings {
     /// Listen address.
     pub bind: SocketAddr,
@@ -117,7 +121,7 @@ pub struct ApiSettings {
 }
 
 /// One `[[worlds]]` entry, with limits merged over `[limits]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct World {
     /// World name as the site spells it.
     pub name: String,
@@ -128,7 +132,7 @@ pub struct World {
 }
 
 /// A loaded, valid config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where it was read from.
     pub path: PathBuf,
@@ -151,6 +155,11 @@ pub struct Config {
 impl Config {
     /// Read and validate a file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_text(path).map(|(config, _)| config)
+    }
+
+    /// [`Config::load`], also returning the text that was validated.
+    pub fn load_text(path: &Path) -> Result<(Config, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
             problems: vec![Problem {
@@ -159,7 +168,7 @@ impl Config {
                 fix: format!("pass an existing file with --config, e.g. {DEFAULT_PATH}"),
             }],
         })?;
-        Config::parse(path, &text)
+        Config::parse(path, &text).map(|config| (config, text))
     }
 
     /// Parse and validate TOML text (`path` is for messages).
@@ -516,6 +525,8 @@ struct RawPool {
     sample_interval: Option<String>,
     start_timeout: Option<String>,
     heartbeat_timeout: Option<String>,
+    reload_parallel: Option<usize>,
+    watch_config: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -778,6 +789,19 @@ impl Validator {
                 Duration::from_secs(10),
             ),
             heartbeat_timeout,
+            reload_parallel: match p.reload_parallel {
+                Some(0) => {
+                    self.problem(
+                        "pool.reload_parallel",
+                        "0 would never restart anything",
+                        "use at least 1 (default 2)",
+                    );
+                    2
+                }
+                Some(n) => n,
+                None => 2,
+            },
+            watch_config: p.watch_config.unwrap_or(false),
         };
 
         let base_limits = Limits {

@@ -9,6 +9,8 @@
 //! - [`protocol`]: the typed messages between a worker and the supervisor.
 //! - [`supervise`]: `worldpool run`: worker specs from the config, the pool,
 //!   signals, the API.
+//! - [`reload`]: reloading the config of a running pool (plan, apply,
+//!   triggers); [`app_events`]: the supervisor's own events on the SSE stream.
 //! - [`worker`]: the worker process entry point (`worldpool worker`).
 //! - [`site`], [`scrape`]: fetching and parsing the ranking site, the scrape loop.
 //! - [`store`]: runs, players and deltas in SQLite or PostgreSQL.
@@ -19,6 +21,7 @@
 //! - [`bench`]: `worldpool bench`.
 
 pub mod api;
+pub mod app_events;
 pub mod bench;
 pub mod commands;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod import;
 pub mod legacy;
 pub mod logging;
 pub mod protocol;
+pub mod reload;
 pub mod scrape;
 pub mod site;
 pub mod store;

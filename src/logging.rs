@@ -155,6 +155,27 @@ pub fn valid_level(level: &str) -> bool {
     EnvFilter::try_new(level).is_ok()
 }
 
+/// The supervisor's filter, changed by [`set_level`].
+static LEVEL: OnceLock<
+    tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+> = OnceLock::new();
+
+/// Change the filter of the subscriber [`init`] installed to `level`
+/// (`None` = `info`), as a config reload does with `[log] level`.
+/// `Ok(false)` when nothing changed: `RUST_LOG` is set (it wins), or no
+/// subscriber of [`init`] is installed (a worker, a test).
+pub fn set_level(level: Option<&str>) -> Result<bool, String> {
+    if std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty()) {
+        return Ok(false);
+    }
+    let Some(handle) = LEVEL.get() else {
+        return Ok(false);
+    };
+    let filter = EnvFilter::try_new(level.unwrap_or("info")).map_err(|e| e.to_string())?;
+    handle.reload(filter).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
 /// Install the global subscriber, filtered by `RUST_LOG`, else
 /// `settings.level`, else `info`. Escape codes only on a terminal, so a
 /// `worldpool run > run.log` file stays plain. Workers always write plain
@@ -192,6 +213,8 @@ pub fn init(settings: &LogSettings, is_worker: bool) {
                 .with_ansi(std::io::stderr().is_terminal())
                 .boxed()
         };
+        let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+        let _ = LEVEL.set(handle);
         tracing_subscriber::registry()
             .with(output.with_filter(filter))
             .with(ConsoleLayer.with_filter(console_filter()))

@@ -1,5 +1,6 @@
 //! `worldpool run`: build worker specs from the config, run the pool, serve
-//! the API, stop everything on SIGINT/SIGTERM.
+//! the API, reload the config on SIGHUP, `POST /api/reload` or a change of
+//! the file ([`crate::reload`]), stop everything on SIGINT/SIGTERM.
 //!
 //! Workers are this very binary (`std::env::current_exe()`) re-executed as
 //! `worldpool worker --world NAME --config PATH` (pool mode) or
@@ -105,6 +106,8 @@ pub fn start_pool(config: &Config, exe: &Path) -> anyhow::Result<pool::Pool> {
 
 /// Run the pool (and the API on `api_bind` when given) until `stop` is
 /// cancelled or SIGINT/SIGTERM arrives; then stop every worker and return.
+/// Reloads the config on SIGHUP, `POST /api/reload` and, with `[pool]
+/// watch_config`, when the file changes.
 pub async fn run_with(
     config: Config,
     api_bind: Option<SocketAddr>,
@@ -115,6 +118,8 @@ pub async fn run_with(
     // PDEATHSIG, but would skip the graceful stop).
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    // Without a handler, SIGHUP would end the supervisor.
+    let sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let exe = worker_program()?;
     let token = std::env::var(crate::api::TOKEN_ENV).ok();
     if let Some(bind) = api_bind {
@@ -122,8 +127,15 @@ pub async fn run_with(
         let has_token = token.as_deref().is_some_and(|t| !t.trim().is_empty());
         crate::api::check_bind(bind, has_token)?;
     }
-    let pool = start_pool(&config, &exe)?;
+    // Workers read a private copy of the validated config, never an edit
+    // that was not reloaded.
+    let snapshots = crate::reload::Snapshots::new().context("creating the config copies")?;
+    let pool = start_pool(&snapshots.initial(&config), &exe)?;
     let handle = pool.handle();
+    let (reload, reload_queue) = crate::reload::ReloadHandle::new();
+    let app_events = crate::app_events::AppEvents::default();
+    let mut followers: Vec<std::sync::Arc<dyn crate::reload::Follower>> =
+        vec![std::sync::Arc::new(crate::reload::LogLevel)];
     tracing::info!(
         workers = handle.names().len(),
         mode = ?config.pool.mode,
@@ -144,7 +156,10 @@ pub async fn run_with(
             let control: std::sync::Arc<dyn crate::api::Control> =
                 std::sync::Arc::new(handle.clone());
             let state = crate::api::ApiState::new(control, store, token)
-                .with_compat(crate::api::CompatSettings::from_config(&config));
+                .with_compat(crate::api::CompatSettings::from_config(&config))
+                .with_reload(reload.clone())
+                .with_app_events(app_events.clone());
+            followers.push(std::sync::Arc::new(state.clone()));
             let (addr, task) = crate::api::serve_dedicated(
                 bind,
                 state,
@@ -157,6 +172,20 @@ pub async fn run_with(
         }
         None => None,
     };
+    let reloader = crate::reload::start(
+        crate::reload::Setup {
+            pool: handle.clone(),
+            exe,
+            config,
+            snapshots,
+            events: app_events,
+            followers,
+        },
+        reload,
+        reload_queue,
+        sighup,
+        stop.clone(),
+    );
 
     tokio::select! {
         () = stop.cancelled() => tracing::info!("stop requested"),
@@ -166,6 +195,7 @@ pub async fn run_with(
     stop.cancel();
     pool.shutdown().await;
     tracing::info!("all workers stopped");
+    let _ = reloader.await;
     if let Some(task) = api_task {
         let _ = task.await;
     }

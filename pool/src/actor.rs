@@ -149,6 +149,7 @@ impl Actor {
             }
             Request::Update(policy) => {
                 self.spec.set_policy(policy.clone());
+                self.status.policy = policy.clone();
                 self.policy = policy;
                 Event::PolicyChanged
             }
@@ -177,6 +178,7 @@ impl Actor {
 
     fn install(&mut self, spec: WorkerSpec) {
         self.policy = spec.policy();
+        self.status.policy = self.policy.clone();
         self.status.limits = spec.limits.clone();
         self.spec = spec;
     }

@@ -248,6 +248,7 @@ pub(crate) fn initial_status(spec: &WorkerSpec, now: DateTime<Utc>) -> WorkerSta
         cpu_percent: None,
         rss_bytes: None,
         limits: spec.limits.clone(),
+        policy: spec.policy(),
         report: WorkerReport::default(),
         last_heartbeat: None,
         exits_by_reason: BTreeMap::new(),

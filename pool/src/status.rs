@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::channel::WorkerReport;
 use crate::exit::ExitRecord;
-use crate::spec::Limits;
+use crate::spec::{Limits, Policy};
 
 /// Lifecycle state name of a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -72,6 +72,9 @@ pub struct WorkerStatus {
     pub rss_bytes: Option<u64>,
     /// Limits applied to the worker.
     pub limits: Limits,
+    /// Restart policy and timeouts in effect (changed live by
+    /// [`PoolHandle::update`](crate::PoolHandle::update)).
+    pub policy: Policy,
     /// What the worker reported over its channel.
     pub report: WorkerReport,
     /// Last heartbeat or message on the channel.

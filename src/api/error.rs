@@ -44,6 +44,13 @@ pub enum ApiError {
     Conflict(String),
     /// The pool cannot do this yet (501), saying what is missing.
     NotSupported(String),
+    /// A config reload refused (422): the file and every problem.
+    InvalidConfig {
+        /// The config file.
+        file: String,
+        /// Every problem, with key and fix.
+        problems: Vec<crate::config::Problem>,
+    },
 }
 
 #[derive(Serialize)]
@@ -51,6 +58,10 @@ struct Body<'a> {
     error: &'a str,
     message: String,
     status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<&'a [crate::config::Problem]>,
 }
 
 impl ApiError {
@@ -83,6 +94,7 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::ControlDisabled => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -111,6 +123,7 @@ impl ApiError {
             ApiError::Moved(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::NotSupported(_) => "not_supported",
+            ApiError::InvalidConfig { .. } => "invalid_config",
         }
     }
 
@@ -144,6 +157,17 @@ impl ApiError {
             | ApiError::Moved(m)
             | ApiError::Conflict(m)
             | ApiError::NotSupported(m) => m.clone(),
+            ApiError::InvalidConfig { file, problems } => {
+                let n = problems.len();
+                let first = problems
+                    .first()
+                    .map(|p| format!(": {}: {}", p.key, p.message))
+                    .unwrap_or_default();
+                format!(
+                    "{file}: {n} problem{} in the config, nothing changed{first}",
+                    if n == 1 { "" } else { "s" }
+                )
+            }
         }
     }
 }
@@ -157,10 +181,18 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let (file, problems) = match &self {
+            ApiError::InvalidConfig { file, problems } => {
+                (Some(file.as_str()), Some(problems.as_slice()))
+            }
+            _ => (None, None),
+        };
         let body = Body {
             error: self.code(),
             message: self.message(),
             status: status.as_u16(),
+            file,
+            problems,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if self == ApiError::Unauthorized {
@@ -195,6 +227,14 @@ mod tests {
             (ApiError::Moved("x".into()), 405, "method_not_allowed"),
             (ApiError::Conflict("x".into()), 409, "conflict"),
             (ApiError::NotSupported("x".into()), 501, "not_supported"),
+            (
+                ApiError::InvalidConfig {
+                    file: "w.toml".into(),
+                    problems: vec![],
+                },
+                422,
+                "invalid_config",
+            ),
         ];
         for (e, status, code) in table {
             assert_eq!(e.status().as_u16(), status, "{e:?}");

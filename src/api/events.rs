@@ -9,6 +9,10 @@
 //! event every SECONDS with every worker as `/api/workers` shows it (what
 //! changes without an event: CPU, memory, checks), so a dashboard stays
 //! live without polling.
+//!
+//! The application's own events ([`AppEvent`]: `reloaded`,
+//! `reload_failed`, …) are merged into the same stream; those that are
+//! not about one worker go to every stream, also one filtered by world.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::views::{Ts, WorkerView};
 use super::{ApiError, Control};
+use crate::app_events::AppEvent;
 
 /// Periodic worker snapshots on a stream: the pool to read and how often.
 pub type Sampler = (Arc<dyn Control>, Duration);
@@ -36,6 +41,7 @@ pub const SAMPLES_RANGE: (f64, f64) = (0.2, 60.0);
 /// Where the stream's items come from.
 struct Source {
     rx: broadcast::Receiver<PoolEvent>,
+    app: Option<broadcast::Receiver<AppEvent>>,
     ticker: Option<(Arc<dyn Control>, Interval)>,
     world: Option<String>,
 }
@@ -43,7 +49,26 @@ struct Source {
 /// What arrived first.
 enum Got {
     Event(Result<PoolEvent, RecvError>),
+    App(Result<AppEvent, RecvError>),
     Tick,
+}
+
+/// The next application event; never, without a subscription.
+async fn next_app(app: &mut Option<broadcast::Receiver<AppEvent>>) -> Result<AppEvent, RecvError> {
+    match app {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next sample time; never, without samples.
+async fn next_tick(ticker: &mut Option<(Arc<dyn Control>, Interval)>) {
+    match ticker {
+        Some((_, interval)) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// The SSE stream over a subscription; `world` keeps only that worker's
@@ -67,23 +92,44 @@ pub fn event_stream_with(
     samples: Option<Sampler>,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    event_stream_full(rx, None, world, samples, shutdown)
+}
+
+/// Like [`event_stream_with`], with the application's events from `app`
+/// merged in (pool events waiting first, then application events, then a
+/// sample).
+pub fn event_stream_full(
+    rx: broadcast::Receiver<PoolEvent>,
+    app: Option<broadcast::Receiver<AppEvent>>,
+    world: Option<String>,
+    samples: Option<Sampler>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let ticker = samples.map(|(control, every)| {
         let mut interval = tokio::time::interval_at(Instant::now() + every, every);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
         (control, interval)
     });
-    let source = Source { rx, ticker, world };
+    let source = Source {
+        rx,
+        app,
+        ticker,
+        world,
+    };
     let events = stream::unfold(Some(source), |source| async move {
         let mut source = source?;
         loop {
-            let Source { rx, ticker, world } = &mut source;
-            let got = match ticker {
-                None => Got::Event(rx.recv().await),
-                Some((_, interval)) => tokio::select! {
-                    biased;
-                    r = rx.recv() => Got::Event(r),
-                    _ = interval.tick() => Got::Tick,
-                },
+            let Source {
+                rx,
+                app,
+                ticker,
+                world,
+            } = &mut source;
+            let got = tokio::select! {
+                biased;
+                r = rx.recv() => Got::Event(r),
+                r = next_app(app) => Got::App(r),
+                () = next_tick(ticker) => Got::Tick,
             };
             match got {
                 Got::Event(Ok(ev)) => {
@@ -92,7 +138,18 @@ pub fn event_stream_with(
                     }
                     return Some((to_sse(&ev), Some(source)));
                 }
-                Got::Event(Err(RecvError::Lagged(missed))) => {
+                Got::App(Ok(ev)) => {
+                    if let (Some(w), Some(mine)) = (world.as_deref(), ev.worker())
+                        && w != mine
+                    {
+                        continue;
+                    }
+                    return Some((app_to_sse(&ev), Some(source)));
+                }
+                // The application went away: pool events go on.
+                Got::App(Err(RecvError::Closed)) => *app = None,
+                Got::Event(Err(RecvError::Lagged(missed)))
+                | Got::App(Err(RecvError::Lagged(missed))) => {
                     tracing::info!(missed, "SSE consumer too slow; disconnecting it");
                     let ev = Event::default()
                         .event("lagged")
@@ -176,6 +233,18 @@ pub fn to_sse(ev: &PoolEvent) -> Event {
     Event::default().event(name).data(data)
 }
 
+/// One application event as an SSE event.
+pub fn app_to_sse(ev: &AppEvent) -> Event {
+    let data = match serde_json::to_string(ev) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serialize an application event");
+            "{}".to_string()
+        }
+    };
+    Event::default().event(ev.name()).data(data)
+}
+
 /// The SSE response with keep-alive comments.
 pub fn sse_response(
     rx: broadcast::Receiver<PoolEvent>,
@@ -193,6 +262,18 @@ pub fn sse_response_with(
     shutdown: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
     Sse::new(event_stream_with(rx, world, samples, shutdown)).keep_alive(KeepAlive::default())
+}
+
+/// Like [`sse_response_with`], with the application's events merged in.
+pub fn sse_response_full(
+    rx: broadcast::Receiver<PoolEvent>,
+    app: Option<broadcast::Receiver<AppEvent>>,
+    world: Option<String>,
+    samples: Option<Sampler>,
+    shutdown: CancellationToken,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
+    Sse::new(event_stream_full(rx, app, world, samples, shutdown))
+        .keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ impl FakeControl {
                 memory: Some(256 * 1024 * 1024),
                 open_files: Some(256),
             },
+            policy: pool::Policy::default(),
             report: WorkerReport {
                 phase: Some("sleeping".into()),
                 last_check: Some(now - chrono::Duration::seconds(30)),

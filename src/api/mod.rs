@@ -41,6 +41,7 @@ pub mod exposition;
 pub mod fake;
 pub mod metrics;
 mod openapi;
+mod reload;
 mod table;
 pub mod views;
 
@@ -72,12 +73,18 @@ pub struct ApiState {
     inner: Arc<Inner>,
     shutdown: CancellationToken,
     workers_ttl: Duration,
-    compat: Arc<CompatSettings>,
+    /// Replaced when a reload changes the config.
+    compat: Arc<RwLock<Arc<CompatSettings>>>,
+    /// The application's own events, merged into `/api/events`.
+    app_events: crate::app_events::AppEvents,
+    /// Where `POST /api/reload` queues a reload (none: 501).
+    reload: Option<crate::reload::ReloadHandle>,
 }
 
 struct Inner {
     control: Arc<dyn Control>,
-    store: Option<Store>,
+    /// Replaced when a reload changes `[storage]`.
+    store: RwLock<Option<Store>>,
     token: Option<String>,
     shared: Arc<Shared>,
     /// Stops the event task when the last state clone goes away.
@@ -155,21 +162,64 @@ impl ApiState {
         ApiState {
             inner: Arc::new(Inner {
                 control,
-                store,
+                store: RwLock::new(store),
                 token,
                 shared,
                 _counting: stop.drop_guard(),
             }),
             shutdown: CancellationToken::new(),
             workers_ttl: DEFAULT_WORKERS_CACHE,
-            compat: Arc::new(CompatSettings::default()),
+            compat: Arc::new(RwLock::new(Arc::new(CompatSettings::default()))),
+            app_events: crate::app_events::AppEvents::default(),
+            reload: None,
         }
     }
 
     /// The same state with the config the compatibility endpoints need
     /// (site time zone, worlds; default: UTC-3, no worlds).
     pub fn with_compat(mut self, settings: CompatSettings) -> ApiState {
-        self.compat = Arc::new(settings);
+        self.compat = Arc::new(RwLock::new(Arc::new(settings)));
+        self
+    }
+
+    /// The settings of the compatibility endpoints in force.
+    pub fn compat(&self) -> Arc<CompatSettings> {
+        self.compat
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replace the compatibility settings (every clone of this state sees
+    /// them; a reload does this).
+    pub fn set_compat(&self, settings: CompatSettings) {
+        *self.compat.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+    }
+
+    /// The store in force, if any.
+    pub fn store(&self) -> Option<Store> {
+        self.inner
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replace the store (every clone of this state sees it).
+    pub fn set_store(&self, store: Option<Store>) {
+        *self.inner.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+
+    /// The same state whose `/api/events` also carries these application
+    /// events.
+    pub fn with_app_events(mut self, events: crate::app_events::AppEvents) -> ApiState {
+        self.app_events = events;
+        self
+    }
+
+    /// The same state with `POST /api/reload` queueing on `handle`.
+    pub fn with_reload(mut self, handle: crate::reload::ReloadHandle) -> ApiState {
+        self.reload = Some(handle);
         self
     }
 
@@ -257,6 +307,7 @@ pub fn app(state: ApiState) -> Router {
             "/api/workers/{world}/start",
             post(|s, w, h| control(Verb::Start, s, w, h)),
         )
+        .route("/api/reload", post(reload::reload))
         .route("/api/scraper-status", get(scraper_status))
         .route("/api/events", get(events_handler))
         .route("/api/runs", get(runs_handler))
@@ -590,12 +641,17 @@ async fn events_handler(
     }
     let rx = state.control().subscribe();
     let samples = samples.map(|every| (state.inner.control.clone(), every));
-    Ok(events::sse_response_with(rx, world, samples, state.shutdown.clone()).into_response())
+    let app = Some(state.app_events.subscribe());
+    Ok(
+        events::sse_response_full(rx, app, world, samples, state.shutdown.clone())
+            .into_response(),
+    )
 }
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    let text = metrics::render(&snapshot, &state.run_counters().snapshot());
+    let mut text = metrics::render(&snapshot, &state.run_counters().snapshot());
+    reload::render_metrics(&mut text, state.reload.as_ref().map(|r| r.stats()));
     (
         [(
             header::CONTENT_TYPE,
@@ -620,7 +676,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
             }
         }
     }
-    let store = match &state.inner.store {
+    let store = match &state.store() {
         None => "not_configured",
         Some(store) => match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => "ok",
@@ -751,7 +807,7 @@ async fn runs_handler(
     let world = name_param("world", params.remove("world"))?;
     let limit = limit_param(params.get("limit").map(String::as_str))?;
     let before = before_param(params.get("before").map(String::as_str))?;
-    let store = state.inner.store.as_ref().ok_or(ApiError::NoStore)?;
+    let store = state.store().ok_or(ApiError::NoStore)?;
     let rows = tokio::time::timeout(STORE_TIMEOUT, store.runs(world.as_deref(), limit, before))
         .await
         .map_err(|_| ApiError::store(&"runs query timed out"))?
@@ -768,7 +824,7 @@ async fn deltas_handler(
     let guild = name_param("guild", params.remove("guild"))?;
     let limit = limit_param(params.get("limit").map(String::as_str))?;
     let before = before_param(params.get("before").map(String::as_str))?;
-    let store = state.inner.store.as_ref().ok_or(ApiError::NoStore)?;
+    let store = state.store().ok_or(ApiError::NoStore)?;
     let rows = tokio::time::timeout(
         STORE_TIMEOUT,
         store.deltas(world.as_deref(), guild.as_deref(), limit, before),

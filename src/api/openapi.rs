@@ -109,6 +109,19 @@ fn base() -> Value {
             "/api/workers/{world}/restart": control_op("restart", "Restart a worker."),
             "/api/workers/{world}/stop": control_op("stop", "Stop a worker; it stays stopped until started."),
             "/api/workers/{world}/start": control_op("start", "Start a stopped or fatal worker."),
+            "/api/reload": {"post": {
+                "operationId": "reload",
+                "summary": "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart. Queued: answers once this reload was applied. Needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`.",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": json_response("Applied: the plan.", json!({"$ref": "#/components/schemas/ReloadReport"})),
+                    "401": error_response("Missing or wrong token."),
+                    "403": error_response("No token configured: control is disabled (set WORLDPOOL_API_TOKEN)."),
+                    "422": json_response("The new config is invalid; nothing changed.", json!({"$ref": "#/components/schemas/InvalidConfig"})),
+                    "501": error_response("This server has no config to reload."),
+                    "503": error_response("The pool is shutting down.")
+                }
+            }},
             "/api/scraper-status": {"get": {
                 "operationId": "scraperStatus",
                 "summary": "Status of the pool as a whole, compatible with the replaced scraper's endpoint.",
@@ -215,7 +228,33 @@ fn base() -> Value {
                     "limits": {"$ref": "#/components/schemas/Limits"},
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."}
+                    "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."},
+                    "policy": {"type": "object", "description": "Only on /api/workers/{world}: restart policy and timeouts in effect (durations in seconds): {restart: {mode, min_uptime, backoff: {initial, multiplier, max, jitter}, max_restarts, window, fatal_retry}, stop_grace, start_timeout, heartbeat_timeout}. A reload changes it without restarting the worker."}
+                }},
+                "ReloadReport": {"type": "object", "properties": {
+                    "trigger": {"type": "string", "enum": ["sighup", "api", "watch"]},
+                    "file": {"type": "string"},
+                    "plan": {"type": "object", "properties": {
+                        "started": {"type": "array", "items": {"type": "string"}},
+                        "stopped": {"type": "array", "items": {"type": "string"}},
+                        "restarted": {"type": "array", "items": {"type": "string"}},
+                        "updated": {"type": "array", "items": {"type": "string"}},
+                        "unchanged": {"type": "array", "items": {"type": "string"}},
+                        "needs_restart": {"type": "array", "items": {"type": "object", "properties": {
+                            "key": {"type": "string"}, "message": {"type": "string"}
+                        }}}
+                    }},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                    "took_ms": {"type": "integer"}
+                }},
+                "InvalidConfig": {"type": "object", "properties": {
+                    "error": {"type": "string", "enum": ["invalid_config"]},
+                    "message": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "file": {"type": "string"},
+                    "problems": {"type": "array", "items": {"type": "object", "properties": {
+                        "key": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}
+                    }}}
                 }},
                 "ControlResult": {"type": "object", "properties": {
                     "world": {"type": "string"},

@@ -142,6 +142,10 @@ pub struct WorkerView<'a> {
     /// The last few exits, oldest first (only on `/api/workers/{world}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recent_exits: Option<ExitList<'a>>,
+    /// Restart policy and timeouts in effect, seconds (only on
+    /// `/api/workers/{world}`; a reload changes it without a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<&'a pool::Policy>,
 }
 
 impl<'a> WorkerView<'a> {
@@ -183,6 +187,7 @@ impl<'a> WorkerView<'a> {
             last_heartbeat: ts(&w.last_heartbeat),
             exits_by_reason: &w.exits_by_reason,
             recent_exits: detail.then_some(ExitList(&w.recent_exits)),
+            policy: detail.then_some(&w.policy),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod check_config;
 pub mod demo;
 pub mod demo_site;
 pub mod import;
+pub mod reload;
 pub mod run;
 pub mod scrape_once;
 pub mod status;
@@ -50,6 +51,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Show the workers of a running pool as a table.
     Status(status::StatusArgs),
+    /// Reload the config of a running pool: exit 0 with the plan, 2 with
+    /// every problem of a refused config.
+    Reload(reload::ReloadArgs),
     /// Import the replaced system's data folder or SQLite file into the store.
     Import(import::ImportArgs),
     /// Benchmark pool against single mode end to end, with chaos.
@@ -117,6 +121,7 @@ async fn dispatch_async(command: Command) -> anyhow::Result<ExitCode> {
         Command::DemoSite(args) => demo_site::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Reload(args) => reload::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Worker(_) | Command::CheckConfig(_) => {

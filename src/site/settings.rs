@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Selectors;
 
 /// `[site]`, typed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SiteSettings {
     /// Base URL, e.g. `https://example.org`.
     pub base_url: String,

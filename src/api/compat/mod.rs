@@ -230,8 +230,8 @@ fn json_body<T: Default + serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::BadBody(format!("the body must be JSON {shape} ({e})")))
 }
 
-fn store(state: &ApiState) -> Result<&Store, ApiError> {
-    state.inner.store.as_ref().ok_or(ApiError::NoStore)
+fn store(state: &ApiState) -> Result<Store, ApiError> {
+    state.store().ok_or(ApiError::NoStore)
 }
 
 /// Run a store query with the API's deadline.
@@ -349,7 +349,7 @@ async fn top_players(
     let range = period(
         p.text("datetime1"),
         p.text("datetime2"),
-        state.compat.site_offset,
+        state.compat().site_offset,
     )?;
     let store = store(&state)?;
     let totals = query(
@@ -387,7 +387,7 @@ async fn rankings_table(
     let range = period(
         b.datetime1.as_deref(),
         b.datetime2.as_deref(),
-        state.compat.site_offset,
+        state.compat().site_offset,
     )?;
     let store = store(&state)?;
     let totals = query(
@@ -493,10 +493,10 @@ async fn graph_handler(State(state): State<ApiState>, body: Bytes) -> Result<Res
     let range = period(
         b.datetime1.as_deref(),
         b.datetime2.as_deref(),
-        state.compat.site_offset,
+        state.compat().site_offset,
     )?;
     let store = store(&state)?;
-    let answer = graph::graph_answer(store, &names, range).await?;
+    let answer = graph::graph_answer(&store, &names, range).await?;
     Ok(json(StatusCode::OK, &answer, 4096))
 }
 
@@ -519,7 +519,7 @@ async fn player_graph(
     let range = period(
         p.text("datetime1"),
         p.text("datetime2"),
-        state.compat.site_offset,
+        state.compat().site_offset,
     )?;
     let store = store(&state)?;
     let rows = query(
@@ -587,12 +587,12 @@ async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError
 }
 
 async fn scraping_config(State(state): State<ApiState>) -> Response {
-    json(StatusCode::OK, &state.compat.worlds, 256)
+    json(StatusCode::OK, &state.compat().worlds, 256)
 }
 
 async fn scraping_config_moved(State(state): State<ApiState>) -> ApiError {
     let file = state
-        .compat
+        .compat()
         .config_path
         .as_ref()
         .map(|p| format!(" ({})", p.display()))
@@ -650,8 +650,8 @@ async fn manual_update(
         Some(world) => match control.worker(world) {
             Some(w) => vec![w],
             None => {
-                let configured = state.compat.worlds.iter().any(|w| w.world == world);
-                match (&state.compat.single_worker, configured) {
+                let configured = state.compat().worlds.iter().any(|w| w.world == world);
+                match (&state.compat().single_worker, configured) {
                     (Some(single), true) => control.worker(single).into_iter().collect(),
                     _ => Vec::new(),
                 }
@@ -764,7 +764,7 @@ fn console_event(line: &crate::logging::ConsoleLine, site: FixedOffset) -> Event
 
 async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
     let rx = crate::logging::subscribe_console();
-    let site = state.compat.site_offset;
+    let site = state.compat().site_offset;
     let events = stream::unfold(Some(rx), move |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
@@ -791,7 +791,7 @@ async fn health(State(state): State<ApiState>) -> Response {
         StatusCode::OK,
         &serde_json::json!({
             "status": "healthy",
-            "timestamp": iso(legacy::now_at(state.compat.site_offset)),
+            "timestamp": iso(legacy::now_at(state.compat().site_offset)),
         }),
         64,
     )
@@ -801,7 +801,7 @@ async fn health(State(state): State<ApiState>) -> Response {
 /// (`None` without a store, without deltas, or when the store does not
 /// answer: the status must not fail for that).
 pub(super) async fn last_update(state: &ApiState) -> Option<String> {
-    let store = state.inner.store.as_ref()?;
+    let store = state.store()?;
     // A status must answer even when the store is slow: give it a second.
     match tokio::time::timeout(Duration::from_secs(1), store.delta_time_range(None, None)).await {
         Ok(Ok(range)) => range.map(|(_, last)| iso(last)),

@@ -1,0 +1,243 @@
+//! `worldpool reload`: ask a running `worldpool run` to reload its config
+//! (`POST /api/reload`) and print what it did.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+
+use crate::config::{API_TOKEN_ENV, Problem};
+use crate::reload::{Pending, Plan};
+
+/// `worldpool reload`.
+#[derive(Debug, Clone, Args)]
+pub struct ReloadArgs {
+    /// Base URL of the API.
+    #[arg(long, default_value = "http://127.0.0.1:5000", env = "WORLDPOOL_API")]
+    pub api: String,
+    /// The control token (default: the environment variable
+    /// WORLDPOOL_API_TOKEN, as the supervisor reads it).
+    #[arg(long, env = API_TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// The answer to an applied reload (what the command prints of it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Applied {
+    /// The config file.
+    pub file: String,
+    /// What was done.
+    pub plan: PlanAnswer,
+    /// What did not go as planned.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub took_ms: u64,
+}
+
+/// [`Plan`] as the API sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PlanAnswer {
+    #[serde(default)]
+    started: Vec<String>,
+    #[serde(default)]
+    stopped: Vec<String>,
+    #[serde(default)]
+    restarted: Vec<String>,
+    #[serde(default)]
+    updated: Vec<String>,
+    #[serde(default)]
+    unchanged: Vec<String>,
+    #[serde(default)]
+    needs_restart: Vec<PendingAnswer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PendingAnswer {
+    key: String,
+    message: String,
+}
+
+impl From<PlanAnswer> for Plan {
+    fn from(p: PlanAnswer) -> Plan {
+        Plan {
+            started: p.started,
+            stopped: p.stopped,
+            restarted: p.restarted,
+            updated: p.updated,
+            unchanged: p.unchanged,
+            needs_restart: p
+                .needs_restart
+                .into_iter()
+                .map(|n| Pending {
+                    key: n.key,
+                    message: n.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A refused reload (422).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refused {
+    /// The config file.
+    #[serde(default)]
+    pub file: String,
+    /// Every problem.
+    #[serde(default)]
+    pub problems: Vec<ProblemAnswer>,
+    /// The summary.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// [`Problem`] as the API sends it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProblemAnswer {
+    key: String,
+    message: String,
+    fix: String,
+}
+
+/// Render an applied reload (pure, for tests).
+pub fn render_applied(a: &Applied) -> String {
+    let plan: Plan = a.plan.clone().into();
+    let mut out = format!("reloaded {} in {} ms\n", a.file, a.took_ms);
+    let dash = |l: &[String]| {
+        if l.is_empty() {
+            "-".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    for (label, list) in [
+        ("started", &plan.started),
+        ("stopped", &plan.stopped),
+        ("restarted", &plan.restarted),
+        ("updated", &plan.updated),
+        ("unchanged", &plan.unchanged),
+    ] {
+        let _ = writeln!(out, "  {label:<10} {}", dash(list));
+    }
+    for p in &plan.needs_restart {
+        let _ = writeln!(out, "  needs a restart of worldpool run: {}: {}", p.key, p.message);
+    }
+    for w in &a.warnings {
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    out
+}
+
+/// Render a refused reload like `check-config` prints problems (pure).
+pub fn render_refused(r: &Refused) -> String {
+    let problems: Vec<Problem> = r
+        .problems
+        .iter()
+        .map(|p| Problem {
+            key: p.key.clone(),
+            message: p.message.clone(),
+            fix: p.fix.clone(),
+        })
+        .collect();
+    if problems.is_empty() {
+        return format!("reload refused: {}\n", r.message);
+    }
+    let error = crate::config::ConfigError {
+        path: r.file.clone().into(),
+        problems,
+    };
+    format!("{error}nothing changed: the config in force keeps running\n")
+}
+
+/// 0 with the plan printed, 2 with every problem of a refused config, 1
+/// when the API cannot be reached or refuses the request.
+pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
+    let base = args.api.trim_end_matches('/');
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let mut request = client.post(format!("{base}/api/reload"));
+    if let Some(token) = args.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        request = request.bearer_auth(token);
+    }
+    let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the worldpool API at {base} ({hint})"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    match status.as_u16() {
+        200 => {
+            let applied: Applied = serde_json::from_str(&body)
+                .with_context(|| format!("{base}/api/reload did not answer with a reload report"))?;
+            print!("{}", render_applied(&applied));
+            Ok(ExitCode::SUCCESS)
+        }
+        422 => {
+            let refused: Refused = serde_json::from_str(&body).unwrap_or(Refused {
+                file: String::new(),
+                problems: Vec::new(),
+                message: body.chars().take(500).collect(),
+            });
+            eprint!("{}", render_refused(&refused));
+            Ok(ExitCode::from(2))
+        }
+        _ => {
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            eprintln!("the API at {base} answered {status}: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applied_and_refused_render() {
+        let applied: Applied = serde_json::from_value(serde_json::json!({
+            "trigger": "api", "file": "w.toml", "took_ms": 12, "warnings": ["x slow"],
+            "plan": {"started": ["D"], "stopped": ["C"], "restarted": ["B"], "updated": [],
+                     "unchanged": ["A"],
+                     "needs_restart": [{"key": "api.bind", "message": "listens on a"}]}
+        }))
+        .expect("answer");
+        let text = render_applied(&applied);
+        for want in [
+            "reloaded w.toml in 12 ms",
+            "  started    D",
+            "  stopped    C",
+            "  restarted  B",
+            "  updated    -",
+            "  unchanged  A",
+            "needs a restart of worldpool run: api.bind: listens on a",
+            "warning: x slow",
+        ] {
+            assert!(text.contains(want), "{want} in:\n{text}");
+        }
+        let refused: Refused = serde_json::from_value(serde_json::json!({
+            "error": "invalid_config", "status": 422, "message": "m", "file": "w.toml",
+            "problems": [{"key": "pool.moed (line 2)", "message": "unknown key `moed`", "fix": "did you mean `mode`?"}]
+        }))
+        .expect("answer");
+        let text = render_refused(&refused);
+        assert!(text.contains("w.toml: 1 problem in the config"), "{text}");
+        assert!(
+            text.contains("w.toml: pool.moed (line 2): unknown key `moed`"),
+            "{text}"
+        );
+        assert!(text.contains("fix: did you mean `mode`?"), "{text}");
+        assert!(text.contains("nothing changed"), "{text}");
+    }
+}

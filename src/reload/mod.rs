@@ -1,0 +1,412 @@
+//! Reloading the config of a running pool: touch only what changed, and
+//! never trade a good config for a bad one.
+//!
+//! Triggers (`SIGHUP`, `POST /api/reload`, `worldpool reload`, and the file
+//! watcher of `[pool] watch_config`) all queue a request on one
+//! [`ReloadHandle`]; one task, the reloader, takes them one at a time, so
+//! reloads never interleave and each caller gets the outcome of its own.
+//! A reload:
+//!
+//! 1. reads the file and validates it completely, as `worldpool
+//!    check-config` does ([`Config::load`] + [`Config::check_environment`]);
+//!    on any problem nothing changes: the problems are logged, returned,
+//!    counted and published as a `reload_failed` [`AppEvent`];
+//! 2. computes the [`Plan`] with the pure [`plan::plan`];
+//! 3. keeps a private copy of the new config for the workers
+//!    ([`Snapshots`]), and applies the plan to the pool ([`apply::apply`]);
+//! 4. lets the rest of the supervisor follow ([`Follower`]: the API's
+//!    config-derived state and store, the log level), then publishes a
+//!    `reloaded` event with the plan.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::BoxFuture;
+use crate::app_events::{AppEvent, AppEvents};
+use crate::config::{Config, ConfigError, Environment, Problem};
+
+pub mod apply;
+pub mod plan;
+mod snapshot;
+pub mod watch;
+
+pub use plan::{Pending, Plan, plan};
+pub use snapshot::Snapshots;
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `SIGHUP` to `worldpool run`.
+    Sighup,
+    /// `POST /api/reload` (and `worldpool reload`).
+    Api,
+    /// The config file changed (`[pool] watch_config`).
+    Watch,
+}
+
+/// A reload that was applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// The config file.
+    pub file: PathBuf,
+    /// What was done.
+    pub plan: Plan,
+    /// What did not go as planned for some worker (it did not come back
+    /// running, the OS refused it): one line each. The rest was applied.
+    pub warnings: Vec<String>,
+    /// How long the reload took, milliseconds.
+    pub took_ms: u64,
+}
+
+/// A reload that was refused: the config in force keeps running.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadFailure {
+    /// What asked for it.
+    pub trigger: Trigger,
+    /// The config file.
+    pub file: PathBuf,
+    /// Every problem, each with its key and how to fix it.
+    pub problems: Vec<Problem>,
+}
+
+/// Why a reload was not applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReloadError {
+    /// The new config is invalid (every problem inside); nothing changed.
+    #[error("{0}")]
+    Invalid(ConfigError),
+    /// The pool is shutting down.
+    #[error("the pool is shutting down")]
+    ShuttingDown,
+}
+
+/// Reloads counted by outcome, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    applied: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReloadStats {
+    /// `(applied, failed)` so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.applied.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Queues reloads. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    tx: mpsc::UnboundedSender<PendingReload>,
+    stats: Arc<ReloadStats>,
+}
+
+/// The other end of a [`ReloadHandle`]: what the reloader takes requests
+/// from (tests answer them by hand).
+#[derive(Debug)]
+pub struct ReloadQueue {
+    rx: mpsc::UnboundedReceiver<PendingReload>,
+}
+
+/// One queued request.
+#[derive(Debug)]
+pub struct PendingReload {
+    /// What asked for it.
+    pub trigger: Trigger,
+    reply: oneshot::Sender<Result<ReloadReport, ReloadError>>,
+    stats: Arc<ReloadStats>,
+}
+
+impl PendingReload {
+    /// Answer the request (counted in the stats by outcome).
+    pub fn answer(self, result: Result<ReloadReport, ReloadError>) {
+        match &result {
+            Ok(_) => self.stats.applied.fetch_add(1, Ordering::Relaxed),
+            Err(ReloadError::Invalid(_)) => self.stats.failed.fetch_add(1, Ordering::Relaxed),
+            Err(ReloadError::ShuttingDown) => 0,
+        };
+        // The caller may have stopped waiting (SIGHUP never waits).
+        let _ = self.reply.send(result);
+    }
+}
+
+impl ReloadQueue {
+    /// The next request, in arrival order; `None` once every handle is gone.
+    pub async fn next(&mut self) -> Option<PendingReload> {
+        self.rx.recv().await
+    }
+}
+
+impl ReloadHandle {
+    /// A handle and the queue it feeds.
+    pub fn new() -> (ReloadHandle, ReloadQueue) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            ReloadHandle {
+                tx,
+                stats: Arc::new(ReloadStats::default()),
+            },
+            ReloadQueue { rx },
+        )
+    }
+
+    /// Queue a reload and wait until it was applied or refused.
+    pub async fn reload(&self, trigger: Trigger) -> Result<ReloadReport, ReloadError> {
+        let answer = self.request(trigger)?;
+        answer.await.map_err(|_| ReloadError::ShuttingDown)?
+    }
+
+    /// Queue a reload; the receiver gets its outcome (drop it not to wait).
+    pub fn request(
+        &self,
+        trigger: Trigger,
+    ) -> Result<oneshot::Receiver<Result<ReloadReport, ReloadError>>, ReloadError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(PendingReload {
+                trigger,
+                reply,
+                stats: self.stats.clone(),
+            })
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        Ok(answer)
+    }
+
+    /// Reloads counted by outcome.
+    pub fn stats(&self) -> &ReloadStats {
+        &self.stats
+    }
+}
+
+/// Something in the supervisor that follows the config in force (the API's
+/// config-derived state, the log level). Called after each applied reload
+/// with the config before and after.
+pub trait Follower: Send + Sync + 'static {
+    /// Adopt `new` (`old` was in force until now).
+    fn follow<'a>(&'a self, old: &'a Config, new: &'a Config) -> BoxFuture<'a, ()>;
+}
+
+/// `[log] level`: applied to the supervisor's subscriber at once (unless
+/// `RUST_LOG` is set, which wins); workers take it when they next start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogLevel;
+
+impl Follower for LogLevel {
+    fn follow<'a>(&'a self, old: &'a Config, new: &'a Config) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if old.log.level != new.log.level {
+                match crate::logging::set_level(new.log.level.as_deref()) {
+                    Ok(true) => {
+                        tracing::info!(level = ?new.log.level, "log level changed")
+                    }
+                    Ok(false) => tracing::info!(
+                        "[log] level changed, but RUST_LOG is set and keeps the supervisor's filter"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                }
+            }
+        })
+    }
+}
+
+/// What the reloader needs.
+pub struct Setup {
+    /// The pool to change.
+    pub pool: pool::PoolHandle,
+    /// The worker program.
+    pub exe: PathBuf,
+    /// The config in force (its `path` is the file reloads read).
+    pub config: Config,
+    /// Copies of the validated configs, for the workers.
+    pub snapshots: Snapshots,
+    /// Where `reloaded` and `reload_failed` go.
+    pub events: AppEvents,
+    /// Who follows each applied reload.
+    pub followers: Vec<Arc<dyn Follower>>,
+}
+
+/// Start the reloader on `queue`, the `SIGHUP` listener and the file
+/// watcher; they end when `stop` is cancelled. The returned task ends
+/// after the reloader (and removes the config copies).
+pub fn start(
+    setup: Setup,
+    handle: ReloadHandle,
+    queue: ReloadQueue,
+    mut sighup: tokio::signal::unix::Signal,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let watching = Arc::new(AtomicBool::new(setup.config.pool.watch_config));
+    let watcher = watch::spawn(
+        setup.config.path.clone(),
+        watching.clone(),
+        handle.clone(),
+        stop.clone(),
+    );
+    let hup_stop = stop.clone();
+    let hup_handle = handle;
+    let hup = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = hup_stop.cancelled() => return,
+                got = sighup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Queued; the reloader logs the outcome.
+                    let _ = hup_handle.request(Trigger::Sighup);
+                }
+            }
+        }
+    });
+    let mut reloader = Reloader {
+        setup,
+        watching,
+        stop: stop.clone(),
+    };
+    tokio::spawn(async move {
+        reloader.run(queue).await;
+        let _ = hup.await;
+        let _ = watcher.await;
+    })
+}
+
+struct Reloader {
+    setup: Setup,
+    watching: Arc<AtomicBool>,
+    stop: CancellationToken,
+}
+
+impl Reloader {
+    async fn run(&mut self, mut queue: ReloadQueue) {
+        loop {
+            let request = tokio::select! {
+                () = self.stop.cancelled() => return,
+                r = queue.next() => r,
+            };
+            let Some(request) = request else {
+                return;
+            };
+            let result = self.reload(request.trigger).await;
+            request.answer(result);
+        }
+    }
+
+    async fn reload(&mut self, trigger: Trigger) -> Result<ReloadReport, ReloadError> {
+        let began = Instant::now();
+        let path = self.setup.config.path.clone();
+        tracing::info!(?trigger, config = %path.display(), "reloading the config");
+        let (new, text) = match load_and_check(&path) {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(self.refuse(trigger, e)),
+        };
+        let old = &self.setup.config;
+        let plan = plan::plan(old, &new);
+        let mut effective = plan::effective(old, &new);
+        effective.path = path.clone();
+        let mut specs = std::collections::HashMap::new();
+        if plan.spawns() {
+            let for_workers = match self.setup.snapshots.for_workers(&effective, &text) {
+                Ok(c) => c,
+                Err(e) => {
+                    let problem = Problem {
+                        key: "(file)".into(),
+                        message: format!("cannot keep a copy of the config for the workers: {e}"),
+                        fix: format!(
+                            "make room in {} (the system's temporary directory)",
+                            std::env::temp_dir().display()
+                        ),
+                    };
+                    let error = ConfigError {
+                        path: path.clone(),
+                        problems: vec![problem],
+                    };
+                    return Err(self.refuse(trigger, error));
+                }
+            };
+            for spec in crate::supervise::worker_specs(&for_workers, &self.setup.exe) {
+                specs.insert(spec.name.clone(), spec);
+            }
+        }
+        let warnings = apply::apply(
+            &self.setup.pool,
+            &plan,
+            &specs,
+            &plan::policy(&effective),
+            effective.pool.reload_parallel,
+            &self.stop,
+        )
+        .await
+        .map_err(|_| ReloadError::ShuttingDown)?;
+        let old = std::mem::replace(&mut self.setup.config, effective);
+        let new = &self.setup.config;
+        self.watching
+            .store(new.pool.watch_config, Ordering::SeqCst);
+        for follower in &self.setup.followers {
+            follower.follow(&old, new).await;
+        }
+        for p in &plan.needs_restart {
+            tracing::warn!(key = %p.key, "{}: takes effect when worldpool run restarts", p.message);
+        }
+        let report = ReloadReport {
+            trigger,
+            file: path,
+            plan,
+            warnings,
+            took_ms: began.elapsed().as_millis() as u64,
+        };
+        tracing::info!(
+            ?trigger,
+            took_ms = report.took_ms,
+            warnings = report.warnings.len(),
+            "config reloaded: {}",
+            report.plan.summary()
+        );
+        self.setup
+            .events
+            .publish(AppEvent::Reloaded(report.clone()));
+        Ok(report)
+    }
+
+    /// Log, publish and return a refused reload.
+    fn refuse(&self, trigger: Trigger, error: ConfigError) -> ReloadError {
+        for p in &error.problems {
+            tracing::error!(
+                config = %error.path.display(),
+                key = %p.key,
+                fix = %p.fix,
+                "config reload refused: {}", p.message
+            );
+        }
+        tracing::warn!("the config in force keeps running");
+        self.setup
+            .events
+            .publish(AppEvent::ReloadFailed(ReloadFailure {
+                trigger,
+                file: error.path.clone(),
+                problems: error.problems.clone(),
+            }));
+        ReloadError::Invalid(error)
+    }
+}
+
+/// The checks of `worldpool check-config`: the file, then this machine.
+fn load_and_check(path: &std::path::Path) -> Result<(Config, String), ConfigError> {
+    let (config, text) = Config::load_text(path)?;
+    let bind: Option<SocketAddr> = config.api.enabled.then_some(config.api.bind);
+    config.check_environment(&Environment::current(), bind)?;
+    Ok((config, text))
+}
