@@ -12,5 +12,6 @@ mod import;
 mod logging;
 mod parse;
 mod pool;
+mod reload;
 mod scrape;
 mod store;

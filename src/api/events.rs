@@ -272,8 +272,7 @@ pub fn sse_response_full(
     samples: Option<Sampler>,
     shutdown: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    Sse::new(event_stream_full(rx, app, world, samples, shutdown))
-        .keep_alive(KeepAlive::default())
+    Sse::new(event_stream_full(rx, app, world, samples, shutdown)).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]

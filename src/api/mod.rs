@@ -642,10 +642,7 @@ async fn events_handler(
     let rx = state.control().subscribe();
     let samples = samples.map(|every| (state.inner.control.clone(), every));
     let app = Some(state.app_events.subscribe());
-    Ok(
-        events::sse_response_full(rx, app, world, samples, state.shutdown.clone())
-            .into_response(),
-    )
+    Ok(events::sse_response_full(rx, app, world, samples, state.shutdown.clone()).into_response())
 }
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {

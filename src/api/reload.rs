@@ -53,8 +53,14 @@ pub(super) fn render_metrics(out: &mut String, stats: Option<&ReloadStats>) {
          (applied, or failed: the config in force kept running)."
     );
     let _ = writeln!(out, "# TYPE worldpool_reloads_total counter");
-    let _ = writeln!(out, "worldpool_reloads_total{{outcome=\"applied\"}} {applied}");
-    let _ = writeln!(out, "worldpool_reloads_total{{outcome=\"failed\"}} {failed}");
+    let _ = writeln!(
+        out,
+        "worldpool_reloads_total{{outcome=\"applied\"}} {applied}"
+    );
+    let _ = writeln!(
+        out,
+        "worldpool_reloads_total{{outcome=\"failed\"}} {failed}"
+    );
 }
 
 /// The API after a reload: `/api/scraping-config`, the site's time zone and
@@ -65,16 +71,18 @@ impl Follower for ApiState {
         Box::pin(async move {
             self.set_compat(CompatSettings::from_config(new));
             if old.storage != new.storage {
-                let store =
-                    match crate::store::Store::open(&new.storage_url(), API_STORE_CONNECTIONS)
-                        .await
-                    {
-                        Ok(store) => Some(store),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the API serves no runs or deltas: the new store did not open");
-                            None
-                        }
-                    };
+                let store = match crate::store::Store::open(
+                    &new.storage_url(),
+                    API_STORE_CONNECTIONS,
+                )
+                .await
+                {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the API serves no runs or deltas: the new store did not open");
+                        None
+                    }
+                };
                 self.set_store(store);
             }
             self.inner.shared.generation.fetch_add(1, Ordering::AcqRel);

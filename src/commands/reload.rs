@@ -125,7 +125,11 @@ pub fn render_applied(a: &Applied) -> String {
         let _ = writeln!(out, "  {label:<10} {}", dash(list));
     }
     for p in &plan.needs_restart {
-        let _ = writeln!(out, "  needs a restart of worldpool run: {}: {}", p.key, p.message);
+        let _ = writeln!(
+            out,
+            "  needs a restart of worldpool run: {}: {}",
+            p.key, p.message
+        );
     }
     for w in &a.warnings {
         let _ = writeln!(out, "  warning: {w}");
@@ -163,7 +167,12 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot build an HTTP client")?;
     let mut request = client.post(format!("{base}/api/reload"));
-    if let Some(token) = args.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(token) = args
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         request = request.bearer_auth(token);
     }
     let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
@@ -175,8 +184,9 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     let body = response.text().await.unwrap_or_default();
     match status.as_u16() {
         200 => {
-            let applied: Applied = serde_json::from_str(&body)
-                .with_context(|| format!("{base}/api/reload did not answer with a reload report"))?;
+            let applied: Applied = serde_json::from_str(&body).with_context(|| {
+                format!("{base}/api/reload did not answer with a reload report")
+            })?;
             print!("{}", render_applied(&applied));
             Ok(ExitCode::SUCCESS)
         }

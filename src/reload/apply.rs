@@ -174,9 +174,8 @@ async fn restart_and_wait(
         // It was stopped by hand: it keeps the new spec and stays stopped.
         return Ok(None);
     }
-    let deadline = tokio::time::Instant::now()
-        + spec.start_timeout.unwrap_or(Duration::ZERO)
-        + RUNNING_GRACE;
+    let deadline =
+        tokio::time::Instant::now() + spec.start_timeout.unwrap_or(Duration::ZERO) + RUNNING_GRACE;
     loop {
         let Some(w) = pool.worker(name) else {
             return Ok(Some(format!(

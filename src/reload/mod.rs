@@ -249,9 +249,13 @@ pub fn start(
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let watching = Arc::new(AtomicBool::new(setup.config.pool.watch_config));
+    let seen: watch::Seen = Arc::new(std::sync::Mutex::new(
+        std::fs::read(&setup.config.path).ok(),
+    ));
     let watcher = watch::spawn(
         setup.config.path.clone(),
         watching.clone(),
+        seen.clone(),
         handle.clone(),
         stop.clone(),
     );
@@ -275,6 +279,7 @@ pub fn start(
     let mut reloader = Reloader {
         setup,
         watching,
+        seen,
         stop: stop.clone(),
     };
     tokio::spawn(async move {
@@ -287,6 +292,8 @@ pub fn start(
 struct Reloader {
     setup: Setup,
     watching: Arc<AtomicBool>,
+    /// What the file said when it was last read, shared with the watcher.
+    seen: watch::Seen,
     stop: CancellationToken,
 }
 
@@ -309,6 +316,8 @@ impl Reloader {
         let began = Instant::now();
         let path = self.setup.config.path.clone();
         tracing::info!(?trigger, config = %path.display(), "reloading the config");
+        // The watcher need not reload what this reload reads.
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = std::fs::read(&path).ok();
         let (new, text) = match load_and_check(&path) {
             Ok(loaded) => loaded,
             Err(e) => return Err(self.refuse(trigger, e)),
@@ -353,8 +362,7 @@ impl Reloader {
         .map_err(|_| ReloadError::ShuttingDown)?;
         let old = std::mem::replace(&mut self.setup.config, effective);
         let new = &self.setup.config;
-        self.watching
-            .store(new.pool.watch_config, Ordering::SeqCst);
+        self.watching.store(new.pool.watch_config, Ordering::SeqCst);
         for follower in &self.setup.followers {
             follower.follow(&old, new).await;
         }

@@ -304,7 +304,11 @@ guilds = ["G3"]
             Case {
                 what: "a world added, one removed, one changed, one unchanged",
                 new: edit(
-                    &edit(BASE, "name = \"C\"\nguilds = [\"G3\"]", "name = \"D\"\nguilds = [\"G4\"]"),
+                    &edit(
+                        BASE,
+                        "name = \"C\"\nguilds = [\"G3\"]",
+                        "name = \"D\"\nguilds = [\"G4\"]",
+                    ),
                     "guilds = [\"G2\"]",
                     "guilds = [\"G2\", \"G5\"]",
                 ),
@@ -317,7 +321,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "a world's limits",
-                new: edit(BASE, "guilds = [\"G1\"]", "guilds = [\"G1\"]\nlimits = { memory = \"64MiB\" }"),
+                new: edit(
+                    BASE,
+                    "guilds = [\"G1\"]",
+                    "guilds = [\"G1\"]\nlimits = { memory = \"64MiB\" }",
+                ),
                 started: &[],
                 stopped: &[],
                 restarted: &["A"],
@@ -341,11 +349,8 @@ guilds = ["G3"]
             },
             Case {
                 what: "the order of the worlds alone",
-                new: edit(
-                    BASE,
-                    "[[worlds]]\nname = \"A\"\nguilds = [\"G1\"]\n",
-                    "",
-                ) + "[[worlds]]\nname = \"A\"\nguilds = [\"G1\"]\n",
+                new: edit(BASE, "[[worlds]]\nname = \"A\"\nguilds = [\"G1\"]\n", "")
+                    + "[[worlds]]\nname = \"A\"\nguilds = [\"G1\"]\n",
                 started: &[],
                 stopped: &[],
                 restarted: &[],
@@ -365,7 +370,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "[storage]",
-                new: edit(BASE, "[api]", "[storage]\nurl = \"sqlite://other.db\"\n[api]"),
+                new: edit(
+                    BASE,
+                    "[api]",
+                    "[storage]\nurl = \"sqlite://other.db\"\n[api]",
+                ),
                 started: &[],
                 stopped: &[],
                 restarted: &["A", "B", "C"],
@@ -375,8 +384,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "[storage] and a world added: the new one starts",
-                new: edit(BASE, "[api]", "[storage]\nurl = \"sqlite://other.db\"\n[api]")
-                    + "[[worlds]]\nname = \"D\"\nguilds = [\"G4\"]\n",
+                new: edit(
+                    BASE,
+                    "[api]",
+                    "[storage]\nurl = \"sqlite://other.db\"\n[api]",
+                ) + "[[worlds]]\nname = \"D\"\nguilds = [\"G4\"]\n",
                 started: &["D"],
                 stopped: &[],
                 restarted: &["A", "B", "C"],
@@ -410,7 +422,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "a longer heartbeat timeout",
-                new: edit(BASE, "heartbeat_timeout = \"30s\"", "heartbeat_timeout = \"60s\""),
+                new: edit(
+                    BASE,
+                    "heartbeat_timeout = \"30s\"",
+                    "heartbeat_timeout = \"60s\"",
+                ),
                 started: &[],
                 stopped: &[],
                 restarted: &[],
@@ -420,7 +436,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "a heartbeat timeout still above two running beats (2 × 10s)",
-                new: edit(BASE, "heartbeat_timeout = \"30s\"", "heartbeat_timeout = \"20s\""),
+                new: edit(
+                    BASE,
+                    "heartbeat_timeout = \"30s\"",
+                    "heartbeat_timeout = \"20s\"",
+                ),
                 started: &[],
                 stopped: &[],
                 restarted: &[],
@@ -430,7 +450,11 @@ guilds = ["G3"]
             },
             Case {
                 what: "a heartbeat timeout under two running beats",
-                new: edit(BASE, "heartbeat_timeout = \"30s\"", "heartbeat_timeout = \"19s\""),
+                new: edit(
+                    BASE,
+                    "heartbeat_timeout = \"30s\"",
+                    "heartbeat_timeout = \"19s\"",
+                ),
                 started: &[],
                 stopped: &[],
                 restarted: &["A", "B", "C"],
@@ -455,9 +479,13 @@ guilds = ["G3"]
             Case {
                 what: "supervisor-only settings touch no worker",
                 new: edit(
-                    BASE,
-                    "[pool]\n",
-                    "[pool]\nreload_parallel = 5\nwatch_config = true\n[log]\nlevel = \"debug\"\n",
+                    &edit(
+                        BASE,
+                        "[pool]\n",
+                        "[pool]\nreload_parallel = 5\nwatch_config = true\n",
+                    ),
+                    "[api]",
+                    "[log]\nlevel = \"debug\"\n[api]",
                 ),
                 started: &[],
                 stopped: &[],
@@ -471,8 +499,9 @@ guilds = ["G3"]
                 new: edit(
                     &edit(BASE, "127.0.0.1:5000", "127.0.0.1:6000"),
                     "[pool]\n",
-                    "[pool]\nsample_interval = \"5s\"\n[log]\nformat = \"json\"\n",
-                ),
+                    "[pool]\nsample_interval = \"5s\"\n",
+                )
+                .replace("[api]", "[log]\nformat = \"json\"\n[api]"),
                 started: &[],
                 stopped: &[],
                 restarted: &[],
@@ -608,20 +637,23 @@ guilds = ["G3"]
         assert_eq!(p.started, ["E"]);
         assert_eq!(p.stopped, ["C"]);
         assert!(p.spawns());
-        assert_eq!(
-            p.summary(),
-            "started [E], stopped [C], updated [A, B]"
-        );
+        assert_eq!(p.summary(), "started [E], stopped [C], updated [A, B]");
     }
 
     #[test]
     fn effective_keeps_what_needs_a_restart() {
         let old = config(BASE);
-        let new = config(&edit(
-            &edit(BASE, "127.0.0.1:5000", "127.0.0.1:6000"),
-            "[pool]\n",
-            "[pool]\nmode = \"single\"\nsample_interval = \"5s\"\nreload_parallel = 3\n[log]\nformat = \"json\"\nlevel = \"debug\"\n",
-        ));
+        let new = config(
+            &edit(
+                &edit(BASE, "127.0.0.1:5000", "127.0.0.1:6000"),
+                "[pool]\n",
+                "[pool]\nmode = \"single\"\nsample_interval = \"5s\"\nreload_parallel = 3\n",
+            )
+            .replace(
+                "[api]",
+                "[log]\nformat = \"json\"\nlevel = \"debug\"\n[api]",
+            ),
+        );
         let e = effective(&old, &new);
         assert_eq!(e.pool.mode, Mode::Pool);
         assert_eq!(e.api.bind, old.api.bind);
@@ -633,7 +665,15 @@ guilds = ["G3"]
         // Planning again against the effective config still reports them.
         let again = plan(&e, &new);
         let keys: Vec<&str> = again.needs_restart.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["pool.mode", "pool.sample_interval", "api.bind", "log.format"]);
+        assert_eq!(
+            keys,
+            [
+                "pool.mode",
+                "pool.sample_interval",
+                "api.bind",
+                "log.format"
+            ]
+        );
         assert_eq!(again.unchanged, names(&["A", "B", "C"]));
     }
 }

@@ -16,8 +16,8 @@
 //! switch it on or off.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -49,16 +49,21 @@ async fn signature(path: &PathBuf) -> Option<Signature> {
     })
 }
 
+/// The last text of the file that a reload read or the watcher acted on,
+/// shared by both: a save that a SIGHUP or API reload already read (or
+/// refused) is not reloaded again.
+pub type Seen = Arc<Mutex<Option<Vec<u8>>>>;
+
 /// Watch `path` until `stop`; reload through `reload` while `enabled`.
 pub fn spawn(
     path: PathBuf,
     enabled: Arc<AtomicBool>,
+    text: Seen,
     reload: ReloadHandle,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut seen = signature(&path).await;
-        let mut text = tokio::fs::read(&path).await.ok();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -89,10 +94,13 @@ pub fn spawn(
             let Ok(current) = tokio::fs::read(&path).await else {
                 continue;
             };
-            if text.as_ref() == Some(&current) {
-                continue;
+            {
+                let mut last = text.lock().unwrap_or_else(|e| e.into_inner());
+                if last.as_ref() == Some(&current) {
+                    continue;
+                }
+                *last = Some(current);
             }
-            text = Some(current);
             if !enabled.load(Ordering::SeqCst) {
                 continue;
             }
