@@ -272,6 +272,8 @@ guilds = ["G3"]
         text.replacen(from, to, 1)
     }
 
+    type Names = &'static [&'static str];
+
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
     }
@@ -557,7 +559,9 @@ guilds = ["G3"]
     fn single_mode_restarts_its_one_worker_for_any_world_change() {
         let single = edit(BASE, "[pool]\n", "[pool]\nmode = \"single\"\n");
         let old = config(&single);
-        let table: [(&str, String, &[&str], &[&str], &[&str], &[&str]); 6] = [
+        // (what, new config, restarted, updated, needs_restart, unchanged)
+        type Row = (&'static str, String, Names, Names, Names, Names);
+        let table: [Row; 6] = [
             ("nothing", single.clone(), &[], &[], &[], &["single"]),
             (
                 "a world added",
