@@ -635,6 +635,7 @@ async fn openapi_describes_every_endpoint() {
         "/api/workers/{world}/restart",
         "/api/workers/{world}/stop",
         "/api/workers/{world}/start",
+        "/api/reload",
         "/api/scraper-status",
         "/api/events",
         "/api/runs",
