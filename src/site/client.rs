@@ -128,6 +128,11 @@ impl SiteClient {
         &self.inner.selectors
     }
 
+    /// Concurrent requests allowed (`[site] max_concurrent`).
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.settings.max_concurrent.max(1)
+    }
+
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.inner.offset
