@@ -116,8 +116,8 @@ fn table(out: &ScrapeOnceOutput, no_store: bool) -> String {
         let _ = writeln!(s, "watched players:");
         let _ = writeln!(
             s,
-            "{:<28} {:<10} {:>14} {:>8} {}",
-            "NAME", "DAY", "RAW XP", "ONLINE", "RECORDED"
+            "{:<28} {:<10} {:>14} {:>8} RECORDED",
+            "NAME", "DAY", "RAW XP", "ONLINE"
         );
         for w in &out.watched {
             let (day, recorded) = match &w.status {

@@ -605,7 +605,13 @@ pub async fn explain_world(
 ) -> anyhow::Result<crate::site::explain::Explain> {
     let world = find_config_world(config, world)?;
     let scraper = Scraper::new(config, Clock::System)?;
-    Ok(crate::site::explain::explain_world(scraper.client(), &world.name, &world.guilds).await)
+    Ok(crate::site::explain::explain_world(
+        scraper.client(),
+        &world.name,
+        &world.guilds,
+        &world.watch,
+    )
+    .await)
 }
 
 fn find_config_world(config: &Config, world: &str) -> anyhow::Result<World> {

@@ -105,9 +105,25 @@ pub async fn watched_players(store: &Store, world: &World) -> Result<Vec<String>
         .collect())
 }
 
-/// Fetch and read one player's page.
-async fn read_page(scraper: &Scraper, world: &str, name: &str) -> Result<PlayerPage, SiteError> {
-    scraper.client().player(world, name).await
+/// The pages of `names`, fetched concurrently (bounded by the client), in
+/// order. Owned inputs: the stream holds no borrowed closure, so the
+/// worker loop's future stays `Send`.
+fn pages(
+    scraper: &Scraper,
+    world: &str,
+    names: Vec<String>,
+) -> impl futures_util::Stream<Item = (String, Result<PlayerPage, SiteError>)> + Send + use<> {
+    let limit = scraper.client().max_concurrent();
+    let (client, world) = (scraper.client().clone(), world.to_string());
+    futures_util::stream::iter(names)
+        .map(move |name| {
+            let (client, world) = (client.clone(), world.clone());
+            async move {
+                let page = client.player(&world, &name).await;
+                (name, page)
+            }
+        })
+        .buffered(limit)
 }
 
 /// Read the pages of `names` of `world` (concurrently, bounded by the
@@ -117,9 +133,9 @@ pub async fn read_players(
     world: &World,
     names: &[String],
 ) -> Vec<VipResult> {
-    futures_util::stream::iter(names)
-        .map(|name| async move {
-            let status = match read_page(scraper, &world.name, name).await {
+    pages(scraper, &world.name, names.to_vec())
+        .map(|(name, page)| {
+            let status = match page {
                 Ok(PlayerPage::Day(day)) => VipStatus::Read { day },
                 Ok(PlayerPage::NoDays) => VipStatus::NoDays,
                 Ok(PlayerPage::Unknown) => VipStatus::Unknown,
@@ -127,12 +143,8 @@ pub async fn read_players(
                     error: e.to_string(),
                 },
             };
-            VipResult {
-                name: name.clone(),
-                status,
-            }
+            VipResult { name, status }
         })
-        .buffered(scraper.client().max_concurrent())
         .collect()
         .await
 }
@@ -176,9 +188,7 @@ pub async fn vip_pass(
     due.sort();
     let mut last_fetch = None;
     {
-        let mut pages = futures_util::stream::iter(&due)
-            .map(|name| async move { (name, read_page(scraper, &world.name, name).await) })
-            .buffered(scraper.client().max_concurrent());
+        let mut pages = std::pin::pin!(pages(scraper, &world.name, due));
         loop {
             let next = tokio::select! {
                 biased;
@@ -186,6 +196,7 @@ pub async fn vip_pass(
                 n = pages.next() => n,
             };
             let Some((name, page)) = next else { break };
+            let name = &name;
             let status = match page {
                 Ok(PlayerPage::Day(day)) => {
                     last_fetch = Some(Utc::now());
