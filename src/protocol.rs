@@ -266,7 +266,9 @@ mod tests {
                 failed: 0,
                 unknown: vec!["Ninguém".into()],
                 deltas: 1,
-                last_fetch: Some(chrono::DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time")),
+                last_fetch: Some(
+                    chrono::DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time"),
+                ),
             }),
         ];
         for e in events {

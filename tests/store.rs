@@ -691,7 +691,10 @@ async fn vip_reads_record_baselines_deltas_and_replays_once(db: TestDb) {
         let s = s.clone();
         async move { s.record_vip_read(&r, RESET).await.expect("record") }
     };
-    assert_eq!(rec(read("Zé", 29, 1_000, 30, at(29, 11, 0))).await, VipReadOutcome::Baseline);
+    assert_eq!(
+        rec(read("Zé", 29, 1_000, 30, at(29, 11, 0))).await,
+        VipReadOutcome::Baseline
+    );
     let d1 = delta(29, 500, 15, at(29, 11, 10), at(29, 11, 0));
     assert_eq!(
         rec(read("Zé", 29, 1_500, 45, at(29, 11, 10))).await,
@@ -711,7 +714,10 @@ async fn vip_reads_record_baselines_deltas_and_replays_once(db: TestDb) {
         rec(read("Zé", 29, 1_500, 50, at(29, 11, 30))).await,
         VipReadOutcome::Delta(d2.clone())
     );
-    assert_eq!(rec(read("Bob", 29, 7, 1, at(29, 11, 30))).await, VipReadOutcome::Baseline);
+    assert_eq!(
+        rec(read("Bob", 29, 7, 1, at(29, 11, 30))).await,
+        VipReadOutcome::Baseline
+    );
     // The daily reset: a new day, re-based, no delta; then deltas again.
     assert_eq!(
         rec(read("Zé", 30, 100, 2, at(30, 10, 10))).await,
@@ -723,37 +729,60 @@ async fn vip_reads_record_baselines_deltas_and_replays_once(db: TestDb) {
         VipReadOutcome::Delta(d3.clone())
     );
     assert_eq!(
-        s.vip_deltas(Some("Aurera"), Some("Zé"), 10).await.expect("deltas"),
+        s.vip_deltas(Some("Aurera"), Some("Zé"), 10)
+            .await
+            .expect("deltas"),
         [d3, d2, d1],
         "newest first, each once"
     );
-    let daily = s.vip_daily(Some("Aurera"), Some("Zé")).await.expect("daily");
+    let daily = s
+        .vip_daily(Some("Aurera"), Some("Zé"))
+        .await
+        .expect("daily");
     assert_eq!(
         daily,
-        [read("Zé", 30, 150, 5, at(30, 10, 20)), read("Zé", 29, 1_500, 50, at(29, 11, 30))],
+        [
+            read("Zé", 30, 150, 5, at(30, 10, 20)),
+            read("Zé", 29, 1_500, 50, at(29, 11, 30))
+        ],
         "one row per day, its latest read"
     );
     assert_eq!(
         s.vip_latest(Some("Aurera")).await.expect("latest"),
-        [read("Bob", 29, 7, 1, at(29, 11, 30)), read("Zé", 30, 150, 5, at(30, 10, 20))]
+        [
+            read("Bob", 29, 7, 1, at(29, 11, 30)),
+            read("Zé", 30, 150, 5, at(30, 10, 20))
+        ]
     );
-    assert!(s.vip_latest(Some("Bellum")).await.expect("latest").is_empty());
+    assert!(
+        s.vip_latest(Some("Bellum"))
+            .await
+            .expect("latest")
+            .is_empty()
+    );
     assert_eq!(s.vip_latest(None).await.expect("latest").len(), 2);
     // Concurrent replays of one read: one delta.
     let r = read("Zé", 30, 200, 9, at(30, 10, 30));
-    let outcomes = futures_util::future::join_all(
-        (0..4).map(|_| {
-            let (s, r) = (s.clone(), r.clone());
-            async move { s.record_vip_read(&r, RESET).await.expect("record") }
-        }),
-    )
+    let outcomes = futures_util::future::join_all((0..4).map(|_| {
+        let (s, r) = (s.clone(), r.clone());
+        async move { s.record_vip_read(&r, RESET).await.expect("record") }
+    }))
     .await;
     assert_eq!(
-        outcomes.iter().filter(|o| matches!(o, VipReadOutcome::Delta(_))).count(),
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, VipReadOutcome::Delta(_)))
+            .count(),
         1,
         "{outcomes:?}"
     );
-    assert_eq!(s.vip_deltas(None, Some("Zé"), 10).await.expect("deltas").len(), 4);
+    assert_eq!(
+        s.vip_deltas(None, Some("Zé"), 10)
+            .await
+            .expect("deltas")
+            .len(),
+        4
+    );
 }
 
 fn import_batch() -> ImportBatch {

@@ -604,7 +604,10 @@ mod tests {
             (beta.fetched, beta.failed, beta.unknown_total, beta.watched),
             (2, 1, 1, 3)
         );
-        assert!(beta.last_fetch.is_some(), "kept across a pass that read nothing");
+        assert!(
+            beta.last_fetch.is_some(),
+            "kept across a pass that read nothing"
+        );
         assert_eq!(beta.unknown, ["Ninguém"]);
         assert_eq!(vips.of_worker("Beta").len(), 1);
         let text = render(&[a, b], &counters.snapshot(), &vips.snapshot());

@@ -170,7 +170,11 @@ impl WatchedView {
         }
         Some(WatchedView {
             count: worlds.iter().map(|(_, v)| v.watched).sum(),
-            last_fetch: worlds.iter().filter_map(|(_, v)| v.last_fetch).max().map(Ts),
+            last_fetch: worlds
+                .iter()
+                .filter_map(|(_, v)| v.last_fetch)
+                .max()
+                .map(Ts),
             update_time: worlds.iter().filter_map(|(_, v)| v.update_time).max(),
             fetched: worlds.iter().map(|(_, v)| v.fetched).sum(),
             failed: worlds.iter().map(|(_, v)| v.failed).sum(),

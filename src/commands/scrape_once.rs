@@ -147,7 +147,11 @@ fn table(out: &ScrapeOnceOutput, no_store: bool) -> String {
                     d.raw_xp,
                     d.online_minutes
                 ),
-                None => writeln!(s, "{:<28} {:<10} {:>14} {:>8} {recorded}", w.name, "-", "-", "-"),
+                None => writeln!(
+                    s,
+                    "{:<28} {:<10} {:>14} {:>8} {recorded}",
+                    w.name, "-", "-", "-"
+                ),
             };
         }
     }

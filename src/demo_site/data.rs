@@ -344,10 +344,13 @@ impl Data {
         let n = world.advances;
         let now_min = minute(now.with_timezone(&offset));
         world.update_time = now_min.max(world.update_time + ChronoDuration::minutes(1));
-        for (j, member) in world.players.values_mut().enumerate() {
-            match (j as u64 + n) % 3 {
+        for (name, member) in world.players.iter_mut() {
+            // A phase of its own per player (not its position: players
+            // joining must not shift the others' turns).
+            let seed: u64 = name.bytes().map(u64::from).sum();
+            match (seed + n) % 3 {
                 0 => {
-                    member.experience += 1_000 * (j as i64 + 1) + (n as i64) * 137;
+                    member.experience += 1_000 * (seed % 50 + 1) as i64 + (n as i64) * 137;
                     member.online_minutes += 10;
                 }
                 1 => member.online_minutes += 5,
@@ -360,12 +363,8 @@ impl Data {
                 && guild.members.len() < MAX_MEMBERS
             {
                 let name = format!("Novato {} de {}", n, wname);
-                let mut novice = Member::new(
-                    VOCATIONS[(n % 4) as usize],
-                    8,
-                    5_000 + n as i64,
-                    world.day,
-                );
+                let mut novice =
+                    Member::new(VOCATIONS[(n % 4) as usize], 8, 5_000 + n as i64, world.day);
                 novice.history.clear();
                 novice.online_minutes = 0;
                 world.players.insert(name.clone(), novice);

@@ -522,10 +522,7 @@ async fn player(
     before(&shared).await;
     let name = q.get("name").cloned().unwrap_or_default();
     {
-        let mut hits = shared
-            .player_hits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut hits = shared.player_hits.lock().unwrap_or_else(|e| e.into_inner());
         *hits.entry(name.trim().to_lowercase()).or_insert(0) += 1;
     }
     if take(&mut shared.faults().player503) {

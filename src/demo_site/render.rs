@@ -602,7 +602,10 @@ fn player_table(player: Option<(&World, &Member)>, name: &str) -> String {
     p.line(1, "<div class=\"container\">");
     let Some((w, m)) = player else {
         p.line(2, "<div class=\"alert alert-warning\">");
-        p.line(3, &format!("Personagem <b>{}</b> não encontrado.", esc(name)));
+        p.line(
+            3,
+            &format!("Personagem <b>{}</b> não encontrado.", esc(name)),
+        );
         p.line(2, "</div>");
         p.line(1, "</div>");
         return p.finish();
@@ -653,7 +656,12 @@ fn player_table(player: Option<(&World, &Member)>, name: &str) -> String {
             "a dragon lord".to_string(),
         ]],
     );
-    table(&mut p, "Kills", &["Time", "World", "Victim", "Victim Level"], Vec::new());
+    table(
+        &mut p,
+        "Kills",
+        &["Time", "World", "Victim", "Victim Level"],
+        Vec::new(),
+    );
     table(
         &mut p,
         "Tempo online",
@@ -685,7 +693,13 @@ fn player_alt(player: Option<(&World, &Member)>, name: &str) -> String {
     let mut p = Page::new("Jogador");
     p.line(1, "<main class=\"player\">");
     let Some((w, m)) = player else {
-        p.line(2, &format!("<p class=\"empty\">Nenhum jogador chamado {}.</p>", esc(name)));
+        p.line(
+            2,
+            &format!(
+                "<p class=\"empty\">Nenhum jogador chamado {}.</p>",
+                esc(name)
+            ),
+        );
         p.line(1, "</main>");
         return p.finish();
     };
@@ -694,19 +708,35 @@ fn player_alt(player: Option<(&World, &Member)>, name: &str) -> String {
         2,
         &format!("<h1>{} <small>{}</small></h1>", esc(name), esc(&w.name)),
     );
-    let block = |p: &mut Page, class: &str, title: &str, headers: &[&str], rows: Vec<Vec<String>>| {
-        p.line(2, &format!("<section class=\"box box--{class}\">"));
-        p.line(3, &format!("<h3>{title}</h3>"));
-        let head: String = headers.iter().map(|h| format!("<span>{h}</span>")).collect();
-        p.line(3, &format!("<div class=\"line line--head\">{head}</div>"));
-        for row in rows {
-            let cells: String = row.iter().map(|c| format!("<span>{c}</span>")).collect();
-            p.line(3, &format!("<div class=\"line day\">{cells}</div>"));
-        }
-        p.line(2, "</section>");
-    };
-    block(&mut p, "deaths", "Mortes", &["Quando", "Mundo", "Nível", "Morto por"], Vec::new());
-    block(&mut p, "kills", "Abates", &["Quando", "Mundo", "Vítima", "Nível da vítima"], Vec::new());
+    let block =
+        |p: &mut Page, class: &str, title: &str, headers: &[&str], rows: Vec<Vec<String>>| {
+            p.line(2, &format!("<section class=\"box box--{class}\">"));
+            p.line(3, &format!("<h3>{title}</h3>"));
+            let head: String = headers
+                .iter()
+                .map(|h| format!("<span>{h}</span>"))
+                .collect();
+            p.line(3, &format!("<div class=\"line line--head\">{head}</div>"));
+            for row in rows {
+                let cells: String = row.iter().map(|c| format!("<span>{c}</span>")).collect();
+                p.line(3, &format!("<div class=\"line day\">{cells}</div>"));
+            }
+            p.line(2, "</section>");
+        };
+    block(
+        &mut p,
+        "deaths",
+        "Mortes",
+        &["Quando", "Mundo", "Nível", "Morto por"],
+        Vec::new(),
+    );
+    block(
+        &mut p,
+        "kills",
+        "Abates",
+        &["Quando", "Mundo", "Vítima", "Nível da vítima"],
+        Vec::new(),
+    );
     block(
         &mut p,
         "online",
@@ -813,7 +843,11 @@ mod tests {
             );
         }
         let page = player_page(Layout::Table, data.player("Zé Pequeno"), "Zé Pequeno");
-        for want in ["<th>Raw XP no dia</th>", "<th>Online time</th>", "<th>Killed by</th>"] {
+        for want in [
+            "<th>Raw XP no dia</th>",
+            "<th>Online time</th>",
+            "<th>Killed by</th>",
+        ] {
             assert!(page.contains(want), "missing {want}");
         }
     }

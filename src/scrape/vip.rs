@@ -128,11 +128,7 @@ fn pages(
 
 /// Read the pages of `names` of `world` (concurrently, bounded by the
 /// client), without storing anything.
-pub async fn read_players(
-    scraper: &Scraper,
-    world: &World,
-    names: &[String],
-) -> Vec<VipResult> {
+pub async fn read_players(scraper: &Scraper, world: &World, names: &[String]) -> Vec<VipResult> {
     pages(scraper, &world.name, names.to_vec())
         .map(|(name, page)| {
             let status = match page {
@@ -180,9 +176,7 @@ pub async fn vip_pass(
         .watched
         .iter()
         .filter(|n| latest.get(*n).is_none_or(|t| *t < update_time))
-        .filter(|n| {
-            memory.unknown.get(&(world.name.clone(), player_key(n))) != Some(&update_time)
-        })
+        .filter(|n| memory.unknown.get(&(world.name.clone(), player_key(n))) != Some(&update_time))
         .cloned()
         .collect();
     due.sort();

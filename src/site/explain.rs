@@ -1021,7 +1021,11 @@ pub fn explain_player(html_text: &str, sel: &Compiled, url: &str, name: &str) ->
                 _ => Vec::new(),
             },
             nearest: if col.is_none() && any_table {
-                all_headers.iter().take(NEAREST * 2).map(|h| format!("{h:?}")).collect()
+                all_headers
+                    .iter()
+                    .take(NEAREST * 2)
+                    .map(|h| format!("{h:?}"))
+                    .collect()
             } else {
                 Vec::new()
             },
@@ -1313,7 +1317,9 @@ mod tests {
             let unknown = render::player_page(layout, None, "Ninguém");
             let r = explain_player(&unknown, &sel, "u", "Ninguém");
             assert!(
-                r.outcome.as_ref().is_ok_and(|o| o.contains("does not know")),
+                r.outcome
+                    .as_ref()
+                    .is_ok_and(|o| o.contains("does not know")),
                 "{}",
                 r
             );

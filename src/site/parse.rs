@@ -161,7 +161,9 @@ pub fn parse_duration_minutes(text: &str) -> Option<i64> {
         if rest.is_empty() {
             break;
         }
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
@@ -663,7 +665,10 @@ pub(crate) fn column(headers: &[String], key: &str) -> Option<usize> {
 }
 
 /// Every `player_table` of the page with its header texts.
-pub(crate) fn player_tables<'a>(doc: &'a Html, sel: &Compiled) -> Vec<(ElementRef<'a>, Vec<String>)> {
+pub(crate) fn player_tables<'a>(
+    doc: &'a Html,
+    sel: &Compiled,
+) -> Vec<(ElementRef<'a>, Vec<String>)> {
     sel.player_table
         .select_in(doc.root_element())
         .into_iter()
@@ -724,7 +729,13 @@ fn newest_day(
     url: &str,
 ) -> Result<Option<(NaiveDate, i64)>, SiteError> {
     let Some(date_col) = t.date_col else {
-        return Err(layout(format!("{date_key_name} (no header of that table matches it; headers: {})", t.headers.join(" | ")), url));
+        return Err(layout(
+            format!(
+                "{date_key_name} (no header of that table matches it; headers: {})",
+                t.headers.join(" | ")
+            ),
+            url,
+        ));
     };
     let mut best: Option<(NaiveDate, i64)> = None;
     for cells in &t.rows {
@@ -759,18 +770,15 @@ pub fn extract_player(doc: &Html, sel: &Compiled, url: &str) -> Result<PlayerPag
     let (xp, online) = match (xp, online) {
         (None, None) => return Ok(PlayerPage::Unknown),
         (Some(_), None) => {
-            return Err(layout(format!("online_column = {:?}", s.online_column), url));
+            return Err(layout(
+                format!("online_column = {:?}", s.online_column),
+                url,
+            ));
         }
         (None, Some(_)) => return Err(layout(format!("xp_column = {:?}", s.xp_column), url)),
         (Some(x), Some(o)) => (x, o),
     };
-    let xp_day = newest_day(
-        &xp,
-        "xp_date_column",
-        "xp_column",
-        parse_number,
-        url,
-    )?;
+    let xp_day = newest_day(&xp, "xp_date_column", "xp_column", parse_number, url)?;
     let online_day = newest_day(
         &online,
         "online_date_column",
@@ -1296,8 +1304,16 @@ mod tests {
     #[test]
     fn player_page_newest_rows() {
         let page = player_page(
-            &[xp_row("29/11/2026", "1.234.567"), xp_row("28/11/2026", "9.999.999")].concat(),
-            &[online_row("29/11/2026", "3h 10m"), online_row("28/11/2026", "50m")].concat(),
+            &[
+                xp_row("29/11/2026", "1.234.567"),
+                xp_row("28/11/2026", "9.999.999"),
+            ]
+            .concat(),
+            &[
+                online_row("29/11/2026", "3h 10m"),
+                online_row("28/11/2026", "50m"),
+            ]
+            .concat(),
         );
         assert_eq!(
             parse_player(&page, &sel(), "u").expect("parses"),
@@ -1310,7 +1326,11 @@ mod tests {
         // A day without experience yet: the online table is a day ahead.
         let page = player_page(
             &xp_row("28/11/2026", "9.999.999"),
-            &[online_row("29/11/2026", "0m"), online_row("28/11/2026", "50m")].concat(),
+            &[
+                online_row("29/11/2026", "0m"),
+                online_row("28/11/2026", "50m"),
+            ]
+            .concat(),
         );
         assert_eq!(
             parse_player(&page, &sel(), "u").expect("parses"),
@@ -1327,7 +1347,11 @@ mod tests {
         );
         assert!(matches!(
             parse_player(&page, &sel(), "u"),
-            Ok(PlayerPage::Day(PlayerDay { raw_xp: 5, online_minutes: 60, .. }))
+            Ok(PlayerPage::Day(PlayerDay {
+                raw_xp: 5,
+                online_minutes: 60,
+                ..
+            }))
         ));
         assert_eq!(
             parse_player(&player_page("", ""), &sel(), "u").expect("parses"),
@@ -1344,11 +1368,17 @@ mod tests {
         );
         let cases: Vec<(String, &str)> = vec![
             (
-                player_page(&xp_row("29/11/2026", "lots"), &online_row("29/11/2026", "1h")),
+                player_page(
+                    &xp_row("29/11/2026", "lots"),
+                    &online_row("29/11/2026", "1h"),
+                ),
                 "cannot read xp_column `lots`",
             ),
             (
-                player_page(&xp_row("29/11/2026", "1"), &online_row("29/11/2026", "soon")),
+                player_page(
+                    &xp_row("29/11/2026", "1"),
+                    &online_row("29/11/2026", "soon"),
+                ),
                 "cannot read online_column `soon`",
             ),
             (
@@ -1367,7 +1397,10 @@ mod tests {
         for (page, want) in cases {
             let err = parse_player(&page, &sel(), "http://x/player?name=Z").expect_err(want);
             let msg = err.to_string();
-            assert!(msg.contains(want) && msg.contains("http://x/player?name=Z"), "{want}: {msg}");
+            assert!(
+                msg.contains(want) && msg.contains("http://x/player?name=Z"),
+                "{want}: {msg}"
+            );
         }
     }
 }

@@ -1032,7 +1032,12 @@ impl Selectors {
                 &defaults.player_header,
                 true,
             ),
-            ("player_cell", &self.player_cell, &defaults.player_cell, true),
+            (
+                "player_cell",
+                &self.player_cell,
+                &defaults.player_cell,
+                true,
+            ),
             (
                 "player_table",
                 &self.player_table,

@@ -34,9 +34,17 @@ pub fn guild_url(
 /// The URL of a player page: `template` (e.g. `/player?name={name}`) with
 /// the name (and `{world}`, when the template has it) percent-encoded as
 /// UTF-8, joined to `base`.
-pub fn player_url(base: &str, template: &str, name: &str, world: &str) -> Result<String, SiteError> {
+pub fn player_url(
+    base: &str,
+    template: &str,
+    name: &str,
+    world: &str,
+) -> Result<String, SiteError> {
     let path = template
-        .replace("{name}", &utf8_percent_encode(name, QUERY_VALUE).to_string())
+        .replace(
+            "{name}",
+            &utf8_percent_encode(name, QUERY_VALUE).to_string(),
+        )
         .replace(
             "{world}",
             &utf8_percent_encode(world, QUERY_VALUE).to_string(),
@@ -92,8 +100,16 @@ mod tests {
     #[test]
     fn player_urls_are_encoded() {
         let table: &[(&str, &str, &str)] = &[
-            ("/player?name={name}", "Zé Pequeno", "http://h/player?name=Z%C3%A9%20Pequeno"),
-            ("/player?name={name}", "A&B=C+D", "http://h/player?name=A%26B%3DC%2BD"),
+            (
+                "/player?name={name}",
+                "Zé Pequeno",
+                "http://h/player?name=Z%C3%A9%20Pequeno",
+            ),
+            (
+                "/player?name={name}",
+                "A&B=C+D",
+                "http://h/player?name=A%26B%3DC%2BD",
+            ),
             (
                 "/p/{world}?name={name}",
                 "ana",

@@ -134,11 +134,7 @@ pub fn compute_deltas(
 ///   coming): re-based, no delta;
 /// - neither number changed: the read is kept, no delta;
 /// - otherwise a delta row with both differences.
-pub fn vip_outcome(
-    prev: Option<&VipDaily>,
-    read: &VipDaily,
-    reset_minutes: u32,
-) -> VipReadOutcome {
+pub fn vip_outcome(prev: Option<&VipDaily>, read: &VipDaily, reset_minutes: u32) -> VipReadOutcome {
     let Some(prev) = prev else {
         return VipReadOutcome::Baseline;
     };
@@ -148,8 +144,7 @@ pub fn vip_outcome(
     let boundary = reset_boundary(read.update_time, reset_minutes);
     let delta_exp = read.raw_xp - prev.raw_xp;
     let delta_online = read.online_minutes - prev.online_minutes;
-    if prev.update_time < boundary || prev.date != read.date || delta_exp < 0 || delta_online < 0
-    {
+    if prev.update_time < boundary || prev.date != read.date || delta_exp < 0 || delta_online < 0 {
         return VipReadOutcome::Rebased;
     }
     if delta_exp == 0 && delta_online == 0 {
@@ -325,7 +320,11 @@ mod tests {
         };
         let table = [
             // (previous read, this read, want)
-            (None, vip(29, 1_000, 30, at(29, 11, 0)), VipReadOutcome::Baseline),
+            (
+                None,
+                vip(29, 1_000, 30, at(29, 11, 0)),
+                VipReadOutcome::Baseline,
+            ),
             (
                 Some(&base),
                 vip(29, 1_500, 45, at(29, 11, 10)),

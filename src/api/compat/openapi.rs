@@ -179,11 +179,17 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
     let token_errors = |ok_answer: Value, extra: &[(&str, &str)]| {
         let mut r = Map::new();
         r.insert("200".into(), ok_answer);
-        r.insert("400".into(), error("A body without a valid `name` or `world`."));
+        r.insert(
+            "400".into(),
+            error("A body without a valid `name` or `world`."),
+        );
         r.insert("401".into(), error("Missing or wrong token."));
         r.insert("403".into(), error("No token configured."));
         r.insert("404".into(), error("The world is not configured."));
-        r.insert("503".into(), error("No store configured, or the store is unreachable."));
+        r.insert(
+            "503".into(),
+            error("No store configured, or the store is unreachable."),
+        );
         for (code, what) in extra {
             r.insert((*code).into(), error(what));
         }

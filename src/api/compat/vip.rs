@@ -79,7 +79,11 @@ fn world_of(state: &ApiState, b: &PlayerBody) -> Result<String, ApiError> {
     worlds
         .iter()
         .find(|w| w.world == raw)
-        .or_else(|| worlds.iter().find(|w| w.world.to_lowercase() == raw.to_lowercase()))
+        .or_else(|| {
+            worlds
+                .iter()
+                .find(|w| w.world.to_lowercase() == raw.to_lowercase())
+        })
         .map(|w| w.world.clone())
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -201,7 +205,10 @@ pub(super) async fn add(
         return Ok(json(StatusCode::OK, &a, 256));
     }
     let stored = query("watched players", store.watched(Some(&world))).await?;
-    if let Some(s) = stored.iter().find(|s| player_key(&s.name) == player_key(&name)) {
+    if let Some(s) = stored
+        .iter()
+        .find(|s| player_key(&s.name) == player_key(&name))
+    {
         let a = answer(
             format!("`{}` of {world} is already watched", s.name),
             s.name.clone(),
@@ -266,12 +273,19 @@ pub(super) async fn remove(
         )));
     }
     let stored = query("watched players", store.watched(Some(&world))).await?;
-    let Some(s) = stored.iter().find(|s| player_key(&s.name) == player_key(&name)) else {
+    let Some(s) = stored
+        .iter()
+        .find(|s| player_key(&s.name) == player_key(&name))
+    else {
         return Err(ApiError::NotFound(format!(
             "`{name}` of {world} is not watched"
         )));
     };
-    let removed = query("remove watched player", store.remove_watched(&world, &s.name)).await?;
+    let removed = query(
+        "remove watched player",
+        store.remove_watched(&world, &s.name),
+    )
+    .await?;
     tracing::info!(world = %world, player = %s.name, "watched player removed");
     let a = Changed {
         success: true,
@@ -455,7 +469,10 @@ mod tests {
         };
         let (points, stats) = graph_of(&[d(100, 10, 10), d(0, 5, 20), d(250, 10, 30)]);
         assert_eq!(
-            points.iter().map(|p| (p.total_exp, p.total_online)).collect::<Vec<_>>(),
+            points
+                .iter()
+                .map(|p| (p.total_exp, p.total_online))
+                .collect::<Vec<_>>(),
             [(100, 10), (100, 15), (350, 25)]
         );
         assert_eq!(points[0].update_time, "2026-11-29T11:10:00");
@@ -483,9 +500,15 @@ mod tests {
             header::CONTENT_TYPE,
             "application/x-www-form-urlencoded".parse().expect("header"),
         );
-        let b = player_body(&form, &Bytes::from_static(b"name=Z%C3%A9+P&world=Aurera&password=x"))
-            .expect("form");
-        assert_eq!((b.name.as_deref(), b.world.as_deref()), (Some("Zé P"), Some("Aurera")));
+        let b = player_body(
+            &form,
+            &Bytes::from_static(b"name=Z%C3%A9+P&world=Aurera&password=x"),
+        )
+        .expect("form");
+        assert_eq!(
+            (b.name.as_deref(), b.world.as_deref()),
+            (Some("Zé P"), Some("Aurera"))
+        );
         let b = player_body(
             &HeaderMap::new(),
             &Bytes::from(r#"{"name": " Zé ", "world": "Aurera", "password": "x"}"#.as_bytes()),

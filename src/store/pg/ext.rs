@@ -526,7 +526,12 @@ impl PgStore {
              ORDER BY world, name, update_time DESC, date DESC",
             w.sql()
         );
-        Ok(self.rows(&sql, &w).await?.iter().map(vip_daily_of).collect())
+        Ok(self
+            .rows(&sql, &w)
+            .await?
+            .iter()
+            .map(vip_daily_of)
+            .collect())
     }
 
     pub async fn vip_daily(

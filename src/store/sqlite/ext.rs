@@ -717,7 +717,11 @@ fn vip_daily_of(raw: RawVipDaily) -> Result<VipDaily, StoreError> {
 }
 
 /// The latest stored read of one player.
-fn latest_vip_read(c: &Connection, world: &str, name: &str) -> Result<Option<VipDaily>, StoreError> {
+fn latest_vip_read(
+    c: &Connection,
+    world: &str,
+    name: &str,
+) -> Result<Option<VipDaily>, StoreError> {
     c.prepare_cached(
         "SELECT world, name, date, raw_xp, online_minutes, update_time FROM vip_daily
          WHERE world = ?1 AND name = ?2
