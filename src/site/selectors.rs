@@ -1276,6 +1276,14 @@ mod tests {
         assert!(c.fast_rows, "the default layout stays on the fast path");
         assert!(c.ranking.fast.is_some() && c.next_page.css.fast.is_some());
         assert_eq!(c.next_page.attr.as_deref(), Some("href"));
+        assert!(
+            c.player_table.fast.is_some()
+                && c.player_row.fast.is_some()
+                && c.player_header.css.fast.is_some()
+                && c.player_cell.css.fast.is_some(),
+            "the player page stays on the fast path"
+        );
+        assert_eq!(c.player_columns[0], "rawxpnodia");
     }
 
     fn compound(tag: Option<&str>, classes: &[&str], attrs: Vec<(&str, AttrTest)>) -> Compound {
@@ -1498,6 +1506,30 @@ mod tests {
                 },
                 "vocation",
                 &["is empty"],
+            ),
+            (
+                Selectors {
+                    xp_column: " → ".into(),
+                    ..Selectors::default()
+                },
+                "xp_column",
+                &["letters or digits"],
+            ),
+            (
+                Selectors {
+                    player_row: "tr >".into(),
+                    ..Selectors::default()
+                },
+                "player_row",
+                &["character"],
+            ),
+            (
+                Selectors {
+                    player_table: "table::attr(id)".into(),
+                    ..Selectors::default()
+                },
+                "player_table",
+                &["container"],
             ),
         ];
         for (s, key, words) in table {
