@@ -3,8 +3,8 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}` and
-//! `POST /api/manual-update` need `Authorization: Bearer
+//! credentials; `POST /api/workers/{world}/{restart,stop,start}`,
+//! `POST /api/manual-update` and `POST /api/vip/{add,remove}` need `Authorization: Bearer
 //! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
 //! "status": http status}` ([`ApiError`]). The replaced system's data API
 //! lives in [`compat`] (settings from the config: [`CompatSettings`]).
