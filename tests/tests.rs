@@ -14,3 +14,4 @@ mod parse;
 mod pool;
 mod scrape;
 mod store;
+mod vip;

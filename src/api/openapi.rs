@@ -215,7 +215,16 @@ fn base() -> Value {
                     "limits": {"$ref": "#/components/schemas/Limits"},
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."}
+                    "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."},
+                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."}
+                }},
+                "Watched": {"type": "object", "required": ["count", "last_fetch", "update_time", "fetched", "failed", "unknown"], "properties": {
+                    "count": {"type": "integer", "description": "Players watched (config and API) over the worker's worlds."},
+                    "last_fetch": ts(),
+                    "update_time": {"type": "string", "format": "date-time", "nullable": true, "description": "The world update the last pass read for, with the site's offset."},
+                    "fetched": {"type": "integer", "description": "Player pages read since the pool started."},
+                    "failed": {"type": "integer", "description": "Player pages that failed since the pool started."},
+                    "unknown": {"type": "array", "items": {"type": "string"}, "description": "Players the site did not know in the last pass."}
                 }},
                 "ControlResult": {"type": "object", "properties": {
                     "world": {"type": "string"},
