@@ -882,11 +882,11 @@ impl Drop for Supervisor {
     }
 }
 
-/// A real `worldpool run` (real workers, 1 s between checks) against the
-/// demo site: a player added over the API is read by the next pass (the
-/// pool cannot deliver "check now" yet: `checked_now` says so), an unknown
-/// one shows as a warning on the worker, and after the world's worker is
-/// killed with SIGKILL the replacement keeps reading the added player.
+/// A real `worldpool run` (real workers, an hour between checks, so only a
+/// "check now" down the channel makes them look) against the demo site: a
+/// player added over the API is read at once, an unknown one shows as a
+/// warning on the worker, and after the world's worker is killed with
+/// SIGKILL the replacement keeps reading the added player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill() {
     let site = DemoSite::start(DemoSiteOptions::default())
@@ -894,7 +894,10 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/wp.db", dir.path().display());
-    let (config, _) = write_config(dir.path(), &site.config_toml(&url, Mode::Pool));
+    let text = site.config_toml(&url, Mode::Pool);
+    assert!(text.contains("poll_interval = \"1s\""), "{text}");
+    let text = text.replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
+    let (config, _) = write_config(dir.path(), &text);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -936,7 +939,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         assert_eq!(status, 200, "{v}");
         assert_eq!(
             (&v["changed"], &v["checked_now"]),
-            (&json!(true), &json!(false)),
+            (&json!(true), &json!(true)),
             "{v}"
         );
         let (status, _) = api
@@ -947,7 +950,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
             )
             .await;
         assert_eq!(status, 200);
-        // Read by the next pass, without a restart.
+        // Read at once (the next check is an hour away), without a restart.
         let first = wait_for_async("the added player, read", DEADLINE, || {
             let store = store.clone();
             async move {
@@ -1021,6 +1024,18 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
             "the demo changes every player within three updates"
         );
         let t = site.update_time(WORLD).expect("time");
+        // The new worker's next check is an hour away: ask for it now
+        // (409 while it is busy scraping; ask again then).
+        wait_for_async("a manual update of Aurera accepted", DEADLINE, || {
+            let api = &api;
+            async move {
+                let (status, _) = api
+                    .post("/api/manual-update?world=Aurera", json!({}), Some(TOKEN))
+                    .await;
+                (status == 202).then_some(())
+            }
+        })
+        .await;
         let v = wait_for_async("the added player's delta", DEADLINE, || {
             let api = &api;
             async move {
