@@ -127,6 +127,9 @@ pub struct World {
     pub name: String,
     /// Guilds to scrape, in order (first guild wins for a player in two).
     pub guilds: Vec<String>,
+    /// Watched ("VIP") players of the world, from the config (those added
+    /// at run time live in the store; the worker reads both).
+    pub watch: Vec<String>,
     /// Effective limits.
     pub limits: Limits,
 }
@@ -543,6 +546,7 @@ struct RawSite {
     base_url: Option<String>,
     status_path: Option<String>,
     guild_path: Option<String>,
+    player_path: Option<String>,
     request_timeout: Option<String>,
     rate_limit: Option<f64>,
     max_concurrent: Option<usize>,
@@ -580,6 +584,8 @@ struct RawWorld {
     name: String,
     #[serde(default)]
     guilds: Vec<String>,
+    #[serde(default)]
+    watch: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
 }
@@ -912,10 +918,34 @@ impl Validator {
                     );
                 }
             }
+            let mut watch_seen = HashSet::new();
+            let mut watch = Vec::new();
+            for (j, n) in w.watch.iter().enumerate() {
+                let key = format!("{key}.watch[{j}]");
+                match crate::site::check_player_name(n) {
+                    Err(why) => self.problem(
+                        &key,
+                        why,
+                        "write the player's name as the site spells it, or remove it",
+                    ),
+                    Ok(clean) => {
+                        if watch_seen.insert(crate::site::player_key(&clean)) {
+                            watch.push(clean);
+                        } else {
+                            self.problem(
+                                &key,
+                                format!("player `{n}` is listed twice (names are compared ignoring case)"),
+                                "list each player once",
+                            );
+                        }
+                    }
+                }
+            }
             let limits = self.limits(&format!("{key}.limits"), &w.limits, &limits);
             worlds.push(World {
                 name,
                 guilds: w.guilds.iter().map(|g| g.trim().to_string()).collect(),
+                watch,
                 limits,
             });
         }
@@ -978,6 +1008,22 @@ impl Validator {
                 "site.guild_path",
                 "has no {guild} placeholder",
                 "write e.g. \"/guild.php?guild={guild}&world={world}\"",
+            );
+        }
+        let player_path = s
+            .player_path
+            .unwrap_or_else(|| "/player?name={name}".to_string());
+        if !player_path.contains("{name}") {
+            self.problem(
+                "site.player_path",
+                "has no {name} placeholder",
+                "write e.g. \"/player?name={name}\"",
+            );
+        } else if !player_path.starts_with('/') {
+            self.problem(
+                "site.player_path",
+                "must start with /",
+                "write e.g. \"/player?name={name}\"",
             );
         }
         let status_path = s.status_path.unwrap_or_else(|| "/status".to_string());
@@ -1050,6 +1096,7 @@ impl Validator {
             base_url: base_url.trim_end_matches('/').to_string(),
             status_path,
             guild_path,
+            player_path,
             request_timeout: self.positive_duration(
                 "site.request_timeout",
                 s.request_timeout.as_ref(),
@@ -1174,6 +1221,18 @@ mod tests {
         assert_eq!(c.site.utc_offset_minutes, -180);
         assert_eq!(c.site.reset_minutes, 602);
         assert_eq!(c.storage.url, "sqlite://data/worldpool.db");
+        assert!(c.worlds[0].watch.is_empty());
+        assert_eq!(c.site.player_path, "/player?name={name}");
+        let c = parse(
+            "[[worlds]]\nname = \"Aurera\"\nguilds = [\"G\"]\nwatch = [\" Zé  Pequeno \", \"Ana\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(c.worlds[0].watch, ["Zé Pequeno", "Ana"]);
+        let err = parse(
+            "[site]\nplayer_path = \"/player\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+        )
+        .expect_err("no {name}");
+        assert_eq!(err.problems[0].key, "site.player_path");
     }
 
     #[test]
@@ -1191,6 +1250,7 @@ guilds = []
 [[worlds]]
 name = "a"
 guilds = ["G", "G"]
+watch = ["Zé", " ", "zé", "a\tb"]
 "#,
         )
         .expect_err("invalid");
@@ -1202,6 +1262,9 @@ guilds = ["G", "G"]
             "worlds[0].guilds",
             "worlds[1].name",
             "worlds[1].guilds[1]",
+            "worlds[1].watch[1]",
+            "worlds[1].watch[2]",
+            "worlds[1].watch[3]",
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use pool::{PoolEvent, WorkerMessage};
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,28 @@ impl DeltaBatch {
     pub const MAX_ITEMS: usize = 200;
 }
 
+/// A pass over a world's watched players ended (sent when it read at least
+/// one page, or when the number of watched players changed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipPass {
+    /// World.
+    pub world: String,
+    /// The world's update the reads belong to.
+    pub update_time: DateTime<FixedOffset>,
+    /// Players watched in that world (config and store).
+    pub watched: u64,
+    /// Player pages fetched and read.
+    pub fetched: u64,
+    /// Player pages that could not be fetched or read.
+    pub failed: u64,
+    /// Players the site does not know (a page without the tables).
+    pub unknown: Vec<String>,
+    /// Delta rows stored.
+    pub deltas: u64,
+    /// When the last page of the pass was read (none read: `None`).
+    pub last_fetch: Option<DateTime<Utc>>,
+}
+
 /// An application event a worker sends to the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerEvent {
@@ -138,6 +160,8 @@ pub enum WorkerEvent {
     RunFailed(RunFailed),
     /// `deltas`.
     Deltas(DeltaBatch),
+    /// `vip_pass`.
+    VipPass(VipPass),
 }
 
 impl WorkerEvent {
@@ -147,6 +171,7 @@ impl WorkerEvent {
             WorkerEvent::RunFinished(_) => "run_finished",
             WorkerEvent::RunFailed(_) => "run_failed",
             WorkerEvent::Deltas(_) => "deltas",
+            WorkerEvent::VipPass(_) => "vip_pass",
         }
     }
 
@@ -156,6 +181,7 @@ impl WorkerEvent {
             WorkerEvent::RunFinished(e) => serde_json::to_value(e),
             WorkerEvent::RunFailed(e) => serde_json::to_value(e),
             WorkerEvent::Deltas(e) => serde_json::to_value(e),
+            WorkerEvent::VipPass(e) => serde_json::to_value(e),
         };
         WorkerMessage::Event {
             kind: self.kind().to_string(),
@@ -176,6 +202,7 @@ impl WorkerEvent {
                 .ok()
                 .map(WorkerEvent::RunFailed),
             "deltas" => serde_json::from_value(data).ok().map(WorkerEvent::Deltas),
+            "vip_pass" => serde_json::from_value(data).ok().map(WorkerEvent::VipPass),
             _ => None,
         }
     }
@@ -249,6 +276,18 @@ mod tests {
                     guild: "Red Rose".into(),
                     delta: 5,
                 }],
+            }),
+            WorkerEvent::VipPass(VipPass {
+                world: "Aurera".into(),
+                update_time: t,
+                watched: 3,
+                fetched: 2,
+                failed: 0,
+                unknown: vec!["Ninguém".into()],
+                deltas: 1,
+                last_fetch: Some(
+                    chrono::DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time"),
+                ),
             }),
         ];
         for e in events {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use worldpool::store::{
     ImportBatch, ImportDelta, ImportPlayer, NewRun, PassKind, ScrapedPlayer, StatusPage,
-    StatusRoutine, Store, TimeRange, VipDaily, VipDelta, WriteOutcome,
+    StatusRoutine, Store, TimeRange, VipDaily, VipDelta, VipReadOutcome, WriteOutcome,
 };
 
 use crate::helper::pg;
@@ -98,8 +98,8 @@ async fn migrations_are_idempotent(db: TestDb) {
     let a = db.open().await;
     a.ping().await.expect("ping");
     let b = db.open().await;
-    assert_eq!(a.schema_version().await.expect("version"), 2);
-    assert_eq!(b.schema_version().await.expect("version"), 2);
+    assert_eq!(a.schema_version().await.expect("version"), 3);
+    assert_eq!(b.schema_version().await.expect("version"), 3);
     assert!(a.runs(None, 10, None).await.expect("runs").is_empty());
 }
 
@@ -665,6 +665,126 @@ async fn watched_players_and_vip_reads(db: TestDb) {
     );
 }
 
+/// A watched player's reads over a day and the next: baseline, deltas only
+/// for changes, a replayed read stored once, re-based after the reset, and
+/// the latest read of each player.
+async fn vip_reads_record_baselines_deltas_and_replays_once(db: TestDb) {
+    let s = db.open().await;
+    let read = |name: &str, d: u32, xp: i64, online: i64, t: DateTime<FixedOffset>| VipDaily {
+        world: "Aurera".into(),
+        name: name.into(),
+        date: day(d),
+        raw_xp: xp,
+        online_minutes: online,
+        update_time: t,
+    };
+    let delta = |d: u32, xp: i64, online: i64, t, prev| VipDelta {
+        world: "Aurera".into(),
+        name: "Zé".into(),
+        date: day(d),
+        delta_exp: xp,
+        delta_online: online,
+        update_time: t,
+        prev_update_time: Some(prev),
+    };
+    let rec = |r: VipDaily| {
+        let s = s.clone();
+        async move { s.record_vip_read(&r, RESET).await.expect("record") }
+    };
+    assert_eq!(
+        rec(read("Zé", 29, 1_000, 30, at(29, 11, 0))).await,
+        VipReadOutcome::Baseline
+    );
+    let d1 = delta(29, 500, 15, at(29, 11, 10), at(29, 11, 0));
+    assert_eq!(
+        rec(read("Zé", 29, 1_500, 45, at(29, 11, 10))).await,
+        VipReadOutcome::Delta(d1.clone())
+    );
+    // The same read again (a replayed pass): nothing, even with other numbers.
+    assert_eq!(
+        rec(read("Zé", 29, 9_999, 99, at(29, 11, 10))).await,
+        VipReadOutcome::AlreadyStored
+    );
+    assert_eq!(
+        rec(read("Zé", 29, 1_500, 45, at(29, 11, 20))).await,
+        VipReadOutcome::Unchanged
+    );
+    let d2 = delta(29, 0, 5, at(29, 11, 30), at(29, 11, 20));
+    assert_eq!(
+        rec(read("Zé", 29, 1_500, 50, at(29, 11, 30))).await,
+        VipReadOutcome::Delta(d2.clone())
+    );
+    assert_eq!(
+        rec(read("Bob", 29, 7, 1, at(29, 11, 30))).await,
+        VipReadOutcome::Baseline
+    );
+    // The daily reset: a new day, re-based, no delta; then deltas again.
+    assert_eq!(
+        rec(read("Zé", 30, 100, 2, at(30, 10, 10))).await,
+        VipReadOutcome::Rebased
+    );
+    let d3 = delta(30, 50, 3, at(30, 10, 20), at(30, 10, 10));
+    assert_eq!(
+        rec(read("Zé", 30, 150, 5, at(30, 10, 20))).await,
+        VipReadOutcome::Delta(d3.clone())
+    );
+    assert_eq!(
+        s.vip_deltas(Some("Aurera"), Some("Zé"), 10)
+            .await
+            .expect("deltas"),
+        [d3, d2, d1],
+        "newest first, each once"
+    );
+    let daily = s
+        .vip_daily(Some("Aurera"), Some("Zé"))
+        .await
+        .expect("daily");
+    assert_eq!(
+        daily,
+        [
+            read("Zé", 30, 150, 5, at(30, 10, 20)),
+            read("Zé", 29, 1_500, 50, at(29, 11, 30))
+        ],
+        "one row per day, its latest read"
+    );
+    assert_eq!(
+        s.vip_latest(Some("Aurera")).await.expect("latest"),
+        [
+            read("Bob", 29, 7, 1, at(29, 11, 30)),
+            read("Zé", 30, 150, 5, at(30, 10, 20))
+        ]
+    );
+    assert!(
+        s.vip_latest(Some("Bellum"))
+            .await
+            .expect("latest")
+            .is_empty()
+    );
+    assert_eq!(s.vip_latest(None).await.expect("latest").len(), 2);
+    // Concurrent replays of one read: one delta.
+    let r = read("Zé", 30, 200, 9, at(30, 10, 30));
+    let outcomes = futures_util::future::join_all((0..4).map(|_| {
+        let (s, r) = (s.clone(), r.clone());
+        async move { s.record_vip_read(&r, RESET).await.expect("record") }
+    }))
+    .await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, VipReadOutcome::Delta(_)))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        s.vip_deltas(None, Some("Zé"), 10)
+            .await
+            .expect("deltas")
+            .len(),
+        4
+    );
+}
+
 fn import_batch() -> ImportBatch {
     let delta = |name: &str,
                  d: i64,
@@ -783,5 +903,6 @@ conformance!(
     exports_stream_in_chunks_and_stop_when_dropped,
     status_pages_are_kept_per_world,
     watched_players_and_vip_reads,
+    vip_reads_record_baselines_deltas_and_replays_once,
     import_writes_once_and_dry_run_writes_nothing,
 );

@@ -15,3 +15,4 @@ mod pool;
 mod reload;
 mod scrape;
 mod store;
+mod vip;

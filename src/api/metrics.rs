@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format (0.0.4), written by hand, plus
-//! the run counters fed by the workers' `run_finished` events, and a small
-//! parser used by the tests to check the output is valid exposition text.
+//! the run counters fed by the workers' `run_finished` events, the watched
+//! players' numbers fed by their `vip_pass` events, and a small parser used
+//! by the tests to check the output is valid exposition text.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -49,6 +50,82 @@ impl RunCounters {
     pub fn snapshot(&self) -> BTreeMap<String, WorldRuns> {
         let worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
         worlds.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// What the workers told of one world's watched players (`vip_pass`
+/// events).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorldVips {
+    /// The worker that reported them.
+    pub worker: String,
+    /// Players watched, as of the last pass.
+    pub watched: u64,
+    /// When a player page was last read (kept across passes).
+    pub last_fetch: Option<chrono::DateTime<chrono::Utc>>,
+    /// The world's update the last pass read for.
+    pub update_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Players the site did not know in the last pass that read pages.
+    pub unknown: Vec<String>,
+    /// Player pages read, summed over passes.
+    pub fetched: u64,
+    /// Player pages that failed, summed over passes.
+    pub failed: u64,
+    /// Unknown players met, summed over passes.
+    pub unknown_total: u64,
+    /// VIP delta rows stored, summed over passes.
+    pub deltas: u64,
+}
+
+/// The watched players' numbers per world, updated from pool events.
+#[derive(Debug, Default)]
+pub struct VipCounters {
+    worlds: Mutex<HashMap<String, WorldVips>>,
+}
+
+impl VipCounters {
+    /// Count a `vip_pass` event; other events are ignored. Returns whether
+    /// it counted.
+    pub fn record(&self, event: &PoolEvent) -> bool {
+        let (worker, pass) = match (event, WorkerEvent::from_pool(event)) {
+            (PoolEvent::Custom { worker, .. }, Some(WorkerEvent::VipPass(p))) => (worker, p),
+            _ => return false,
+        };
+        let mut worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        let w = worlds.entry(pass.world).or_default();
+        w.worker = worker.clone();
+        w.watched = pass.watched;
+        w.update_time = Some(pass.update_time);
+        if pass.last_fetch.is_some() {
+            w.last_fetch = pass.last_fetch;
+        }
+        if pass.fetched + pass.failed + pass.unknown.len() as u64 > 0 {
+            w.unknown_total += pass.unknown.len() as u64;
+            w.unknown = pass.unknown;
+        }
+        w.fetched += pass.fetched;
+        w.failed += pass.failed;
+        w.deltas += pass.deltas;
+        true
+    }
+
+    /// A copy, sorted by world.
+    pub fn snapshot(&self) -> BTreeMap<String, WorldVips> {
+        let worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        worlds.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The worlds a worker reported on (one in pool mode, every world in
+    /// single mode), by world.
+    pub fn of_worker(&self, worker: &str) -> Vec<(String, WorldVips)> {
+        let worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(String, WorldVips)> = worlds
+            .iter()
+            .filter(|(_, v)| v.worker == worker)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 }
 
@@ -108,8 +185,13 @@ const STATES: [StateName; 6] = [
     StateName::Fatal,
 ];
 
-/// Render the exposition text for a snapshot and the run counters.
-pub fn render(workers: &[WorkerStatus], runs: &BTreeMap<String, WorldRuns>) -> String {
+/// Render the exposition text for a snapshot, the run counters and the
+/// watched players' numbers.
+pub fn render(
+    workers: &[WorkerStatus],
+    runs: &BTreeMap<String, WorldRuns>,
+    vips: &BTreeMap<String, WorldVips>,
+) -> String {
     let mut w = Writer {
         out: String::with_capacity(512 + workers.len() * 1024),
     };
@@ -306,6 +388,66 @@ pub fn render(workers: &[WorkerStatus], runs: &BTreeMap<String, WorldRuns>) -> S
         );
     }
 
+    w.family(
+        "worldpool_watched_players",
+        "gauge",
+        "Players watched in the world (config and API), as of its last pass.",
+    );
+    for (world, v) in vips {
+        w.sample(
+            "worldpool_watched_players",
+            &[("world", world)],
+            v.watched as f64,
+        );
+    }
+
+    w.family(
+        "worldpool_player_pages_total",
+        "counter",
+        "Watched players' pages by world and result: ok (read), failed (not fetched or not readable), unknown (the site does not know the player).",
+    );
+    for (world, v) in vips {
+        for (result, n) in [
+            ("ok", v.fetched),
+            ("failed", v.failed),
+            ("unknown", v.unknown_total),
+        ] {
+            w.sample(
+                "worldpool_player_pages_total",
+                &[("world", world), ("result", result)],
+                n as f64,
+            );
+        }
+    }
+
+    w.family(
+        "worldpool_vip_deltas_total",
+        "counter",
+        "Watched players' delta rows stored, by world.",
+    );
+    for (world, v) in vips {
+        w.sample(
+            "worldpool_vip_deltas_total",
+            &[("world", world)],
+            v.deltas as f64,
+        );
+    }
+
+    w.family(
+        "worldpool_player_page_last_fetch_timestamp_seconds",
+        "gauge",
+        "Unix time a watched player's page of the world was last read.",
+    );
+    for (world, v) in vips {
+        if let Some(t) = v.last_fetch {
+            w.sample(
+                "worldpool_player_page_last_fetch_timestamp_seconds",
+                &[("world", world)],
+                t.timestamp_millis() as f64 / 1000.0,
+            );
+        }
+    }
+
     // Pool totals.
     w.family(
         "worldpool_workers",
@@ -441,7 +583,34 @@ mod tests {
         assert!(!counters.record(&PoolEvent::Stopped {
             worker: "Beta".into()
         }));
-        let text = render(&[a, b], &counters.snapshot());
+        let vips = VipCounters::default();
+        let pass = |fetched: u64, failed: u64, unknown: &[&str]| {
+            pool_event(WorkerEvent::VipPass(crate::protocol::VipPass {
+                world: "Beta".into(),
+                update_time: t,
+                watched: 3,
+                fetched,
+                failed,
+                unknown: unknown.iter().map(|u| u.to_string()).collect(),
+                deltas: fetched,
+                last_fetch: (fetched > 0).then(chrono::Utc::now),
+            }))
+        };
+        assert!(vips.record(&pass(2, 1, &["Ninguém"])));
+        assert!(vips.record(&pass(0, 0, &[])));
+        assert!(!vips.record(&ok(1)));
+        let beta = &vips.snapshot()["Beta"];
+        assert_eq!(
+            (beta.fetched, beta.failed, beta.unknown_total, beta.watched),
+            (2, 1, 1, 3)
+        );
+        assert!(
+            beta.last_fetch.is_some(),
+            "kept across a pass that read nothing"
+        );
+        assert_eq!(beta.unknown, ["Ninguém"]);
+        assert_eq!(vips.of_worker("Beta").len(), 1);
+        let text = render(&[a, b], &counters.snapshot(), &vips.snapshot());
         let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let world = "São \"Paulo\"\\x";
         assert_eq!(
@@ -539,6 +708,22 @@ mod tests {
                 &[("world", "Beta")]
             )
             .is_some_and(|s| s.value > 1.7e9)
+        );
+        for (result, want) in [("ok", 2.0), ("failed", 1.0), ("unknown", 1.0)] {
+            assert_eq!(
+                find(
+                    &samples,
+                    "worldpool_player_pages_total",
+                    &[("world", "Beta"), ("result", result)]
+                )
+                .map(|s| s.value),
+                Some(want),
+                "{result}"
+            );
+        }
+        assert_eq!(
+            find(&samples, "worldpool_watched_players", &[("world", "Beta")]).map(|s| s.value),
+            Some(3.0)
         );
     }
 

@@ -3,8 +3,8 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}` and
-//! `POST /api/manual-update` need `Authorization: Bearer
+//! credentials; `POST /api/workers/{world}/{restart,stop,start}`,
+//! `POST /api/manual-update` and `POST /api/vip/{add,remove}` need `Authorization: Bearer
 //! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
 //! "status": http status}` ([`ApiError`]). The replaced system's data API
 //! lives in [`compat`] (settings from the config: [`CompatSettings`]).
@@ -95,6 +95,7 @@ struct Inner {
 #[derive(Default)]
 struct Shared {
     runs: metrics::RunCounters,
+    vips: metrics::VipCounters,
     /// Bumped on every pool event: a cached `/api/workers` body built at an
     /// older generation is stale.
     generation: AtomicU64,
@@ -243,6 +244,11 @@ impl ApiState {
         &self.inner.shared.runs
     }
 
+    /// The watched players' numbers behind `/metrics` and the worker view.
+    pub fn vip_counters(&self) -> &metrics::VipCounters {
+        &self.inner.shared.vips
+    }
+
     /// How long a serialized `/api/workers` body may be reused when no
     /// pool event arrived meanwhile (default [`DEFAULT_WORKERS_CACHE`];
     /// zero serializes every request).
@@ -281,6 +287,7 @@ async fn follow_events(
         match received {
             Ok(ev) => {
                 shared.runs.record(&ev);
+                shared.vips.record(&ev);
             }
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "run counter lagged behind pool events");
@@ -516,9 +523,13 @@ async fn list_workers(State(state): State<ApiState>) -> Response {
     let built = Instant::now();
     let snapshot = state.control().workers();
     let now = Utc::now();
+    let vips = &state.inner.shared.vips;
     let views: Vec<views::WorkerView<'_>> = snapshot
         .iter()
-        .map(|w| views::WorkerView::new(w, now, false))
+        .map(|w| {
+            views::WorkerView::new(w, now, false)
+                .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
+        })
         .collect();
     let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
     if let Err(e) = serde_json::to_writer(&mut buf, &views) {
@@ -540,9 +551,10 @@ async fn one_worker(
         .control()
         .worker(&world)
         .ok_or(ApiError::UnknownWorker(world))?;
+    let watched = views::WatchedView::of(&state.inner.shared.vips.of_worker(&w.name));
     Ok(json(
         StatusCode::OK,
-        &views::WorkerView::new(&w, Utc::now(), true),
+        &views::WorkerView::new(&w, Utc::now(), true).with_watched(watched),
         2048,
     ))
 }
@@ -647,7 +659,11 @@ async fn events_handler(
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    let mut text = metrics::render(&snapshot, &state.run_counters().snapshot());
+    let mut text = metrics::render(
+        &snapshot,
+        &state.run_counters().snapshot(),
+        &state.vip_counters().snapshot(),
+    );
     reload::render_metrics(&mut text, state.reload.as_ref().map(|r| r.stats()));
     (
         [(

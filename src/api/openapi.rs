@@ -77,11 +77,68 @@ fn spec() -> Value {
     let mut doc = base();
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(super::compat::openapi::paths());
+        paths.extend(reload_paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(super::compat::openapi::schemas());
+        schemas.extend(reload_schemas());
+    }
+    if let Some(worker) = doc["components"]["schemas"]["Worker"]["properties"].as_object_mut() {
+        worker.insert("policy".into(), json!({"type": "object", "description": "Only on /api/workers/{world}: restart policy and timeouts in effect (durations in seconds): {restart: {mode, min_uptime, backoff: {initial, multiplier, max, jitter}, max_restarts, window, fatal_retry}, stop_grace, start_timeout, heartbeat_timeout}. A reload changes it without restarting the worker."}));
     }
     doc
+}
+
+/// `POST /api/reload`.
+fn reload_paths() -> serde_json::Map<String, Value> {
+    let doc = json!({
+    "/api/reload": {"post": {
+        "operationId": "reload",
+        "summary": "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart. Queued: answers once this reload was applied. Needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`.",
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": json_response("Applied: the plan.", json!({"$ref": "#/components/schemas/ReloadReport"})),
+            "401": error_response("Missing or wrong token."),
+            "403": error_response("No token configured: control is disabled (set WORLDPOOL_API_TOKEN)."),
+            "422": json_response("The new config is invalid; nothing changed.", json!({"$ref": "#/components/schemas/InvalidConfig"})),
+            "501": error_response("This server has no config to reload."),
+            "503": error_response("The pool is shutting down.")
+        }
+    }}
+    });
+    doc.as_object().cloned().unwrap_or_default()
+}
+
+/// The reload report and the 422 body.
+fn reload_schemas() -> serde_json::Map<String, Value> {
+    let doc = json!({
+    "ReloadReport": {"type": "object", "properties": {
+        "trigger": {"type": "string", "enum": ["sighup", "api", "watch"]},
+        "file": {"type": "string"},
+        "plan": {"type": "object", "properties": {
+            "started": {"type": "array", "items": {"type": "string"}},
+            "stopped": {"type": "array", "items": {"type": "string"}},
+            "restarted": {"type": "array", "items": {"type": "string"}},
+            "updated": {"type": "array", "items": {"type": "string"}},
+            "unchanged": {"type": "array", "items": {"type": "string"}},
+            "needs_restart": {"type": "array", "items": {"type": "object", "properties": {
+                "key": {"type": "string"}, "message": {"type": "string"}
+            }}}
+        }},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "took_ms": {"type": "integer"}
+    }},
+    "InvalidConfig": {"type": "object", "properties": {
+        "error": {"type": "string", "enum": ["invalid_config"]},
+        "message": {"type": "string"},
+        "status": {"type": "integer"},
+        "file": {"type": "string"},
+        "problems": {"type": "array", "items": {"type": "object", "properties": {
+            "key": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}
+        }}}
+    }}
+    });
+    doc.as_object().cloned().unwrap_or_default()
 }
 
 fn base() -> Value {
@@ -109,19 +166,6 @@ fn base() -> Value {
             "/api/workers/{world}/restart": control_op("restart", "Restart a worker."),
             "/api/workers/{world}/stop": control_op("stop", "Stop a worker; it stays stopped until started."),
             "/api/workers/{world}/start": control_op("start", "Start a stopped or fatal worker."),
-            "/api/reload": {"post": {
-                "operationId": "reload",
-                "summary": "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart. Queued: answers once this reload was applied. Needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`.",
-                "security": [{"bearer": []}],
-                "responses": {
-                    "200": json_response("Applied: the plan.", json!({"$ref": "#/components/schemas/ReloadReport"})),
-                    "401": error_response("Missing or wrong token."),
-                    "403": error_response("No token configured: control is disabled (set WORLDPOOL_API_TOKEN)."),
-                    "422": json_response("The new config is invalid; nothing changed.", json!({"$ref": "#/components/schemas/InvalidConfig"})),
-                    "501": error_response("This server has no config to reload."),
-                    "503": error_response("The pool is shutting down.")
-                }
-            }},
             "/api/scraper-status": {"get": {
                 "operationId": "scraperStatus",
                 "summary": "Status of the pool as a whole, compatible with the replaced scraper's endpoint.",
@@ -229,32 +273,15 @@ fn base() -> Value {
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
                     "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."},
-                    "policy": {"type": "object", "description": "Only on /api/workers/{world}: restart policy and timeouts in effect (durations in seconds): {restart: {mode, min_uptime, backoff: {initial, multiplier, max, jitter}, max_restarts, window, fatal_retry}, stop_grace, start_timeout, heartbeat_timeout}. A reload changes it without restarting the worker."}
+                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."}
                 }},
-                "ReloadReport": {"type": "object", "properties": {
-                    "trigger": {"type": "string", "enum": ["sighup", "api", "watch"]},
-                    "file": {"type": "string"},
-                    "plan": {"type": "object", "properties": {
-                        "started": {"type": "array", "items": {"type": "string"}},
-                        "stopped": {"type": "array", "items": {"type": "string"}},
-                        "restarted": {"type": "array", "items": {"type": "string"}},
-                        "updated": {"type": "array", "items": {"type": "string"}},
-                        "unchanged": {"type": "array", "items": {"type": "string"}},
-                        "needs_restart": {"type": "array", "items": {"type": "object", "properties": {
-                            "key": {"type": "string"}, "message": {"type": "string"}
-                        }}}
-                    }},
-                    "warnings": {"type": "array", "items": {"type": "string"}},
-                    "took_ms": {"type": "integer"}
-                }},
-                "InvalidConfig": {"type": "object", "properties": {
-                    "error": {"type": "string", "enum": ["invalid_config"]},
-                    "message": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "file": {"type": "string"},
-                    "problems": {"type": "array", "items": {"type": "object", "properties": {
-                        "key": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}
-                    }}}
+                "Watched": {"type": "object", "required": ["count", "last_fetch", "update_time", "fetched", "failed", "unknown"], "properties": {
+                    "count": {"type": "integer", "description": "Players watched (config and API) over the worker's worlds."},
+                    "last_fetch": ts(),
+                    "update_time": {"type": "string", "format": "date-time", "nullable": true, "description": "The world update the last pass read for, with the site's offset."},
+                    "fetched": {"type": "integer", "description": "Player pages read since the pool started."},
+                    "failed": {"type": "integer", "description": "Player pages that failed since the pool started."},
+                    "unknown": {"type": "array", "items": {"type": "string"}, "description": "Players the site did not know in the last pass."}
                 }},
                 "ControlResult": {"type": "object", "properties": {
                     "world": {"type": "string"},

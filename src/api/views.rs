@@ -146,6 +146,52 @@ pub struct WorkerView<'a> {
     /// `/api/workers/{world}`; a reload changes it without a restart).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<&'a pool::Policy>,
+    /// The watched players the worker reported (`null` until its first
+    /// pass over them).
+    pub watched: Option<WatchedView>,
+}
+
+/// A worker's watched players, from its `vip_pass` events: how many, when
+/// a page was last read, and who the site did not know.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchedView {
+    /// Players watched (config and API), over the worker's worlds.
+    pub count: u64,
+    /// When a watched player's page was last read.
+    pub last_fetch: Option<Ts>,
+    /// The world update the last pass read for (the latest over its
+    /// worlds), RFC 3339 with the site's offset.
+    pub update_time: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Pages read since the pool started.
+    pub fetched: u64,
+    /// Pages that failed since the pool started.
+    pub failed: u64,
+    /// Players the site did not know in the last pass.
+    pub unknown: Vec<String>,
+}
+
+impl WatchedView {
+    /// Sum a worker's worlds (`None` when it reported none).
+    pub fn of(worlds: &[(String, super::metrics::WorldVips)]) -> Option<WatchedView> {
+        if worlds.is_empty() {
+            return None;
+        }
+        Some(WatchedView {
+            count: worlds.iter().map(|(_, v)| v.watched).sum(),
+            last_fetch: worlds
+                .iter()
+                .filter_map(|(_, v)| v.last_fetch)
+                .max()
+                .map(Ts),
+            update_time: worlds.iter().filter_map(|(_, v)| v.update_time).max(),
+            fetched: worlds.iter().map(|(_, v)| v.fetched).sum(),
+            failed: worlds.iter().map(|(_, v)| v.failed).sum(),
+            unknown: worlds
+                .iter()
+                .flat_map(|(_, v)| v.unknown.iter().cloned())
+                .collect(),
+        })
+    }
 }
 
 impl<'a> WorkerView<'a> {
@@ -188,7 +234,14 @@ impl<'a> WorkerView<'a> {
             exits_by_reason: &w.exits_by_reason,
             recent_exits: detail.then_some(ExitList(&w.recent_exits)),
             policy: detail.then_some(&w.policy),
+            watched: None,
         }
+    }
+
+    /// The same view with the worker's watched players.
+    pub fn with_watched(mut self, watched: Option<WatchedView>) -> WorkerView<'a> {
+        self.watched = watched;
+        self
     }
 }
 

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config::{Config, DEFAULT_PATH};
-use crate::scrape::{ScrapeOnceOutput, explain_world, scrape_once};
+use crate::scrape::{ScrapeOnceOutput, VipStatus, explain_world, scrape_once};
+use crate::store::VipReadOutcome;
 
 /// `worldpool scrape-once`.
 #[derive(Debug, Clone, Args)]
@@ -55,6 +56,18 @@ pub async fn run(args: ScrapeOnceArgs) -> anyhow::Result<ExitCode> {
             out.world
         );
     }
+    for w in &out.watched {
+        match &w.status {
+            VipStatus::Unknown => eprintln!(
+                "warning: the site does not know watched player `{}` of {}",
+                w.name, out.world
+            ),
+            VipStatus::Failed { error } => {
+                eprintln!("warning: watched player `{}`: {error}", w.name)
+            }
+            _ => {}
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
@@ -98,6 +111,49 @@ fn table(out: &ScrapeOnceOutput, no_store: bool) -> String {
             "{:<28} {:<20} {:<16} {:>5} {:>14} {:>12}",
             p.name, p.guild, p.vocation, p.level, p.experience, delta
         );
+    }
+    if !out.watched.is_empty() {
+        let _ = writeln!(s, "watched players:");
+        let _ = writeln!(
+            s,
+            "{:<28} {:<10} {:>14} {:>8} RECORDED",
+            "NAME", "DAY", "RAW XP", "ONLINE"
+        );
+        for w in &out.watched {
+            let (day, recorded) = match &w.status {
+                VipStatus::Stored { day, recorded } => (
+                    Some(day),
+                    match recorded {
+                        VipReadOutcome::Baseline => "baseline".to_string(),
+                        VipReadOutcome::Rebased => "re-based (daily reset)".to_string(),
+                        VipReadOutcome::Unchanged => "unchanged".to_string(),
+                        VipReadOutcome::AlreadyStored => "already stored".to_string(),
+                        VipReadOutcome::Delta(d) => {
+                            format!("delta {:+} xp, {:+} min", d.delta_exp, d.delta_online)
+                        }
+                    },
+                ),
+                VipStatus::Read { day } => (Some(day), "not stored".to_string()),
+                VipStatus::NoDays => (None, "no days on the page yet".to_string()),
+                VipStatus::Unknown => (None, "unknown to the site".to_string()),
+                VipStatus::Failed { error } => (None, format!("failed: {error}")),
+            };
+            let _ = match day {
+                Some(d) => writeln!(
+                    s,
+                    "{:<28} {:<10} {:>14} {:>8} {recorded}",
+                    w.name,
+                    d.date.format("%d/%m/%Y"),
+                    d.raw_xp,
+                    d.online_minutes
+                ),
+                None => writeln!(
+                    s,
+                    "{:<28} {:<10} {:>14} {:>8} {recorded}",
+                    w.name, "-", "-", "-"
+                ),
+            };
+        }
     }
     s
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, NaiveDate, Timelike, Utc};
 
 /// Most members a guild grows to.
 const MAX_MEMBERS: usize = 60;
@@ -25,8 +25,49 @@ pub struct Member {
     pub vocation: String,
     /// Level.
     pub level: u32,
-    /// Experience gained today.
+    /// Experience gained today (the ranking's number and the player page's
+    /// "Raw XP no dia").
     pub experience: i64,
+    /// Minutes online today (the player page's "Online time").
+    pub online_minutes: i64,
+    /// Earlier days, newest first (the player page's older rows).
+    pub history: Vec<Day>,
+}
+
+/// One earlier day of a player, as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Day {
+    /// The day.
+    pub date: NaiveDate,
+    /// Level at the end of the day.
+    pub level: u32,
+    /// Raw experience of the day.
+    pub raw_xp: i64,
+    /// Minutes online that day.
+    pub online_minutes: i64,
+}
+
+impl Member {
+    /// A player with two earlier days of history (derived from its numbers,
+    /// so every run of the demo shows the same pages).
+    pub fn new(vocation: &str, level: u32, experience: i64, today: NaiveDate) -> Member {
+        let seed = experience / 100_000 + i64::from(level);
+        let history = (1..=2)
+            .map(|k: i64| Day {
+                date: today - ChronoDuration::days(k),
+                level: level.saturating_sub(k as u32),
+                raw_xp: experience / (k + 1) + seed * 1_000,
+                online_minutes: (seed * 7 * k) % 400 + 30,
+            })
+            .collect();
+        Member {
+            vocation: vocation.to_string(),
+            level,
+            experience,
+            online_minutes: (seed * 13) % 300,
+            history,
+        }
+    }
 }
 
 /// One guild.
@@ -55,6 +96,11 @@ pub struct World {
     pub players: BTreeMap<String, Member>,
     /// Updates of this world so far.
     pub advances: u64,
+    /// The site's current day (the player pages' newest row).
+    pub day: NaiveDate,
+    /// Players a demo config watches (two per world in the realistic
+    /// dataset: a guild member and a player of no guild).
+    pub watch: Vec<String>,
 }
 
 /// All worlds.
@@ -84,11 +130,8 @@ impl Data {
     /// a paginated guild, an unknown guild.
     pub fn realistic(now: DateTime<Utc>, offset: FixedOffset) -> Data {
         let t = minute(now.with_timezone(&offset));
-        let m = |voc: &str, level: u32, xp: i64| Member {
-            vocation: voc.to_string(),
-            level,
-            experience: xp,
-        };
+        let today = t.date_naive();
+        let m = |voc: &str, level: u32, xp: i64| Member::new(voc, level, xp, today);
         let mut aurera = BTreeMap::new();
         for (name, voc, level, xp) in [
             ("Zé Pequeno", "Elite Knight", 512, 74_287_224),
@@ -104,6 +147,9 @@ impl Data {
             ("Vó Maria", "Elder Druid", 95, 450_000),
             ("Çelo", "Elite Knight", 210, 5_000_000),
             ("Ênio", "Master Sorcerer", 199, 4_100_000),
+            // In no guild: only their player pages show them.
+            ("Solitário Sem Guilda", "Elder Druid", 340, 15_500_000),
+            ("Andarilha", "Royal Paladin", 260, 6_000_000),
         ] {
             aurera.insert(name.to_string(), m(voc, level, xp));
         }
@@ -117,6 +163,7 @@ impl Data {
             ("Noob Total", "Knight", 20, 10_000),
             ("Lâmina Fria", "Elite Knight", 333, 20_000_000),
             ("Gume", "Royal Paladin", 222, 9_999_999),
+            ("Errante Bellum", "Master Sorcerer", 410, 33_000_000),
         ] {
             bellum.insert(name.to_string(), m(voc, level, xp));
         }
@@ -128,6 +175,7 @@ impl Data {
             ("Éter Vivo", "Elder Druid", 290, 24_000_000),
             ("Chama Ígnea", "Master Sorcerer", 180, 3_000_000),
             ("Ölaf", "Elite Knight", 100, 700_000),
+            ("Viajante Ñ", "Elite Knight", 150, 2_000_000),
         ] {
             celesta.insert(name.to_string(), m(voc, level, xp));
         }
@@ -168,6 +216,8 @@ impl Data {
                     unknown_guilds: Vec::new(),
                     players: aurera,
                     advances: 0,
+                    day: today,
+                    watch: names(&["Zé Pequeno", "Solitário Sem Guilda"]),
                 },
                 World {
                     name: "Bellum".into(),
@@ -193,6 +243,8 @@ impl Data {
                     unknown_guilds: Vec::new(),
                     players: bellum,
                     advances: 0,
+                    day: today,
+                    watch: names(&["Imortal Um", "Errante Bellum"]),
                 },
                 World {
                     name: "Cèlesta".into(),
@@ -212,6 +264,8 @@ impl Data {
                     unknown_guilds: vec!["Unknown Guild".into()],
                     players: celesta,
                     advances: 0,
+                    day: today,
+                    watch: names(&["Dragão Azul", "Viajante Ñ"]),
                 },
             ],
         }
@@ -230,11 +284,12 @@ impl Data {
                                 let name = format!("Player {:02}-{:02}-{:03}", w + 1, g + 1, p + 1);
                                 players.insert(
                                     name.clone(),
-                                    Member {
-                                        vocation: VOCATIONS[p % 4].to_string(),
-                                        level: 100 + (p as u32 * 7) % 500,
-                                        experience: 1_000_000 + (p as i64) * 12_345,
-                                    },
+                                    Member::new(
+                                        VOCATIONS[p % 4],
+                                        100 + (p as u32 * 7) % 500,
+                                        1_000_000 + (p as i64) * 12_345,
+                                        t.date_naive(),
+                                    ),
                                 );
                                 name
                             })
@@ -253,6 +308,8 @@ impl Data {
                     unknown_guilds: Vec::new(),
                     players,
                     advances: 0,
+                    day: t.date_naive(),
+                    watch: Vec::new(),
                 }
             })
             .collect();
@@ -273,9 +330,11 @@ impl Data {
     }
 
     /// One site update of one world: a new `Daily Raw Ranking` time (at
-    /// least a minute later, at least `now`), experience grows for about a
-    /// third of the players, and every third update a new player joins the
-    /// first guild. Returns whether the world exists.
+    /// least a minute later, at least `now`); about a third of the players
+    /// gain experience and 10 minutes online, another third only 5 minutes
+    /// online, the rest nothing (each player goes through the three in
+    /// turn); every third update a new player joins the first guild.
+    /// Returns whether the world exists.
     pub fn advance_world(&mut self, name: &str, now: DateTime<Utc>) -> bool {
         let offset = self.offset;
         let Some(world) = self.world_mut(name) else {
@@ -285,9 +344,17 @@ impl Data {
         let n = world.advances;
         let now_min = minute(now.with_timezone(&offset));
         world.update_time = now_min.max(world.update_time + ChronoDuration::minutes(1));
-        for (j, member) in world.players.values_mut().enumerate() {
-            if (j as u64 + n).is_multiple_of(3) {
-                member.experience += 1_000 * (j as i64 + 1) + (n as i64) * 137;
+        for (name, member) in world.players.iter_mut() {
+            // A phase of its own per player (not its position: players
+            // joining must not shift the others' turns).
+            let seed: u64 = name.bytes().map(u64::from).sum();
+            match (seed + n) % 3 {
+                0 => {
+                    member.experience += 1_000 * (seed % 50 + 1) as i64 + (n as i64) * 137;
+                    member.online_minutes += 10;
+                }
+                1 => member.online_minutes += 5,
+                _ => {}
             }
         }
         if n % 3 == 1 {
@@ -296,26 +363,47 @@ impl Data {
                 && guild.members.len() < MAX_MEMBERS
             {
                 let name = format!("Novato {} de {}", n, wname);
-                world.players.insert(
-                    name.clone(),
-                    Member {
-                        vocation: VOCATIONS[(n % 4) as usize].to_string(),
-                        level: 8,
-                        experience: 5_000 + n as i64,
-                    },
-                );
+                let mut novice =
+                    Member::new(VOCATIONS[(n % 4) as usize], 8, 5_000 + n as i64, world.day);
+                novice.history.clear();
+                novice.online_minutes = 0;
+                world.players.insert(name.clone(), novice);
                 guild.members.push(name);
             }
         }
         true
     }
 
-    /// The daily reset: every counter back to zero.
+    /// The daily reset: every counter back to zero, and a new day on the
+    /// player pages (today's numbers become the newest earlier day).
     pub fn reset(&mut self) {
         for w in &mut self.worlds {
             for m in w.players.values_mut() {
+                m.history.insert(
+                    0,
+                    Day {
+                        date: w.day,
+                        level: m.level,
+                        raw_xp: m.experience,
+                        online_minutes: m.online_minutes,
+                    },
+                );
+                m.history.truncate(7);
                 m.experience = 0;
+                m.online_minutes = 0;
             }
+            w.day += ChronoDuration::days(1);
         }
+    }
+
+    /// A player by name in any world (case-insensitive), with its world.
+    pub fn player(&self, name: &str) -> Option<(&World, &Member)> {
+        let want = name.trim().to_lowercase();
+        self.worlds.iter().find_map(|w| {
+            w.players
+                .iter()
+                .find(|(n, _)| n.to_lowercase() == want)
+                .map(|(_, m)| (w, m))
+        })
     }
 }

@@ -58,6 +58,11 @@ pub enum Fault {
         /// How many answers.
         times: u32,
     },
+    /// Player pages answer 503 this many times.
+    Player503 {
+        /// How many answers.
+        times: u32,
+    },
 }
 
 /// Options of [`DemoSite::start`].
@@ -99,6 +104,7 @@ struct Faults {
     guild503: u32,
     slow: Duration,
     truncated: u32,
+    player503: u32,
 }
 
 #[derive(Debug)]
@@ -106,6 +112,8 @@ struct Shared {
     data: Mutex<Data>,
     faults: Mutex<Faults>,
     served: AtomicU64,
+    /// Player page requests by lowercase name.
+    player_hits: Mutex<HashMap<String, u64>>,
     latency: Duration,
     clock: Clock,
     layout: Layout,
@@ -125,6 +133,7 @@ impl Shared {
             Fault::Guild503 { times } => f.guild503 = times,
             Fault::Slow { millis } => f.slow = Duration::from_millis(millis),
             Fault::TruncatedHtml { times } => f.truncated = times,
+            Fault::Player503 { times } => f.player503 = times,
         }
     }
     fn advance(&self) -> u64 {
@@ -145,6 +154,17 @@ pub struct DemoSite {
     shared: Arc<Shared>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A player's numbers of the day as its page shows them (for tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoDay {
+    /// The day.
+    pub date: chrono::NaiveDate,
+    /// Raw experience of the day.
+    pub raw_xp: i64,
+    /// Minutes online that day.
+    pub online_minutes: i64,
 }
 
 /// One player as the site shows it (for tests).
@@ -172,6 +192,7 @@ impl DemoSite {
             data: Mutex::new(data),
             faults: Mutex::new(Faults::default()),
             served: AtomicU64::new(0),
+            player_hits: Mutex::new(HashMap::new()),
             latency: options.latency,
             clock: options.now.clone(),
             layout: options.layout,
@@ -283,6 +304,50 @@ impl DemoSite {
             .collect()
     }
 
+    /// A player's numbers of the day, as its page shows them (`None`: the
+    /// site does not know the name).
+    pub fn player_day(&self, name: &str) -> Option<DemoDay> {
+        let d = self.shared.data();
+        d.player(name).map(|(w, m)| DemoDay {
+            date: w.day,
+            raw_xp: m.experience,
+            online_minutes: m.online_minutes,
+        })
+    }
+
+    /// Players of a world that are in none of its guilds.
+    pub fn guildless(&self, world: &str) -> Vec<String> {
+        let d = self.shared.data();
+        d.world(world)
+            .map(|w| {
+                w.players
+                    .keys()
+                    .filter(|n| !w.guilds.iter().any(|g| g.members.contains(n)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The players [`DemoSite::config_toml`] watches in a world.
+    pub fn watched(&self, world: &str) -> Vec<String> {
+        self.shared
+            .data()
+            .world(world)
+            .map(|w| w.watch.clone())
+            .unwrap_or_default()
+    }
+
+    /// Requests of a player's page so far (names compared ignoring case).
+    pub fn player_page_hits(&self, name: &str) -> u64 {
+        let hits = self
+            .shared
+            .player_hits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        hits.get(&name.trim().to_lowercase()).copied().unwrap_or(0)
+    }
+
     /// Inject a fault.
     pub fn set_fault(&self, fault: Fault) {
         self.shared.set_fault(fault);
@@ -308,8 +373,9 @@ impl DemoSite {
         self.shared.layout
     }
 
-    /// A full worldpool config pointing at this site: its worlds and
-    /// guilds, a short poll interval, quick retries, and for
+    /// A full worldpool config pointing at this site: its worlds, guilds
+    /// and (realistic dataset) two watched players per world, a short poll
+    /// interval, quick retries, and for
     /// [`Layout::Alt`] the `[site.selectors]` of
     /// `config/examples/alt-layout.toml` (the table layout reads with the
     /// defaults).
@@ -339,10 +405,15 @@ impl DemoSite {
                 .chain(w.unknown_guilds.iter().map(|g| toml_str(g)))
                 .collect();
             out.push_str(&format!(
-                "[[worlds]]\nname = {}\nguilds = [{}]\n\n",
+                "[[worlds]]\nname = {}\nguilds = [{}]\n",
                 toml_str(&w.name),
                 guilds.join(", ")
             ));
+            if !w.watch.is_empty() {
+                let watch: Vec<String> = w.watch.iter().map(|n| toml_str(n)).collect();
+                out.push_str(&format!("watch = [{}]\n", watch.join(", ")));
+            }
+            out.push('\n');
         }
         out
     }
@@ -373,6 +444,7 @@ fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/status", get(status))
         .route("/guild.php", get(guild))
+        .route("/player", get(player))
         .route("/_faults", post(post_fault).delete(delete_faults))
         .route("/_advance", post(post_advance))
         .route("/_reset", post(post_reset))
@@ -440,6 +512,26 @@ async fn guild(
         }
         return Html(page[..cut].to_string()).into_response();
     }
+    Html(page).into_response()
+}
+
+async fn player(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    before(&shared).await;
+    let name = q.get("name").cloned().unwrap_or_default();
+    {
+        let mut hits = shared.player_hits.lock().unwrap_or_else(|e| e.into_inner());
+        *hits.entry(name.trim().to_lowercase()).or_insert(0) += 1;
+    }
+    if take(&mut shared.faults().player503) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
+    let page = {
+        let d = shared.data();
+        render::player_page(shared.layout, d.player(&name), name.trim())
+    };
     Html(page).into_response()
 }
 

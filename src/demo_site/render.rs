@@ -14,6 +14,15 @@
 //!   guild rankings as `div` rows of `span` fields, comma-grouped numbers,
 //!   the level in an attribute, a "next" link. Read by
 //!   `config/examples/alt-layout.toml`.
+//!
+//! Player pages (`/player?name=`): in the table layout four tables, newest
+//! row first — deaths (`Time | World | Level | Killed by`), kills (`Time |
+//! World | Victim | Victim Level`), online time per day (`Date | Online
+//! time`, `dd/mm/yyyy`, `3h 10m` / `50m`) and experience per day (`Data |
+//! Level | Δ Level | Raw XP no dia`, dot-grouped); in the alt layout the
+//! same four as `section.box` blocks of `div` lines with Portuguese headers
+//! (`Dia | Tempo online`, `Dia | Nível | Δ | XP bruta do dia`). A name the
+//! site does not know gets a page without any of them.
 
 use std::fmt::Write as _;
 
@@ -22,6 +31,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 use super::data::{Data, Guild, Member, World};
+use chrono::NaiveDate;
 
 /// The page layout the demo site serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -549,6 +559,213 @@ fn guild_alt(world: Option<&World>, guild: Option<&Guild>, page: usize) -> Strin
     p.finish()
 }
 
+/// `190` → `3h 10m`, `50` → `50m`, `0` → `0m`.
+pub fn duration(minutes: i64) -> String {
+    let (h, m) = (minutes / 60, minutes % 60);
+    if h > 0 {
+        format!("{h}h {m}m")
+    } else {
+        format!("{m}m")
+    }
+}
+
+/// The player page's rows, newest first: (date, level, Δ level, raw xp,
+/// online minutes).
+fn player_days(w: &World, m: &Member) -> Vec<(NaiveDate, u32, i64, i64, i64)> {
+    let days: Vec<(NaiveDate, u32, i64, i64)> =
+        std::iter::once((w.day, m.level, m.experience, m.online_minutes))
+            .chain(
+                m.history
+                    .iter()
+                    .map(|d| (d.date, d.level, d.raw_xp, d.online_minutes)),
+            )
+            .collect();
+    days.iter()
+        .enumerate()
+        .map(|(i, &(date, level, xp, online))| {
+            let older = days.get(i + 1).map_or(level, |d| d.1);
+            (date, level, i64::from(level) - i64::from(older), xp, online)
+        })
+        .collect()
+}
+
+/// A player's page (`None`: the site does not know the name).
+pub fn player_page(layout: Layout, player: Option<(&World, &Member)>, name: &str) -> String {
+    match layout {
+        Layout::Table => player_table(player, name),
+        Layout::Alt => player_alt(player, name),
+    }
+}
+
+fn player_table(player: Option<(&World, &Member)>, name: &str) -> String {
+    let mut p = Page::new("Personagem");
+    p.line(1, "<div class=\"container\">");
+    let Some((w, m)) = player else {
+        p.line(2, "<div class=\"alert alert-warning\">");
+        p.line(
+            3,
+            &format!("Personagem <b>{}</b> não encontrado.", esc(name)),
+        );
+        p.line(2, "</div>");
+        p.line(1, "</div>");
+        return p.finish();
+    };
+    let days = player_days(w, m);
+    p.line(2, &format!("<h2 class=\"player-name\">{}</h2>", esc(name)));
+    p.line(
+        2,
+        &format!(
+            "<p class=\"text-muted\">{} — {} — Level {}</p>",
+            esc(&w.name),
+            esc(&m.vocation),
+            m.level
+        ),
+    );
+    let table = |p: &mut Page, title: &str, headers: &[&str], rows: Vec<Vec<String>>| {
+        p.line(2, &format!("<h4>{title}</h4>"));
+        p.line(2, "<table class=\"table table-sm table-striped\">");
+        p.line(3, "<thead>");
+        p.line(4, "<tr>");
+        for h in headers {
+            p.line(5, &format!("<th>{h}</th>"));
+        }
+        p.line(4, "</tr>");
+        p.line(3, "</thead>");
+        p.line(3, "<tbody>");
+        for row in rows {
+            p.line(4, "<tr>");
+            for cell in row {
+                p.line(5, "<td>");
+                p.line(6, &cell);
+                p.line(5, "</td>");
+            }
+            p.line(4, "</tr>");
+        }
+        p.line(3, "</tbody>");
+        p.line(2, "</table>");
+    };
+    let death_day = days.last().map_or(w.day, |d| d.0);
+    table(
+        &mut p,
+        "Mortes",
+        &["Time", "World", "Level", "Killed by"],
+        vec![vec![
+            format!("{} 21:14", death_day.format("%d/%m/%Y")),
+            esc(&w.name),
+            m.level.saturating_sub(3).to_string(),
+            "a dragon lord".to_string(),
+        ]],
+    );
+    table(
+        &mut p,
+        "Kills",
+        &["Time", "World", "Victim", "Victim Level"],
+        Vec::new(),
+    );
+    table(
+        &mut p,
+        "Tempo online",
+        &["Date", "Online time"],
+        days.iter()
+            .map(|d| vec![d.0.format("%d/%m/%Y").to_string(), duration(d.4)])
+            .collect(),
+    );
+    table(
+        &mut p,
+        "Experiência",
+        &["Data", "Level", "Δ Level", "Raw XP no dia"],
+        days.iter()
+            .map(|d| {
+                vec![
+                    d.0.format("%d/%m/%Y").to_string(),
+                    d.1.to_string(),
+                    format!("{:+}", d.2),
+                    dotted(d.3),
+                ]
+            })
+            .collect(),
+    );
+    p.line(1, "</div>");
+    p.finish()
+}
+
+fn player_alt(player: Option<(&World, &Member)>, name: &str) -> String {
+    let mut p = Page::new("Jogador");
+    p.line(1, "<main class=\"player\">");
+    let Some((w, m)) = player else {
+        p.line(
+            2,
+            &format!(
+                "<p class=\"empty\">Nenhum jogador chamado {}.</p>",
+                esc(name)
+            ),
+        );
+        p.line(1, "</main>");
+        return p.finish();
+    };
+    let days = player_days(w, m);
+    p.line(
+        2,
+        &format!("<h1>{} <small>{}</small></h1>", esc(name), esc(&w.name)),
+    );
+    let block =
+        |p: &mut Page, class: &str, title: &str, headers: &[&str], rows: Vec<Vec<String>>| {
+            p.line(2, &format!("<section class=\"box box--{class}\">"));
+            p.line(3, &format!("<h3>{title}</h3>"));
+            let head: String = headers
+                .iter()
+                .map(|h| format!("<span>{h}</span>"))
+                .collect();
+            p.line(3, &format!("<div class=\"line line--head\">{head}</div>"));
+            for row in rows {
+                let cells: String = row.iter().map(|c| format!("<span>{c}</span>")).collect();
+                p.line(3, &format!("<div class=\"line day\">{cells}</div>"));
+            }
+            p.line(2, "</section>");
+        };
+    block(
+        &mut p,
+        "deaths",
+        "Mortes",
+        &["Quando", "Mundo", "Nível", "Morto por"],
+        Vec::new(),
+    );
+    block(
+        &mut p,
+        "kills",
+        "Abates",
+        &["Quando", "Mundo", "Vítima", "Nível da vítima"],
+        Vec::new(),
+    );
+    block(
+        &mut p,
+        "online",
+        "Tempo online",
+        &["Dia", "Tempo online"],
+        days.iter()
+            .map(|d| vec![d.0.format("%d/%m/%Y").to_string(), duration(d.4)])
+            .collect(),
+    );
+    block(
+        &mut p,
+        "xp",
+        "Experiência",
+        &["Dia", "Nível", "Δ", "XP bruta do dia"],
+        days.iter()
+            .map(|d| {
+                vec![
+                    d.0.format("%d/%m/%Y").to_string(),
+                    d.1.to_string(),
+                    format!("{:+}", d.2),
+                    commas(d.3),
+                ]
+            })
+            .collect(),
+    );
+    p.line(1, "</main>");
+    p.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +800,55 @@ mod tests {
         }
         assert!(page.contains(&format!("\r\n{}Hoje às ", " ".repeat(40))));
         assert!(!page.replace("\r\n", "").contains('\n'), "CRLF only");
+    }
+
+    #[test]
+    fn durations() {
+        for (m, want) in [(190, "3h 10m"), (50, "50m"), (0, "0m"), (60, "1h 0m")] {
+            assert_eq!(duration(m), want);
+        }
+    }
+
+    #[test]
+    fn player_pages_read_back_in_both_layouts() {
+        use crate::site::{PlayerPage, Selectors, parse::parse_player};
+        let now = Utc::now();
+        let data = Data::realistic(now, FixedOffset::west_opt(3 * 3600).expect("offset"));
+        let alt: Selectors = toml::from_str::<toml::Table>(crate::demo_site::ALT_LAYOUT_PROFILE)
+            .ok()
+            .and_then(|t| t.get("site")?.get("selectors").cloned())
+            .and_then(|v| v.try_into().ok())
+            .expect("alt selectors");
+        for (layout, sel) in [(Layout::Table, Selectors::default()), (Layout::Alt, alt)] {
+            let sel = sel.compile().expect("valid");
+            for name in ["Zé Pequeno", "Solitário Sem Guilda", "Bob"] {
+                let (w, m) = data.player(name).expect("known");
+                let page = player_page(layout, Some((w, m)), name);
+                match parse_player(&page, &sel, "u") {
+                    Ok(PlayerPage::Day(d)) => {
+                        assert_eq!(
+                            (d.date, d.raw_xp, d.online_minutes),
+                            (w.day, m.experience, m.online_minutes),
+                            "{layout:?} {name}"
+                        );
+                    }
+                    other => panic!("{layout:?} {name}: {other:?}"),
+                }
+            }
+            let page = player_page(layout, None, "Ninguém");
+            assert_eq!(
+                parse_player(&page, &sel, "u").expect("parses"),
+                PlayerPage::Unknown,
+                "{layout:?}"
+            );
+        }
+        let page = player_page(Layout::Table, data.player("Zé Pequeno"), "Zé Pequeno");
+        for want in [
+            "<th>Raw XP no dia</th>",
+            "<th>Online time</th>",
+            "<th>Killed by</th>",
+        ] {
+            assert!(page.contains(want), "missing {want}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! | what changed | what happens |
 //! |---|---|
 //! | a world added / removed | its worker starts / is stopped (stop sequence) and leaves the pool |
-//! | a world's own settings (guilds, limits, anything of its `[[worlds]]` entry) | that worker is restarted |
+//! | a world's own settings (guilds, watched players, limits: anything of its `[[worlds]]` entry) | that worker is restarted |
 //! | `[site]` or `[storage]` | every worker is restarted |
 //! | `[limits]` | the workers whose effective limits changed are restarted (single mode: the one worker) |
 //! | restart policy, backoff, `max_restarts`, `window`, `fatal_retry`, `stop_grace`, `start_timeout`, `heartbeat_timeout` | applied to the running workers without a restart ([`pool::PoolHandle::update`]) |
@@ -319,6 +319,20 @@ guilds = ["G3"]
                 restarted: &["B"],
                 updated: &[],
                 unchanged: &["A"],
+                pending: &[],
+            },
+            Case {
+                what: "a world's watched players",
+                new: edit(
+                    BASE,
+                    "guilds = [\"G2\"]",
+                    "guilds = [\"G2\"]\nwatch = [\"Zé\"]",
+                ),
+                started: &[],
+                stopped: &[],
+                restarted: &["B"],
+                updated: &[],
+                unchanged: &["A", "C"],
                 pending: &[],
             },
             Case {

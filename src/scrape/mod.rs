@@ -11,6 +11,7 @@
 //! - [`scrape_once`]: one check-and-scrape of one world now (`worldpool
 //!   scrape-once`).
 //! - [`Reporter`]: what the loop tells the supervisor over the channel.
+//! - [`vip`]: the watched players' pass, after each world's check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +30,10 @@ use crate::store::{
 };
 
 mod reporter;
+pub mod vip;
 
 pub use reporter::Reporter;
+pub use vip::{VipMemory, VipPassReport, VipResult, VipStatus, vip_pass};
 
 /// Longest wait between attempts to reach the store.
 const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -501,6 +504,7 @@ pub async fn run_worker_with(
         return Ok(());
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
+    let mut vip_memory = VipMemory::default();
     while !shutdown.is_cancelled() {
         reporter.phase(Phase::Checking);
         let status = tokio::select! {
@@ -556,6 +560,29 @@ pub async fn run_worker_with(
                             });
                         }
                     }
+                    // The watched players of the world: after a stored run,
+                    // and at every check for names added since.
+                    match vip_pass(
+                        &scraper,
+                        &store,
+                        &config,
+                        world,
+                        &reporter,
+                        &shutdown,
+                        &mut vip_memory,
+                    )
+                    .await
+                    {
+                        Ok(_) => {}
+                        Err(ProcessError::Shutdown) => break,
+                        Err(e) => {
+                            tracing::warn!(world = %world.name, error = %e, "store error in the watched players' pass");
+                            reporter.report(WorkerReport {
+                                last_error: Some(e.to_string()),
+                                ..Default::default()
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -578,7 +605,13 @@ pub async fn explain_world(
 ) -> anyhow::Result<crate::site::explain::Explain> {
     let world = find_config_world(config, world)?;
     let scraper = Scraper::new(config, Clock::System)?;
-    Ok(crate::site::explain::explain_world(scraper.client(), &world.name, &world.guilds).await)
+    Ok(crate::site::explain::explain_world(
+        scraper.client(),
+        &world.name,
+        &world.guilds,
+        &world.watch,
+    )
+    .await)
 }
 
 fn find_config_world(config: &Config, world: &str) -> anyhow::Result<World> {
@@ -611,6 +644,9 @@ pub struct ScrapeOnceOutput {
     pub stored: bool,
     /// Configured guilds the site does not know (zero rows each).
     pub unknown_guilds: Vec<String>,
+    /// The watched players whose page was read (with the store: those due
+    /// at this update; without: every player the config watches).
+    pub watched: Vec<VipResult>,
 }
 
 /// One check-and-scrape of `world` now, written to the config's store when
@@ -662,6 +698,22 @@ pub async fn scrape_once(
             }
         }
     };
+    let watched = match &store {
+        None => vip::read_players(&scraper, &world, &world.watch).await,
+        Some(store) => {
+            vip_pass(
+                &scraper,
+                store,
+                config,
+                &world,
+                &Reporter::none(),
+                &CancellationToken::new(),
+                &mut VipMemory::default(),
+            )
+            .await?
+            .results
+        }
+    };
     Ok(ScrapeOnceOutput {
         world: world.name.clone(),
         update_time,
@@ -669,5 +721,6 @@ pub async fn scrape_once(
         deltas,
         stored,
         unknown_guilds: scraped.unknown_guilds,
+        watched,
     })
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::parse::{self, GuildPage, PlayerRow, WorldStatus};
+use super::parse::{self, GuildPage, PlayerPage, PlayerRow, WorldStatus};
 use super::selectors::Compiled;
 use super::urls;
 use super::{Clock, SiteError, SiteSettings};
@@ -128,6 +128,11 @@ impl SiteClient {
         &self.inner.selectors
     }
 
+    /// Concurrent requests allowed (`[site] max_concurrent`).
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.settings.max_concurrent.max(1)
+    }
+
     /// The site's UTC offset.
     pub fn offset(&self) -> FixedOffset {
         self.inner.offset
@@ -159,6 +164,24 @@ impl SiteClient {
             guild,
             world,
         )
+    }
+
+    /// URL of a player's page.
+    pub fn player_url(&self, world: &str, name: &str) -> Result<String, SiteError> {
+        urls::player_url(
+            &self.inner.settings.base_url,
+            &self.inner.settings.player_path,
+            name,
+            world,
+        )
+    }
+
+    /// Fetch and parse a player's page (same rate limit, retries and
+    /// concurrency limit as every other page).
+    pub async fn player(&self, world: &str, name: &str) -> Result<PlayerPage, SiteError> {
+        let url = self.player_url(world, name)?;
+        let page = self.get_text(&url).await?;
+        parse::parse_player(&page.body, &self.inner.selectors, &url)
     }
 
     async fn wait_rate_slot(&self, url: &str) {

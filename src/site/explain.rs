@@ -5,8 +5,9 @@
 //! tag and class), so a user fixing a redesign sees which key broke and
 //! what to write instead.
 //!
-//! [`explain_status`] and [`explain_guild`] are pure (page text in, report
-//! out); [`explain_world`] fetches the pages of one world.
+//! [`explain_status`], [`explain_guild`] and [`explain_player`] are pure
+//! (page text in, report out); [`explain_world`] fetches the pages of one
+//! world (its watched players' too).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,7 +15,10 @@ use std::fmt;
 use chrono::{DateTime, FixedOffset, Utc};
 use scraper::{ElementRef, Html};
 
-use super::parse::{self, complete_check, extract_guild, extract_status, scan_status};
+use super::parse::{
+    self, PlayerPage, complete_check, day_table, extract_guild, extract_player, extract_status,
+    player_tables, scan_status,
+};
 use super::selectors::{Compiled, Css, Field, match_key, walk_elements};
 use super::{SiteClient, find_world};
 
@@ -947,9 +951,183 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
     }
 }
 
-/// Fetch the status page and the first page of each of `guilds` of `world`,
-/// and explain them. A page that cannot be fetched is reported as such.
-pub async fn explain_world(client: &SiteClient, world: &str, guilds: &[String]) -> Explain {
+/// Explain a watched player's page: the tables of days and their headers,
+/// which one is the experience table and which the online table (by their
+/// header words), their rows and cells, and the parser's verdict.
+pub fn explain_player(html_text: &str, sel: &Compiled, url: &str, name: &str) -> PageReport {
+    let doc = Html::parse_document(html_text);
+    let root = doc.root_element();
+    let mut selectors = Vec::new();
+    let mut findings = Vec::new();
+    let (mut tables_report, found) = css_report(&sel.player_table, "the page", root, false);
+    tables_report.first.clear();
+    selectors.push(tables_report);
+    let tables = player_tables(&doc, sel);
+    let mut headers_report = field_report(&sel.player_header, "tables", &found, root);
+    headers_report.ok = found.is_empty() || headers_report.count > 0;
+    headers_report.first = tables
+        .iter()
+        .take(FIRST + 1)
+        .map(|(_, h)| h.join(" | "))
+        .collect();
+    selectors.push(headers_report);
+    let [xp_key, xp_date_key, online_key, online_date_key] = &sel.player_columns;
+    let src = &sel.source;
+    let all_headers: Vec<String> = tables
+        .iter()
+        .flat_map(|(_, h)| h.iter().cloned())
+        .filter(|h| !h.is_empty())
+        .collect();
+    // Neither table: an unknown player, not a broken key.
+    let any_table = day_table(&tables, sel, xp_key, xp_date_key).is_some()
+        || day_table(&tables, sel, online_key, online_date_key).is_some();
+    let mut rows_scopes = Vec::new();
+    for (label, value_name, value_words, value_key, date_name, date_words, date_key) in [
+        (
+            "experience",
+            "xp_column",
+            &src.xp_column,
+            xp_key,
+            "xp_date_column",
+            &src.xp_date_column,
+            xp_date_key,
+        ),
+        (
+            "online",
+            "online_column",
+            &src.online_column,
+            online_key,
+            "online_date_column",
+            &src.online_date_column,
+            online_date_key,
+        ),
+    ] {
+        let table = day_table(&tables, sel, value_key, date_key);
+        let position = table
+            .as_ref()
+            .and_then(|t| tables.iter().position(|(e, _)| e.id() == t.table.id()));
+        let header_report = |key_name: &str, words: &String, col: Option<usize>| SelectorReport {
+            key: format!("{key_name} = {words:?}"),
+            scope: "table headers".to_string(),
+            count: usize::from(col.is_some()),
+            of: None,
+            first: match (&table, col) {
+                (Some(t), Some(c)) => vec![format!(
+                    "column {} ({:?}) of table {}",
+                    c + 1,
+                    t.headers.get(c).cloned().unwrap_or_default(),
+                    position.map_or(0, |p| p + 1)
+                )],
+                _ => Vec::new(),
+            },
+            nearest: if col.is_none() && any_table {
+                all_headers
+                    .iter()
+                    .take(NEAREST * 2)
+                    .map(|h| format!("{h:?}"))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            why: "the header cells found (compared ignoring case, whitespace and punctuation)"
+                .to_string(),
+            note: None,
+            ok: col.is_some() || !any_table,
+            checked: true,
+        };
+        selectors.push(header_report(
+            value_name,
+            value_words,
+            table.as_ref().map(|t| t.value_col),
+        ));
+        match &table {
+            Some(t) => {
+                selectors.push(header_report(date_name, date_words, t.date_col));
+                rows_scopes.push(t.table);
+                let newest = t.rows.first().map(|r| r.join(" | ")).unwrap_or_default();
+                findings.push(format!(
+                    "{label} table: table {} of {}, {} day row{}; first row: {newest:?}",
+                    position.map_or(0, |p| p + 1),
+                    tables.len(),
+                    t.rows.len(),
+                    if t.rows.len() == 1 { "" } else { "s" }
+                ));
+            }
+            None => {
+                selectors.push(SelectorReport::not_checked(
+                    format!("{date_name} = {date_words:?}"),
+                    &format!("{label} table"),
+                ));
+                findings.push(format!(
+                    "{label} table: no table has a header containing {value_words:?}"
+                ));
+            }
+        }
+    }
+    let (mut row_report, rows) = match rows_scopes.first() {
+        Some(scope) => {
+            let mut rows = Vec::new();
+            for t in &rows_scopes {
+                rows.extend(sel.player_row.select_in(*t));
+            }
+            let (r, _) = css_report(&sel.player_row, "the day tables", *scope, true);
+            (r, rows)
+        }
+        None => (
+            SelectorReport::not_checked(sel.player_row.describe(), "day table"),
+            Vec::new(),
+        ),
+    };
+    if !rows_scopes.is_empty() {
+        row_report.count = rows.len();
+        row_report.first.clear();
+    }
+    selectors.push(row_report);
+    if rows.is_empty() {
+        selectors.push(SelectorReport::not_checked(
+            sel.player_cell.describe(),
+            "row",
+        ));
+    } else {
+        let mut r = field_report(&sel.player_cell, "rows", &rows, root);
+        // Header rows hold no cells: they are skipped, not a problem.
+        r.ok = r.count > 0;
+        selectors.push(r);
+    }
+    let outcome = complete_check(html_text, sel, url)
+        .and_then(|()| extract_player(&doc, sel, url))
+        .map(|page| match page {
+            PlayerPage::Day(d) => format!(
+                "{}: {} raw xp, {} min online",
+                d.date.format("%d/%m/%Y"),
+                d.raw_xp,
+                d.online_minutes
+            ),
+            PlayerPage::NoDays => "both tables, no day yet (nothing to record)".to_string(),
+            PlayerPage::Unknown => {
+                "neither table: the site does not know this player (a warning, not a failure)"
+                    .to_string()
+            }
+        })
+        .map_err(|e| e.to_string());
+    PageReport {
+        what: format!("player {name}"),
+        url: url.to_string(),
+        selectors,
+        findings,
+        outcome,
+    }
+}
+
+/// Fetch the status page, the first page of each of `guilds` of `world`
+/// and the page of each of `players`, and explain them. A page that cannot
+/// be fetched is reported as such.
+pub async fn explain_world(
+    client: &SiteClient,
+    world: &str,
+    guilds: &[String],
+    players: &[String],
+) -> Explain {
     let sel = client.selectors();
     let mut pages = Vec::new();
     let failed = |what: String, url: String, e: String| PageReport {
@@ -979,6 +1157,16 @@ pub async fn explain_world(client: &SiteClient, world: &str, guilds: &[String]) 
             Err(e) => pages.push(failed(what, String::new(), e.to_string())),
             Ok(url) => match client.get_text(&url).await {
                 Ok(page) => pages.push(explain_guild(&page.body, sel, &url, guild)),
+                Err(e) => pages.push(failed(what, url, e.to_string())),
+            },
+        }
+    }
+    for name in players {
+        let what = format!("player {name}");
+        match client.player_url(world, name) {
+            Err(e) => pages.push(failed(what, String::new(), e.to_string())),
+            Ok(url) => match client.get_text(&url).await {
+                Ok(page) => pages.push(explain_player(&page.body, sel, &url, name)),
                 Err(e) => pages.push(failed(what, url, e.to_string())),
             },
         }
@@ -1101,5 +1289,48 @@ mod tests {
             wanted("div.a > td.b.c[data-x]::attr(y)")[0].classes,
             ["b", "c"]
         );
+    }
+
+    #[test]
+    fn player_pages_show_which_table_is_which_and_the_day() {
+        let now = Utc::now();
+        let data = Data::realistic(now, FixedOffset::west_opt(3 * 3600).expect("offset"));
+        let (w, m) = data.player("Zé Pequeno").expect("known");
+        for (layout, selectors) in [
+            (Layout::Table, Selectors::default()),
+            (Layout::Alt, alt_selectors()),
+        ] {
+            let sel = selectors.compile().expect("valid");
+            let page = render::player_page(layout, Some((w, m)), "Zé Pequeno");
+            let r = explain_player(&page, &sel, "http://x/player", "Zé Pequeno");
+            let text = r.to_string();
+            assert!(r.outcome.is_ok(), "{layout:?}\n{text}");
+            assert!(r.selectors.iter().all(|s| s.ok), "{layout:?}\n{text}");
+            for want in [
+                "experience table: table 4 of 4",
+                "online table: table 3 of 4",
+                &format!("{} raw xp", m.experience),
+            ] {
+                assert!(text.contains(want), "{layout:?}: {want:?} not in\n{text}");
+            }
+            // The other layout's header words: the key and what exists.
+            let unknown = render::player_page(layout, None, "Ninguém");
+            let r = explain_player(&unknown, &sel, "u", "Ninguém");
+            assert!(
+                r.outcome
+                    .as_ref()
+                    .is_ok_and(|o| o.contains("does not know")),
+                "{}",
+                r
+            );
+        }
+        let sel = Selectors::default().compile().expect("valid");
+        let page = render::player_page(Layout::Table, Some((w, m)), "Zé Pequeno")
+            .replace("Online time", "Tempo jogado");
+        let r = explain_player(&page, &sel, "u", "Zé Pequeno");
+        let text = r.to_string();
+        assert!(r.outcome.is_err(), "{text}");
+        assert!(text.contains("✗ online_column = \"Online time\""), "{text}");
+        assert!(text.contains("\"Tempo jogado\""), "nearest headers: {text}");
     }
 }

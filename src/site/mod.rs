@@ -1,7 +1,7 @@
 //! The ranking site: HTTP client, URLs, page parsing.
 //!
 //! - [`SiteClient`]: rate-limited, bounded-concurrency HTTP with retries.
-//! - [`parse`]: status and guild pages (pure functions, table-tested), read
+//! - [`parse`]: status, guild and player pages (pure functions, table-tested), read
 //!   through the configurable [`Selectors`].
 //! - [`explain`]: what every selector matched on the live pages
 //!   (`scrape-once --explain`).
@@ -10,6 +10,7 @@
 mod client;
 mod clock;
 pub mod explain;
+mod names;
 pub mod parse;
 mod selectors;
 mod settings;
@@ -17,13 +18,14 @@ mod urls;
 
 pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
 pub use clock::Clock;
-pub use parse::{GuildPage, PlayerRow, WorldStatus};
+pub use names::{MAX_PLAYER_NAME, check_player_name, player_key};
+pub use parse::{GuildPage, PlayerDay, PlayerPage, PlayerRow, WorldStatus};
 pub use selectors::{
     Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
     Selectors, match_key, retired_key_problem,
 };
 pub use settings::SiteSettings;
-pub use urls::{guild_url, resolve_next};
+pub use urls::{guild_url, player_url, resolve_next};
 
 /// Errors of fetching or parsing a page.
 #[derive(Debug, thiserror::Error)]

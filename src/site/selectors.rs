@@ -14,6 +14,13 @@
 //!   among its matches holds `ranking_row` rows; each row holds `rank`,
 //!   `name`, `vocation`, `level` and `experience`; `next_page` links to the
 //!   next page.
+//! - player page (watched players): every `player_table` is a table of
+//!   days; its `player_header` cells name its columns. The experience table
+//!   is the one with a header containing `xp_column` (its date column is
+//!   the header containing `xp_date_column`), the online table the one with
+//!   `online_column` (dates under `online_date_column`); header words are
+//!   compared like `routine`. Each `player_row` holding `player_cell`s is a
+//!   day; a column's value is the cell at its header's position.
 //!
 //! A value key may read an attribute instead of the text:
 //! `"span.xp::attr(data-value)"`. [`Selectors::compile`] checks every key and
@@ -73,6 +80,25 @@ pub struct Selectors {
     /// Any page: text every complete page contains (case-insensitive); a
     /// page without it was cut short. Empty disables the check.
     pub complete_marker: String,
+    /// Player page: a table of days (the experience and online tables are
+    /// told apart by their header words).
+    pub player_table: String,
+    /// Player page, inside a table: the header cells naming its columns,
+    /// in column order.
+    pub player_header: String,
+    /// Player page, inside a table: one day's row (rows without cells,
+    /// such as the header row, are skipped).
+    pub player_row: String,
+    /// Player page, inside a row: the cells, in column order.
+    pub player_cell: String,
+    /// Player page: header words of the experience table's raw XP column.
+    pub xp_column: String,
+    /// Player page: header words of the experience table's date column.
+    pub xp_date_column: String,
+    /// Player page: header words of the online table's duration column.
+    pub online_column: String,
+    /// Player page: header words of the online table's date column.
+    pub online_date_column: String,
 }
 
 /// The default `world_pattern`.
@@ -97,12 +123,20 @@ impl Default for Selectors {
             experience: "td.col-xp".to_string(),
             next_page: "a[rel~=next], link[rel~=next]".to_string(),
             complete_marker: "</html>".to_string(),
+            player_table: "table".to_string(),
+            player_header: "th".to_string(),
+            player_row: "tr".to_string(),
+            player_cell: "td".to_string(),
+            xp_column: "Raw XP no dia".to_string(),
+            xp_date_column: "Data".to_string(),
+            online_column: "Online time".to_string(),
+            online_date_column: "Date".to_string(),
         }
     }
 }
 
 /// Every key of `[site.selectors]`.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 24] = [
     "world_title",
     "world_pattern",
     "routine_entry",
@@ -119,6 +153,14 @@ pub const KEYS: [&str; 16] = [
     "experience",
     "next_page",
     "complete_marker",
+    "player_table",
+    "player_header",
+    "player_row",
+    "player_cell",
+    "xp_column",
+    "xp_date_column",
+    "online_column",
+    "online_date_column",
 ];
 
 /// Former names still read: (old, current).
@@ -611,6 +653,14 @@ pub struct Compiled {
     /// All five cells and the row have fast matchers.
     pub(crate) fast_rows: bool,
     pub(crate) next_page: Field,
+    /// Player page: tables, header cells, rows, cells.
+    pub(crate) player_table: Css,
+    pub(crate) player_header: Field,
+    pub(crate) player_row: Css,
+    pub(crate) player_cell: Field,
+    /// Player page header words, normalized for containment: xp, xp date,
+    /// online, online date.
+    pub(crate) player_columns: [String; 4],
     /// The source strings (for messages).
     pub source: Selectors,
 }
@@ -976,6 +1026,25 @@ impl Selectors {
             ("level", &self.level, &defaults.level, true),
             ("experience", &self.experience, &defaults.experience, true),
             ("next_page", &self.next_page, &defaults.next_page, true),
+            (
+                "player_header",
+                &self.player_header,
+                &defaults.player_header,
+                true,
+            ),
+            (
+                "player_cell",
+                &self.player_cell,
+                &defaults.player_cell,
+                true,
+            ),
+            (
+                "player_table",
+                &self.player_table,
+                &defaults.player_table,
+                false,
+            ),
+            ("player_row", &self.player_row, &defaults.player_row, false),
         ] {
             let (sel_text, attr) = match split_attr(text) {
                 Ok(parts) => parts,
@@ -1074,6 +1143,24 @@ impl Selectors {
                     .to_string(),
             });
         }
+        let mut player_columns: [String; 4] = Default::default();
+        for (slot, (key, words, example)) in player_columns.iter_mut().zip([
+            ("xp_column", &self.xp_column, "Raw XP no dia"),
+            ("xp_date_column", &self.xp_date_column, "Data"),
+            ("online_column", &self.online_column, "Online time"),
+            ("online_date_column", &self.online_date_column, "Date"),
+        ]) {
+            *slot = match_key(words);
+            if slot.is_empty() {
+                problems.push(SelectorProblem {
+                    key: key.to_string(),
+                    message: format!("{} has no letters or digits to look for", toml_quote(words)),
+                    fix: format!(
+                        "write the column's header as the player page shows it, e.g. \"{example}\""
+                    ),
+                });
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -1089,9 +1176,11 @@ impl Selectors {
             next_field(),
         ];
         let next_page = next_field();
+        let (player_header, player_cell) = (next_field(), next_field());
         let mut next_container = || containers.next().flatten();
         let (routine_entry, ranking, ranking_row) =
             (next_container(), next_container(), next_container());
+        let (player_table, player_row) = (next_container(), next_container());
         let missing = || {
             vec![SelectorProblem {
                 key: "(internal)".to_string(),
@@ -1100,6 +1189,11 @@ impl Selectors {
             }]
         };
         let [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4)] = cells else {
+            return Err(missing());
+        };
+        let (Some(player_table), Some(player_header), Some(player_row), Some(player_cell)) =
+            (player_table, player_header, player_row, player_cell)
+        else {
             return Err(missing());
         };
         let (
@@ -1138,6 +1232,11 @@ impl Selectors {
             cells,
             fast_rows,
             next_page,
+            player_table,
+            player_header,
+            player_row,
+            player_cell,
+            player_columns,
             source: self.clone(),
         })
     }
@@ -1159,6 +1258,10 @@ impl Compiled {
             &self.cells[3].css,
             &self.cells[4].css,
             &self.next_page.css,
+            &self.player_table,
+            &self.player_header.css,
+            &self.player_row,
+            &self.player_cell.css,
         ]
     }
 }
@@ -1173,6 +1276,14 @@ mod tests {
         assert!(c.fast_rows, "the default layout stays on the fast path");
         assert!(c.ranking.fast.is_some() && c.next_page.css.fast.is_some());
         assert_eq!(c.next_page.attr.as_deref(), Some("href"));
+        assert!(
+            c.player_table.fast.is_some()
+                && c.player_row.fast.is_some()
+                && c.player_header.css.fast.is_some()
+                && c.player_cell.css.fast.is_some(),
+            "the player page stays on the fast path"
+        );
+        assert_eq!(c.player_columns[0], "rawxpnodia");
     }
 
     fn compound(tag: Option<&str>, classes: &[&str], attrs: Vec<(&str, AttrTest)>) -> Compound {
@@ -1395,6 +1506,30 @@ mod tests {
                 },
                 "vocation",
                 &["is empty"],
+            ),
+            (
+                Selectors {
+                    xp_column: " → ".into(),
+                    ..Selectors::default()
+                },
+                "xp_column",
+                &["letters or digits"],
+            ),
+            (
+                Selectors {
+                    player_row: "tr >".into(),
+                    ..Selectors::default()
+                },
+                "player_row",
+                &["character"],
+            ),
+            (
+                Selectors {
+                    player_table: "table::attr(id)".into(),
+                    ..Selectors::default()
+                },
+                "player_table",
+                &["container"],
             ),
         ];
         for (s, key, words) in table {

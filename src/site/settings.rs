@@ -14,6 +14,8 @@ pub struct SiteSettings {
     pub status_path: String,
     /// Guild page path template with `{guild}` and `{world}`.
     pub guild_path: String,
+    /// Player page path template with `{name}` (and optionally `{world}`).
+    pub player_path: String,
     /// Timeout of one request.
     pub request_timeout: Duration,
     /// Requests per second per host (0 = unlimited).

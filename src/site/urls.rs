@@ -31,6 +31,27 @@ pub fn guild_url(
     join(base, &path)
 }
 
+/// The URL of a player page: `template` (e.g. `/player?name={name}`) with
+/// the name (and `{world}`, when the template has it) percent-encoded as
+/// UTF-8, joined to `base`.
+pub fn player_url(
+    base: &str,
+    template: &str,
+    name: &str,
+    world: &str,
+) -> Result<String, SiteError> {
+    let path = template
+        .replace(
+            "{name}",
+            &utf8_percent_encode(name, QUERY_VALUE).to_string(),
+        )
+        .replace(
+            "{world}",
+            &utf8_percent_encode(world, QUERY_VALUE).to_string(),
+        );
+    join(base, &path)
+}
+
 /// `base` + `path` (path starting with `/`), checked.
 pub fn join(base: &str, path: &str) -> Result<String, SiteError> {
     let text = format!("{}{}", base.trim_end_matches('/'), path);
@@ -73,6 +94,33 @@ mod tests {
         ];
         for (guild, world, want) in table {
             assert_eq!(guild_url("http://h/", t, guild, world).expect("url"), *want);
+        }
+    }
+
+    #[test]
+    fn player_urls_are_encoded() {
+        let table: &[(&str, &str, &str)] = &[
+            (
+                "/player?name={name}",
+                "Zé Pequeno",
+                "http://h/player?name=Z%C3%A9%20Pequeno",
+            ),
+            (
+                "/player?name={name}",
+                "A&B=C+D",
+                "http://h/player?name=A%26B%3DC%2BD",
+            ),
+            (
+                "/p/{world}?name={name}",
+                "ana",
+                "http://h/p/C%C3%A8lesta?name=ana",
+            ),
+        ];
+        for (template, name, want) in table {
+            assert_eq!(
+                player_url("http://h/", template, name, "Cèlesta").expect("url"),
+                *want
+            );
         }
     }
 

@@ -1,10 +1,13 @@
 //! The pure decisions of a run: which kind of pass it is (first, normal,
-//! rebase after the daily reset) and which deltas it records.
+//! rebase after the daily reset) and which deltas it records; and for a
+//! watched player's read, what it records ([`vip_outcome`]).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveTime};
 use serde::Serialize;
+
+use super::vip::{VipDaily, VipDelta, VipReadOutcome};
 
 /// One player as scraped, with the guild it was counted in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -117,6 +120,45 @@ pub fn compute_deltas(
             })
         })
         .collect()
+}
+
+/// What a read of a watched player records, given the previous stored
+/// read of that player (its latest daily row), like a run's pass:
+///
+/// - no previous read: a baseline (the day's numbers, no delta);
+/// - a previous read at this update time or later: nothing
+///   ([`VipReadOutcome::AlreadyStored`]; a replayed read is not stored
+///   twice);
+/// - the daily reset (`reset_minutes`) lies between the two reads, or the
+///   page's day changed, or a counter went down (a reset not seen
+///   coming): re-based, no delta;
+/// - neither number changed: the read is kept, no delta;
+/// - otherwise a delta row with both differences.
+pub fn vip_outcome(prev: Option<&VipDaily>, read: &VipDaily, reset_minutes: u32) -> VipReadOutcome {
+    let Some(prev) = prev else {
+        return VipReadOutcome::Baseline;
+    };
+    if prev.update_time >= read.update_time {
+        return VipReadOutcome::AlreadyStored;
+    }
+    let boundary = reset_boundary(read.update_time, reset_minutes);
+    let delta_exp = read.raw_xp - prev.raw_xp;
+    let delta_online = read.online_minutes - prev.online_minutes;
+    if prev.update_time < boundary || prev.date != read.date || delta_exp < 0 || delta_online < 0 {
+        return VipReadOutcome::Rebased;
+    }
+    if delta_exp == 0 && delta_online == 0 {
+        return VipReadOutcome::Unchanged;
+    }
+    VipReadOutcome::Delta(VipDelta {
+        world: read.world.clone(),
+        name: read.name.clone(),
+        date: read.date,
+        delta_exp,
+        delta_online,
+        update_time: read.update_time,
+        prev_update_time: Some(prev.update_time),
+    })
 }
 
 #[cfg(test)]
@@ -249,5 +291,96 @@ mod tests {
     fn first_guild_wins() {
         let got = dedupe_players(&[p("a", "G1", 1), p("b", "G1", 2), p("a", "G2", 3)]);
         assert_eq!(got, vec![p("a", "G1", 1), p("b", "G1", 2)]);
+    }
+
+    fn vip(day: u32, xp: i64, online: i64, t: DateTime<FixedOffset>) -> VipDaily {
+        VipDaily {
+            world: "Aurera".into(),
+            name: "Zé".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 11, day).expect("date"),
+            raw_xp: xp,
+            online_minutes: online,
+            update_time: t,
+        }
+    }
+
+    #[test]
+    fn vip_outcomes() {
+        let base = vip(29, 1_000, 30, at(29, 11, 0));
+        let delta = |xp: i64, on: i64, t| {
+            VipReadOutcome::Delta(VipDelta {
+                world: "Aurera".into(),
+                name: "Zé".into(),
+                date: base.date,
+                delta_exp: xp,
+                delta_online: on,
+                update_time: t,
+                prev_update_time: Some(base.update_time),
+            })
+        };
+        let table = [
+            // (previous read, this read, want)
+            (
+                None,
+                vip(29, 1_000, 30, at(29, 11, 0)),
+                VipReadOutcome::Baseline,
+            ),
+            (
+                Some(&base),
+                vip(29, 1_500, 45, at(29, 11, 10)),
+                delta(500, 15, at(29, 11, 10)),
+            ),
+            (
+                Some(&base),
+                vip(29, 1_500, 30, at(29, 11, 10)),
+                delta(500, 0, at(29, 11, 10)),
+            ),
+            (
+                Some(&base),
+                vip(29, 1_000, 31, at(29, 11, 10)),
+                delta(0, 1, at(29, 11, 10)),
+            ),
+            (
+                Some(&base),
+                vip(29, 1_000, 30, at(29, 11, 10)),
+                VipReadOutcome::Unchanged,
+            ),
+            // Replayed or older: nothing.
+            (
+                Some(&base),
+                vip(29, 9_000, 90, at(29, 11, 0)),
+                VipReadOutcome::AlreadyStored,
+            ),
+            (
+                Some(&base),
+                vip(29, 9_000, 90, at(29, 10, 50)),
+                VipReadOutcome::AlreadyStored,
+            ),
+            // The daily reset between the two reads.
+            (
+                Some(&base),
+                vip(30, 10, 5, at(30, 10, 10)),
+                VipReadOutcome::Rebased,
+            ),
+            (
+                Some(&base),
+                vip(29, 2_000, 60, at(30, 10, 10)),
+                VipReadOutcome::Rebased,
+            ),
+            // A new day on the page, or a counter that went down.
+            (
+                Some(&base),
+                vip(30, 1_500, 45, at(29, 11, 10)),
+                VipReadOutcome::Rebased,
+            ),
+            (
+                Some(&base),
+                vip(29, 900, 45, at(29, 11, 10)),
+                VipReadOutcome::Rebased,
+            ),
+        ];
+        for (prev, read, want) in table {
+            assert_eq!(vip_outcome(prev, &read, RESET), want, "{prev:?} → {read:?}");
+        }
     }
 }

@@ -12,7 +12,8 @@
 //! Beyond runs: [`history`] (the replaced system's queries, status pages,
 //! streamed exports), [`vip`] (watched players and their daily numbers),
 //! [`import`] (a replaced system's history in one transaction). Migration 2
-//! of each backend adds their tables and indexes.
+//! of each backend adds their tables and indexes; migration 3 indexes the
+//! watched players' deltas by player and by world.
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
@@ -29,7 +30,7 @@ pub mod vip;
 pub use history::{PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange};
 pub use import::{ImportBatch, ImportDelta, ImportPlayer, ImportWritten};
 pub use logic::{NewDelta, PassKind, ScrapedPlayer};
-pub use vip::{VipDaily, VipDelta, WatchedPlayer};
+pub use vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]

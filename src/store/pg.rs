@@ -71,6 +71,7 @@ CREATE TABLE world_state (
 "#,
     ),
     (2, ext::MIGRATION_2),
+    (3, ext::MIGRATION_3),
 ];
 
 /// The PostgreSQL store.

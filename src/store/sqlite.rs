@@ -66,6 +66,7 @@ CREATE TABLE world_state (
 "#,
     ),
     (2, ext::MIGRATION_2),
+    (3, ext::MIGRATION_3),
 ];
 
 /// The SQLite store.

@@ -6,6 +6,11 @@
 //! rows and waits before committing, so a test can kill the process in the
 //! middle of the transaction. One-shot: once the file exists, writes commit
 //! normally (the restarted worker completes the run).
+//!
+//! `WORLDPOOL_TEST_STALL_IN_VIP_TX`: the same for a watched player's read
+//! ([`crate::store::Store::record_vip_read`]); with
+//! `WORLDPOOL_TEST_STALL_VIP_NAME` set, only that player's read stalls, so
+//! a test can kill a worker in the middle of the watched players' pass.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +19,21 @@ use std::time::Duration;
 const STALL: Duration = Duration::from_secs(60);
 
 fn stall_marker() -> Option<PathBuf> {
-    std::env::var_os("WORLDPOOL_TEST_STALL_IN_TX")
+    marker_of("WORLDPOOL_TEST_STALL_IN_TX")
+}
+
+fn marker_of(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
         .map(PathBuf::from)
         .filter(|marker| !marker.exists())
+}
+
+fn vip_stall_marker(name: &str) -> Option<PathBuf> {
+    let only = std::env::var("WORLDPOOL_TEST_STALL_VIP_NAME").ok();
+    if only.is_some_and(|only| only != name) {
+        return None;
+    }
+    marker_of("WORLDPOOL_TEST_STALL_IN_VIP_TX")
 }
 
 /// Write the marker: the pid of this process, atomically (a reader never
@@ -39,6 +56,22 @@ pub(crate) fn stall_before_commit_blocking() {
 /// In an async write (PostgreSQL), before `COMMIT`.
 pub(crate) async fn stall_before_commit() {
     if let Some(marker) = stall_marker() {
+        write_marker(&marker);
+        tokio::time::sleep(STALL).await;
+    }
+}
+
+/// In a blocking VIP read write (SQLite), before `COMMIT`.
+pub(crate) fn stall_vip_before_commit_blocking(name: &str) {
+    if let Some(marker) = vip_stall_marker(name) {
+        write_marker(&marker);
+        std::thread::sleep(STALL);
+    }
+}
+
+/// In an async VIP read write (PostgreSQL), before `COMMIT`.
+pub(crate) async fn stall_vip_before_commit(name: &str) {
+    if let Some(marker) = vip_stall_marker(name) {
         write_marker(&marker);
         tokio::time::sleep(STALL).await;
     }

@@ -1,6 +1,13 @@
 //! Watched ("VIP") players: the list, their daily numbers from the player
 //! page (raw experience and online minutes of a day) and the deltas between
 //! two reads. The storage the VIP scraping builds on.
+//!
+//! A read of a player is recorded by [`Store::record_vip_read`] in one
+//! transaction: the day's numbers and, when either changed since the
+//! previous read, a delta row. What it records is decided by
+//! [`super::logic::vip_outcome`] against the player's latest stored read;
+//! a read at an update time already stored writes nothing, so a pass that
+//! is replayed (a worker killed half-way, restarted) redoes nothing.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Serialize;
@@ -54,6 +61,24 @@ pub struct VipDelta {
     pub prev_update_time: Option<DateTime<FixedOffset>>,
 }
 
+/// What [`Store::record_vip_read`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum VipReadOutcome {
+    /// The player's first read: its numbers, no delta.
+    Baseline,
+    /// The first read after the daily reset (or of a new day on the page,
+    /// or after a counter went down): its numbers, no delta.
+    Rebased,
+    /// Neither number changed: the read is kept (its time), no delta.
+    Unchanged,
+    /// A delta was stored with the read.
+    Delta(VipDelta),
+    /// A read of this player at this update time (or a later one) is stored
+    /// already: nothing written.
+    AlreadyStored,
+}
+
 impl Store {
     /// Watch a player; false when it was watched already.
     pub async fn add_watched(&self, world: &str, name: &str) -> Result<bool, StoreError> {
@@ -94,6 +119,34 @@ impl Store {
             Store::Sqlite(s) => s.write_vip_read(daily, delta).await,
             Store::Postgres(s) => s.write_vip_read(daily, delta).await,
         }
+    }
+
+    /// Record a read of a watched player (`read.update_time` is the world's
+    /// update the read belongs to) in one transaction: its numbers of the
+    /// day and, when either changed since its previous read, the delta;
+    /// re-based after the daily reset at `reset_minutes` (see
+    /// [`super::logic::vip_outcome`]). A read at an update time already
+    /// stored for the player writes nothing.
+    pub async fn record_vip_read(
+        &self,
+        read: &VipDaily,
+        reset_minutes: u32,
+    ) -> Result<VipReadOutcome, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.record_vip_read(read, reset_minutes).await,
+            Store::Postgres(s) => s.record_vip_read(read, reset_minutes).await,
+        }
+    }
+
+    /// The latest read of every player with one (optionally of one world),
+    /// by world then name.
+    pub async fn vip_latest(&self, world: Option<&str>) -> Result<Vec<VipDaily>, StoreError> {
+        let mut rows = match self {
+            Store::Sqlite(s) => s.vip_latest(world).await?,
+            Store::Postgres(s) => s.vip_latest(world).await?,
+        };
+        rows.sort_by(|a, b| (&a.world, &a.name).cmp(&(&b.world, &b.name)));
+        Ok(rows)
     }
 
     /// Daily numbers (optionally of one world and/or player), newest day

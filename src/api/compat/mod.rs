@@ -1,7 +1,8 @@
 //! The replaced system's data API, same paths, same shapes (see
 //! `docs/API.md`, "Compatibility endpoints"): the delta feed, rankings,
 //! players, graphs, status data, the scraping config, manual updates, the
-//! console stream, CSV downloads and `/health`.
+//! console stream, CSV downloads, `/health`, and the watched players'
+//! endpoints (`/api/vip/…`, [`vip`]).
 //!
 //! Like the replaced app, these paths ignore query parameters they do not
 //! know, treat an empty parameter (`?world=`) as absent, and write times as
@@ -34,6 +35,7 @@ use crate::store::{DeltaRow, Store, StoreError, TimeRange};
 mod download;
 mod graph;
 pub(super) mod openapi;
+mod vip;
 
 /// Default rows of `/api/delta`.
 pub const DELTA_DEFAULT_LIMIT: u32 = 100;
@@ -67,6 +69,9 @@ pub struct CompatSettings {
     pub config_path: Option<PathBuf>,
     /// In single mode, the one worker that scrapes every world.
     pub single_worker: Option<String>,
+    /// The players each world watches by config (`[[worlds]] watch`);
+    /// those added at run time are in the store.
+    pub watch: BTreeMap<String, Vec<String>>,
 }
 
 /// UTC-3, the site's default time zone.
@@ -82,6 +87,7 @@ impl Default for CompatSettings {
             worlds: Vec::new(),
             config_path: None,
             single_worker: None,
+            watch: BTreeMap::new(),
         }
     }
 }
@@ -103,6 +109,12 @@ impl CompatSettings {
             config_path: Some(config.path.clone()),
             single_worker: (config.pool.mode == crate::config::Mode::Single)
                 .then(|| "single".to_string()),
+            watch: config
+                .worlds
+                .iter()
+                .filter(|w| !w.watch.is_empty())
+                .map(|w| (w.name.clone(), w.watch.clone()))
+                .collect(),
         }
     }
 }
@@ -127,6 +139,11 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/console-stream", get(console_stream))
         .route("/api/download/deltas", get(download::deltas))
         .route("/api/download/exps", get(download::exps))
+        .route("/api/vip/list", get(vip::list))
+        .route("/api/vip/add", post(vip::add))
+        .route("/api/vip/remove", post(vip::remove))
+        .route("/api/vip/deltas", get(vip::deltas))
+        .route("/api/vip/graph", post(vip::graph))
         .route("/health", get(health))
 }
 
@@ -625,25 +642,30 @@ fn body_password(headers: &HeaderMap, body: &Bytes) -> Option<String> {
         .map(String::from)
 }
 
+/// The control token as a bearer header, or as `password` in the body.
+fn authorize_compat(state: &ApiState, headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+    match authorize(state, headers) {
+        Ok(()) => Ok(()),
+        Err(ApiError::Unauthorized) => {
+            let mut with_password = HeaderMap::new();
+            if let Some(pw) = body_password(headers, body)
+                && let Ok(v) = format!("Bearer {pw}").parse()
+            {
+                with_password.insert(header::AUTHORIZATION, v);
+            }
+            authorize(state, &with_password)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn manual_update(
     State(state): State<ApiState>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match authorize(&state, &headers) {
-        Ok(()) => {}
-        Err(ApiError::Unauthorized) => {
-            let mut with_password = HeaderMap::new();
-            if let Some(pw) = body_password(&headers, &body)
-                && let Ok(v) = format!("Bearer {pw}").parse()
-            {
-                with_password.insert(header::AUTHORIZATION, v);
-            }
-            authorize(&state, &with_password)?;
-        }
-        Err(e) => return Err(e),
-    }
+    authorize_compat(&state, &headers, &body)?;
     let p = Params::parse(q.as_deref());
     let control = state.control();
     let targets: Vec<pool::WorkerStatus> = match p.text("world") {

@@ -176,6 +176,67 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
             }
         }}));
     }
+    let token_errors = |ok_answer: Value, extra: &[(&str, &str)]| {
+        let mut r = Map::new();
+        r.insert("200".into(), ok_answer);
+        r.insert(
+            "400".into(),
+            error("A body without a valid `name` or `world`."),
+        );
+        r.insert("401".into(), error("Missing or wrong token."));
+        r.insert("403".into(), error("No token configured."));
+        r.insert("404".into(), error("The world is not configured."));
+        r.insert(
+            "503".into(),
+            error("No store configured, or the store is unreachable."),
+        );
+        for (code, what) in extra {
+            r.insert((*code).into(), error(what));
+        }
+        Value::Object(r)
+    };
+    let changed = json!({"$ref": "#/components/schemas/VipChanged"});
+    p.insert("/api/vip/list".into(), json!({"get": {
+        "operationId": "vipList", "tags": ["compatibility", "vip"],
+        "summary": "The watched players: the config's (`[[worlds]] watch`) and those added over the API.",
+        "parameters": [query("world", "Only this world.", "string")],
+        "responses": store_errors(responses("200", ok("Watched players.", json!({"type": "object", "required": ["vips"], "properties": {"vips": {"type": "array", "items": {"$ref": "#/components/schemas/Vip"}}}}))))
+    }}));
+    p.insert("/api/vip/add".into(), json!({"post": {
+        "operationId": "vipAdd", "tags": ["compatibility", "vip"],
+        "summary": "Watch a player of a world (stored; survives restarts). The world's worker is asked to read its page at once (`checked_now`); a pool that cannot deliver that reads it at the worker's next check. Needs the token (bearer header, or `password` in the body).",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": true, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/VipRequest"}},
+            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/VipRequest"}}
+        }},
+        "responses": token_errors(ok("Watched (`changed` false: it already was).", changed.clone()), &[])
+    }}));
+    p.insert("/api/vip/remove".into(), json!({"post": {
+        "operationId": "vipRemove", "tags": ["compatibility", "vip"],
+        "summary": "Stop watching a player added over the API (its history is kept). Needs the token.",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": true, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/VipRequest"}},
+            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/VipRequest"}}
+        }},
+        "responses": token_errors(ok("Removed.", changed), &[
+            ("404", "The world is not configured, or the player is not watched."),
+            ("409", "The player is watched by the config file: edit [[worlds]] watch.")
+        ])
+    }}));
+    p.insert("/api/vip/deltas".into(), json!({"get": {
+        "operationId": "vipDeltas", "tags": ["compatibility", "vip"],
+        "summary": "The watched players' deltas, newest first.",
+        "parameters": [limit(super::vip::VIP_DELTAS_DEFAULT_LIMIT), query("name", "Only this player.", "string"), query("world", "Only this world.", "string")],
+        "responses": store_errors(responses("200", ok("Deltas.", json!({"type": "object", "required": ["deltas"], "properties": {"deltas": {"type": "array", "items": {"$ref": "#/components/schemas/VipDelta"}}}}))))
+    }}));
+    p.insert("/api/vip/graph".into(), json!({"post": {
+        "operationId": "vipGraph", "tags": ["compatibility", "vip"],
+        "summary": "A watched player's deltas oldest first with running totals, and their statistics.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VipGraphRequest"}}}},
+        "responses": store_errors(responses("200", ok("Graph data and statistics.", json!({"$ref": "#/components/schemas/VipGraph"}))))
+    }}));
     p.insert("/health".into(), json!({"get": {
         "operationId": "health", "tags": ["compatibility"],
         "summary": "The replaced system's health check.",
@@ -261,6 +322,51 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
                 "rotina": {"type": "string"}, "last update": time,
                 "time_outdated": {"type": "string"}, "status": {"type": "string"}
             }}}}
+    }}));
+    s.insert("Vip".into(), json!({"type": "object", "required": ["name", "world", "source", "added_at"], "properties": {
+        "name": {"type": "string"}, "world": {"type": "string"},
+        "source": {"type": "string", "enum": ["config", "api"]},
+        "added_at": {"type": "string", "format": "date-time", "nullable": true, "description": "When it was added over the API (null for the config's)."}
+    }}));
+    s.insert("VipRequest".into(), json!({"type": "object", "required": ["name", "world"], "properties": {
+        "name": {"type": "string", "description": "Player name as the site spells it (compared ignoring case)."},
+        "world": {"type": "string", "description": "A configured world (compared ignoring case)."},
+        "password": {"type": "string", "description": "The token, when not sent as a bearer header."}
+    }}));
+    s.insert("VipChanged".into(), json!({"type": "object", "required": ["success", "message", "name", "world", "changed", "checked_now"], "properties": {
+        "success": {"type": "boolean"}, "message": {"type": "string"},
+        "name": {"type": "string", "description": "The name as stored (the existing spelling when it was watched already)."},
+        "world": {"type": "string"},
+        "changed": {"type": "boolean", "description": "add: newly watched; remove: removed."},
+        "checked_now": {"type": "boolean", "description": "add: the world's worker was asked to read it now."}
+    }}));
+    s.insert("VipDelta".into(), json!({"type": "object",
+        "required": ["name", "world", "delta_exp", "delta_online", "update_time", "prev_update_time", "date"],
+        "properties": {
+            "name": {"type": "string"}, "world": {"type": "string"},
+            "delta_exp": {"type": "integer", "description": "Raw experience gained since the player's previous read."},
+            "delta_online": {"type": "integer", "description": "Minutes online since the previous read."},
+            "update_time": time, "prev_update_time": time,
+            "date": {"type": "string", "format": "date", "description": "The site's day (YYYY-MM-DD)."}
+        }}));
+    s.insert("VipGraphRequest".into(), json!({"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "world": {"type": "string", "nullable": true, "description": "Only this world (empty = every world)."}
+    }}));
+    s.insert("VipGraph".into(), json!({"type": "object", "required": ["success", "name", "world", "graph_data", "stats"], "properties": {
+        "success": {"type": "boolean"}, "name": {"type": "string"}, "world": {"type": "string", "nullable": true},
+        "graph_data": {"type": "array", "items": {"type": "object",
+            "required": ["update_time", "date", "delta_exp", "delta_online", "total_exp", "total_online"],
+            "properties": {
+                "update_time": time, "date": {"type": "string", "format": "date"},
+                "delta_exp": {"type": "integer"}, "delta_online": {"type": "integer"},
+                "total_exp": {"type": "integer", "description": "Experience gained since the first point."},
+                "total_online": {"type": "integer", "description": "Minutes online since the first point."}
+            }}},
+        "stats": {"type": "object", "required": ["total_exp", "avg_exp", "max_exp", "total_online", "avg_online", "updates"], "properties": {
+            "total_exp": {"type": "integer"}, "avg_exp": {"type": "number", "description": "Per update, 2 decimals."},
+            "max_exp": {"type": "integer"}, "total_online": {"type": "integer"},
+            "avg_online": {"type": "number", "description": "Per update, 2 decimals."}, "updates": {"type": "integer"}
+        }}
     }}));
     s.insert("ConsoleLine".into(), json!({"type": "object", "properties": {
         "time": time, "world": {"type": "string"},

@@ -13,7 +13,8 @@ use super::super::history::{
     EXPORT_BUFFER, EXPORT_CHUNK, PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange,
 };
 use super::super::import::{ImportBatch, ImportWritten, latest_per_world};
-use super::super::vip::{VipDaily, VipDelta, WatchedPlayer};
+use super::super::logic::vip_outcome;
+use super::super::vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 use super::super::{DeltaRow, PlayerRowStored, StoreError};
 use super::{PgStore, fixed, pg_err, read_state};
 
@@ -64,6 +65,27 @@ CREATE TABLE vip_deltas (
 CREATE UNIQUE INDEX vip_deltas_once ON vip_deltas (world, name, update_time);
 CREATE INDEX vip_deltas_by_time ON vip_deltas (update_time DESC);
 "#;
+
+/// Migration 3: the watched players' deltas by player and by world (the
+/// `name=` and `world=` filters of `/api/vip/deltas`, the VIP graph).
+pub(super) const MIGRATION_3: &str = r#"
+CREATE INDEX vip_deltas_by_name ON vip_deltas (name, update_time DESC);
+CREATE INDEX vip_deltas_by_world_time ON vip_deltas (world, update_time DESC);
+"#;
+
+const VIP_DAILY_COLUMNS: &str =
+    "world, name, date, raw_xp, online_minutes, update_time, site_offset";
+
+fn vip_daily_of(r: &Row) -> VipDaily {
+    VipDaily {
+        world: r.get(0),
+        name: r.get(1),
+        date: r.get(2),
+        raw_xp: r.get(3),
+        online_minutes: r.get(4),
+        update_time: fixed(r.get(5), r.get(6)),
+    }
+}
 
 /// Rows per statement when importing.
 const IMPORT_CHUNK: usize = 5_000;
@@ -451,6 +473,65 @@ impl PgStore {
         };
         tx.commit().await.map_err(pg_err)?;
         Ok(stored)
+    }
+
+    pub async fn record_vip_read(
+        &self,
+        read: &VipDaily,
+        reset_minutes: u32,
+    ) -> Result<VipReadOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // One writer per player at a time: the previous read cannot change
+        // under this one.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1::TEXT || chr(31) || $2::TEXT, 0))",
+            &[&read.world, &read.name],
+        )
+        .await
+        .map_err(pg_err)?;
+        let prev = tx
+            .query_opt(
+                &format!(
+                    "SELECT {VIP_DAILY_COLUMNS} FROM vip_daily WHERE world = $1 AND name = $2
+                     ORDER BY update_time DESC, date DESC LIMIT 1"
+                ),
+                &[&read.world, &read.name],
+            )
+            .await
+            .map_err(pg_err)?
+            .map(|r| vip_daily_of(&r));
+        let outcome = vip_outcome(prev.as_ref(), read, reset_minutes);
+        if outcome == VipReadOutcome::AlreadyStored {
+            tx.rollback().await.map_err(pg_err)?;
+            return Ok(outcome);
+        }
+        upsert_vip_daily(&tx, std::slice::from_ref(read), true).await?;
+        if let VipReadOutcome::Delta(d) = &outcome
+            && insert_vip_deltas(&tx, std::slice::from_ref(d)).await? == 0
+        {
+            tx.rollback().await.map_err(pg_err)?;
+            return Ok(VipReadOutcome::AlreadyStored);
+        }
+        #[cfg(feature = "test-support")]
+        super::super::testing::stall_vip_before_commit(&read.name).await;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(outcome)
+    }
+
+    pub async fn vip_latest(&self, world: Option<&str>) -> Result<Vec<VipDaily>, StoreError> {
+        let w = Where::default().eq("world", world);
+        let sql = format!(
+            "SELECT DISTINCT ON (world, name) {VIP_DAILY_COLUMNS} FROM vip_daily {}
+             ORDER BY world, name, update_time DESC, date DESC",
+            w.sql()
+        );
+        Ok(self
+            .rows(&sql, &w)
+            .await?
+            .iter()
+            .map(vip_daily_of)
+            .collect())
     }
 
     pub async fn vip_daily(

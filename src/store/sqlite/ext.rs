@@ -16,7 +16,8 @@ use super::super::history::{
     EXPORT_BUFFER, EXPORT_CHUNK, PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange,
 };
 use super::super::import::{ImportBatch, ImportWritten, delta_updates, latest_per_world};
-use super::super::vip::{VipDaily, VipDelta, WatchedPlayer};
+use super::super::logic::vip_outcome;
+use super::super::vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 use super::super::{DeltaRow, PlayerRowStored, StoreError, parse_time};
 use super::{SqliteStore, db, read_state, site_text, utc_parse, utc_text};
 
@@ -66,6 +67,13 @@ CREATE TABLE vip_deltas (
 );
 CREATE UNIQUE INDEX vip_deltas_once ON vip_deltas (world, name, update_ts);
 CREATE INDEX vip_deltas_by_time ON vip_deltas (update_ts DESC);
+"#;
+
+/// Migration 3: the watched players' deltas by player and by world (the
+/// `name=` and `world=` filters of `/api/vip/deltas`, the VIP graph).
+pub(super) const MIGRATION_3: &str = r#"
+CREATE INDEX vip_deltas_by_name ON vip_deltas (name, update_ts DESC);
+CREATE INDEX vip_deltas_by_world_time ON vip_deltas (world, update_ts DESC);
 "#;
 
 const DELTA_COLUMNS: &str = "id, world, name, guild, delta, update_time, previous_update_time";
@@ -531,6 +539,58 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn record_vip_read(
+        &self,
+        read: &VipDaily,
+        reset_minutes: u32,
+    ) -> Result<VipReadOutcome, StoreError> {
+        let read = read.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let prev = latest_vip_read(&tx, &read.world, &read.name)?;
+            let outcome = vip_outcome(prev.as_ref(), &read, reset_minutes);
+            if outcome == VipReadOutcome::AlreadyStored {
+                return Ok(outcome); // dropping the transaction rolls it back
+            }
+            upsert_vip_daily(&tx, &read, true)?;
+            if let VipReadOutcome::Delta(d) = &outcome
+                && !insert_vip_delta(&tx, d)?
+            {
+                return Ok(VipReadOutcome::AlreadyStored);
+            }
+            #[cfg(feature = "test-support")]
+            super::super::testing::stall_vip_before_commit_blocking(&read.name);
+            tx.commit().map_err(db)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    pub async fn vip_latest(&self, world: Option<&str>) -> Result<Vec<VipDaily>, StoreError> {
+        let w = Where::default().eq("world", world);
+        let sql = format!(
+            "SELECT world, name, date, raw_xp, online_minutes, update_time FROM (
+               SELECT *, ROW_NUMBER() OVER (PARTITION BY world, name
+                 ORDER BY unixepoch(update_time) DESC, date DESC) AS newest
+               FROM vip_daily {}) WHERE newest = 1",
+            w.sql()
+        );
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(&w.params), raw_vip_daily)
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(vip_daily_of(row.map_err(db)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn vip_daily(
         &self,
         world: Option<&str>,
@@ -629,6 +689,48 @@ impl SqliteStore {
         let batch = batch.clone();
         self.with(move |c| import(c, &batch, dry_run)).await
     }
+}
+
+type RawVipDaily = (String, String, String, i64, i64, String);
+
+fn raw_vip_daily(r: &Row<'_>) -> rusqlite::Result<RawVipDaily> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn vip_daily_of(raw: RawVipDaily) -> Result<VipDaily, StoreError> {
+    let (world, name, date, raw_xp, online_minutes, ut) = raw;
+    Ok(VipDaily {
+        world,
+        name,
+        date: parse_date(&date)?,
+        raw_xp,
+        online_minutes,
+        update_time: parse_time(&ut)?,
+    })
+}
+
+/// The latest stored read of one player.
+fn latest_vip_read(
+    c: &Connection,
+    world: &str,
+    name: &str,
+) -> Result<Option<VipDaily>, StoreError> {
+    c.prepare_cached(
+        "SELECT world, name, date, raw_xp, online_minutes, update_time FROM vip_daily
+         WHERE world = ?1 AND name = ?2
+         ORDER BY unixepoch(update_time) DESC, date DESC LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row(params![world, name], raw_vip_daily).optional())
+    .map_err(db)?
+    .map(vip_daily_of)
+    .transpose()
 }
 
 /// Insert or replace a day's numbers; with `only_newer`, a stored read of

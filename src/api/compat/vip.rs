@@ -1,0 +1,526 @@
+//! The replaced system's watched-player ("VIP") endpoints: the list, adding
+//! and removing players at run time (token), their deltas, and a player's
+//! graph data with statistics.
+//!
+//! The store is the source of truth for players added here: the world's
+//! worker reads config ∪ store before each pass, so a name added here is
+//! read without a restart. After storing it, `add` asks the world's worker
+//! to check now ([`crate::api::Control::check_now`]); a pool that cannot
+//! deliver that yet reads the name at the worker's next check.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::{Params, authorize_compat, query, round2, store};
+use crate::api::{ApiError, ApiState, ControlError, json};
+use crate::legacy::iso;
+use crate::site::{check_player_name, player_key};
+use crate::store::VipDelta;
+
+/// Default rows of `/api/vip/deltas`.
+pub const VIP_DELTAS_DEFAULT_LIMIT: u32 = 100;
+/// Most deltas one `/api/vip/graph` reads (the newest).
+pub const VIP_GRAPH_MAX_POINTS: u32 = 100_000;
+
+/// `{name, world}` from a JSON or form body (`password` may ride along).
+#[derive(Debug, Default, Deserialize)]
+struct PlayerBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    world: Option<String>,
+}
+
+fn player_body(headers: &HeaderMap, body: &Bytes) -> Result<PlayerBody, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let mut b = PlayerBody::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "name" => b.name = Some(v.into_owned()),
+                "world" => b.world = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        return Ok(b);
+    }
+    super::json_body(body, "{name, world}")
+}
+
+/// The player's name, checked.
+fn name_of(b: &PlayerBody) -> Result<String, ApiError> {
+    let raw = b.name.as_deref().unwrap_or("");
+    check_player_name(raw).map_err(|why| {
+        ApiError::BadBody(format!(
+            "`name` {why}: send {{\"name\": \"Player\", \"world\": \"World\"}}"
+        ))
+    })
+}
+
+/// The world as the config spells it (compared ignoring case); any world
+/// when the API knows no config.
+fn world_of(state: &ApiState, b: &PlayerBody) -> Result<String, ApiError> {
+    let raw = b.world.as_deref().map(str::trim).unwrap_or("");
+    if raw.is_empty() {
+        return Err(ApiError::BadBody(
+            "`world` is missing: send {\"name\": \"Player\", \"world\": \"World\"}".to_string(),
+        ));
+    }
+    let compat = state.compat();
+    let worlds = &compat.worlds;
+    if worlds.is_empty() {
+        return Ok(raw.to_string());
+    }
+    worlds
+        .iter()
+        .find(|w| w.world == raw)
+        .or_else(|| {
+            worlds
+                .iter()
+                .find(|w| w.world.to_lowercase() == raw.to_lowercase())
+        })
+        .map(|w| w.world.clone())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "world `{raw}` is not configured; the worlds are {}",
+                worlds
+                    .iter()
+                    .map(|w| w.world.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// The config's spelling of a player it watches in `world`, if it does.
+fn in_config(state: &ApiState, world: &str, name: &str) -> Option<String> {
+    let key = player_key(name);
+    state
+        .compat()
+        .watch
+        .get(world)?
+        .iter()
+        .find(|n| player_key(n) == key)
+        .cloned()
+}
+
+/// One watched player as `/api/vip/list` shows it.
+#[derive(Debug, Serialize)]
+struct Listed {
+    name: String,
+    world: String,
+    /// `config` (`[[worlds]] watch`) or `api` (added at run time).
+    source: &'static str,
+    /// When it was added over the API (`null` for the config's).
+    added_at: Option<String>,
+}
+
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let world = p.text("world");
+    let store = store(&state)?;
+    let stored = query("watched players", store.watched(world)).await?;
+    let mut vips: Vec<Listed> = Vec::new();
+    let compat = state.compat();
+    for (w, names) in &compat.watch {
+        if world.is_some_and(|x| x != w) {
+            continue;
+        }
+        for n in names {
+            vips.push(Listed {
+                name: n.clone(),
+                world: w.clone(),
+                source: "config",
+                added_at: None,
+            });
+        }
+    }
+    for s in stored {
+        if in_config(&state, &s.world, &s.name).is_some() {
+            continue;
+        }
+        vips.push(Listed {
+            name: s.name,
+            world: s.world,
+            source: "api",
+            added_at: Some(s.added_at.to_rfc3339()),
+        });
+    }
+    vips.sort_by(|a, b| (&a.world, &a.name).cmp(&(&b.world, &b.name)));
+    #[derive(Serialize)]
+    struct Answer {
+        vips: Vec<Listed>,
+    }
+    let n = vips.len();
+    Ok(json(StatusCode::OK, &Answer { vips }, 64 + n * 96))
+}
+
+/// `add` and `remove` answer this.
+#[derive(Debug, Serialize)]
+struct Changed {
+    success: bool,
+    message: String,
+    name: String,
+    world: String,
+    /// `add`: whether the player is new to the list; `remove`: whether it
+    /// was removed.
+    changed: bool,
+    /// `add`: whether the world's worker was asked to read it now (false:
+    /// it is read at the worker's next check).
+    checked_now: bool,
+}
+
+pub(super) async fn add(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize_compat(&state, &headers, &body)?;
+    let b = player_body(&headers, &body)?;
+    let name = name_of(&b)?;
+    let world = world_of(&state, &b)?;
+    let store = store(&state)?;
+    let answer = |message: String, name: String, changed: bool, checked_now: bool| Changed {
+        success: true,
+        message,
+        name,
+        world: world.clone(),
+        changed,
+        checked_now,
+    };
+    if let Some(listed) = in_config(&state, &world, &name) {
+        let a = answer(
+            format!("`{listed}` of {world} is already watched (config file)"),
+            listed.to_string(),
+            false,
+            false,
+        );
+        return Ok(json(StatusCode::OK, &a, 256));
+    }
+    let stored = query("watched players", store.watched(Some(&world))).await?;
+    if let Some(s) = stored
+        .iter()
+        .find(|s| player_key(&s.name) == player_key(&name))
+    {
+        let a = answer(
+            format!("`{}` of {world} is already watched", s.name),
+            s.name.clone(),
+            false,
+            false,
+        );
+        return Ok(json(StatusCode::OK, &a, 256));
+    }
+    query("add watched player", store.add_watched(&world, &name)).await?;
+    tracing::info!(world = %world, player = %name, "watched player added");
+    // Read it now: ask the world's worker (or the single worker) to check.
+    let worker = match (
+        &state.compat().single_worker,
+        state.control().worker(&world),
+    ) {
+        (_, Some(w)) => Some(w.name),
+        (Some(single), None) => Some(single.clone()),
+        (None, None) => None,
+    };
+    let (checked_now, when) = match worker {
+        None => (false, "when its worker runs".to_string()),
+        Some(worker) => {
+            let control = state.inner.control.clone();
+            let w = worker.clone();
+            let result = tokio::spawn(async move { control.check_now(&w).await })
+                .await
+                .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))));
+            match result {
+                Ok(()) => (true, "now".to_string()),
+                Err(e) => {
+                    tracing::info!(world = %world, %worker, error = %e, "cannot ask the worker to check now; the player is read at its next check");
+                    (false, "at its worker's next check".to_string())
+                }
+            }
+        }
+    };
+    let a = answer(
+        format!("`{name}` of {world} is watched; its page is read {when}"),
+        name,
+        true,
+        checked_now,
+    );
+    Ok(json(StatusCode::OK, &a, 256))
+}
+
+pub(super) async fn remove(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize_compat(&state, &headers, &body)?;
+    let b = player_body(&headers, &body)?;
+    let name = name_of(&b)?;
+    let world = world_of(&state, &b)?;
+    let store = store(&state)?;
+    if let Some(listed) = in_config(&state, &world, &name) {
+        let file = state
+            .compat()
+            .config_path
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
+            .unwrap_or_default();
+        return Err(ApiError::Conflict(format!(
+            "`{listed}` is watched by the config file{file}: remove it from [[worlds]] watch of {world}, then restart"
+        )));
+    }
+    let stored = query("watched players", store.watched(Some(&world))).await?;
+    let Some(s) = stored
+        .iter()
+        .find(|s| player_key(&s.name) == player_key(&name))
+    else {
+        return Err(ApiError::NotFound(format!(
+            "`{name}` of {world} is not watched"
+        )));
+    };
+    let removed = query(
+        "remove watched player",
+        store.remove_watched(&world, &s.name),
+    )
+    .await?;
+    tracing::info!(world = %world, player = %s.name, "watched player removed");
+    let a = Changed {
+        success: true,
+        message: format!(
+            "`{}` of {world} is no longer watched (its history is kept)",
+            s.name
+        ),
+        name: s.name.clone(),
+        world,
+        changed: removed,
+        checked_now: false,
+    };
+    Ok(json(StatusCode::OK, &a, 256))
+}
+
+/// A VIP delta as `/api/vip/deltas` shows it.
+#[derive(Debug, Serialize)]
+struct DeltaOut<'a> {
+    name: &'a str,
+    world: &'a str,
+    delta_exp: i64,
+    delta_online: i64,
+    update_time: String,
+    /// The player's previous read (the read itself when unknown, as the
+    /// delta feed does).
+    prev_update_time: String,
+    /// The site's day, `YYYY-MM-DD`.
+    date: String,
+}
+
+impl<'a> From<&'a VipDelta> for DeltaOut<'a> {
+    fn from(d: &'a VipDelta) -> Self {
+        DeltaOut {
+            name: &d.name,
+            world: &d.world,
+            delta_exp: d.delta_exp,
+            delta_online: d.delta_online,
+            update_time: iso(d.update_time),
+            prev_update_time: iso(d.prev_update_time.unwrap_or(d.update_time)),
+            date: d.date.format("%Y-%m-%d").to_string(),
+        }
+    }
+}
+
+pub(super) async fn deltas(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref());
+    let limit = p.limit(VIP_DELTAS_DEFAULT_LIMIT)?;
+    let store = store(&state)?;
+    let rows = query(
+        "VIP deltas",
+        store.vip_deltas(p.text("world"), p.text("name"), limit),
+    )
+    .await?;
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        deltas: Vec<DeltaOut<'a>>,
+    }
+    let deltas: Vec<DeltaOut<'_>> = rows.iter().map(DeltaOut::from).collect();
+    Ok(json(
+        StatusCode::OK,
+        &Answer { deltas },
+        64 + rows.len() * 200,
+    ))
+}
+
+/// One point of `graph_data`: a delta, oldest first, with running totals.
+#[derive(Debug, Serialize, PartialEq)]
+struct Point {
+    update_time: String,
+    date: String,
+    delta_exp: i64,
+    delta_online: i64,
+    /// Experience gained since the first point.
+    total_exp: i64,
+    /// Minutes online since the first point.
+    total_online: i64,
+}
+
+/// `stats` of `/api/vip/graph`.
+#[derive(Debug, Serialize, PartialEq)]
+struct Stats {
+    total_exp: i64,
+    avg_exp: f64,
+    max_exp: i64,
+    total_online: i64,
+    avg_online: f64,
+    updates: i64,
+}
+
+fn graph_of(rows: &[VipDelta]) -> (Vec<Point>, Stats) {
+    let (mut total_exp, mut total_online) = (0i64, 0i64);
+    let points = rows
+        .iter()
+        .map(|d| {
+            total_exp += d.delta_exp;
+            total_online += d.delta_online;
+            Point {
+                update_time: iso(d.update_time),
+                date: d.date.format("%Y-%m-%d").to_string(),
+                delta_exp: d.delta_exp,
+                delta_online: d.delta_online,
+                total_exp,
+                total_online,
+            }
+        })
+        .collect();
+    let updates = rows.len() as i64;
+    let stats = Stats {
+        total_exp,
+        avg_exp: round2(total_exp as f64 / updates.max(1) as f64),
+        max_exp: rows.iter().map(|d| d.delta_exp).max().unwrap_or(0),
+        total_online,
+        avg_online: round2(total_online as f64 / updates.max(1) as f64),
+        updates,
+    };
+    (points, stats)
+}
+
+pub(super) async fn graph(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b = player_body(&headers, &body)?;
+    let name = name_of(&b)?;
+    let world = match b.world.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(_) => Some(world_of(&state, &b)?),
+    };
+    let store = store(&state)?;
+    let mut rows = query(
+        "VIP graph",
+        store.vip_deltas(world.as_deref(), Some(&name), VIP_GRAPH_MAX_POINTS),
+    )
+    .await?;
+    rows.reverse();
+    let (graph_data, stats) = graph_of(&rows);
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        success: bool,
+        name: &'a str,
+        world: Option<&'a str>,
+        graph_data: Vec<Point>,
+        stats: Stats,
+    }
+    let n = graph_data.len();
+    Ok(json(
+        StatusCode::OK,
+        &Answer {
+            success: true,
+            name: &name,
+            world: world.as_deref(),
+            graph_data,
+            stats,
+        },
+        256 + n * 160,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, NaiveDate};
+
+    #[test]
+    fn graph_points_and_stats() {
+        let t = |m: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-11-29T11:{m:02}:00-03:00")).expect("time")
+        };
+        let d = |xp: i64, on: i64, m: u32| VipDelta {
+            world: "Aurera".into(),
+            name: "Zé".into(),
+            date: NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"),
+            delta_exp: xp,
+            delta_online: on,
+            update_time: t(m),
+            prev_update_time: Some(t(m - 10)),
+        };
+        let (points, stats) = graph_of(&[d(100, 10, 10), d(0, 5, 20), d(250, 10, 30)]);
+        assert_eq!(
+            points
+                .iter()
+                .map(|p| (p.total_exp, p.total_online))
+                .collect::<Vec<_>>(),
+            [(100, 10), (100, 15), (350, 25)]
+        );
+        assert_eq!(points[0].update_time, "2026-11-29T11:10:00");
+        assert_eq!(points[0].date, "2026-11-29");
+        assert_eq!(
+            stats,
+            Stats {
+                total_exp: 350,
+                avg_exp: 116.67,
+                max_exp: 250,
+                total_online: 25,
+                avg_online: 8.33,
+                updates: 3
+            }
+        );
+        let (points, stats) = graph_of(&[]);
+        assert!(points.is_empty());
+        assert_eq!((stats.updates, stats.avg_exp, stats.max_exp), (0, 0.0, 0));
+    }
+
+    #[test]
+    fn bodies_json_or_form() {
+        let mut form = HeaderMap::new();
+        form.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().expect("header"),
+        );
+        let b = player_body(
+            &form,
+            &Bytes::from_static(b"name=Z%C3%A9+P&world=Aurera&password=x"),
+        )
+        .expect("form");
+        assert_eq!(
+            (b.name.as_deref(), b.world.as_deref()),
+            (Some("Zé P"), Some("Aurera"))
+        );
+        let b = player_body(
+            &HeaderMap::new(),
+            &Bytes::from(r#"{"name": " Zé ", "world": "Aurera", "password": "x"}"#.as_bytes()),
+        )
+        .expect("json");
+        assert_eq!(name_of(&b).expect("name"), "Zé");
+        assert!(name_of(&PlayerBody::default()).is_err());
+        assert!(player_body(&HeaderMap::new(), &Bytes::from_static(b"{")).is_err());
+    }
+}
