@@ -74,7 +74,62 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.finish();
+        interleaved(name, &page, &sel);
     }
+}
+
+/// CPU time of the calling thread, in seconds: what one core spent,
+/// whatever else the machine runs.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Bare parse and full parse timed in alternating batches by the thread's
+/// CPU time, so that load from other processes (this machine is shared)
+/// neither inflates nor skews the comparison: prints the median and the
+/// best batch of each, and their ratio.
+fn interleaved(name: &str, page: &str, sel: &worldpool::site::Compiled) {
+    const ROUNDS: usize = 400;
+    const BATCH: u32 = 10;
+    let per_page = |start: f64| (thread_cpu() - start) / f64::from(BATCH);
+    let (mut bare, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let t = thread_cpu();
+        for _ in 0..BATCH {
+            let doc = scraper::Html::parse_document(black_box(page));
+            black_box(doc.tree.nodes().count());
+        }
+        bare.push(per_page(t));
+        let t = thread_cpu();
+        for _ in 0..BATCH {
+            let out = parse_guild(black_box(page), sel, "http://bench/guild").expect("parses");
+            black_box(out.rows.len());
+        }
+        full.push(per_page(t));
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0])
+    };
+    let ((bare_med, bare_min), (full_med, full_min)) = (stats(&mut bare), stats(&mut full));
+    println!(
+        "{name}: interleaved, CPU time per page (one core): parse_document {:.0} µs (best {:.0}), parse_guild {:.0} µs (best {:.0}) = {:.0} pages/s (best {:.0}); extraction adds {:+.1} % (best batches {:+.1} %)",
+        bare_med * 1e6,
+        bare_min * 1e6,
+        full_med * 1e6,
+        full_min * 1e6,
+        1.0 / full_med,
+        1.0 / full_min,
+        (full_med / bare_med - 1.0) * 100.0,
+        (full_min / bare_min - 1.0) * 100.0,
+    );
 }
 
 criterion_group!(benches, bench);

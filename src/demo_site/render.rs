@@ -100,7 +100,7 @@ pub fn site_time(t: DateTime<FixedOffset>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Lines with CRLF ends and four spaces per level, like the real pages.
+/// Lines with CRLF ends and two spaces per level, like the real pages.
 struct Page(String);
 
 impl Page {
@@ -119,7 +119,7 @@ impl Page {
 
     fn line(&mut self, depth: usize, text: &str) {
         for _ in 0..depth {
-            self.0.push_str("    ");
+            self.0.push_str("  ");
         }
         self.0.push_str(text);
         self.0.push_str("\r\n");
@@ -798,7 +798,7 @@ mod tests {
         ] {
             assert!(page.contains(want), "missing {want:?}");
         }
-        assert!(page.contains(&format!("\r\n{}Hoje às ", " ".repeat(40))));
+        assert!(page.contains(&format!("\r\n{}Hoje às ", " ".repeat(20))));
         assert!(!page.replace("\r\n", "").contains('\n'), "CRLF only");
     }
 

@@ -16,7 +16,7 @@ use scraper::{ElementRef, Html};
 use serde::Serialize;
 
 use super::SiteError;
-use super::selectors::{Compiled, Field, match_key, walk_elements};
+use super::selectors::{Compiled, Field, attr_of, match_key, walk_elements};
 
 /// One world's line of the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -610,7 +610,7 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
         let number = |f: &Field, el: ElementRef<'_>| -> Result<i64, SiteError> {
             let parsed = match &f.attr {
                 None => parse_number_parts(el.text()),
-                Some(a) => el.value().attr(a).and_then(parse_number),
+                Some(a) => attr_of(el.value(), a).and_then(parse_number),
             };
             parsed.ok_or_else(|| bad_value(f.css.key, f.value(el).unwrap_or_default(), url))
         };

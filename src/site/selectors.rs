@@ -446,34 +446,50 @@ fn parse_chain(text: &str) -> Option<Chain> {
     })
 }
 
+/// An attribute's value, by comparing names directly: `Element::attr`
+/// interns the name and `Element::has_class` interns every class of the
+/// element on first use, which costs more than the whole match.
+pub(crate) fn attr_of<'a>(el: &'a scraper::node::Element, name: &str) -> Option<&'a str> {
+    el.attrs().find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
 impl Compound {
     fn matches(&self, el: &scraper::node::Element) -> bool {
-        self.tag.as_deref().is_none_or(|t| el.name() == t)
-            && self
+        if self.tag.as_deref().is_some_and(|t| el.name() != t) {
+            return false;
+        }
+        if !self.classes.is_empty() {
+            let Some(class) = attr_of(el, "class") else {
+                return false;
+            };
+            if !self
                 .classes
                 .iter()
-                .all(|k| el.has_class(k, scraper::CaseSensitivity::CaseSensitive))
-            && self
-                .attrs
-                .iter()
-                .all(|(name, test, ci)| match (el.attr(name), test) {
-                    (None, _) => false,
-                    (Some(_), AttrTest::Exists) => true,
-                    (Some(v), AttrTest::Equals(want)) => {
-                        if *ci {
-                            v.eq_ignore_ascii_case(want)
-                        } else {
-                            v == want
-                        }
+                .all(|k| class.split_ascii_whitespace().any(|w| w == k))
+            {
+                return false;
+            }
+        }
+        self.attrs
+            .iter()
+            .all(|(name, test, ci)| match (attr_of(el, name), test) {
+                (None, _) => false,
+                (Some(_), AttrTest::Exists) => true,
+                (Some(v), AttrTest::Equals(want)) => {
+                    if *ci {
+                        v.eq_ignore_ascii_case(want)
+                    } else {
+                        v == want
                     }
-                    (Some(v), AttrTest::Word(want)) => v.split_ascii_whitespace().any(|w| {
-                        if *ci {
-                            w.eq_ignore_ascii_case(want)
-                        } else {
-                            w == want
-                        }
-                    }),
-                })
+                }
+                (Some(v), AttrTest::Word(want)) => v.split_ascii_whitespace().any(|w| {
+                    if *ci {
+                        w.eq_ignore_ascii_case(want)
+                    } else {
+                        w == want
+                    }
+                }),
+            })
     }
 }
 
@@ -597,10 +613,7 @@ impl Field {
     /// with whitespace collapsed.
     pub fn value(&self, el: ElementRef<'_>) -> Option<String> {
         match &self.attr {
-            Some(a) => el
-                .value()
-                .attr(a)
-                .map(|v| super::parse::clean_text(std::iter::once(v))),
+            Some(a) => attr_of(el.value(), a).map(|v| super::parse::clean_text(std::iter::once(v))),
             None => Some(super::parse::clean_text(el.text())),
         }
     }
