@@ -522,7 +522,24 @@ async fn replaced_frontend_calls(db: TestDb) {
             );
         }
     }
-    assert_eq!(sd_worlds["Aurera"][0]["rotina"], "Daily Raw Ranking");
+    // Every routine row of the world's block, as the demo site shows it.
+    let names: Vec<&str> = sd_worlds["Aurera"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["rotina"].as_str())
+        .collect();
+    assert_eq!(names, ["Online", "Daily Raw Ranking", "Deaths/Kills"]);
+    for r in sd_worlds["Aurera"].as_array().expect("rows") {
+        let status = r["status"].as_str().unwrap_or_default();
+        assert!(status == "Atualizado" || status == "Desatualizado", "{r}");
+        assert!(
+            r["time_outdated"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("min")),
+            "{r}"
+        );
+    }
 
     // Scraping config, from the config file; writing it is refused.
     let (status, cfg) = api.get("/api/scraping-config").await;

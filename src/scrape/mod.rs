@@ -415,35 +415,56 @@ impl CheckNow {
     }
 }
 
-/// What `/api/status-data` shows of a world's block of the status page.
-///
-/// The status parser yields the `Daily Raw Ranking` row's time (as the site
-/// wrote it and resolved); from it this keeps that routine's row with its
-/// delay since the update (`N min`, from `fetch_time`) and the status word
-/// the site shows for it (`Desatualizado` past 15 minutes, else
-/// `Atualizado`). When the parser yields every routine row with its own
-/// cells, build the rows from them here instead: the store keeps whatever
-/// rows this returns.
+/// What `/api/status-data` shows of a world's block of the status page:
+/// every routine row as the site showed it (name, last update, how far
+/// behind, status word). Where an entry lacks the lag or the word (a
+/// layout without them), they are derived from the time: the minutes
+/// between the update and `fetch_time`, `Desatualizado` past 15 minutes.
+/// `routine` names the ranking routine, kept even if the block had no row
+/// list (it always has in practice).
 pub fn status_page(
     status: &WorldStatus,
     routine: &str,
     fetch_time: DateTime<FixedOffset>,
 ) -> StatusPage {
-    let behind = (fetch_time - status.update_time).num_minutes().max(0);
+    let derived = |t: Option<DateTime<FixedOffset>>| {
+        let behind = t.map(|t| (fetch_time - t).num_minutes().max(0));
+        (
+            behind.map(|b| format!("{b} min")).unwrap_or_default(),
+            match behind {
+                Some(b) if b > 15 => "Desatualizado",
+                Some(_) => "Atualizado",
+                None => "",
+            }
+            .to_string(),
+        )
+    };
+    let mut routines: Vec<StatusRoutine> = status
+        .routines
+        .iter()
+        .map(|r| {
+            let (lag, word) = derived(r.time);
+            StatusRoutine {
+                rotina: r.name.clone(),
+                last_update: r.time,
+                time_outdated: r.lag.clone().unwrap_or(lag),
+                status: r.state.clone().unwrap_or(word),
+            }
+        })
+        .collect();
+    if routines.is_empty() {
+        let (lag, word) = derived(Some(status.update_time));
+        routines.push(StatusRoutine {
+            rotina: routine.to_string(),
+            last_update: Some(status.update_time),
+            time_outdated: lag,
+            status: word,
+        });
+    }
     StatusPage {
         world: status.world.clone(),
         fetch_time,
-        routines: vec![StatusRoutine {
-            rotina: routine.to_string(),
-            last_update: Some(status.update_time),
-            time_outdated: format!("{behind} min"),
-            status: if behind > 15 {
-                "Desatualizado"
-            } else {
-                "Atualizado"
-            }
-            .to_string(),
-        }],
+        routines,
     }
 }
 

@@ -27,6 +27,23 @@ pub struct WorldStatus {
     pub raw: String,
     /// That time, resolved in the site's time zone.
     pub update_time: DateTime<FixedOffset>,
+    /// Every routine of the world's block, in page order (each name once).
+    pub routines: Vec<RoutineStatus>,
+}
+
+/// One routine row of a world's block, as the site shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoutineStatus {
+    /// The routine's name (`Daily Raw Ranking`, `Online`, …).
+    pub name: String,
+    /// Its last update as written (`Hoje às 09:23`).
+    pub raw_time: String,
+    /// That time, when it reads as one.
+    pub time: Option<DateTime<FixedOffset>>,
+    /// How far behind (`5 min`), when the entry says.
+    pub lag: Option<String>,
+    /// The site's word for its state (`Atualizado`), when the entry says.
+    pub state: Option<String>,
 }
 
 /// One ranking row of a guild page.
@@ -365,6 +382,34 @@ pub(crate) fn read_entry(el: ElementRef<'_>, sel: &Compiled) -> Entry {
     }
 }
 
+/// The phrase the site writes after every routine's name.
+const ROUTINE_PHRASE: &str = "rotina de coleta";
+
+/// A routine's name as a person reads it: without the emoji, the symbols
+/// and the `Rotina de coleta` phrase the site writes around it
+/// (`🔥Daily Raw RankingRotina de coleta` → `Daily Raw Ranking`).
+pub fn routine_display_name(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let cut = match lower.find(ROUTINE_PHRASE) {
+        // Lowercasing can change byte lengths; fall back to the whole text.
+        Some(at) if lower.len() == text.len() && text.is_char_boundary(at) => {
+            format!("{} {}", &text[..at], &text[at + ROUTINE_PHRASE.len()..])
+        }
+        _ => text.to_string(),
+    };
+    let kept: String = cut
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || ",.:-/()&'".contains(c) {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    clean_text(std::iter::once(kept.as_str()))
+}
+
 /// Parse the status page into one entry per world block.
 pub fn parse_status(
     html_text: &str,
@@ -401,6 +446,38 @@ pub fn extract_status(
     }
     let mut out: Vec<WorldStatus> = Vec::new();
     let mut any_name = false;
+    // Every routine row per world (by match key), for the status data.
+    let mut rows: Vec<(String, Vec<RoutineStatus>)> = Vec::new();
+    for (el, title) in &scan.entries {
+        let Some(world) = title.and_then(|i| scan.titles[i].world.as_ref()) else {
+            continue;
+        };
+        let read = |f: &Field| f.css.first_in(*el).and_then(|e| f.value(e));
+        let (Some(name), Some(raw_time)) = (read(&sel.routine_name), read(&sel.routine_time))
+        else {
+            continue;
+        };
+        let key = match_key(world);
+        let i = match rows.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                rows.push((key, Vec::new()));
+                rows.len() - 1
+            }
+        };
+        let block = &mut rows[i].1;
+        let name = routine_display_name(&name);
+        if block.iter().any(|r| match_key(&r.name) == match_key(&name)) {
+            continue;
+        }
+        block.push(RoutineStatus {
+            time: parse_site_time(&raw_time, now, offset),
+            name,
+            raw_time,
+            lag: read(&sel.routine_lag).filter(|v| !v.is_empty()),
+            state: read(&sel.routine_state).filter(|v| !v.is_empty()),
+        });
+    }
     for (el, title) in &scan.entries {
         let Some(world) = title.and_then(|i| scan.titles[i].world.as_ref()) else {
             continue;
@@ -430,10 +507,16 @@ pub fn extract_status(
             .ok_or_else(|| layout(sel.routine_time.describe(), url))?;
         let update_time = parse_site_time(&raw, now, offset)
             .ok_or_else(|| bad_value("routine_time", raw.clone(), url))?;
+        let routines = rows
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
         out.push(WorldStatus {
             world: world.clone(),
             raw,
             update_time,
+            routines,
         });
     }
     if out.is_empty() {
@@ -935,6 +1018,62 @@ mod tests {
         assert_eq!(got[0].update_time.to_rfc3339(), "2026-11-29T09:23:00-03:00");
         assert_eq!(got[1].world, "Cèlesta");
         assert_eq!(got[1].update_time.to_rfc3339(), "2026-11-28T23:58:00-03:00");
+        // Every routine row of each block, each name once, as the site
+        // shows it (the header row and the repeated routine are skipped).
+        let rows = |w: &WorldStatus| -> Vec<(String, String, Option<String>, Option<String>)> {
+            w.routines
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        r.raw_time.clone(),
+                        r.lag.clone(),
+                        r.state.clone(),
+                    )
+                })
+                .collect()
+        };
+        let row = |n: &str, t: &str, l: &str, st: &str| {
+            (
+                n.to_string(),
+                t.to_string(),
+                Some(l.to_string()),
+                Some(st.to_string()),
+            )
+        };
+        assert_eq!(
+            rows(&got[0]),
+            [
+                row("Online", "Hoje às 09:30", "1 min", "Atualizado"),
+                row("Daily Raw Ranking", "Hoje às 09:23", "5 min", "Atualizado"),
+            ]
+        );
+        assert_eq!(
+            rows(&got[1]),
+            [
+                row("Deaths/Kills", "Ontem às 23:58", "9 h", "Desatualizado"),
+                row(
+                    "DAILY RAW ranking",
+                    "Ontem às 23:58",
+                    "10 h",
+                    "Desatualizado"
+                ),
+            ]
+        );
+        assert!(got[0].routines.iter().all(|r| r.time.is_some()));
+    }
+
+    #[test]
+    fn routine_names_for_people() {
+        for (text, want) in [
+            ("🔥Daily Raw RankingRotina de coleta", "Daily Raw Ranking"),
+            ("💀Deaths/KillsRotina de coleta", "Deaths/Kills"),
+            ("  Online  ", "Online"),
+            ("🟢OnlineROTINA DE COLETA", "Online"),
+            ("Ação Rotina de coleta", "Ação"),
+        ] {
+            assert_eq!(routine_display_name(text), want, "{text:?}");
+        }
     }
 
     #[test]

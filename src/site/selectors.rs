@@ -49,6 +49,12 @@ pub struct Selectors {
     pub routine_name: String,
     /// Status page, inside an entry: the routine's last update time.
     pub routine_time: String,
+    /// Status page, inside an entry: how far behind the routine is (`5
+    /// min`), kept for `/api/status-data`.
+    pub routine_lag: String,
+    /// Status page, inside an entry: the site's word for the routine's
+    /// state (`Atualizado`), kept for `/api/status-data`.
+    pub routine_state: String,
     /// Status page: the routine whose time tells that the ranking was
     /// refreshed (matched by containment, ignoring case, whitespace, emoji
     /// and punctuation).
@@ -112,6 +118,8 @@ impl Default for Selectors {
             routine_entry: "tr".to_string(),
             routine_name: "td:nth-child(1)".to_string(),
             routine_time: "td:nth-child(2)".to_string(),
+            routine_lag: "td:nth-child(3)".to_string(),
+            routine_state: "td:nth-child(4)".to_string(),
             routine: "Daily Raw Ranking".to_string(),
             ranking: "table.table-highscores".to_string(),
             ranking_index: 1,
@@ -136,12 +144,14 @@ impl Default for Selectors {
 }
 
 /// Every key of `[site.selectors]`.
-pub const KEYS: [&str; 24] = [
+pub const KEYS: [&str; 26] = [
     "world_title",
     "world_pattern",
     "routine_entry",
     "routine_name",
     "routine_time",
+    "routine_lag",
+    "routine_state",
     "routine",
     "ranking",
     "ranking_index",
@@ -657,6 +667,8 @@ pub struct Compiled {
     pub(crate) routine_entry: Css,
     pub(crate) routine_name: Field,
     pub(crate) routine_time: Field,
+    pub(crate) routine_lag: Field,
+    pub(crate) routine_state: Field,
     /// `routine`, normalized for containment.
     pub(crate) routine_key: String,
     pub(crate) ranking: Css,
@@ -1026,6 +1038,18 @@ impl Selectors {
                 &defaults.routine_time,
                 true,
             ),
+            (
+                "routine_lag",
+                &self.routine_lag,
+                &defaults.routine_lag,
+                true,
+            ),
+            (
+                "routine_state",
+                &self.routine_state,
+                &defaults.routine_state,
+                true,
+            ),
             ("ranking", &self.ranking, &defaults.ranking, false),
             (
                 "ranking_row",
@@ -1181,6 +1205,7 @@ impl Selectors {
         let mut containers = containers.into_iter();
         let mut next_field = || fields.next().flatten();
         let (world_title, routine_name, routine_time) = (next_field(), next_field(), next_field());
+        let (routine_lag, routine_state) = (next_field(), next_field());
         let cells = [
             next_field(),
             next_field(),
@@ -1207,6 +1232,9 @@ impl Selectors {
         let (Some(player_table), Some(player_header), Some(player_row), Some(player_cell)) =
             (player_table, player_header, player_row, player_cell)
         else {
+            return Err(missing());
+        };
+        let (Some(routine_lag), Some(routine_state)) = (routine_lag, routine_state) else {
             return Err(missing());
         };
         let (
@@ -1239,6 +1267,8 @@ impl Selectors {
             routine_entry,
             routine_name,
             routine_time,
+            routine_lag,
+            routine_state,
             routine_key,
             ranking,
             ranking_row,
@@ -1263,6 +1293,8 @@ impl Compiled {
             &self.routine_entry,
             &self.routine_name.css,
             &self.routine_time.css,
+            &self.routine_lag.css,
+            &self.routine_state.css,
             &self.ranking,
             &self.ranking_row,
             &self.cells[1].css,
