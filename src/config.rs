@@ -96,6 +96,10 @@ pub struct PoolSettings {
     pub start_timeout: Duration,
     /// Silence after which a worker is hung.
     pub heartbeat_timeout: Duration,
+    /// Pool mode: one watcher process reads the status page for every
+    /// world and tells the due worlds' workers (`false`: every worker
+    /// polls the status page on its own).
+    pub watcher: bool,
 }
 
 /// `[storage]`, typed.
@@ -125,6 +129,8 @@ pub struct World {
     pub guilds: Vec<String>,
     /// Effective limits.
     pub limits: Limits,
+    /// Who goes first when the host's budget is short (higher first).
+    pub priority: i32,
 }
 
 /// A loaded, valid config.
@@ -516,6 +522,7 @@ struct RawPool {
     sample_interval: Option<String>,
     start_timeout: Option<String>,
     heartbeat_timeout: Option<String>,
+    watcher: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -541,6 +548,7 @@ struct RawSite {
     proxy: Option<String>,
     poll_interval: Option<String>,
     poll_jitter: Option<f64>,
+    budget: Option<String>,
     utc_offset: Option<String>,
     reset_time: Option<String>,
     /// Read as a table first, so retired keys get a problem naming their
@@ -571,6 +579,7 @@ struct RawWorld {
     guilds: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    priority: Option<i32>,
 }
 
 // ---------------------------------------------------------------------------
@@ -778,6 +787,7 @@ impl Validator {
                 Duration::from_secs(10),
             ),
             heartbeat_timeout,
+            watcher: p.watcher.unwrap_or(true),
         };
 
         let base_limits = Limits {
@@ -858,6 +868,16 @@ impl Validator {
                 );
                 continue;
             }
+            if pool.mode == Mode::Pool
+                && pool.watcher
+                && name.eq_ignore_ascii_case(crate::watcher::WATCHER_NAME)
+            {
+                self.problem(
+                    &format!("{key}.name"),
+                    format!("`{name}` is the name of the pool's status watcher process"),
+                    "set [pool] watcher = false, or tell us: a world of that name is not supported",
+                );
+            }
             if !seen.insert(name.to_lowercase()) {
                 self.problem(
                     &format!("{key}.name"),
@@ -893,6 +913,7 @@ impl Validator {
                 name,
                 guilds: w.guilds.iter().map(|g| g.trim().to_string()).collect(),
                 limits,
+                priority: w.priority.unwrap_or(0),
             });
         }
 
@@ -1021,6 +1042,18 @@ impl Validator {
                 }
             },
         };
+        let budget = match s.budget.as_deref() {
+            None | Some("pool") => crate::site::BudgetScope::Pool,
+            Some("worker") => crate::site::BudgetScope::Worker,
+            Some(other) => {
+                self.problem(
+                    "site.budget",
+                    format!("unknown budget scope `{other}`"),
+                    "write \"pool\" (rate_limit and max_concurrent shared by every worker) or \"worker\" (each worker process its own)",
+                );
+                crate::site::BudgetScope::Pool
+            }
+        };
         let selectors = self.selectors(s.selectors);
         SiteSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -1049,6 +1082,7 @@ impl Validator {
                 Duration::from_secs(60),
             ),
             poll_jitter,
+            budget,
             utc_offset_minutes,
             reset_minutes,
             selectors,

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod budget;
 pub mod commands;
 pub mod config;
 pub mod demo_site;
@@ -31,4 +32,5 @@ pub mod scrape;
 pub mod site;
 pub mod store;
 pub mod supervise;
+pub mod watcher;
 pub mod worker;

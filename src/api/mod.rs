@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
 
+pub mod budget;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -73,6 +74,7 @@ pub struct ApiState {
     shutdown: CancellationToken,
     workers_ttl: Duration,
     compat: Arc<CompatSettings>,
+    budget: Option<crate::budget::service::BudgetService>,
 }
 
 struct Inner {
@@ -163,7 +165,15 @@ impl ApiState {
             shutdown: CancellationToken::new(),
             workers_ttl: DEFAULT_WORKERS_CACHE,
             compat: Arc::new(CompatSettings::default()),
+            budget: None,
         }
+    }
+
+    /// The same state showing the pool's request budget (`/api/budget`,
+    /// requests per worker in `/api/workers`, `worldpool_host_*` metrics).
+    pub fn with_budget(mut self, budget: crate::budget::service::BudgetService) -> ApiState {
+        self.budget = Some(budget);
+        self
     }
 
     /// The same state with the config the compatibility endpoints need
@@ -227,7 +237,13 @@ async fn follow_events(
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.generation.fetch_add(1, Ordering::AcqRel);
+        // The budget's own messages change nothing /api/workers shows
+        // (its counts are bounded by the cache's time).
+        let internal = matches!(&received, Ok(pool::PoolEvent::Custom { kind, .. })
+            if crate::protocol::WorkerEvent::is_internal_kind(kind));
+        if !internal {
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+        }
         match received {
             Ok(ev) => {
                 shared.runs.record(&ev);
@@ -263,6 +279,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/deltas", get(deltas_handler))
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
+        .route("/api/budget", get(budget::budget_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(compat::routes())
@@ -464,10 +481,14 @@ async fn list_workers(State(state): State<ApiState>) -> Response {
     }
     let built = Instant::now();
     let snapshot = state.control().workers();
+    let budget = state.budget.as_ref().map(|b| b.snapshot());
     let now = Utc::now();
     let views: Vec<views::WorkerView<'_>> = snapshot
         .iter()
-        .map(|w| views::WorkerView::new(w, now, false))
+        .map(|w| {
+            views::WorkerView::new(w, now, false)
+                .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
+        })
         .collect();
     let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
     if let Err(e) = serde_json::to_writer(&mut buf, &views) {
@@ -489,9 +510,11 @@ async fn one_worker(
         .control()
         .worker(&world)
         .ok_or(ApiError::UnknownWorker(world))?;
+    let budget = state.budget.as_ref().map(|b| b.snapshot());
     Ok(json(
         StatusCode::OK,
-        &views::WorkerView::new(&w, Utc::now(), true),
+        &views::WorkerView::new(&w, Utc::now(), true)
+            .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name))),
         2048,
     ))
 }
@@ -595,7 +618,10 @@ async fn events_handler(
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    let text = metrics::render(&snapshot, &state.run_counters().snapshot());
+    let mut text = metrics::render(&snapshot, &state.run_counters().snapshot());
+    if let Some(b) = &state.budget {
+        text.push_str(&budget::render(&b.snapshot()));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -77,9 +77,17 @@ fn spec() -> Value {
     let mut doc = base();
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(super::compat::openapi::paths());
+        paths.extend(super::budget::openapi_paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(super::compat::openapi::schemas());
+        schemas.extend(super::budget::openapi_schemas());
+        if let Some(worker) = schemas
+            .get_mut("Worker")
+            .and_then(|w| w["properties"].as_object_mut())
+        {
+            worker.extend(super::budget::openapi_worker_fields());
+        }
     }
     doc
 }
