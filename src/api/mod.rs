@@ -48,7 +48,7 @@ pub mod views;
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
-pub use table::{Row, fetch_rows, render_table};
+pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.
 pub const TOKEN_ENV: &str = crate::config::API_TOKEN_ENV;

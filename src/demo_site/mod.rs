@@ -2,9 +2,13 @@
 //!
 //! Library API for tests, benchmarks and the demo: [`DemoSite::start`] with
 //! [`DemoSiteOptions`]; [`DemoSite::advance`] makes one site update;
-//! [`DemoSite::set_fault`] injects 503s, slow answers, truncated HTML (also
-//! over HTTP: `POST /_faults` with e.g. `{"kind":"status503","times":2}`,
-//! `DELETE /_faults`, `POST /_advance`, `POST /_reset`).
+//! [`DemoSite::set_fault`] injects 503s, slow answers, truncated HTML, 429
+//! with `Retry-After` (also over HTTP: `POST /_faults` with e.g.
+//! `{"kind":"status503","times":2}` or
+//! `{"kind":"too_many_requests","times":1,"retry_after":"2"}`,
+//! `DELETE /_faults`, `POST /_advance`, `POST /_reset`). It counts every
+//! page request ([`DemoSite::requests_by_path`],
+//! [`DemoSite::peak_per_second`], [`DemoSite::peak_in_flight`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Mode;
 use crate::site::Clock;
 
+pub mod counter;
 mod data;
 pub mod render;
 
@@ -57,6 +62,14 @@ pub enum Fault {
     TruncatedHtml {
         /// How many answers.
         times: u32,
+    },
+    /// Any page answers `429 Too Many Requests` with this `Retry-After`
+    /// (seconds, or an HTTP date) this many times.
+    TooManyRequests {
+        /// How many answers.
+        times: u32,
+        /// The `Retry-After` header's value.
+        retry_after: String,
     },
 }
 
@@ -109,6 +122,7 @@ struct Shared {
     latency: Duration,
     clock: Clock,
     layout: Layout,
+    counter: Arc<counter::Counter>,
 }
 
 impl Shared {
@@ -125,6 +139,9 @@ impl Shared {
             Fault::Guild503 { times } => f.guild503 = times,
             Fault::Slow { millis } => f.slow = Duration::from_millis(millis),
             Fault::TruncatedHtml { times } => f.truncated = times,
+            Fault::TooManyRequests { times, retry_after } => {
+                self.counter.set_too_many(times, retry_after)
+            }
         }
     }
     fn advance(&self) -> u64 {
@@ -175,6 +192,7 @@ impl DemoSite {
             latency: options.latency,
             clock: options.now.clone(),
             layout: options.layout,
+            counter: Arc::new(counter::Counter::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
@@ -291,6 +309,39 @@ impl DemoSite {
     /// Remove every fault.
     pub fn clear_faults(&self) {
         *self.shared.faults() = Faults::default();
+        self.shared.counter.set_too_many(0, String::new());
+    }
+
+    /// Requests per path (`/status`, `/guild.php`, …) since the start or
+    /// the last [`reset_counters`](Self::reset_counters).
+    pub fn requests_by_path(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.counter.by_path()
+    }
+
+    /// Most requests that arrived within any one second (a sliding
+    /// window, not calendar seconds).
+    pub fn peak_per_second(&self) -> u64 {
+        self.shared.counter.peak_in_window(Duration::from_secs(1))
+    }
+
+    /// Most requests in flight at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.counter.peak_in_flight()
+    }
+
+    /// Every request's arrival, oldest first.
+    pub fn arrivals(&self) -> Vec<counter::Arrival> {
+        self.shared.counter.arrivals()
+    }
+
+    /// When each `429` fault answer was sent.
+    pub fn too_many_sent(&self) -> Vec<std::time::Instant> {
+        self.shared.counter.too_many_sent()
+    }
+
+    /// Forget every count (faults stay).
+    pub fn reset_counters(&self) {
+        self.shared.counter.reset();
     }
 
     /// Requests answered so far.
@@ -376,6 +427,10 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/_faults", post(post_fault).delete(delete_faults))
         .route("/_advance", post(post_advance))
         .route("/_reset", post(post_reset))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.counter.clone(),
+            counter::count,
+        ))
         .with_state(shared)
 }
 
@@ -453,6 +508,7 @@ async fn post_fault(
 
 async fn delete_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
     *shared.faults() = Faults::default();
+    shared.counter.set_too_many(0, String::new());
     StatusCode::NO_CONTENT
 }
 
