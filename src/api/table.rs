@@ -312,7 +312,10 @@ mod tests {
             lines[0],
             "host example.org:443: rate 10.0/s (limit 20.0/s), in flight 1/2 (limit 4), waiting 7, paused by Retry-After for 1.5s more, 99 requests"
         );
-        assert!(lines[1].contains("rate unlimited (limit unlimited)") && lines[1].contains("not paused"));
+        assert!(
+            lines[1].contains("rate unlimited (limit unlimited)")
+                && lines[1].contains("not paused")
+        );
     }
 
     #[test]

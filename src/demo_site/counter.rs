@@ -23,6 +23,8 @@ pub struct Arrival {
     pub at: Instant,
     /// Its path (no query).
     pub path: String,
+    /// Path and query.
+    pub uri: String,
 }
 
 /// The counters.
@@ -32,8 +34,8 @@ pub struct Counter {
     by_path: Mutex<BTreeMap<String, u64>>,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
-    /// `(answers left, Retry-After value)`.
-    too_many: Mutex<Option<(u32, String)>>,
+    /// `(answers left, Retry-After value, only this path)`.
+    too_many: Mutex<Option<(u32, String, Option<String>)>>,
     too_many_sent: Mutex<Vec<Instant>>,
 }
 
@@ -42,10 +44,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Counter {
-    /// Answer the next `times` page requests with 429 and this
-    /// `Retry-After` value (seconds or an HTTP date).
-    pub fn set_too_many(&self, times: u32, retry_after: String) {
-        *lock(&self.too_many) = (times > 0).then_some((times, retry_after));
+    /// Answer the next `times` page requests (of `path` only, when given)
+    /// with 429 and this `Retry-After` value (seconds or an HTTP date).
+    pub fn set_too_many(&self, times: u32, retry_after: String, path: Option<String>) {
+        *lock(&self.too_many) = (times > 0).then_some((times, retry_after, path));
     }
 
     /// Forget every count (the fault stays).
@@ -84,9 +86,12 @@ impl Counter {
         peak_in_window(&times, window)
     }
 
-    fn take_too_many(&self) -> Option<String> {
+    fn take_too_many(&self, path: &str) -> Option<String> {
         let mut f = lock(&self.too_many);
-        let (left, value) = f.as_mut()?;
+        let (left, value, only) = f.as_mut()?;
+        if only.as_deref().is_some_and(|p| p != path) {
+            return None;
+        }
         *left -= 1;
         let value = value.clone();
         if *left == 0 {
@@ -118,7 +123,11 @@ impl Drop for InFlight<'_> {
 }
 
 /// The middleware: count, then answer 429 when asked to, else serve.
-pub async fn count(State(counter): State<std::sync::Arc<Counter>>, req: Request, next: Next) -> Response {
+pub async fn count(
+    State(counter): State<std::sync::Arc<Counter>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_string();
     if path.starts_with("/_") {
         return next.run(req).await;
@@ -132,13 +141,15 @@ pub async fn count(State(counter): State<std::sync::Arc<Counter>>, req: Request,
         arrivals.push(Arrival {
             at: now,
             path: path.clone(),
+            uri: req.uri().to_string(),
         });
     }
-    *lock(&counter.by_path).entry(path).or_insert(0) += 1;
     let n = counter.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     counter.peak_in_flight.fetch_max(n, Ordering::Relaxed);
     let _guard = InFlight(&counter);
-    if let Some(retry_after) = counter.take_too_many() {
+    let too_many = counter.take_too_many(&path);
+    *lock(&counter.by_path).entry(path).or_insert(0) += 1;
+    if let Some(retry_after) = too_many {
         lock(&counter.too_many_sent).push(Instant::now());
         let mut response = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
         if let Ok(v) = HeaderValue::from_str(&retry_after) {

@@ -63,13 +63,16 @@ pub enum Fault {
         /// How many answers.
         times: u32,
     },
-    /// Any page answers `429 Too Many Requests` with this `Retry-After`
+    /// Pages answer `429 Too Many Requests` with this `Retry-After`
     /// (seconds, or an HTTP date) this many times.
     TooManyRequests {
         /// How many answers.
         times: u32,
         /// The `Retry-After` header's value.
         retry_after: String,
+        /// Only requests of this path (`/guild.php`); every page when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
     },
 }
 
@@ -90,6 +93,8 @@ pub struct DemoSiteOptions {
     pub utc_offset_minutes: i32,
     /// The page layout.
     pub layout: Layout,
+    /// Pages each guild of a generated dataset is split into (`rel="next"`).
+    pub guild_pages: usize,
 }
 
 impl Default for DemoSiteOptions {
@@ -102,6 +107,7 @@ impl Default for DemoSiteOptions {
             now: Clock::System,
             utc_offset_minutes: -180,
             layout: Layout::Table,
+            guild_pages: 1,
         }
     }
 }
@@ -139,9 +145,11 @@ impl Shared {
             Fault::Guild503 { times } => f.guild503 = times,
             Fault::Slow { millis } => f.slow = Duration::from_millis(millis),
             Fault::TruncatedHtml { times } => f.truncated = times,
-            Fault::TooManyRequests { times, retry_after } => {
-                self.counter.set_too_many(times, retry_after)
-            }
+            Fault::TooManyRequests {
+                times,
+                retry_after,
+                path,
+            } => self.counter.set_too_many(times, retry_after, path),
         }
     }
     fn advance(&self) -> u64 {
@@ -182,7 +190,16 @@ impl DemoSite {
             .ok_or_else(|| anyhow::anyhow!("bad utc offset"))?;
         let now = options.now.now();
         let data = match options.sized {
-            Some(size) => Data::sized(size, now, offset),
+            Some(size) => {
+                let mut d = Data::sized(size, now, offset);
+                if options.guild_pages > 1 {
+                    let per_page = size.players_per_guild.div_ceil(options.guild_pages).max(1);
+                    for g in d.worlds.iter_mut().flat_map(|w| w.guilds.iter_mut()) {
+                        g.page_size = Some(per_page);
+                    }
+                }
+                d
+            }
             None => Data::realistic(now, offset),
         };
         let shared = Arc::new(Shared {
@@ -309,7 +326,7 @@ impl DemoSite {
     /// Remove every fault.
     pub fn clear_faults(&self) {
         *self.shared.faults() = Faults::default();
-        self.shared.counter.set_too_many(0, String::new());
+        self.shared.counter.set_too_many(0, String::new(), None);
     }
 
     /// Requests per path (`/status`, `/guild.php`, …) since the start or
@@ -508,7 +525,7 @@ async fn post_fault(
 
 async fn delete_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
     *shared.faults() = Faults::default();
-    shared.counter.set_too_many(0, String::new());
+    shared.counter.set_too_many(0, String::new(), None);
     StatusCode::NO_CONTENT
 }
 
