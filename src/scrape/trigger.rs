@@ -41,7 +41,9 @@ struct State {
     watched: bool,
     /// The watcher is believed up (only meaningful when watched).
     watcher_up: bool,
-    /// A check was asked for.
+    /// A check was asked for ("check now").
+    requested: bool,
+    /// A check is due because the watcher went down.
     check: bool,
     /// Due worlds not yet handed to the loop (latest time per world).
     due: BTreeMap<String, DateTime<FixedOffset>>,
@@ -93,7 +95,7 @@ impl CheckNow {
     /// that is checking or scraping checks again right after. Requests made
     /// meanwhile count once.
     pub fn request(&self) {
-        self.change(|s| s.check = true);
+        self.change(|s| s.requested = true);
     }
 
     /// The watcher saw `world` at `update_time` (and is up).
@@ -162,6 +164,10 @@ impl CheckNow {
                         worlds,
                         checked_at: s.checked_at.unwrap_or_else(Utc::now),
                     });
+                }
+                if std::mem::take(&mut s.requested) {
+                    tracing::info!("checking now, as requested");
+                    return Some(Wake::Check);
                 }
                 if std::mem::take(&mut s.check) {
                     return Some(Wake::Check);
