@@ -16,14 +16,18 @@
 //! more small process.
 //!
 //! "Due" means what it means in a worker: the world's status-page time
-//! differs from the last update stored for it (the watcher reads the
-//! store), so a failed run is announced again at the next check, and a
-//! world whose run is still being written may be announced twice (its
-//! worker then finds it stored and does nothing).
+//! differs from the last update stored for it, so a failed run is
+//! announced again at the next check, and a world whose run is still being
+//! written may be announced twice (its worker then finds it stored and
+//! does nothing). A time that changed since the last check is announced at
+//! once, without asking the store first. The status pages are kept after
+//! the news went out, at most every [`STATUS_PAGES_EVERY`] (or every poll
+//! interval, when longer).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, FixedOffset, Utc};
 use pool::WorkerReport;
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +35,13 @@ use crate::config::Config;
 use crate::protocol::{DueWorld, Phase, StatusChecked, WorkerEvent};
 use crate::scrape::{CheckNow, Reporter, Scraper, open_store_retrying, save_status_pages};
 use crate::site::{Clock, find_world};
+use crate::store::Store;
 
 pub mod relay;
+
+/// Shortest time between two savings of the status pages
+/// (`/api/status-data`).
+pub const STATUS_PAGES_EVERY: Duration = Duration::from_secs(10);
 
 /// The watcher's worker name in the pool (`/api/workers/watcher`).
 pub const WATCHER_NAME: &str = "watcher";
@@ -120,6 +129,50 @@ pub fn start_services(
     }
 }
 
+/// What the watcher remembers per world, so that a new update is
+/// announced without waiting for the store.
+#[derive(Debug, Default)]
+struct Memory {
+    /// The update time last announced as due.
+    announced: HashMap<String, DateTime<FixedOffset>>,
+    /// The update time the store last said was processed.
+    stored: HashMap<String, DateTime<FixedOffset>>,
+}
+
+impl Memory {
+    /// Whether `world` at `update_time` is due: not if the store had it
+    /// already; at once (no store read) when the time changed since the
+    /// last check; otherwise (first sight, or announced before and maybe
+    /// failed) as the store says.
+    async fn is_due(
+        &mut self,
+        store: &Store,
+        world: &str,
+        update_time: DateTime<FixedOffset>,
+    ) -> bool {
+        if self.stored.get(world) == Some(&update_time) {
+            return false;
+        }
+        let changed = self
+            .announced
+            .get(world)
+            .is_some_and(|last| *last != update_time);
+        if !changed {
+            match store.world_state(world).await {
+                Ok(state) if state.last_update_time == Some(update_time) => {
+                    self.stored.insert(world.to_string(), update_time);
+                    return false;
+                }
+                Ok(_) => {}
+                // Let the worker decide (it reads the store too).
+                Err(e) => tracing::warn!(%world, error = %e, "cannot read the world's state"),
+            }
+        }
+        self.announced.insert(world.to_string(), update_time);
+        true
+    }
+}
+
 /// Poll interval plus up to `jitter` × interval at random.
 fn poll_delay(config: &Config) -> Duration {
     let base = config.site.poll_interval;
@@ -145,6 +198,12 @@ pub async fn run_watcher(
         interval = ?config.site.poll_interval,
         "status watcher started"
     );
+    let mut memory = Memory::default();
+    // The status pages of every world are kept at most this often (one
+    // write per world): at the default 60 s interval, after every check;
+    // polled faster, the writes would compete with the runs' commits.
+    let save_every = config.site.poll_interval.max(STATUS_PAGES_EVERY);
+    let mut last_saved: Option<std::time::Instant> = None;
     loop {
         reporter.phase(Phase::Checking);
         let checked_at = Utc::now();
@@ -152,9 +211,8 @@ pub async fn run_watcher(
             () = shutdown.cancelled() => break,
             s = scraper.status() => s,
         };
-        let checked = match status {
+        let (checked, page) = match status {
             Ok(all) => {
-                save_status_pages(&scraper, &store, &config, &config.worlds, &all).await;
                 let mut due = Vec::new();
                 let mut missing = Vec::new();
                 for world in &config.worlds {
@@ -162,15 +220,7 @@ pub async fn run_watcher(
                         missing.push(world.name.clone());
                         continue;
                     };
-                    let stored = match store.world_state(&world.name).await {
-                        Ok(state) => state.last_update_time == Some(ws.update_time),
-                        Err(e) => {
-                            // Let the worker decide (it reads the store too).
-                            tracing::warn!(world = %world.name, error = %e, "cannot read the world's state");
-                            false
-                        }
-                    };
-                    if !stored {
+                    if memory.is_due(&store, &world.name, ws.update_time).await {
                         due.push(DueWorld {
                             world: world.name.clone(),
                             update_time: ws.update_time,
@@ -187,11 +237,14 @@ pub async fn run_watcher(
                     last_error: Some(error.clone().unwrap_or_default()),
                     ..Default::default()
                 });
-                StatusChecked {
-                    checked_at,
-                    due,
-                    error,
-                }
+                (
+                    StatusChecked {
+                        checked_at,
+                        due,
+                        error,
+                    },
+                    Some(all),
+                )
             }
             Err(e) => {
                 tracing::warn!(error = %e, "status page failed");
@@ -199,15 +252,26 @@ pub async fn run_watcher(
                     last_error: Some(e.to_string()),
                     ..Default::default()
                 });
-                StatusChecked {
-                    checked_at,
-                    due: Vec::new(),
-                    error: Some(e.to_string()),
-                }
+                (
+                    StatusChecked {
+                        checked_at,
+                        due: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                    None,
+                )
             }
         };
         tracing::debug!(due = checked.due.len(), "status checked");
+        // The news first, the bookkeeping after: workers start scraping
+        // while the status pages are written.
         reporter.event(&WorkerEvent::StatusChecked(checked));
+        if let Some(all) = page
+            && last_saved.is_none_or(|t| t.elapsed() >= save_every)
+        {
+            save_status_pages(&scraper, &store, &config, &config.worlds, &all).await;
+            last_saved = Some(std::time::Instant::now());
+        }
         reporter.phase(Phase::Sleeping);
         if check_now
             .next(poll_delay(&config), &shutdown)
