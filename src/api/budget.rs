@@ -44,13 +44,21 @@ impl<'a> View<'a> {
     }
 }
 
+/// A metric family of hosts: name, type, help, value.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&HostSnapshot) -> f64,
+);
+
 /// The budget's metrics, appended to `/metrics`.
 pub fn render(s: &BudgetSnapshot) -> String {
     let mut w = Writer {
         out: String::with_capacity(512 + s.workers.len() * 160),
     };
     let host = |h: &HostSnapshot| h.host.clone();
-    let families: [(&str, &str, &str, fn(&HostSnapshot) -> f64); 9] = [
+    let families: [Family; 9] = [
         (
             "worldpool_host_rate_limit",
             "gauge",
