@@ -17,10 +17,10 @@
 //!
 //! "Due" means what it means in a worker: the world's status-page time
 //! differs from the last update stored for it, so a failed run is
-//! announced again at the next check, and a world whose run is still being
-//! written may be announced twice (its worker then finds it stored and
-//! does nothing). A time that changed since the last check is announced at
-//! once, without asking the store first. The status pages are kept after
+//! announced again (after a poll interval, at least a second), and a world
+//! whose run is still being written may be announced twice (its worker
+//! then finds it stored and does nothing). A time that changed since the
+//! last check is announced at once, without asking the store first. The status pages are kept after
 //! the news went out, at most every [`STATUS_PAGES_EVERY`] (or every poll
 //! interval, when longer).
 
@@ -133,8 +133,11 @@ pub fn start_services(
 /// announced without waiting for the store.
 #[derive(Debug, Default)]
 struct Memory {
-    /// The update time last announced as due.
-    announced: HashMap<String, DateTime<FixedOffset>>,
+    /// The update time last announced as due, and when.
+    announced: HashMap<String, (DateTime<FixedOffset>, std::time::Instant)>,
+    /// How long an announced update is left to its worker before the store
+    /// is asked whether it is done (and it is announced again if not).
+    recheck: Duration,
     /// The update time the store last said was processed.
     stored: HashMap<String, DateTime<FixedOffset>>,
 }
@@ -142,8 +145,9 @@ struct Memory {
 impl Memory {
     /// Whether `world` at `update_time` is due: not if the store had it
     /// already; at once (no store read) when the time changed since the
-    /// last check; otherwise (first sight, or announced before and maybe
-    /// failed) as the store says.
+    /// last check; not while its worker has had it for less than
+    /// `recheck`; otherwise (first sight, or announced a while ago and
+    /// maybe failed) as the store says.
     async fn is_due(
         &mut self,
         store: &Store,
@@ -153,10 +157,17 @@ impl Memory {
         if self.stored.get(world) == Some(&update_time) {
             return false;
         }
-        let changed = self
-            .announced
-            .get(world)
-            .is_some_and(|last| *last != update_time);
+        let now = std::time::Instant::now();
+        let (changed, recent) = match self.announced.get(world) {
+            Some((last, at)) => (
+                *last != update_time,
+                *last == update_time && now.duration_since(*at) < self.recheck,
+            ),
+            None => (false, false),
+        };
+        if recent {
+            return false;
+        }
         if !changed {
             match store.world_state(world).await {
                 Ok(state) if state.last_update_time == Some(update_time) => {
@@ -168,7 +179,7 @@ impl Memory {
                 Err(e) => tracing::warn!(%world, error = %e, "cannot read the world's state"),
             }
         }
-        self.announced.insert(world.to_string(), update_time);
+        self.announced.insert(world.to_string(), (update_time, now));
         true
     }
 }
@@ -198,7 +209,10 @@ pub async fn run_watcher(
         interval = ?config.site.poll_interval,
         "status watcher started"
     );
-    let mut memory = Memory::default();
+    let mut memory = Memory {
+        recheck: config.site.poll_interval.max(Duration::from_secs(1)),
+        ..Memory::default()
+    };
     // The status pages of every world are kept at most this often (one
     // write per world): at the default 60 s interval, after every check;
     // polled faster, the writes would compete with the runs' commits.
