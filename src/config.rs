@@ -100,6 +100,10 @@ pub struct PoolSettings {
     pub reload_parallel: usize,
     /// Reload when the config file changes.
     pub watch_config: bool,
+    /// Pool mode: one watcher process reads the status page for every
+    /// world and tells the due worlds' workers (`false`: every worker
+    /// polls the status page on its own).
+    pub watcher: bool,
 }
 
 /// `[storage]`, typed.
@@ -132,6 +136,8 @@ pub struct World {
     pub watch: Vec<String>,
     /// Effective limits.
     pub limits: Limits,
+    /// Who goes first when the host's budget is short (higher first).
+    pub priority: i32,
 }
 
 /// A loaded, valid config.
@@ -530,6 +536,7 @@ struct RawPool {
     heartbeat_timeout: Option<String>,
     reload_parallel: Option<usize>,
     watch_config: Option<bool>,
+    watcher: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -556,6 +563,7 @@ struct RawSite {
     proxy: Option<String>,
     poll_interval: Option<String>,
     poll_jitter: Option<f64>,
+    budget: Option<String>,
     utc_offset: Option<String>,
     reset_time: Option<String>,
     /// Read as a table first, so retired keys get a problem naming their
@@ -588,6 +596,7 @@ struct RawWorld {
     watch: Vec<String>,
     #[serde(default)]
     limits: RawLimits,
+    priority: Option<i32>,
 }
 
 // ---------------------------------------------------------------------------
@@ -808,6 +817,7 @@ impl Validator {
                 None => 2,
             },
             watch_config: p.watch_config.unwrap_or(false),
+            watcher: p.watcher.unwrap_or(true),
         };
 
         let base_limits = Limits {
@@ -888,6 +898,16 @@ impl Validator {
                 );
                 continue;
             }
+            if pool.mode == Mode::Pool
+                && pool.watcher
+                && name.eq_ignore_ascii_case(crate::watcher::WATCHER_NAME)
+            {
+                self.problem(
+                    &format!("{key}.name"),
+                    format!("`{name}` is the name of the pool's status watcher process"),
+                    "set [pool] watcher = false, or tell us: a world of that name is not supported",
+                );
+            }
             if !seen.insert(name.to_lowercase()) {
                 self.problem(
                     &format!("{key}.name"),
@@ -947,6 +967,7 @@ impl Validator {
                 guilds: w.guilds.iter().map(|g| g.trim().to_string()).collect(),
                 watch,
                 limits,
+                priority: w.priority.unwrap_or(0),
             });
         }
 
@@ -1091,6 +1112,18 @@ impl Validator {
                 }
             },
         };
+        let budget = match s.budget.as_deref() {
+            None | Some("pool") => crate::site::BudgetScope::Pool,
+            Some("worker") => crate::site::BudgetScope::Worker,
+            Some(other) => {
+                self.problem(
+                    "site.budget",
+                    format!("unknown budget scope `{other}`"),
+                    "write \"pool\" (rate_limit and max_concurrent shared by every worker) or \"worker\" (each worker process its own)",
+                );
+                crate::site::BudgetScope::Pool
+            }
+        };
         let selectors = self.selectors(s.selectors);
         SiteSettings {
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -1120,6 +1153,7 @@ impl Validator {
                 Duration::from_secs(60),
             ),
             poll_jitter,
+            budget,
             utc_offset_minutes,
             reset_minutes,
             selectors,

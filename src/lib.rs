@@ -23,6 +23,7 @@
 pub mod api;
 pub mod app_events;
 pub mod bench;
+pub mod budget;
 pub mod commands;
 pub mod config;
 pub mod demo_site;
@@ -35,4 +36,5 @@ pub mod scrape;
 pub mod site;
 pub mod store;
 pub mod supervise;
+pub mod watcher;
 pub mod worker;

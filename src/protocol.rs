@@ -162,6 +162,16 @@ pub enum WorkerEvent {
     Deltas(DeltaBatch),
     /// `vip_pass`.
     VipPass(VipPass),
+    /// `status_checked`: the watcher read the status page.
+    StatusChecked(StatusChecked),
+    /// `budget_acquire`: a request waits for the pool's grant.
+    BudgetAcquire(BudgetAcquire),
+    /// `budget_release`: a granted request ended, or a waiting one was
+    /// given up.
+    BudgetRelease(BudgetRelease),
+    /// `budget_sync`: everything the worker waits for and holds (the
+    /// answer to [`SupervisorMessage::BudgetResync`]).
+    BudgetSync(BudgetSync),
 }
 
 impl WorkerEvent {
@@ -172,7 +182,18 @@ impl WorkerEvent {
             WorkerEvent::RunFailed(_) => "run_failed",
             WorkerEvent::Deltas(_) => "deltas",
             WorkerEvent::VipPass(_) => "vip_pass",
+            WorkerEvent::StatusChecked(_) => "status_checked",
+            WorkerEvent::BudgetAcquire(_) => "budget_acquire",
+            WorkerEvent::BudgetRelease(_) => "budget_release",
+            WorkerEvent::BudgetSync(_) => "budget_sync",
         }
+    }
+
+    /// Whether events of this kind are the pool's own bookkeeping (the
+    /// request budget's requests and releases, several per page fetched):
+    /// kept off the SSE stream and the dashboard.
+    pub fn is_internal_kind(kind: &str) -> bool {
+        kind.starts_with("budget_")
     }
 
     /// The channel message carrying it.
@@ -182,6 +203,10 @@ impl WorkerEvent {
             WorkerEvent::RunFailed(e) => serde_json::to_value(e),
             WorkerEvent::Deltas(e) => serde_json::to_value(e),
             WorkerEvent::VipPass(e) => serde_json::to_value(e),
+            WorkerEvent::StatusChecked(e) => serde_json::to_value(e),
+            WorkerEvent::BudgetAcquire(e) => serde_json::to_value(e),
+            WorkerEvent::BudgetRelease(e) => serde_json::to_value(e),
+            WorkerEvent::BudgetSync(e) => serde_json::to_value(e),
         };
         WorkerMessage::Event {
             kind: self.kind().to_string(),
@@ -203,6 +228,18 @@ impl WorkerEvent {
                 .map(WorkerEvent::RunFailed),
             "deltas" => serde_json::from_value(data).ok().map(WorkerEvent::Deltas),
             "vip_pass" => serde_json::from_value(data).ok().map(WorkerEvent::VipPass),
+            "status_checked" => serde_json::from_value(data)
+                .ok()
+                .map(WorkerEvent::StatusChecked),
+            "budget_acquire" => serde_json::from_value(data)
+                .ok()
+                .map(WorkerEvent::BudgetAcquire),
+            "budget_release" => serde_json::from_value(data)
+                .ok()
+                .map(WorkerEvent::BudgetRelease),
+            "budget_sync" => serde_json::from_value(data)
+                .ok()
+                .map(WorkerEvent::BudgetSync),
             _ => None,
         }
     }
@@ -216,6 +253,77 @@ impl WorkerEvent {
     }
 }
 
+/// A world whose status-page time differs from the last update stored
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueWorld {
+    /// World (as the config names it).
+    pub world: String,
+    /// The site's `Daily Raw Ranking` time of it.
+    pub update_time: DateTime<FixedOffset>,
+}
+
+/// The watcher read the status page once for the whole pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChecked {
+    /// When the page was fetched.
+    pub checked_at: DateTime<Utc>,
+    /// The configured worlds that are due, with their new update time.
+    #[serde(default)]
+    pub due: Vec<DueWorld>,
+    /// Why the check failed (the page did not load or parse), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request waits for a grant of the pool's budget for `host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetAcquire {
+    /// `host:port`.
+    pub host: String,
+    /// The worker's id of the request (unique within the process).
+    pub id: u64,
+    /// Higher goes first (`[[worlds]] priority`).
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// A granted request ended (with what the site answered), or a waiting
+/// one was given up (`feedback` absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRelease {
+    /// `host:port`.
+    pub host: String,
+    /// The request id.
+    pub id: u64,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<crate::budget::Feedback>,
+}
+
+/// One request a worker waits for or holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetTicket {
+    /// `host:port`.
+    pub host: String,
+    /// The request id.
+    pub id: u64,
+    /// Its priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// Everything a worker waits for and holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSync {
+    /// Waiting for a grant.
+    #[serde(default)]
+    pub waiting: Vec<BudgetTicket>,
+    /// Granted and not yet released.
+    #[serde(default)]
+    pub held: Vec<BudgetTicket>,
+}
+
 /// A message from the supervisor to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -223,6 +331,34 @@ pub enum SupervisorMessage {
     /// Check the site now (`POST /api/manual-update`, a watched player
     /// added): a sleeping scrape loop wakes at once.
     CheckNow,
+    /// The watcher saw a new update of this worker's world: scrape it now.
+    WorldDue {
+        /// World.
+        world: String,
+        /// Its new update time on the status page.
+        update_time: DateTime<FixedOffset>,
+        /// When the watcher read the status page.
+        checked_at: DateTime<Utc>,
+    },
+    /// The watcher checks the status page for the pool (again): stop
+    /// polling it yourself.
+    WatcherUp {
+        /// When the watcher last read the status page.
+        checked_at: DateTime<Utc>,
+    },
+    /// The watcher process is gone: poll the status page yourself until
+    /// [`SupervisorMessage::WatcherUp`].
+    WatcherDown,
+    /// Requests granted by the pool's budget for `host`: send them now.
+    BudgetGrant {
+        /// `host:port`.
+        host: String,
+        /// The request ids.
+        ids: Vec<u64>,
+    },
+    /// The supervisor missed messages: answer with a
+    /// [`WorkerEvent::BudgetSync`].
+    BudgetResync,
 }
 
 #[cfg(test)]
@@ -235,6 +371,85 @@ mod tests {
         assert_eq!(line, r#"{"type":"check_now"}"#);
         let back: SupervisorMessage = serde_json::from_str(&line).expect("parses");
         assert_eq!(back, SupervisorMessage::CheckNow);
+        let t = DateTime::parse_from_rfc3339("2026-11-29T09:23:00-03:00").expect("time");
+        let at = t.with_timezone(&Utc);
+        let table = [
+            (
+                SupervisorMessage::WorldDue {
+                    world: "Aurera".into(),
+                    update_time: t,
+                    checked_at: at,
+                },
+                "world_due",
+            ),
+            (
+                SupervisorMessage::WatcherUp { checked_at: at },
+                "watcher_up",
+            ),
+            (SupervisorMessage::WatcherDown, "watcher_down"),
+            (
+                SupervisorMessage::BudgetGrant {
+                    host: "127.0.0.1:80".into(),
+                    ids: vec![1, 2],
+                },
+                "budget_grant",
+            ),
+            (SupervisorMessage::BudgetResync, "budget_resync"),
+        ];
+        for (m, tag) in table {
+            let v = serde_json::to_value(&m).expect("serializes");
+            assert_eq!(v["type"], tag);
+            let back: SupervisorMessage = serde_json::from_value(v).expect("parses");
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn budget_and_watcher_events_round_trip_and_budget_ones_are_internal() {
+        let t = DateTime::parse_from_rfc3339("2026-11-29T09:23:00-03:00").expect("time");
+        let events = [
+            WorkerEvent::StatusChecked(StatusChecked {
+                checked_at: t.with_timezone(&Utc),
+                due: vec![DueWorld {
+                    world: "Aurera".into(),
+                    update_time: t,
+                }],
+                error: None,
+            }),
+            WorkerEvent::BudgetAcquire(BudgetAcquire {
+                host: "h:1".into(),
+                id: 3,
+                priority: -2,
+            }),
+            WorkerEvent::BudgetRelease(BudgetRelease {
+                host: "h:1".into(),
+                id: 3,
+                feedback: Some(crate::budget::Feedback {
+                    status: Some(429),
+                    retry_after_ms: Some(2_000),
+                    failed: false,
+                }),
+            }),
+            WorkerEvent::BudgetSync(BudgetSync {
+                waiting: vec![BudgetTicket {
+                    host: "h:1".into(),
+                    id: 4,
+                    priority: 0,
+                }],
+                held: vec![],
+            }),
+        ];
+        for e in events {
+            let WorkerMessage::Event { kind, data } = e.to_message() else {
+                panic!("not an event message");
+            };
+            assert_eq!(
+                WorkerEvent::is_internal_kind(&kind),
+                kind.starts_with("budget_")
+            );
+            assert_eq!(WorkerEvent::parse(&kind, &data), Some(e));
+        }
+        assert!(!WorkerEvent::is_internal_kind("run_finished"));
     }
 
     #[test]

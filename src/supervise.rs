@@ -3,8 +3,10 @@
 //! the file ([`crate::reload`]), stop everything on SIGINT/SIGTERM.
 //!
 //! Workers are this very binary (`std::env::current_exe()`) re-executed as
-//! `worldpool worker --world NAME --config PATH` (pool mode) or
-//! `worldpool worker --all --config PATH` (single mode), unless
+//! `worldpool worker --world NAME --config PATH` (pool mode, plus one
+//! `worldpool worker --watcher` named `watcher` that reads the status page
+//! for all of them) or `worldpool worker --all --config PATH` (single
+//! mode), with `--watched` and `--pool-budget` as the config asks, unless
 //! [`WORKER_PROGRAM_ENV`] names another program taking the same arguments
 //! (a wrapper script, or the test suite's misbehaving worker). The
 //! heartbeat period is passed in [`crate::worker::HEARTBEAT_ENV`].
@@ -66,23 +68,32 @@ pub fn worker_specs_with(
         ));
         s
     };
+    let roles = crate::watcher::roles(config);
     match config.pool.mode {
-        Mode::Pool => config
-            .worlds
-            .iter()
-            .map(|w| {
-                spec(
-                    &w.name,
-                    vec!["--world".to_string(), w.name.clone()],
-                    w.limits.clone(),
-                )
-            })
-            .collect(),
-        Mode::Single => vec![spec(
-            "single",
-            vec!["--all".to_string()],
-            config.limits.clone(),
-        )],
+        Mode::Pool => {
+            let mut specs: Vec<pool::WorkerSpec> = config
+                .worlds
+                .iter()
+                .map(|w| {
+                    let mut selection = vec!["--world".to_string(), w.name.clone()];
+                    selection.extend(roles.world_flags());
+                    spec(&w.name, selection, w.limits.clone())
+                })
+                .collect();
+            if roles.watcher {
+                specs.push(spec(
+                    crate::watcher::WATCHER_NAME,
+                    roles.watcher_flags(),
+                    config.limits.clone(),
+                ));
+            }
+            specs
+        }
+        Mode::Single => {
+            let mut selection = vec!["--all".to_string()];
+            selection.extend(roles.world_flags());
+            vec![spec("single", selection, config.limits.clone())]
+        }
     }
 }
 
@@ -136,6 +147,12 @@ pub async fn run_with(
     let app_events = crate::app_events::AppEvents::default();
     let mut followers: Vec<std::sync::Arc<dyn crate::reload::Follower>> =
         vec![std::sync::Arc::new(crate::reload::LogLevel)];
+    // The pool's budget and the watcher's relay (application tasks over
+    // the pool's events and channels; see crate::budget, crate::watcher).
+    let services = crate::watcher::start_services(&config, &handle, stop.clone());
+    if let Some(budget) = &services.budget {
+        followers.push(std::sync::Arc::new(budget.clone()));
+    }
     tracing::info!(
         workers = handle.names().len(),
         mode = ?config.pool.mode,
@@ -155,10 +172,13 @@ pub async fn run_with(
             };
             let control: std::sync::Arc<dyn crate::api::Control> =
                 std::sync::Arc::new(handle.clone());
-            let state = crate::api::ApiState::new(control, store, token)
+            let mut state = crate::api::ApiState::new(control, store, token)
                 .with_compat(crate::api::CompatSettings::from_config(&config))
                 .with_reload(reload.clone())
                 .with_app_events(app_events.clone());
+            if let Some(budget) = &services.budget {
+                state = state.with_budget(budget.clone());
+            }
             followers.push(std::sync::Arc::new(state.clone()));
             let (addr, task) = crate::api::serve_dedicated(
                 bind,

@@ -125,7 +125,8 @@ async fn get_json(http: &reqwest::Client, base: &str, path: &str) -> Option<Valu
     r.json().await.ok()
 }
 
-/// Wait until the API lists `n` running workers with pids; returns them.
+/// Wait until the API lists `n` running workers with pids (a pool's
+/// worlds and its status watcher); returns them.
 async fn running_workers(http: &reqwest::Client, base: &str, n: usize) -> Vec<Value> {
     wait_for_async("every worker running", DEADLINE, || async move {
         let list = get_json(http, base, "/api/workers").await?;
@@ -212,7 +213,7 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
     let base = format!("http://127.0.0.1:{port}");
     let http = client();
     let mut pool = RunningPool::start(&config, port, Some(TOKEN), true);
-    let first = running_workers(&http, &base, worlds.len()).await;
+    let first = running_workers(&http, &base, worlds.len() + 1).await;
 
     let browser = Browser::start(1280, 800).await;
     let started = Instant::now();
@@ -223,7 +224,7 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
             DEADLINE,
             "return document.getElementById('conn').dataset.state === 'live' \
              && document.querySelectorAll('#workers-body tr').length === arguments[0];",
-            json!(worlds.len()),
+            json!(worlds.len() + 1),
         )
         .await;
     eprintln!("page live in {:?}", started.elapsed());
@@ -347,9 +348,10 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
         .await;
     assert_eq!(stored, json!(TOKEN));
 
-    // Stop all, then start all, with the buttons for every worker.
+    // Stop all, then start all, with the buttons for every worker (the
+    // three worlds' and the status watcher).
     browser.click("button[data-all=\"stop\"]").await;
-    control_message(&browser, "stop all done", "stop all: 3 done").await;
+    control_message(&browser, "stop all done", "stop all: 4 done").await;
     browser
         .wait_for(
             "every row stopped",
@@ -360,7 +362,7 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
         )
         .await;
     browser.click("button[data-all=\"start\"]").await;
-    control_message(&browser, "start all done", "start all: 3 done").await;
+    control_message(&browser, "start all done", "start all: 4 done").await;
     browser
         .wait_for(
             "every row running again",
@@ -384,7 +386,7 @@ async fn dashboard_follows_a_real_pool_and_controls_it() {
         )
         .await;
     let mut pool = RunningPool::start(&config, port, None, true);
-    let second = running_workers(&http, &base, worlds.len()).await;
+    let second = running_workers(&http, &base, worlds.len() + 1).await;
     let expected: Vec<(String, String)> = second
         .iter()
         .map(|w| {
@@ -442,7 +444,7 @@ async fn dashboard_shows_deltas_live_from_the_demo_site() {
     let base = format!("http://127.0.0.1:{port}");
     let http = client();
     let mut pool = RunningPool::start(&config, port, None, false);
-    running_workers(&http, &base, worlds.len()).await;
+    running_workers(&http, &base, worlds.len() + 1).await;
     let (h, b, ws) = (&http, base.as_str(), &worlds);
     // Every world's first run stored.
     wait_for_async("a first run of every world", DEADLINE, || async move {
@@ -463,7 +465,7 @@ async fn dashboard_shows_deltas_live_from_the_demo_site() {
             "return document.getElementById('conn').dataset.state === 'live' \
              && document.querySelectorAll('#workers-body tr').length === arguments[0] \
              && document.querySelectorAll('#deltas-body tr').length > 0;",
-            json!(worlds.len()),
+            json!(worlds.len() + 1),
         )
         .await;
     browser.eval("window.__testMark = 42;", json!([])).await;

@@ -956,7 +956,17 @@ async fn worker_loop_keeps_status_pages_and_checks_now() {
     })
     .await;
     let fetched = first[0].fetch_time;
-    assert_eq!(first[0].routines[0].rotina, "Daily Raw Ranking");
+    // Every routine row of the world's block, as the site shows it.
+    let names: Vec<&str> = first[0]
+        .routines
+        .iter()
+        .map(|r| r.rotina.as_str())
+        .collect();
+    assert_eq!(
+        names[..3],
+        ["Online", "Daily Raw Ranking", "Deaths/Kills"],
+        "{names:?}"
+    );
     // Let the loop reach its sleep (every world stored), then ask.
     wait_for_async("a run of every world", DEADLINE, || {
         let store = store.clone();

@@ -94,7 +94,8 @@ fn sigkill_of_the_supervisor_leaves_no_worker_behind() {
     // can end it. The others also exit on their own at channel EOF.
     let worlds = ["A", "B", "C"];
     let mut sup = run_supervisor(&worlds, "A=stubborn,*=idle", "10s");
-    let pids = wait_workers_running(&sup, &worlds);
+    // The worlds' workers and the pool's status watcher.
+    let pids = wait_workers_running(&sup, &["A", "B", "C", "watcher"]);
     let sup_pid = sup.child.id();
     let mut children = children_of(sup_pid);
     children.sort();

@@ -146,14 +146,20 @@ async fn post_reload(base: &str) -> (u16, Value) {
     (status, r.json().await.expect("JSON"))
 }
 
-/// `{world: pid}` once every listed world is running (and only those).
+/// `{world: pid}` once every listed world is running (and only those),
+/// with the pool's status watcher running beside them.
 async fn running_pids(base: &str, worlds: &[&str]) -> Vec<(String, u64)> {
     let want: Vec<String> = worlds.iter().map(|s| s.to_string()).collect();
     wait_for_async(&format!("exactly {worlds:?} running"), LONG, || {
         let want = want.clone();
         async move {
             let v = get(base, "/api/workers").await;
-            let list = v.as_array()?;
+            let all = v.as_array()?;
+            let (watchers, list): (Vec<&Value>, Vec<&Value>) =
+                all.iter().partition(|w| w["kind"] == "watcher");
+            if watchers.len() != 1 || watchers[0]["state"] != "running" {
+                return None;
+            }
             let names: Vec<String> = list
                 .iter()
                 .filter_map(|w| w["world"].as_str().map(str::to_string))
@@ -290,13 +296,14 @@ async fn a_reload_starts_stops_and_restarts_only_what_changed() {
     };
     assert_eq!(
         strings(&other["plan"]["unchanged"]),
-        ["A", "B", "D"],
+        ["A", "B", "D", "watcher"],
         "{other}"
     );
     let plan = &report["plan"];
     assert_eq!(strings(&plan["started"]), ["D"], "{report}");
     assert_eq!(strings(&plan["stopped"]), ["C"], "{report}");
-    assert_eq!(strings(&plan["restarted"]), ["B"], "{report}");
+    // The status watcher restarts to read the new world list.
+    assert_eq!(strings(&plan["restarted"]), ["B", "watcher"], "{report}");
     assert_eq!(strings(&plan["unchanged"]), ["A"], "{report}");
     assert!(strings(&plan["updated"]).is_empty(), "{report}");
     assert!(plan["needs_restart"].as_array().is_some_and(Vec::is_empty));
@@ -312,6 +319,7 @@ async fn a_reload_starts_stops_and_restarts_only_what_changed() {
         .as_array()
         .expect("list")
         .iter()
+        .filter(|w| w["kind"] == "scraper")
         .filter_map(|w| w["world"].as_str())
         .collect();
     assert_eq!(names, ["A", "B", "D"], "C is gone from /api/workers");
@@ -356,7 +364,10 @@ async fn a_reload_starts_stops_and_restarts_only_what_changed() {
     // Nothing changed: nothing touched.
     let (status, report) = post_reload(&base).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(strings(&report["plan"]["unchanged"]), ["A", "B", "D"]);
+    assert_eq!(
+        strings(&report["plan"]["unchanged"]),
+        ["A", "B", "D", "watcher"]
+    );
     assert_eq!(running_pids(&base, &["A", "B", "D"]).await, after);
     sup.sigterm_and_wait();
 }
@@ -481,7 +492,11 @@ async fn sighup_and_the_file_watcher_reload_like_the_api() {
     let event = events.next_named("reloaded").await;
     assert_eq!(event["trigger"], "sighup");
     assert_eq!(strings(&event["plan"]["started"]), ["D"], "{event}");
-    assert_eq!(strings(&event["plan"]["restarted"]), ["C"], "{event}");
+    assert_eq!(
+        strings(&event["plan"]["restarted"]),
+        ["C", "watcher"],
+        "{event}"
+    );
     assert_eq!(strings(&event["plan"]["unchanged"]), ["A", "B"], "{event}");
     let after = running_pids(&base, &["A", "B", "C", "D"]).await;
     assert_eq!(pid_of(&after, "A"), pid_of(&before, "A"));
@@ -494,7 +509,11 @@ async fn sighup_and_the_file_watcher_reload_like_the_api() {
     let event = events.next_named("reloaded").await;
     assert_eq!(event["trigger"], "watch");
     assert_eq!(strings(&event["plan"]["stopped"]), ["B"], "{event}");
-    assert_eq!(strings(&event["plan"]["restarted"]), ["A"], "{event}");
+    assert_eq!(
+        strings(&event["plan"]["restarted"]),
+        ["A", "watcher"],
+        "{event}"
+    );
     assert_eq!(strings(&event["plan"]["unchanged"]), ["C", "D"], "{event}");
     let watched_pids = running_pids(&base, &["A", "C", "D"]).await;
     assert_ne!(pid_of(&watched_pids, "A"), pid_of(&after, "A"));
@@ -575,7 +594,10 @@ async fn no_run_is_lost_or_duplicated_across_reloads() {
         site.advance();
         let (status, report) = reload.await.expect("reload task");
         assert_eq!(status, 200, "{report}");
-        assert_eq!(strings(&report["plan"]["restarted"]), worlds, "{report}");
+        // [site] changed: every world, and the status watcher.
+        let mut everyone = worlds.clone();
+        everyone.push("watcher".to_string());
+        assert_eq!(strings(&report["plan"]["restarted"]), everyone, "{report}");
         assert!(
             report["warnings"].as_array().is_some_and(Vec::is_empty),
             "{report}"

@@ -11,6 +11,7 @@ mod config;
 mod import;
 mod logging;
 mod parse;
+mod polite;
 mod pool;
 mod reload;
 mod scrape;

@@ -136,6 +136,12 @@ pub fn event_stream_full(
                     if world.as_deref().is_some_and(|w| w != ev.worker()) {
                         continue;
                     }
+                    // The request budget's bookkeeping stays in the pool.
+                    if let PoolEvent::Custom { kind, .. } = &ev
+                        && crate::protocol::WorkerEvent::is_internal_kind(kind)
+                    {
+                        continue;
+                    }
                     return Some((to_sse(&ev), Some(source)));
                 }
                 Got::App(Ok(ev)) => {

@@ -143,17 +143,18 @@ fn escape_label(v: &str) -> String {
     out
 }
 
-struct Writer {
-    out: String,
+/// Writes exposition text (families and samples).
+pub(crate) struct Writer {
+    pub(crate) out: String,
 }
 
 impl Writer {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');

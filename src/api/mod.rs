@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
 
+pub mod budget;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -48,7 +49,7 @@ pub mod views;
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
-pub use table::{Row, fetch_rows, render_table};
+pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.
 pub const TOKEN_ENV: &str = crate::config::API_TOKEN_ENV;
@@ -79,6 +80,8 @@ pub struct ApiState {
     app_events: crate::app_events::AppEvents,
     /// Where `POST /api/reload` queues a reload (none: 501).
     reload: Option<crate::reload::ReloadHandle>,
+    /// The pool's per-host request budget (pool mode with a watcher).
+    budget: Option<crate::budget::service::BudgetService>,
 }
 
 struct Inner {
@@ -173,7 +176,15 @@ impl ApiState {
             compat: Arc::new(RwLock::new(Arc::new(CompatSettings::default()))),
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
+            budget: None,
         }
+    }
+
+    /// The same state showing the pool's request budget (`/api/budget`,
+    /// requests per worker in `/api/workers`, `worldpool_host_*` metrics).
+    pub fn with_budget(mut self, budget: crate::budget::service::BudgetService) -> ApiState {
+        self.budget = Some(budget);
+        self
     }
 
     /// The same state with the config the compatibility endpoints need
@@ -283,7 +294,13 @@ async fn follow_events(
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.generation.fetch_add(1, Ordering::AcqRel);
+        // The budget's own messages change nothing /api/workers shows
+        // (its counts are bounded by the cache's time).
+        let internal = matches!(&received, Ok(pool::PoolEvent::Custom { kind, .. })
+            if crate::protocol::WorkerEvent::is_internal_kind(kind));
+        if !internal {
+            shared.generation.fetch_add(1, Ordering::AcqRel);
+        }
         match received {
             Ok(ev) => {
                 shared.runs.record(&ev);
@@ -321,6 +338,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/deltas", get(deltas_handler))
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
+        .route("/api/budget", get(budget::budget_handler))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(compat::routes())
@@ -522,6 +540,7 @@ async fn list_workers(State(state): State<ApiState>) -> Response {
     }
     let built = Instant::now();
     let snapshot = state.control().workers();
+    let budget = state.budget.as_ref().map(|b| b.snapshot());
     let now = Utc::now();
     let vips = &state.inner.shared.vips;
     let views: Vec<views::WorkerView<'_>> = snapshot
@@ -529,6 +548,7 @@ async fn list_workers(State(state): State<ApiState>) -> Response {
         .map(|w| {
             views::WorkerView::new(w, now, false)
                 .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
+                .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
         })
         .collect();
     let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
@@ -552,9 +572,12 @@ async fn one_worker(
         .worker(&world)
         .ok_or(ApiError::UnknownWorker(world))?;
     let watched = views::WatchedView::of(&state.inner.shared.vips.of_worker(&w.name));
+    let budget = state.budget.as_ref().map(|b| b.snapshot());
     Ok(json(
         StatusCode::OK,
-        &views::WorkerView::new(&w, Utc::now(), true).with_watched(watched),
+        &views::WorkerView::new(&w, Utc::now(), true)
+            .with_watched(watched)
+            .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name))),
         2048,
     ))
 }
@@ -665,6 +688,9 @@ async fn metrics_handler(State(state): State<ApiState>) -> Response {
         &state.vip_counters().snapshot(),
     );
     reload::render_metrics(&mut text, state.reload.as_ref().map(|r| r.stats()));
+    if let Some(b) = &state.budget {
+        text.push_str(&budget::render(&b.snapshot()));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -78,10 +78,18 @@ fn spec() -> Value {
     if let Some(paths) = doc["paths"].as_object_mut() {
         paths.extend(super::compat::openapi::paths());
         paths.extend(reload_paths());
+        paths.extend(super::budget::openapi_paths());
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.extend(super::compat::openapi::schemas());
         schemas.extend(reload_schemas());
+        schemas.extend(super::budget::openapi_schemas());
+        if let Some(worker) = schemas
+            .get_mut("Worker")
+            .and_then(|w| w["properties"].as_object_mut())
+        {
+            worker.extend(super::budget::openapi_worker_fields());
+        }
     }
     if let Some(worker) = doc["components"]["schemas"]["Worker"]["properties"].as_object_mut() {
         worker.insert("policy".into(), json!({"type": "object", "description": "Only on /api/workers/{world}: restart policy and timeouts in effect (durations in seconds): {restart: {mode, min_uptime, backoff: {initial, multiplier, max, jitter}, max_restarts, window, fatal_retry}, stop_grace, start_timeout, heartbeat_timeout}. A reload changes it without restarting the worker."}));

@@ -28,6 +28,9 @@ pub struct Row {
     pub rss_bytes: Option<u64>,
     /// Last success.
     pub last_success: Option<DateTime<Utc>>,
+    /// Requests the pool's budget granted it (`null` without one).
+    #[serde(default)]
+    pub requests: Option<u64>,
 }
 
 fn human_duration(secs: f64) -> String {
@@ -57,7 +60,7 @@ fn human_bytes(b: u64) -> String {
 
 /// Render the table (pure, for tests). `now` is used for "ago" columns.
 pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
-    const HEADERS: [&str; 9] = [
+    const HEADERS: [&str; 10] = [
         "world",
         "pid",
         "state",
@@ -66,10 +69,11 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
         "uptime",
         "cpu",
         "memory",
+        "requests",
         "last success",
     ];
     let dash = || "-".to_string();
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             [
@@ -81,6 +85,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
                 r.uptime_s.map_or_else(dash, human_duration),
                 r.cpu_percent.map_or_else(dash, |c| format!("{c:.1}%")),
                 r.rss_bytes.map_or_else(dash, human_bytes),
+                r.requests.map_or_else(dash, |n| n.to_string()),
                 r.last_success.map_or_else(dash, |t| {
                     let ago = (now - t).num_milliseconds() as f64 / 1000.0;
                     format!("{} ago", human_duration(ago))
@@ -88,7 +93,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
             ]
         })
         .collect();
-    let mut widths: [usize; 9] = HEADERS.map(|h| h.chars().count());
+    let mut widths: [usize; 10] = HEADERS.map(|h| h.chars().count());
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -99,7 +104,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
         for (i, c) in row.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
             // numbers right-aligned, text left-aligned
-            if matches!(i, 1 | 4 | 5 | 6 | 7) {
+            if matches!(i, 1 | 4 | 5 | 6 | 7 | 8) {
                 out.push_str(&format!(" {}{} │", " ".repeat(pad), c));
             } else {
                 out.push_str(&format!(" {}{} │", c, " ".repeat(pad)));
@@ -124,6 +129,80 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
     }
     rule(&mut out, '└', '┴', '┘');
     out
+}
+
+/// One host of `/api/budget`, as the table shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HostRow {
+    /// `host:port`.
+    pub host: String,
+    /// Configured requests/s (`null` = unlimited).
+    pub rate_limit: Option<f64>,
+    /// Current requests/s (`null` = unlimited).
+    pub rate: Option<f64>,
+    /// Configured concurrency.
+    pub max_concurrent: usize,
+    /// Current concurrency.
+    pub concurrency: usize,
+    /// In flight now.
+    pub in_flight: usize,
+    /// Waiting now.
+    pub waiting: usize,
+    /// Seconds until a pause ends.
+    pub paused_for_s: Option<f64>,
+    /// Requests granted.
+    pub requests: u64,
+}
+
+/// The pool's budget per host, one line each (pure, for tests).
+pub fn render_hosts(hosts: &[HostRow]) -> String {
+    let rate = |r: Option<f64>| r.map_or_else(|| "unlimited".to_string(), |r| format!("{r:.1}/s"));
+    let mut out = String::new();
+    for h in hosts {
+        out.push_str(&format!(
+            "host {}: rate {} (limit {}), in flight {}/{} (limit {}), waiting {}, {}, {} requests\n",
+            h.host,
+            rate(h.rate),
+            rate(h.rate_limit),
+            h.in_flight,
+            h.concurrency,
+            h.max_concurrent,
+            h.waiting,
+            match h.paused_for_s {
+                Some(s) => format!("paused by Retry-After for {s:.1}s more"),
+                None => "not paused".to_string(),
+            },
+            h.requests
+        ));
+    }
+    out
+}
+
+/// Fetch the hosts of `/api/budget` (empty when the pool has no shared
+/// budget, or an older pool has no such endpoint).
+pub async fn fetch_hosts(api: &str) -> anyhow::Result<Vec<HostRow>> {
+    #[derive(Deserialize)]
+    struct Body {
+        hosts: Vec<HostRow>,
+    }
+    let base = api.trim_end_matches('/');
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let response = client
+        .get(format!("{base}/api/budget"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the worldpool API at {base}"))?;
+    if !response.status().is_success() {
+        return Ok(Vec::new());
+    }
+    Ok(response
+        .json::<Body>()
+        .await
+        .map(|b| b.hosts)
+        .unwrap_or_default())
 }
 
 /// Fetch `/api/workers` from a running pool.
@@ -173,6 +252,7 @@ mod tests {
                 cpu_percent: Some(12.345),
                 rss_bytes: Some(15 * 1024 * 1024 + 300 * 1024),
                 last_success: Some(now - chrono::Duration::seconds(95)),
+                requests: Some(1234),
             },
             Row {
                 world: "Zuna".into(),
@@ -184,6 +264,7 @@ mod tests {
                 cpu_percent: None,
                 rss_bytes: None,
                 last_success: None,
+                requests: None,
             },
         ];
         let t = render_table(&rows, now);
@@ -196,6 +277,45 @@ mod tests {
         assert!(lines[3].contains("1h02m") && lines[3].contains("12.3%"));
         assert!(lines[3].contains("15.3 MiB") && lines[3].contains("1m35s ago"));
         assert!(lines[4].contains("fatal") && lines[4].contains(" - "));
+        assert!(lines[1].contains("requests") && lines[3].contains("1234"));
+    }
+
+    #[test]
+    fn hosts_show_rate_flight_and_pause() {
+        let hosts = [
+            HostRow {
+                host: "example.org:443".into(),
+                rate_limit: Some(20.0),
+                rate: Some(10.0),
+                max_concurrent: 4,
+                concurrency: 2,
+                in_flight: 1,
+                waiting: 7,
+                paused_for_s: Some(1.5),
+                requests: 99,
+            },
+            HostRow {
+                host: "127.0.0.1:8080".into(),
+                rate_limit: None,
+                rate: None,
+                max_concurrent: 4,
+                concurrency: 4,
+                in_flight: 0,
+                waiting: 0,
+                paused_for_s: None,
+                requests: 0,
+            },
+        ];
+        let t = render_hosts(&hosts);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "host example.org:443: rate 10.0/s (limit 20.0/s), in flight 1/2 (limit 4), waiting 7, paused by Retry-After for 1.5s more, 99 requests"
+        );
+        assert!(
+            lines[1].contains("rate unlimited (limit unlimited)")
+                && lines[1].contains("not paused")
+        );
     }
 
     #[test]

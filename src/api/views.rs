@@ -139,6 +139,13 @@ pub struct WorkerView<'a> {
     pub last_heartbeat: Option<Ts>,
     /// Exits counted by reason.
     pub exits_by_reason: &'a BTreeMap<String, u64>,
+    /// `watcher` (the pool's status watcher) or `scraper`.
+    pub kind: &'static str,
+    /// Requests the pool's budget granted it so far (`null` without a
+    /// shared budget).
+    pub requests: Option<u64>,
+    /// Its requests in flight now (`null` without a shared budget).
+    pub in_flight: Option<usize>,
     /// The last few exits, oldest first (only on `/api/workers/{world}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recent_exits: Option<ExitList<'a>>,
@@ -232,6 +239,13 @@ impl<'a> WorkerView<'a> {
             limits: &w.limits,
             last_heartbeat: ts(&w.last_heartbeat),
             exits_by_reason: &w.exits_by_reason,
+            kind: if w.name == crate::watcher::WATCHER_NAME {
+                "watcher"
+            } else {
+                "scraper"
+            },
+            requests: None,
+            in_flight: None,
             recent_exits: detail.then_some(ExitList(&w.recent_exits)),
             policy: detail.then_some(&w.policy),
             watched: None,
@@ -241,6 +255,19 @@ impl<'a> WorkerView<'a> {
     /// The same view with the worker's watched players.
     pub fn with_watched(mut self, watched: Option<WatchedView>) -> WorkerView<'a> {
         self.watched = watched;
+        self
+    }
+
+    /// With the worker's use of the pool's budget: `None` = no shared
+    /// budget; `Some(None)` = a budget, nothing asked yet.
+    pub fn with_budget(
+        mut self,
+        use_: Option<Option<&crate::budget::HolderUse>>,
+    ) -> WorkerView<'a> {
+        if let Some(u) = use_ {
+            self.requests = Some(u.map_or(0, |u| u.requests));
+            self.in_flight = Some(u.map_or(0, |u| u.in_flight));
+        }
         self
     }
 }

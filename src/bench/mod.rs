@@ -9,6 +9,7 @@
 //! Chaos kills a random worker with SIGKILL at an interval. At the end the
 //! store is checked: every site update stored exactly once, whole.
 
+pub mod polite;
 pub mod procfs;
 pub mod report;
 pub mod stats;
@@ -664,7 +665,8 @@ async fn check_integrity(
 }
 
 /// Tighten the demo config for benchmarking: poll often so the measured
-/// latency is the scrape, not the poll interval. Under chaos, kills are
+/// latency is the scrape, not the poll interval, and let 64 requests be in
+/// flight for the pool. Under chaos, kills are
 /// deliberate, so the crash-loop guard is relaxed: a worker killed young is
 /// restarted after at most 200 ms and never declared fatal (the restarts are
 /// still counted and reported).
@@ -675,6 +677,10 @@ fn bench_config(toml: &str, chaos: bool) -> String {
             match key {
                 "poll_interval" => "poll_interval = \"25ms\"".to_string(),
                 "poll_jitter" => "poll_jitter = 0.0".to_string(),
+                // The budget is pool-wide: room for every world's guilds at
+                // once, so this compares processes, not politeness
+                // (`bench --polite` measures that).
+                "max_concurrent" => "max_concurrent = 64".to_string(),
                 "[pool]" if chaos => "[pool]\nmin_uptime = \"100ms\"\nbackoff_initial = \"10ms\"\nbackoff_max = \"200ms\"\nmax_restarts = 1000000\nwindow = \"1s\"".to_string(),
                 _ => l.to_string(),
             }

@@ -53,6 +53,19 @@ pub struct BenchArgs {
     /// Longest wait for one update to be stored before it counts as lost.
     #[arg(long, value_parser = parse_duration_arg, default_value = "60s")]
     pub update_timeout: Duration,
+    /// Measure politeness instead (before/now side by side): status
+    /// requests when idle, peaks when every world updates, update latency,
+    /// a 429 with Retry-After. Writes polite.json into --out.
+    #[arg(long)]
+    pub polite: bool,
+    /// `--polite`: the idle case's poll interval (default 60s, the
+    /// config's default; 1s with --quick).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub idle_interval: Option<Duration>,
+    /// `--polite`: how long the idle case watches (default 5m; 5s with
+    /// --quick).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub idle_for: Option<Duration>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -81,5 +94,24 @@ impl From<BenchArgs> for BenchOptions {
 
 /// Run the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.polite {
+        let quick = args.quick;
+        return crate::bench::polite::run(crate::bench::polite::PoliteOptions {
+            out: args.out,
+            quick,
+            idle_interval: args.idle_interval.unwrap_or(if quick {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(60)
+            }),
+            idle_for: args.idle_for.unwrap_or(if quick {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_secs(300)
+            }),
+            updates: args.updates.unwrap_or(if quick { 3 } else { 10 }),
+        })
+        .await;
+    }
     crate::bench::run(args.into()).await
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::Args;
 
-use crate::api::{fetch_rows, render_table};
+use crate::api::{fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// `worldpool status`.
 #[derive(Debug, Clone, Args)]
@@ -15,9 +15,11 @@ pub struct StatusArgs {
     pub api: String,
 }
 
-/// Fetch `/api/workers` and print the table.
+/// Fetch `/api/workers` and print the table, then the pool's budget per
+/// host (`/api/budget`).
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let rows = fetch_rows(&args.api).await?;
     print!("{}", render_table(&rows, Utc::now()));
+    print!("{}", render_hosts(&fetch_hosts(&args.api).await?));
     Ok(ExitCode::SUCCESS)
 }

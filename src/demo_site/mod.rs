@@ -2,9 +2,13 @@
 //!
 //! Library API for tests, benchmarks and the demo: [`DemoSite::start`] with
 //! [`DemoSiteOptions`]; [`DemoSite::advance`] makes one site update;
-//! [`DemoSite::set_fault`] injects 503s, slow answers, truncated HTML (also
-//! over HTTP: `POST /_faults` with e.g. `{"kind":"status503","times":2}`,
-//! `DELETE /_faults`, `POST /_advance`, `POST /_reset`).
+//! [`DemoSite::set_fault`] injects 503s, slow answers, truncated HTML, 429
+//! with `Retry-After` (also over HTTP: `POST /_faults` with e.g.
+//! `{"kind":"status503","times":2}` or
+//! `{"kind":"too_many_requests","times":1,"retry_after":"2"}`,
+//! `DELETE /_faults`, `POST /_advance`, `POST /_reset`). It counts every
+//! page request ([`DemoSite::requests_by_path`],
+//! [`DemoSite::peak_per_second`], [`DemoSite::peak_in_flight`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Mode;
 use crate::site::Clock;
 
+pub mod counter;
 mod data;
 pub mod render;
 
@@ -63,6 +68,17 @@ pub enum Fault {
         /// How many answers.
         times: u32,
     },
+    /// Pages answer `429 Too Many Requests` with this `Retry-After`
+    /// (seconds, or an HTTP date) this many times.
+    TooManyRequests {
+        /// How many answers.
+        times: u32,
+        /// The `Retry-After` header's value.
+        retry_after: String,
+        /// Only requests of this path (`/guild.php`); every page when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
 }
 
 /// Options of [`DemoSite::start`].
@@ -82,6 +98,8 @@ pub struct DemoSiteOptions {
     pub utc_offset_minutes: i32,
     /// The page layout.
     pub layout: Layout,
+    /// Pages each guild of a generated dataset is split into (`rel="next"`).
+    pub guild_pages: usize,
 }
 
 impl Default for DemoSiteOptions {
@@ -94,6 +112,7 @@ impl Default for DemoSiteOptions {
             now: Clock::System,
             utc_offset_minutes: -180,
             layout: Layout::Table,
+            guild_pages: 1,
         }
     }
 }
@@ -117,6 +136,7 @@ struct Shared {
     latency: Duration,
     clock: Clock,
     layout: Layout,
+    counter: Arc<counter::Counter>,
 }
 
 impl Shared {
@@ -134,6 +154,11 @@ impl Shared {
             Fault::Slow { millis } => f.slow = Duration::from_millis(millis),
             Fault::TruncatedHtml { times } => f.truncated = times,
             Fault::Player503 { times } => f.player503 = times,
+            Fault::TooManyRequests {
+                times,
+                retry_after,
+                path,
+            } => self.counter.set_too_many(times, retry_after, path),
         }
     }
     fn advance(&self) -> u64 {
@@ -185,7 +210,16 @@ impl DemoSite {
             .ok_or_else(|| anyhow::anyhow!("bad utc offset"))?;
         let now = options.now.now();
         let data = match options.sized {
-            Some(size) => Data::sized(size, now, offset),
+            Some(size) => {
+                let mut d = Data::sized(size, now, offset);
+                if options.guild_pages > 1 {
+                    let per_page = size.players_per_guild.div_ceil(options.guild_pages).max(1);
+                    for g in d.worlds.iter_mut().flat_map(|w| w.guilds.iter_mut()) {
+                        g.page_size = Some(per_page);
+                    }
+                }
+                d
+            }
             None => Data::realistic(now, offset),
         };
         let shared = Arc::new(Shared {
@@ -196,6 +230,7 @@ impl DemoSite {
             latency: options.latency,
             clock: options.now.clone(),
             layout: options.layout,
+            counter: Arc::new(counter::Counter::default()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let addr = listener.local_addr()?;
@@ -356,6 +391,39 @@ impl DemoSite {
     /// Remove every fault.
     pub fn clear_faults(&self) {
         *self.shared.faults() = Faults::default();
+        self.shared.counter.set_too_many(0, String::new(), None);
+    }
+
+    /// Requests per path (`/status`, `/guild.php`, …) since the start or
+    /// the last [`reset_counters`](Self::reset_counters).
+    pub fn requests_by_path(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.counter.by_path()
+    }
+
+    /// Most requests that arrived within any one second (a sliding
+    /// window, not calendar seconds).
+    pub fn peak_per_second(&self) -> u64 {
+        self.shared.counter.peak_in_window(Duration::from_secs(1))
+    }
+
+    /// Most requests in flight at once.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.shared.counter.peak_in_flight()
+    }
+
+    /// Every request's arrival, oldest first.
+    pub fn arrivals(&self) -> Vec<counter::Arrival> {
+        self.shared.counter.arrivals()
+    }
+
+    /// When each `429` fault answer was sent.
+    pub fn too_many_sent(&self) -> Vec<std::time::Instant> {
+        self.shared.counter.too_many_sent()
+    }
+
+    /// Forget every count (faults stay).
+    pub fn reset_counters(&self) {
+        self.shared.counter.reset();
     }
 
     /// Requests answered so far.
@@ -448,6 +516,10 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/_faults", post(post_fault).delete(delete_faults))
         .route("/_advance", post(post_advance))
         .route("/_reset", post(post_reset))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.counter.clone(),
+            counter::count,
+        ))
         .with_state(shared)
 }
 
@@ -545,6 +617,7 @@ async fn post_fault(
 
 async fn delete_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
     *shared.faults() = Faults::default();
+    shared.counter.set_too_many(0, String::new(), None);
     StatusCode::NO_CONTENT
 }
 

@@ -102,13 +102,24 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     out.pool.sample_interval = old.pool.sample_interval;
     out.api = old.api.clone();
     out.log.format = old.log.format;
+    // The watcher and the pool's budget are the supervisor's own tasks,
+    // set up at start.
+    out.pool.watcher = old.pool.watcher;
+    out.site.budget = old.site.budget;
     out
 }
 
-/// The worker names of a config, in order, as `mode` runs them.
+/// The worker names of a config, in order, as `mode` runs them (the
+/// status watcher last, when there is one).
 pub fn worker_names(config: &Config, mode: Mode) -> Vec<String> {
     match mode {
-        Mode::Pool => config.worlds.iter().map(|w| w.name.clone()).collect(),
+        Mode::Pool => {
+            let mut names: Vec<String> = config.worlds.iter().map(|w| w.name.clone()).collect();
+            if config.pool.watcher {
+                names.push(crate::watcher::WATCHER_NAME.to_string());
+            }
+            names
+        }
         Mode::Single => vec![SINGLE_WORKER.to_string()],
     }
 }
@@ -136,6 +147,8 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         needs_restart: pending(old, new),
         ..Plan::default()
     };
+    // What will run: the settings only a restart changes keep their value.
+    let new = &effective(old, new);
     // The mode in force stays: a mode change is only reported.
     let mode = old.pool.mode;
     let old_names = worker_names(old, mode);
@@ -154,6 +167,10 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
             continue;
         }
         let own_settings_changed = match mode {
+            // The watcher reads the status page for the worlds' names.
+            Mode::Pool if name == crate::watcher::WATCHER_NAME => {
+                worker_names(old, mode) != worker_names(new, mode)
+            }
             Mode::Pool => old.world(name) != new.world(name),
             Mode::Single => old.worlds != new.worlds || old.limits != new.limits,
         };
@@ -226,6 +243,26 @@ fn pending(old: &Config, new: &Config) -> Vec<Pending> {
             ),
         );
     }
+    if old.pool.watcher != new.pool.watcher && old.pool.mode == Mode::Pool {
+        push(
+            "pool.watcher",
+            format!(
+                "the status watcher is {}, the file says watcher = {}",
+                if old.pool.watcher { "on" } else { "off" },
+                new.pool.watcher
+            ),
+        );
+    }
+    if old.site.budget != new.site.budget {
+        push(
+            "site.budget",
+            format!(
+                "requests are budgeted {:?}-wide, the file says {:?}",
+                old.site.budget, new.site.budget
+            )
+            .to_lowercase(),
+        );
+    }
     if old.log.format != new.log.format {
         push(
             "log.format",
@@ -245,8 +282,10 @@ mod tests {
 
     use super::*;
 
+    /// Three worlds, no status watcher (it has its own test).
     const BASE: &str = r#"
 [pool]
+watcher = false
 backoff_max = "30s"
 heartbeat_timeout = "30s"
 [api]
@@ -632,6 +671,42 @@ guilds = ["G3"]
         assert_eq!(got.unchanged, names(&["single"]));
         assert_eq!(got.needs_restart[0].key, "pool.mode");
         assert!(got.needs_restart[0].message.contains("single mode"));
+    }
+
+    #[test]
+    fn the_status_watcher_follows_the_world_list_and_is_toggled_by_a_restart() {
+        let watched = edit(BASE, "watcher = false\n", "");
+        let old = config(&watched);
+        // A guild changed: only that world; the watcher reads names only.
+        let got = plan(&old, &config(&edit(&watched, "[\"G2\"]", "[\"G9\"]")));
+        assert_eq!(got.restarted, names(&["B"]));
+        assert_eq!(got.unchanged, names(&["A", "C", "watcher"]));
+        // A world added: the watcher restarts to read it too.
+        let got = plan(
+            &old,
+            &config(&(watched.clone() + "[[worlds]]\nname = \"D\"\nguilds = [\"G4\"]\n")),
+        );
+        assert_eq!(got.started, names(&["D"]));
+        assert_eq!(got.restarted, names(&["watcher"]));
+        // [site] changed: everyone, the watcher included.
+        let got = plan(
+            &old,
+            &config(&edit(&watched, "[api]", "[site]\nrate_limit = 2.0\n[api]")),
+        );
+        assert_eq!(got.restarted, names(&["A", "B", "C", "watcher"]));
+        // Turning the watcher off (or the budget's scope) waits for a
+        // restart of worldpool run; nothing else moves.
+        let got = plan(
+            &old,
+            &config(&edit(
+                &edit(&watched, "[pool]\n", "[pool]\nwatcher = false\n"),
+                "[api]",
+                "[site]\nbudget = \"worker\"\n[api]",
+            )),
+        );
+        let keys: Vec<&str> = got.needs_restart.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["pool.watcher", "site.budget"]);
+        assert_eq!(got.unchanged, names(&["A", "B", "C", "watcher"]));
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //! - [`Reporter`]: what the loop tells the supervisor over the channel.
 //! - [`vip`]: the watched players' pass, after each world's check.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -30,9 +29,11 @@ use crate::store::{
 };
 
 mod reporter;
+mod trigger;
 pub mod vip;
 
 pub use reporter::Reporter;
+pub use trigger::{CheckNow, Wake};
 pub use vip::{VipMemory, VipPassReport, VipResult, VipStatus, vip_pass};
 
 /// Longest wait between attempts to reach the store.
@@ -77,6 +78,14 @@ impl Scraper {
         })
     }
 
+    /// The same scraper whose requests have `priority` in the host
+    /// budget's queue (the watcher's status checks go first).
+    pub fn with_priority(self, priority: i32) -> Scraper {
+        Scraper {
+            client: self.client.with_priority(priority),
+        }
+    }
+
     /// The HTTP client.
     pub fn client(&self) -> &SiteClient {
         &self.client
@@ -95,13 +104,9 @@ impl Scraper {
         update_time: DateTime<FixedOffset>,
     ) -> Result<Scraped, SiteError> {
         let started_at = Utc::now();
-        let rankings = try_join_all(
-            world
-                .guilds
-                .iter()
-                .map(|g| self.client.guild(&world.name, g)),
-        )
-        .await?;
+        let client = self.client.with_priority(world.priority);
+        let rankings =
+            try_join_all(world.guilds.iter().map(|g| client.guild(&world.name, g))).await?;
         let mut players = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut unknown_guilds = Vec::new();
@@ -390,31 +395,6 @@ pub async fn open_store_retrying(
     }
 }
 
-/// Lets "check the site now" (`POST /api/manual-update`) cut a worker's
-/// sleep short. The worker process holds one and passes it to
-/// [`run_worker_with`]; whoever receives the supervisor's "check now"
-/// message calls [`CheckNow::request`]. Cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub struct CheckNow(Arc<tokio::sync::Notify>);
-
-impl CheckNow {
-    /// A new handle (no request pending).
-    pub fn new() -> CheckNow {
-        CheckNow::default()
-    }
-
-    /// Ask the loop to check now: a sleeping loop wakes at once; a loop
-    /// that is checking or scraping skips its next sleep. Requests made
-    /// meanwhile count once.
-    pub fn request(&self) {
-        self.0.notify_one();
-    }
-
-    async fn requested(&self) {
-        self.0.notified().await;
-    }
-}
-
 /// What `/api/status-data` shows of a world's block of the status page:
 /// every routine row as the site showed it (name, last update, how far
 /// behind, status word). Where an entry lacks the lag or the word (a
@@ -470,7 +450,7 @@ pub fn status_page(
 
 /// Keep the status page of each of `mine` (a failure is only logged: the
 /// scrape goes on).
-async fn save_status_pages(
+pub(crate) async fn save_status_pages(
     scraper: &Scraper,
     store: &Store,
     config: &Config,
@@ -505,7 +485,8 @@ pub async fn run_worker(
 }
 
 /// [`run_worker`] whose sleep between checks ends early on
-/// [`CheckNow::request`].
+/// [`CheckNow::request`], and which, with a [`CheckNow::watched`], waits
+/// for the pool's status watcher instead of polling (see [`CheckNow`]).
 pub async fn run_worker_with(
     config: crate::config::Config,
     worlds: Vec<String>,
@@ -526,11 +507,32 @@ pub async fn run_worker_with(
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
     let mut vip_memory = VipMemory::default();
+    // Watched by the pool's status watcher: wait for its news first.
+    let mut wake = Wake::Check;
+    if check_now.waits_for_watcher() {
+        reporter.phase(Phase::Sleeping);
+        match check_now.next(poll_delay(&config), &shutdown).await {
+            Some(w) => wake = w,
+            None => return Ok(()),
+        }
+    }
     while !shutdown.is_cancelled() {
-        reporter.phase(Phase::Checking);
-        let status = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = scraper.status() => s,
+        let (status, from_watcher) = match std::mem::replace(&mut wake, Wake::Check) {
+            Wake::Check => {
+                reporter.phase(Phase::Checking);
+                let status = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    s = scraper.status() => s,
+                };
+                (status, false)
+            }
+            Wake::Due { worlds, checked_at } => {
+                reporter.report(WorkerReport {
+                    last_check: Some(checked_at),
+                    ..Default::default()
+                });
+                (Ok(worlds), true)
+            }
         };
         match status {
             Err(e) => {
@@ -541,12 +543,19 @@ pub async fn run_worker_with(
                 });
             }
             Ok(all) => {
-                save_status_pages(&scraper, &store, &config, &mine, &all).await;
+                if !from_watcher {
+                    // (The watcher keeps the pages when it read them.)
+                    save_status_pages(&scraper, &store, &config, &mine, &all).await;
+                }
                 for world in &mine {
                     if shutdown.is_cancelled() {
                         break;
                     }
                     let Some(ws) = find_world(&all, &world.name) else {
+                        if from_watcher {
+                            // Not due: the watcher names due worlds only.
+                            continue;
+                        }
                         let e = SiteError::UnknownWorld {
                             world: world.name.clone(),
                             url: scraper.client().status_url().unwrap_or_default(),
@@ -608,10 +617,9 @@ pub async fn run_worker_with(
             }
         }
         reporter.phase(Phase::Sleeping);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(poll_delay(&config)) => {}
-            _ = check_now.requested() => tracing::info!("checking now, as requested"),
+        match check_now.next(poll_delay(&config), &shutdown).await {
+            Some(w) => wake = w,
+            None => break,
         }
     }
     tracing::info!("worker scrape loop stopped");

@@ -1,23 +1,42 @@
-//! The HTTP client: timeout, user agent, per-host rate limit, bounded
-//! concurrency, optional proxy, retries with exponential backoff and jitter.
+//! The HTTP client: timeout, user agent, optional proxy, retries with
+//! exponential backoff and jitter (the pool's own formula) that honour
+//! `Retry-After`. Every request first gets a grant from the host's budget
+//! ([`Limiter`]): the rate limit, the concurrency, a `Retry-After` pause
+//! and AIMD, shared by the whole pool when the process is a pool worker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
+use super::limiter::Limiter;
 use super::parse::{self, GuildPage, PlayerPage, PlayerRow, WorldStatus};
 use super::selectors::Compiled;
 use super::urls;
 use super::{Clock, SiteError, SiteSettings};
+use crate::budget::{Feedback, Limits};
 
 /// Longest single backoff delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait a `Retry-After` makes one request do before its retry.
+const MAX_RETRY_AFTER: Duration = crate::budget::host::MAX_PAUSE;
+
+/// The budget's key of a URL: `host:port` (the scheme's port when none
+/// is written).
+pub fn host_key(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .unwrap_or_default()
+}
 /// Most pages followed through `rel="next"` for one guild.
 const MAX_PAGES: usize = 200;
 
@@ -45,6 +64,8 @@ pub struct GuildRanking {
 #[derive(Debug, Clone)]
 pub struct SiteClient {
     inner: Arc<Inner>,
+    /// Priority of this handle's requests in the budget's queue.
+    priority: i32,
 }
 
 #[derive(Debug)]
@@ -54,18 +75,31 @@ struct Inner {
     selectors: Compiled,
     offset: FixedOffset,
     clock: Clock,
-    permits: Semaphore,
-    next_slot: Mutex<HashMap<String, Instant>>,
+    limiter: Limiter,
     requests: AtomicU64,
 }
 
-/// Delay before retry number `attempt` (0-based): `base × 2^attempt`, scaled
-/// by `0.5 + 0.5 × r` (jitter, `r` in 0..1), at most 30 s.
+/// Delay before retry number `attempt` (0-based): `base × 2^attempt`,
+/// scaled by `0.5 + r` (jitter, `r` in 0..1), at most 30 s. The pool's
+/// restart backoff ([`pool::decide::backoff_delay`]) with multiplier 2 and
+/// jitter ±50 %: one formula for both.
 pub fn backoff_delay(base: Duration, attempt: u32, r: f64) -> Duration {
-    let factor = 2f64.powi(attempt.min(20) as i32);
-    let full = base.as_secs_f64() * factor;
-    let jittered = full * (0.5 + 0.5 * r.clamp(0.0, 1.0));
-    Duration::from_secs_f64(jittered.min(MAX_BACKOFF.as_secs_f64()))
+    let policy = pool::Backoff {
+        initial: base,
+        multiplier: 2.0,
+        max: MAX_BACKOFF,
+        jitter: 0.5,
+    };
+    pool::decide::backoff_delay(&policy, attempt.saturating_add(1), r)
+}
+
+/// Why one attempt failed: the error, whether to retry, and what to tell
+/// the budget.
+struct AttemptError {
+    error: SiteError,
+    retry: bool,
+    retry_after: Option<Duration>,
+    feedback: Feedback,
 }
 
 /// Whether an HTTP status is worth retrying: 5xx and 429.
@@ -109,6 +143,12 @@ impl SiteClient {
             .map_err(|e| SiteError::Client(e.to_string()))?;
         let offset = FixedOffset::east_opt(settings.utc_offset_minutes * 60)
             .ok_or_else(|| SiteError::Client("utc_offset out of range".into()))?;
+        let limiter = Limiter::installed().unwrap_or_else(|| {
+            Limiter::local(Limits {
+                rate: settings.rate_limit,
+                max_concurrent: settings.max_concurrent,
+            })
+        });
         Ok(SiteClient {
             inner: Arc::new(Inner {
                 http,
@@ -116,11 +156,25 @@ impl SiteClient {
                 selectors,
                 offset,
                 clock,
-                permits: Semaphore::new(settings.max_concurrent.max(1)),
-                next_slot: Mutex::new(HashMap::new()),
+                limiter,
                 requests: AtomicU64::new(0),
             }),
+            priority: 0,
         })
+    }
+
+    /// The same client whose requests have `priority` in the budget's
+    /// queue (higher goes first).
+    pub fn with_priority(&self, priority: i32) -> SiteClient {
+        SiteClient {
+            inner: self.inner.clone(),
+            priority,
+        }
+    }
+
+    /// The budget this client asks.
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
     }
 
     /// The compiled `[site.selectors]`.
@@ -184,40 +238,7 @@ impl SiteClient {
         parse::parse_player(&page.body, &self.inner.selectors, &url)
     }
 
-    async fn wait_rate_slot(&self, url: &str) {
-        let rate = self.inner.settings.rate_limit;
-        if rate <= 0.0 {
-            return;
-        }
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| format!("{h}:{:?}", u.port())))
-            .unwrap_or_default();
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        let slot = {
-            let mut map = self
-                .inner
-                .next_slot
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let next = map.entry(host).or_insert(now);
-            let slot = (*next).max(now);
-            *next = slot + interval;
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-    }
-
-    async fn attempt(&self, url: &str) -> Result<String, (SiteError, bool)> {
-        self.wait_rate_slot(url).await;
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| (SiteError::Client(e.to_string()), false))?;
-        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+    async fn attempt(&self, url: &str) -> Result<String, AttemptError> {
         let transport = |e: reqwest::Error| {
             let retry = e.is_timeout() || e.is_connect() || e.is_request() || e.is_body();
             let mut message = e.to_string();
@@ -227,49 +248,106 @@ impl SiteClient {
                 message.push_str(&s.to_string());
                 source = s.source();
             }
-            (
-                SiteError::Transport {
+            AttemptError {
+                error: SiteError::Transport {
                     url: url.to_string(),
                     message,
                 },
                 retry,
-            )
+                retry_after: None,
+                feedback: Feedback {
+                    failed: true,
+                    ..Feedback::default()
+                },
+            }
         };
         let response = self.inner.http.get(url).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
-            return Err((
-                SiteError::Status {
+            let retry_after = if status == 429 || status == 503 {
+                response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| super::retry_after::parse(v, std::time::SystemTime::now()))
+            } else {
+                None
+            };
+            return Err(AttemptError {
+                error: SiteError::Status {
                     url: url.to_string(),
                     status,
                 },
-                retryable_status(status),
-            ));
+                retry: retryable_status(status),
+                retry_after,
+                feedback: Feedback {
+                    status: Some(status),
+                    retry_after_ms: retry_after
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    failed: false,
+                },
+            });
         }
-        response.text().await.map_err(transport)
+        response.text().await.map_err(|e| {
+            let mut err = transport(e);
+            err.feedback.status = Some(status);
+            err
+        })
+    }
+
+    /// One attempt under a grant of the host's budget.
+    async fn granted_attempt(&self, url: &str, host: &str) -> Result<String, AttemptError> {
+        let lease = self
+            .inner
+            .limiter
+            .acquire(host, self.priority)
+            .await
+            .map_err(|e| AttemptError {
+                error: SiteError::Client(e.to_string()),
+                retry: false,
+                retry_after: None,
+                feedback: Feedback::default(),
+            })?;
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.attempt(url).await;
+        lease.finish(match &result {
+            Ok(_) => Feedback::status(200),
+            Err(e) => e.feedback,
+        });
+        result
     }
 
     /// GET a page as text, retrying 5xx, 429, timeouts and connection errors
-    /// with exponential backoff and jitter.
+    /// with exponential backoff and jitter; a 429 or 503 with `Retry-After`
+    /// waits that long instead (and pauses the host's whole budget).
     pub async fn get_text(&self, url: &str) -> Result<Fetched, SiteError> {
         let retries = self.inner.settings.retries;
+        let host = host_key(url);
         let mut attempt = 0u32;
         loop {
-            match self.attempt(url).await {
+            match self.granted_attempt(url, &host).await {
                 Ok(body) => {
                     return Ok(Fetched {
                         url: url.to_string(),
                         body,
                     });
                 }
-                Err((err, retry)) if retry && attempt < retries => {
-                    let delay =
-                        backoff_delay(self.inner.settings.retry_backoff, attempt, rand::random());
-                    tracing::warn!(%url, attempt = attempt + 1, ?delay, error = %err, "request failed, retrying");
+                Err(e) if e.retry && attempt < retries => {
+                    let delay = e
+                        .retry_after
+                        .map(|d| d.min(MAX_RETRY_AFTER))
+                        .unwrap_or_else(|| {
+                            backoff_delay(
+                                self.inner.settings.retry_backoff,
+                                attempt,
+                                rand::random(),
+                            )
+                        });
+                    tracing::warn!(%url, attempt = attempt + 1, ?delay, retry_after = ?e.retry_after, error = %e.error, "request failed, retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
-                Err((err, _)) => return Err(err),
+                Err(e) => return Err(e.error),
             }
         }
     }
@@ -371,12 +449,15 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_caps() {
         let base = Duration::from_millis(100);
+        // base × 2^attempt × (0.5 + r), at most 30 s.
         let table: &[(u32, f64, u64)] = &[
-            (0, 1.0, 100),
+            (0, 0.5, 100),
             (0, 0.0, 50),
-            (1, 1.0, 200),
-            (3, 1.0, 800),
-            (3, 0.5, 600),
+            (0, 1.0, 150),
+            (1, 0.5, 200),
+            (3, 0.5, 800),
+            (3, 0.75, 1_000),
+            (30, 0.5, 30_000),
             (30, 1.0, 30_000),
         ];
         for (attempt, r, want_ms) in table {
@@ -385,6 +466,38 @@ mod tests {
                 *want_ms,
                 "attempt {attempt} r {r}"
             );
+        }
+    }
+
+    #[test]
+    fn the_site_backoff_is_the_pool_s_formula() {
+        let base = Duration::from_millis(70);
+        for attempt in 0..8 {
+            for r in [0.0, 0.3, 0.99] {
+                let pool = pool::decide::backoff_delay(
+                    &pool::Backoff {
+                        initial: base,
+                        multiplier: 2.0,
+                        max: MAX_BACKOFF,
+                        jitter: 0.5,
+                    },
+                    attempt + 1,
+                    r,
+                );
+                assert_eq!(backoff_delay(base, attempt, r), pool);
+            }
+        }
+    }
+
+    #[test]
+    fn host_keys_carry_the_port() {
+        for (url, key) in [
+            ("http://127.0.0.1:8080/status", "127.0.0.1:8080"),
+            ("https://example.org/guild.php?x=1", "example.org:443"),
+            ("http://example.org/", "example.org:80"),
+            ("not a url", ""),
+        ] {
+            assert_eq!(host_key(url), key, "{url}");
         }
     }
 

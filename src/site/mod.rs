@@ -1,6 +1,7 @@
 //! The ranking site: HTTP client, URLs, page parsing.
 //!
-//! - [`SiteClient`]: rate-limited, bounded-concurrency HTTP with retries.
+//! - [`SiteClient`]: HTTP with retries, each request granted by the host's
+//!   budget ([`Limiter`], [`crate::budget`]).
 //! - [`parse`]: status, guild and player pages (pure functions, table-tested), read
 //!   through the configurable [`Selectors`].
 //! - [`explain`]: what every selector matched on the live pages
@@ -10,21 +11,24 @@
 mod client;
 mod clock;
 pub mod explain;
+pub mod limiter;
 mod names;
 pub mod parse;
+pub mod retry_after;
 mod selectors;
 mod settings;
 mod urls;
 
-pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world};
+pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world, host_key};
 pub use clock::Clock;
+pub use limiter::Limiter;
 pub use names::{MAX_PLAYER_NAME, check_player_name, player_key};
 pub use parse::{GuildPage, PlayerDay, PlayerPage, PlayerRow, WorldStatus};
 pub use selectors::{
     Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
     Selectors, match_key, retired_key_problem,
 };
-pub use settings::SiteSettings;
+pub use settings::{BudgetScope, SiteSettings};
 pub use urls::{guild_url, player_url, resolve_next};
 
 /// Errors of fetching or parsing a page.

@@ -18,9 +18,11 @@ pub struct SiteSettings {
     pub player_path: String,
     /// Timeout of one request.
     pub request_timeout: Duration,
-    /// Requests per second per host (0 = unlimited).
+    /// Requests per second per host (0 = unlimited), for the whole pool
+    /// (or per worker process with [`BudgetScope::Worker`]).
     pub rate_limit: f64,
-    /// Concurrent requests per worker.
+    /// Requests in flight at once per host, for the whole pool (or per
+    /// worker process with [`BudgetScope::Worker`]).
     pub max_concurrent: usize,
     /// User-Agent header.
     pub user_agent: String,
@@ -34,10 +36,22 @@ pub struct SiteSettings {
     pub poll_interval: Duration,
     /// Random extra up to this fraction of `poll_interval`.
     pub poll_jitter: f64,
+    /// Whether `rate_limit` and `max_concurrent` hold for the pool or for
+    /// each worker process.
+    pub budget: BudgetScope,
     /// The site's UTC offset in minutes (UTC-3 = -180).
     pub utc_offset_minutes: i32,
     /// Local time of the daily reset, minutes after midnight.
     pub reset_minutes: u32,
     /// CSS selectors.
     pub selectors: Selectors,
+}
+
+/// Who shares `[site] rate_limit` and `max_concurrent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    /// The whole pool: the supervisor owns the budget and leases it.
+    Pool,
+    /// Each worker process on its own (worldpool before the shared budget).
+    Worker,
 }

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::SupervisorMessage;
+use crate::site::Limiter;
 
 use crate::scrape::Reporter;
 
@@ -36,6 +37,29 @@ pub struct WorkerOptions {
     pub all: bool,
     /// Config file.
     pub config: std::path::PathBuf,
+    /// Be the pool's status watcher instead of a world worker.
+    pub watcher: bool,
+    /// Wait for the pool's status watcher instead of polling (pool mode
+    /// with a watcher).
+    pub watched: bool,
+    /// Ask the supervisor's budget before each request
+    /// (`[site] budget = "pool"`).
+    pub pool_budget: bool,
+}
+
+impl WorkerOptions {
+    /// A plain world worker of `config` for `worlds` (polling on its own,
+    /// with a budget of its own).
+    pub fn new(worlds: Vec<String>, all: bool, config: std::path::PathBuf) -> WorkerOptions {
+        WorkerOptions {
+            worlds,
+            all,
+            config,
+            watcher: false,
+            watched: false,
+            pool_budget: false,
+        }
+    }
 }
 
 /// Global allocator: the system allocator, except that a failed
@@ -157,7 +181,9 @@ fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let worlds = if args.all || args.worlds.is_empty() {
+    let worlds = if args.watcher {
+        Vec::new()
+    } else if args.all || args.worlds.is_empty() {
         config.worlds.iter().map(|w| w.name.clone()).collect()
     } else {
         for w in &args.worlds {
@@ -171,21 +197,62 @@ fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
     let mut session = Session::open()?;
     let mut messages = session.take_messages();
     let result = session.block_on(|channel, token| async move {
-        let check_now = crate::scrape::CheckNow::new();
+        // The pool's budget: every site client of this process asks it.
+        let limiter = match (&channel, args.pool_budget) {
+            (Some(ch), true) => {
+                let l = Limiter::pool(ch.clone());
+                Limiter::install(l.clone());
+                Some(l)
+            }
+            _ => None,
+        };
+        let check_now = if args.watched && !args.watcher {
+            crate::scrape::CheckNow::watched()
+        } else {
+            crate::scrape::CheckNow::new()
+        };
         let wake = check_now.clone();
         tokio::spawn(async move {
             while let Some(message) = messages.recv().await {
-                match message {
-                    SupervisorMessage::CheckNow => wake.request(),
-                }
+                route(message, &wake, limiter.as_ref());
             }
         });
-        crate::scrape::run_worker_with(config, worlds, Reporter::new(channel), token, check_now)
-            .await
-            .context(ScrapeLoopFailed)
+        let reporter = Reporter::new(channel);
+        if args.watcher {
+            crate::watcher::run_watcher(config, reporter, token, check_now)
+                .await
+                .context(ScrapeLoopFailed)
+        } else {
+            crate::scrape::run_worker_with(config, worlds, reporter, token, check_now)
+                .await
+                .context(ScrapeLoopFailed)
+        }
     });
     session.shutdown();
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Hand one message of the supervisor to whom it concerns.
+fn route(message: SupervisorMessage, wake: &crate::scrape::CheckNow, limiter: Option<&Limiter>) {
+    match message {
+        SupervisorMessage::CheckNow => wake.request(),
+        SupervisorMessage::WorldDue {
+            world,
+            update_time,
+            checked_at,
+        } => wake.world_due(&world, update_time, checked_at),
+        SupervisorMessage::WatcherUp { checked_at } => wake.watcher_up(checked_at),
+        SupervisorMessage::WatcherDown => wake.watcher_down(),
+        SupervisorMessage::BudgetGrant { host, ids } => match limiter {
+            Some(l) => l.requester().granted(&host, &ids),
+            None => tracing::warn!(%host, "a budget grant, but this worker has its own budget"),
+        },
+        SupervisorMessage::BudgetResync => {
+            if let Some(l) = limiter {
+                l.requester().resync();
+            }
+        }
+    }
 }
 
 /// The process side of being a pool worker: the channel (fd 3, taken

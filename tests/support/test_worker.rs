@@ -3,7 +3,7 @@
 //! feature, which `cargo test` and `cargo bench` turn on; never installed).
 //!
 //! It takes the real worker's arguments (`worker --world NAME … --config
-//! PATH`, or `--all`), so `worldpool run` can run it in place of itself
+//! PATH`, or `--all`, or `--watcher`, with `--watched` and `--pool-budget`), so `worldpool run` can run it in place of itself
 //! (`WORLDPOOL_WORKER_PROGRAM`). The misbehaviour comes from `--test-mode
 //! MODE` or from `WORLDPOOL_TEST_WORKER_MODE`: a bare mode for every
 //! worker (`idle`), or `world=mode` pairs with an optional `*=mode` default
@@ -73,6 +73,9 @@ struct Args {
     all: bool,
     config: PathBuf,
     mode: Option<Mode>,
+    watcher: bool,
+    watched: bool,
+    pool_budget: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -86,12 +89,18 @@ fn parse_args() -> Result<Args, String> {
         all: false,
         config: PathBuf::from("config/worlds.toml"),
         mode: None,
+        watcher: false,
+        watched: false,
+        pool_budget: false,
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
             "--world" => out.worlds.push(value()?),
             "--all" => out.all = true,
+            "--watcher" => out.watcher = true,
+            "--watched" => out.watched = true,
+            "--pool-budget" => out.pool_budget = true,
             "--config" | "-c" => out.config = PathBuf::from(value()?),
             "--test-mode" => {
                 let m = value()?;
@@ -125,9 +134,10 @@ fn main() -> ExitCode {
     let Some(mode) = args.mode else {
         // No misbehaviour asked for: the real worker.
         return match worldpool::worker::main(WorkerOptions {
-            worlds: args.worlds,
-            all: args.all,
-            config: args.config,
+            watcher: args.watcher,
+            watched: args.watched,
+            pool_budget: args.pool_budget,
+            ..WorkerOptions::new(args.worlds, args.all, args.config)
         }) {
             Ok(code) => code,
             Err(e) => {
