@@ -102,6 +102,7 @@ const WORKER_FIELDS: [&str; 18] = [
     "rows_last_run",
     "cpu_percent",
     "rss_bytes",
+    "pss_bytes",
     "limits",
     "exits_by_reason",
 ];
@@ -467,6 +468,8 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
         Some(6.0)
     );
     assert!(sample_value(&text, "worldpool_worker_rss_bytes", &[("world", "Aurora")]).is_some());
+    assert!(sample_value(&text, "worldpool_worker_pss_bytes", &[("world", "Aurora")]).is_some());
+    assert!(sample_value(&text, "worldpool_pool_pss_bytes", &[]).is_some());
     assert!(
         sample_value(
             &text,

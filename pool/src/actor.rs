@@ -282,6 +282,7 @@ impl Actor {
         self.status.last_heartbeat = None;
         self.status.cpu_percent = None;
         self.status.rss_bytes = None;
+        self.status.pss_bytes = None;
         tracing::info!(worker = %self.spec.name, pid, restart, "spawned");
         self.emit(PoolEvent::Started {
             worker: self.spec.name.clone(),

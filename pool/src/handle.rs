@@ -247,6 +247,7 @@ pub(crate) fn initial_status(spec: &WorkerSpec, now: DateTime<Utc>) -> WorkerSta
         fatal_reason: None,
         cpu_percent: None,
         rss_bytes: None,
+        pss_bytes: None,
         limits: spec.limits.clone(),
         report: WorkerReport::default(),
         last_heartbeat: None,

@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
 
+pub mod client;
 mod compat;
 pub mod control;
 pub mod dashboard;
