@@ -17,6 +17,7 @@
 //! - [`demo_site`]: an offline copy of the site with fault injection.
 //! - [`api`]: the REST API (axum) and `worldpool status`.
 //! - [`bench`]: `worldpool bench`.
+//! - [`memory`]: keeping the processes small (arenas, start-up pages).
 
 pub mod api;
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod demo_site;
 pub mod import;
 pub mod legacy;
 pub mod logging;
+pub mod memory;
 pub mod protocol;
 pub mod scrape;
 pub mod site;

@@ -11,6 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Longest line kept whole; longer ones arrive in pieces of this size.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
+/// Read buffer of one reader (tokio's default is 8 KiB).
+const READ_BUFFER: usize = 1024;
+
 /// Reads `\n`-terminated lines of at most `max` bytes.
 #[derive(Debug)]
 pub(crate) struct LineReader<R> {
@@ -23,7 +26,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// A reader with lines of at most `max` bytes.
     pub(crate) fn new(reader: R, max: usize) -> LineReader<R> {
         LineReader {
-            inner: BufReader::new(reader),
+            // Small: three readers per worker (channel, stdout, stderr),
+            // and their lines are short; a long line takes a few reads.
+            inner: BufReader::with_capacity(READ_BUFFER, reader),
             buf: Vec::new(),
             max: max.max(1),
         }

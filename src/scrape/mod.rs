@@ -501,6 +501,7 @@ pub async fn run_worker_with(
         return Ok(());
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
+    let mut pages = crate::memory::AfterWork::default();
     while !shutdown.is_cancelled() {
         reporter.phase(Phase::Checking);
         let status = tokio::select! {
@@ -545,6 +546,7 @@ pub async fn run_worker_with(
                     .await
                     {
                         Ok(outcome) => {
+                            pages.worked |= matches!(outcome, Outcome::Stored { .. });
                             tracing::debug!(world = %world.name, ?outcome, "world processed")
                         }
                         Err(ProcessError::Shutdown) => break,
@@ -560,6 +562,7 @@ pub async fn run_worker_with(
             }
         }
         reporter.phase(Phase::Sleeping);
+        pages.cycle_done();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(poll_delay(&config)) => {}
