@@ -85,7 +85,7 @@ async fn get(app: &Router, uri: &str) -> Answer {
     call(app, Method::GET, uri, None).await
 }
 
-const WORKER_FIELDS: [&str; 18] = [
+const WORKER_FIELDS: [&str; 19] = [
     "world",
     "pid",
     "state",
