@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// those after the first minute. Writes soak.svg.
     #[arg(long, value_parser = parse_duration_arg)]
     pub soak: Option<Duration>,
+    /// Another `worldpool` binary to run as the supervisor (compare builds
+    /// side by side: each mode starts that binary's `run`).
+    #[arg(long, hide = true)]
+    pub supervisor: Option<PathBuf>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -91,7 +95,7 @@ impl From<BenchArgs> for BenchOptions {
             api: a.api,
             api_rate: a.api_rate,
             soak: a.soak,
-            supervisor_exe: None,
+            supervisor_exe: a.supervisor,
         }
     }
 }
