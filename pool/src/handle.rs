@@ -180,7 +180,7 @@ impl Pool {
                 return Err(Error::DuplicateName(s.name.clone()));
             }
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Io {
+        tokio::runtime::Handle::try_current().map_err(|e| Error::Io {
             context: "Pool::start needs a tokio runtime".into(),
             source: std::io::Error::other(e),
         })?;
@@ -188,7 +188,7 @@ impl Pool {
         let shared = Arc::new(Shared {
             slots: RwLock::new(Vec::with_capacity(specs.len())),
             events,
-            spawner: Spawner::start(runtime)?,
+            spawner: Spawner::start()?,
             options: options.clone(),
             shutting_down: AtomicBool::new(false),
             actors: Mutex::new(Vec::with_capacity(specs.len())),

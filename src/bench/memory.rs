@@ -28,6 +28,9 @@ pub struct Point {
     pub worker_rss_max: u64,
     /// Largest PSS of one worker.
     pub worker_pss_max: u64,
+    /// Time to read one worker's smaps_rollup (what the pool's sampler
+    /// reads each tick), µs, averaged over the workers.
+    pub rollup_us: f64,
 }
 
 /// The samples of one run.
@@ -68,7 +71,9 @@ impl Series {
             workers_pss: 0,
             worker_rss_max: 0,
             worker_pss_max: 0,
+            rollup_us: 0.0,
         };
+        let t0 = Instant::now();
         for pid in workers {
             if let Some(m) = pool::procfs::memory(pid) {
                 p.workers += 1;
@@ -77,6 +82,9 @@ impl Series {
                 p.worker_rss_max = p.worker_rss_max.max(m.rss);
                 p.worker_pss_max = p.worker_pss_max.max(m.pss);
             }
+        }
+        if p.workers > 0 {
+            p.rollup_us = t0.elapsed().as_secs_f64() * 1e6 / p.workers as f64;
         }
         self.points.push(p);
     }
@@ -118,6 +126,15 @@ impl Series {
             worker_pss_mean_bytes: per_worker(&|p| p.workers_pss),
             workers_total_rss_mean_bytes: mean(&|p| p.workers_rss),
             workers_total_pss_mean_bytes: mean(&|p| p.workers_pss),
+            rollup_us_per_process: {
+                let mut v: Vec<f64> = pts
+                    .iter()
+                    .filter(|p| p.workers > 0)
+                    .map(|p| p.rollup_us)
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(0.0)
+            },
         }
     }
 
@@ -256,6 +273,10 @@ pub struct MemorySummary {
     pub workers_total_rss_mean_bytes: u64,
     /// Mean of the workers' summed PSS: what the pool's workers cost.
     pub workers_total_pss_mean_bytes: u64,
+    /// Median time to read one worker's `/proc/PID/smaps_rollup` (the
+    /// pool's sampler reads it once per worker and tick), µs.
+    #[serde(default)]
+    pub rollup_us_per_process: f64,
 }
 
 /// A value after the first minute and at the end.
@@ -445,6 +466,7 @@ mod tests {
             workers_pss: 6 << 20,
             worker_rss_max: 11 << 20,
             worker_pss_max: 4 << 20,
+            rollup_us: 25.0,
         }
     }
 
