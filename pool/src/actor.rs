@@ -246,7 +246,7 @@ impl Actor {
             child_end: OwnedFd::from(theirs),
         };
         let now = Instant::now();
-        let child = match self.shared.spawner.spawn(plan).await {
+        let child = match self.shared.spawner.spawn(plan) {
             Ok(c) => c,
             Err(e) => return self.spawn_failed(e.to_string()),
         };

@@ -28,6 +28,7 @@ mod signals;
 mod spawn;
 pub mod spec;
 pub mod status;
+mod thread;
 pub mod units;
 
 pub use channel::{Incoming, WorkerChannel, WorkerMessage, WorkerReport};

@@ -1,12 +1,13 @@
-//! Spawning workers from one long-lived thread, the way `posix_spawn`
-//! does: `clone(CLONE_VM | CLONE_VFORK)`.
+//! Spawning workers the way `posix_spawn` does: `clone(CLONE_VM |
+//! CLONE_VFORK)`.
 //!
 //! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so every
-//! spawn happens on a dedicated thread that lives as long as the pool (it
-//! ends when the last actor drops its [`Spawner`]).
+//! spawn happens on the pool's own thread ([`crate::thread`]), which lives
+//! exactly as long as the pool; the actors run there too, so a restart
+//! needs no hand-off between threads.
 //!
-//! The child shares the spawner's memory until it calls `execve` (the
-//! spawner thread is suspended meanwhile), so no page table is copied and
+//! The child shares the pool thread's memory until it calls `execve` (the
+//! thread is suspended meanwhile), so no page table is copied and
 //! none torn down: the cost does not grow with the supervisor's address
 //! space or threads. Between clone and exec the child runs on a stack of
 //! its own and makes system calls only: it resets the signal handlers the
@@ -25,10 +26,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread::ThreadId;
 
 use rlimit::Resource;
-use tokio::sync::oneshot;
 
 use crate::channel::{CHANNEL_ENV, CHANNEL_FD};
 use crate::error::Error;
@@ -68,17 +70,21 @@ pub(crate) struct Spawned {
     pub stderr: OwnedFd,
 }
 
-type Reply = oneshot::Sender<Result<Spawned, Error>>;
-
-/// Handle to the spawner thread.
-#[derive(Clone)]
+/// Spawns workers; only on the pool's thread (see [`crate::thread`]).
 pub(crate) struct Spawner {
-    tx: std::sync::mpsc::Sender<(Plan, Reply)>,
+    kit: Mutex<Kit>,
+    thread: ThreadId,
+}
+
+/// What every spawn reuses.
+struct Kit {
+    stack: ChildStack,
+    null: OwnedFd,
 }
 
 impl Spawner {
-    /// Start the spawner thread.
-    pub fn start() -> Result<Spawner, Error> {
+    /// A spawner for the thread `thread` (the pool's).
+    pub fn new(thread: ThreadId) -> Result<Spawner, Error> {
         let io_error = |context: &str, source| Error::Io {
             context: context.into(),
             source,
@@ -87,30 +93,24 @@ impl Spawner {
         let null = std::fs::File::open("/dev/null")
             .map(OwnedFd::from)
             .map_err(|e| io_error("opening /dev/null", e))?;
-        let (tx, rx) = std::sync::mpsc::channel::<(Plan, Reply)>();
-        std::thread::Builder::new()
-            .name("pool-spawner".into())
-            // Argument and environment vectors are built here: small.
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                while let Ok((plan, reply)) = rx.recv() {
-                    let _ = reply.send(spawn_now(plan, &stack, &null));
-                }
-            })
-            .map_err(|e| io_error("starting the spawner thread", e))?;
-        Ok(Spawner { tx })
+        Ok(Spawner {
+            kit: Mutex::new(Kit { stack, null }),
+            thread,
+        })
     }
 
-    /// Spawn on the spawner thread; returns once the child exec'd.
-    pub async fn spawn(&self, plan: Plan) -> Result<Spawned, Error> {
-        let worker = plan.worker.clone();
-        let (reply, rx) = oneshot::channel();
-        let gone = || Error::Io {
-            context: format!("worker `{worker}`: spawner thread is gone"),
-            source: io::Error::other("spawner thread ended"),
-        };
-        self.tx.send((plan, reply)).map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())?
+    /// Spawn now; returns once the child exec'd. Refuses to run on any
+    /// thread but the pool's: `PR_SET_PDEATHSIG` follows the thread that
+    /// forked, and only the pool's lives exactly as long as the pool.
+    pub fn spawn(&self, plan: Plan) -> Result<Spawned, Error> {
+        if std::thread::current().id() != self.thread {
+            return Err(Error::Io {
+                context: format!("worker `{}`: spawn outside the pool's thread", plan.worker),
+                source: io::Error::other("wrong thread"),
+            });
+        }
+        let kit = self.kit.lock().unwrap_or_else(|p| p.into_inner());
+        spawn_now(plan, &kit.stack, &kit.null)
     }
 }
 
@@ -120,8 +120,8 @@ struct ChildStack {
     len: usize,
 }
 
-// SAFETY: the mapping is only used by the spawner thread (and its clone
-// while that thread is suspended).
+// SAFETY: the mapping is only used by one spawn at a time (under the
+// spawner's lock), and by the clone while the spawning thread is suspended.
 unsafe impl Send for ChildStack {}
 
 impl ChildStack {
