@@ -18,8 +18,8 @@
 //! [`MEMORY_OFF_ENV`] turns single measures off, to measure what each gives.
 
 /// Environment variable turning measures off, comma-separated: `arenas`,
-/// `startup-pages`, `trim`, `threads` (for measuring what each gives; see
-/// `docs/bench/MEMORY.md`).
+/// `startup-pages`, `evict` (both processes), `evict-worker`, `trim`,
+/// `threads` (for measuring what each gives; see `docs/bench/MEMORY.md`).
 pub const MEMORY_OFF_ENV: &str = "WORLDPOOL_MEMORY_OFF";
 
 /// Whether `measure` was turned off in [`MEMORY_OFF_ENV`].
@@ -92,7 +92,15 @@ pub struct Released {
 /// (code and read-only data) with `MADV_DONTNEED`: they stay in the page
 /// cache, and what runs again faults back in. Mappings with any anonymous
 /// page (relocated or copied-on-write data) are left alone.
-pub fn release_startup_pages() -> Released {
+///
+/// With `evict`, this binary's own pages that no process maps any more
+/// also leave the page cache (`POSIX_FADV_DONTNEED`), and its mappings are
+/// marked `MADV_RANDOM` (no read-around): the kernel maps up to 16 cached
+/// pages around each page fault ("fault-around"), so with the whole binary
+/// cached every fault maps 64 KiB; with only the pages in use cached, a
+/// fault maps little more than what runs. The pages faulted in after are
+/// read from the file (the first run of a code path costs a read).
+pub fn release_startup_pages_and(evict: bool) -> Released {
     let mut done = Released::default();
     if off("startup-pages") {
         return done;
@@ -100,7 +108,19 @@ pub fn release_startup_pages() -> Released {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return done;
     };
+    let exe = std::fs::read_link("/proc/self/exe").ok();
+    let evict = evict && !off("evict");
     for m in clean_readonly_mappings(&smaps) {
+        if evict && exe.as_deref().is_some_and(|e| e == m.path.as_path()) {
+            // SAFETY: advice on a whole mapping of ours; no data changes.
+            unsafe {
+                libc::madvise(
+                    m.start as *mut libc::c_void,
+                    m.end - m.start,
+                    libc::MADV_RANDOM,
+                );
+            }
+        }
         // SAFETY: the range is a whole mapping of this process, private,
         // not writable, file-backed, and holds no anonymous page, so its
         // content is the file's: dropping the page-table entries loses
@@ -117,7 +137,17 @@ pub fn release_startup_pages() -> Released {
             done.bytes += m.rss;
         }
     }
+    if evict && let Some(exe) = exe.as_ref().and_then(|e| std::fs::File::open(e).ok()) {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: advice on a descriptor we own; pages still mapped stay.
+        unsafe { libc::posix_fadvise(exe.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
     done
+}
+
+/// [`release_startup_pages_and`] without eviction.
+pub fn release_startup_pages() -> Released {
+    release_startup_pages_and(false)
 }
 
 /// The supervisor: once every worker is running (at most 10 s after the
@@ -142,7 +172,8 @@ pub fn release_startup_pages_once_up(
                 break;
             }
         }
-        let r = release_startup_pages();
+        // The supervisor is the only process mapping its binary.
+        let r = release_startup_pages_and(true);
         tracing::debug!(
             mappings = r.mappings,
             bytes = r.bytes,
@@ -170,7 +201,7 @@ impl AfterWork {
         trim_heap();
         if !self.released {
             self.released = true;
-            let r = release_startup_pages();
+            let r = release_startup_pages_and(!off("evict-worker"));
             tracing::debug!(
                 mappings = r.mappings,
                 bytes = r.bytes,
@@ -180,11 +211,12 @@ impl AfterWork {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Mapping {
     start: usize,
     end: usize,
     rss: u64,
+    path: std::path::PathBuf,
 }
 
 /// The mappings of an smaps text that are private, not writable, backed by
@@ -221,7 +253,15 @@ fn clean_readonly_mappings(smaps: &str) -> Vec<Mapping> {
                 && perms.ends_with('p')
                 && inode != "0"
                 && path.starts_with('/');
-            current = Some((Mapping { start, end, rss: 0 }, eligible));
+            current = Some((
+                Mapping {
+                    start,
+                    end,
+                    rss: 0,
+                    path: std::path::PathBuf::from(path),
+                },
+                eligible,
+            ));
             anon_free = false;
             continue;
         }
