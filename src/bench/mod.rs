@@ -500,7 +500,11 @@ async fn run_mode(
     } else {
         None
     };
-    let mut command = tokio::process::Command::new(exe);
+    // The supervisor runs from a copy: this process maps its own binary,
+    // and sharing those pages would halve the supervisor's PSS for them.
+    let bin_dir = dir.join("bin");
+    let exe = stage_binaries(exe, &bin_dir)?;
+    let mut command = tokio::process::Command::new(&exe);
     match api {
         Some(addr) => command.args(["run", "--api-bind", &addr.to_string(), "--config"]),
         None => command.args(["run", "--no-api", "--config"]),
@@ -555,6 +559,7 @@ async fn run_mode(
         }
     }
     site.shutdown().await;
+    let _ = std::fs::remove_dir_all(&bin_dir);
     result
 }
 
@@ -713,6 +718,23 @@ async fn measure(
         api_load,
     };
     Ok((result, samples.memory))
+}
+
+/// Copy `exe` (and `worldpool-worker` beside it, when there) into `dir`;
+/// the copy of `exe`.
+fn stage_binaries(exe: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = exe
+        .file_name()
+        .context("the supervisor binary has no file name")?;
+    let copy = dir.join(name);
+    std::fs::copy(exe, &copy).with_context(|| format!("copying {}", exe.display()))?;
+    let worker = exe.with_file_name(crate::supervise::WORKER_BINARY);
+    if worker.is_file() {
+        std::fs::copy(&worker, dir.join(crate::supervise::WORKER_BINARY))
+            .with_context(|| format!("copying {}", worker.display()))?;
+    }
+    Ok(copy)
 }
 
 fn procfs_alive(pid: u32) -> bool {
