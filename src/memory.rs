@@ -43,11 +43,10 @@ pub fn limit_malloc_arenas(n: i32) {
     let _ = n;
 }
 
-/// The supervisor's runtime: the main thread alone runs the pool's actors
-/// (they are light; the spawner and the sampler have threads of their
-/// own, the API a runtime of its own). Every thread brings a stack and a
-/// malloc arena. `threads` in [`MEMORY_OFF_ENV`] gives tokio's default
-/// (a worker thread per core).
+/// The supervisor's runtime: the main thread alone (it waits for signals;
+/// the pool's actors run on the pool's thread, the API on a runtime of its
+/// own). Every thread brings a stack and a malloc arena. `threads` in
+/// [`MEMORY_OFF_ENV`] gives tokio's default (a worker thread per core).
 pub fn supervisor_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     if off("threads") {
         tokio::runtime::Builder::new_multi_thread()
