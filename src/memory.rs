@@ -3,7 +3,7 @@
 //!
 //! - **malloc arenas**: glibc gives each thread that allocates an arena of
 //!   its own (up to 8 per core), each holding freed memory of its own; the
-//!   supervisor allows 2, the worker 1.
+//!   supervisor and the worker allow 1.
 //! - **start-up pages**: most of a process's resident file pages are code
 //!   and read-only data it ran once, at start-up (argument parsing, config
 //!   validation, building the runtime, loading TLS roots). Once running,
@@ -150,7 +150,8 @@ pub fn release_startup_pages() -> Released {
 }
 
 /// The supervisor: once every worker is running (at most 10 s after the
-/// call), release the start-up pages, on the runtime, once.
+/// call), release the start-up pages, on the runtime, once; then trim the
+/// heap every 30 s.
 pub fn release_startup_pages_once_up(
     pool: pool::PoolHandle,
     stop: tokio_util::sync::CancellationToken,
@@ -178,6 +179,16 @@ pub fn release_startup_pages_once_up(
             bytes = r.bytes,
             "released start-up pages"
         );
+        // From then on, hand freed heap pages back now and then (a few
+        // hundred KiB of a fragmented heap; about a millisecond).
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => trim_heap(),
+            }
+        }
     });
 }
 

@@ -720,19 +720,25 @@ async fn measure(
     Ok((result, samples.memory))
 }
 
-/// Copy `exe` (and `worldpool-worker` beside it, when there) into `dir`;
-/// the copy of `exe`.
+/// Copy `exe` (and `worldpool-worker` beside it, when there) into `dir`,
+/// written to disk as an installed binary is (dirty pages could not leave
+/// the page cache); the copy of `exe`.
 fn stage_binaries(exe: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = exe
         .file_name()
         .context("the supervisor binary has no file name")?;
+    let copy_to = |from: &Path, to: &Path| -> anyhow::Result<()> {
+        std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+        std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", to.display()))
+    };
     let copy = dir.join(name);
-    std::fs::copy(exe, &copy).with_context(|| format!("copying {}", exe.display()))?;
+    copy_to(exe, &copy)?;
     let worker = exe.with_file_name(crate::supervise::WORKER_BINARY);
     if worker.is_file() {
-        std::fs::copy(&worker, dir.join(crate::supervise::WORKER_BINARY))
-            .with_context(|| format!("copying {}", worker.display()))?;
+        copy_to(&worker, &dir.join(crate::supervise::WORKER_BINARY))?;
     }
     Ok(copy)
 }

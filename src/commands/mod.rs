@@ -117,7 +117,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker(_) | Command::ScrapeOnce(_) => exec_worker_binary(),
         Command::CheckConfig(args) => Ok(check_config::run(&args)),
         Command::Run(args) => {
-            crate::memory::limit_malloc_arenas(2);
+            crate::memory::limit_malloc_arenas(1);
             crate::memory::supervisor_runtime()?.block_on(run::run(args))
         }
         other => {
