@@ -114,6 +114,9 @@ fn absolute(path: &Path) -> PathBuf {
 pub fn pool_options(config: &Config) -> pool::PoolOptions {
     pool::PoolOptions {
         sample_interval: config.pool.sample_interval,
+        // Events stay in the ring until overwritten: 512 is minutes of
+        // events at production polling, and half the memory of 1,024.
+        event_capacity: 512,
         ..pool::PoolOptions::default()
     }
 }

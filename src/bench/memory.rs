@@ -28,8 +28,8 @@ pub struct Point {
     pub worker_rss_max: u64,
     /// Largest PSS of one worker.
     pub worker_pss_max: u64,
-    /// Time to read one worker's smaps_rollup (what the pool's sampler
-    /// reads each tick), µs, averaged over the workers.
+    /// CPU time to read one worker's smaps_rollup (what the pool's
+    /// sampler reads each tick), µs, averaged over the workers.
     pub rollup_us: f64,
 }
 
@@ -73,7 +73,7 @@ impl Series {
             worker_pss_max: 0,
             rollup_us: 0.0,
         };
-        let t0 = Instant::now();
+        let t0 = thread_cpu();
         for pid in workers {
             if let Some(m) = pool::procfs::memory(pid) {
                 p.workers += 1;
@@ -84,7 +84,7 @@ impl Series {
             }
         }
         if p.workers > 0 {
-            p.rollup_us = t0.elapsed().as_secs_f64() * 1e6 / p.workers as f64;
+            p.rollup_us = thread_cpu().saturating_sub(t0).as_secs_f64() * 1e6 / p.workers as f64;
         }
         self.points.push(p);
     }
@@ -273,7 +273,7 @@ pub struct MemorySummary {
     pub workers_total_rss_mean_bytes: u64,
     /// Mean of the workers' summed PSS: what the pool's workers cost.
     pub workers_total_pss_mean_bytes: u64,
-    /// Median time to read one worker's `/proc/PID/smaps_rollup` (the
+    /// Median CPU time to read one worker's `/proc/PID/smaps_rollup` (the
     /// pool's sampler reads it once per worker and tick), µs.
     #[serde(default)]
     pub rollup_us_per_process: f64,
@@ -327,6 +327,18 @@ pub struct Soak {
     pub supervisor_fds: Change,
     /// RSS and descriptors within the tolerance.
     pub ok: bool,
+}
+
+/// CPU time of the calling thread (what reading /proc costs, whatever the
+/// scheduler does meanwhile).
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Open file descriptors of a process.
