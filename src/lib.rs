@@ -19,7 +19,9 @@
 //! - [`demo_site`]: an offline copy of the site with fault injection.
 //! - [`api`]: the REST API (axum) and `worldpool status`.
 //! - [`bench`]: `worldpool bench`.
+//! - [`memory`]: keeping the processes small (arenas, start-up pages).
 
+#![recursion_limit = "256"]
 pub mod api;
 pub mod app_events;
 pub mod bench;
@@ -30,6 +32,7 @@ pub mod demo_site;
 pub mod import;
 pub mod legacy;
 pub mod logging;
+pub mod memory;
 pub mod protocol;
 pub mod reload;
 pub mod scrape;

@@ -1,4 +1,6 @@
-//! The `worldpool` binary: parse, install tracing, dispatch.
+//! The `worldpool` binary (the supervisor and the tools): parse, install
+//! tracing, dispatch. The worker process is `worldpool-worker`
+//! (`src/bin/worldpool-worker.rs`).
 
 use std::process::ExitCode;
 

@@ -2,11 +2,12 @@
 //! the API, reload the config on SIGHUP, `POST /api/reload` or a change of
 //! the file ([`crate::reload`]), stop everything on SIGINT/SIGTERM.
 //!
-//! Workers are this very binary (`std::env::current_exe()`) re-executed as
-//! `worldpool worker --world NAME --config PATH` (pool mode, plus one
-//! `worldpool worker --watcher` named `watcher` that reads the status page
-//! for all of them) or `worldpool worker --all --config PATH` (single
-//! mode), with `--watched` and `--pool-budget` as the config asks, unless
+//! Workers are the `worldpool-worker` binary found beside this one
+//! ([`worker_binary`]), run as `worldpool-worker worker --world NAME
+//! --config PATH` (pool mode, plus one `worldpool-worker worker --watcher`
+//! named `watcher` that reads the status page for all of them) or
+//! `worldpool-worker worker --all --config PATH` (single mode), with
+//! `--watched` and `--pool-budget` as the config asks, unless
 //! [`WORKER_PROGRAM_ENV`] names another program taking the same arguments
 //! (a wrapper script, or the test suite's misbehaving worker). The
 //! heartbeat period is passed in [`crate::worker::HEARTBEAT_ENV`].
@@ -26,12 +27,32 @@ use crate::config::{Config, Mode};
 /// PATH`) and the channel on fd 3.
 pub const WORKER_PROGRAM_ENV: &str = "WORLDPOOL_WORKER_PROGRAM";
 
-/// The worker program: [`WORKER_PROGRAM_ENV`] when set, else this binary.
+/// File name of the worker binary, installed beside `worldpool`.
+pub const WORKER_BINARY: &str = "worldpool-worker";
+
+/// The worker program: [`WORKER_PROGRAM_ENV`] when set, else
+/// [`worker_binary`].
 pub fn worker_program() -> anyhow::Result<PathBuf> {
     match std::env::var_os(WORKER_PROGRAM_ENV) {
         Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ => std::env::current_exe().context("locating the worldpool binary"),
+        _ => worker_binary(),
     }
+}
+
+/// `worldpool-worker` in the directory of the running binary (`cargo
+/// install` and `cargo build` put both there).
+pub fn worker_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the worldpool binary")?;
+    let path = exe.with_file_name(WORKER_BINARY);
+    if !path.is_file() {
+        anyhow::bail!(
+            "the worker binary {} is missing: build or install both binaries \
+             (`cargo build --release --bins`, `cargo install --path .`), or name \
+             the worker program in {WORKER_PROGRAM_ENV}",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// The worker specs for a config: one per world in pool mode
@@ -105,11 +126,14 @@ fn absolute(path: &Path) -> PathBuf {
 pub fn pool_options(config: &Config) -> pool::PoolOptions {
     pool::PoolOptions {
         sample_interval: config.pool.sample_interval,
+        // Events stay in the ring until overwritten: 512 is minutes of
+        // events at production polling, and half the memory of 1,024.
+        event_capacity: 512,
         ..pool::PoolOptions::default()
     }
 }
 
-/// Start the pool for a config (workers are this binary, `exe`).
+/// Start the pool for a config (workers run `exe`).
 pub fn start_pool(config: &Config, exe: &Path) -> anyhow::Result<pool::Pool> {
     let specs = worker_specs(config, exe);
     pool::Pool::start(specs, pool_options(config)).context("starting the pool")
@@ -184,7 +208,10 @@ pub async fn run_with(
                 bind,
                 state,
                 stop.clone(),
-                crate::api::DedicatedOptions::default(),
+                crate::api::DedicatedOptions {
+                    threads: crate::memory::api_threads(),
+                    ..crate::api::DedicatedOptions::default()
+                },
             )
             .await?;
             tracing::info!(%addr, "API listening on http://{addr}; dashboard at http://{addr}/");
@@ -206,6 +233,8 @@ pub async fn run_with(
         sighup,
         stop.clone(),
     );
+
+    crate::memory::release_startup_pages_once_up(handle.clone(), stop.clone());
 
     tokio::select! {
         () = stop.cancelled() => tracing::info!("stop requested"),

@@ -85,7 +85,7 @@ async fn get(app: &Router, uri: &str) -> Answer {
     call(app, Method::GET, uri, None).await
 }
 
-const WORKER_FIELDS: [&str; 18] = [
+const WORKER_FIELDS: [&str; 19] = [
     "world",
     "pid",
     "state",
@@ -102,6 +102,7 @@ const WORKER_FIELDS: [&str; 18] = [
     "rows_last_run",
     "cpu_percent",
     "rss_bytes",
+    "pss_bytes",
     "limits",
     "exits_by_reason",
 ];
@@ -467,6 +468,8 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
         Some(6.0)
     );
     assert!(sample_value(&text, "worldpool_worker_rss_bytes", &[("world", "Aurora")]).is_some());
+    assert!(sample_value(&text, "worldpool_worker_pss_bytes", &[("world", "Aurora")]).is_some());
+    assert!(sample_value(&text, "worldpool_pool_pss_bytes", &[]).is_some());
     assert!(
         sample_value(
             &text,
@@ -999,7 +1002,9 @@ async fn status_command_prints_a_table_and_explains_unreachable_api() {
         "restarts",
         "uptime",
         "cpu",
-        "memory",
+        "rss",
+        "pss",
+        "requests",
         "last success",
     ] {
         assert!(

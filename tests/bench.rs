@@ -63,3 +63,64 @@ fn quick_bench_with_chaos_loses_nothing() {
     }
     assert!(stdout.contains("pool/single"), "{stdout}");
 }
+
+/// `--soak` (short): pool mode with a kill every 2 s and the API under
+/// load; the supervisor's RSS and descriptors do not grow, and the memory
+/// figures (RSS and PSS) are all there.
+#[test]
+fn short_soak_with_the_api_under_load_does_not_grow() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(bin())
+        .args(["bench", "--quick", "--soak", "20s", "--out"])
+        .arg(out_dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs worldpool bench --soak");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "soak failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("soak: supervisor RSS"), "{stdout}");
+    let text = std::fs::read_to_string(out_dir.path().join("results.json")).expect("results");
+    let results: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(results["lost_data"], false, "{text}");
+    let soak = &results["soak"];
+    assert_eq!(soak["ok"], true, "{soak}");
+    for key in ["supervisor_rss", "supervisor_pss", "supervisor_fds"] {
+        assert!(
+            soak[key]["start"].as_u64().is_some_and(|v| v > 0),
+            "{key}: {soak}"
+        );
+    }
+    let modes = results["modes"].as_array().expect("modes");
+    assert_eq!(modes.len(), 1, "pool mode only");
+    let m = &modes[0];
+    assert!(
+        m["kills"].as_u64().is_some_and(|k| k >= 5),
+        "a kill every 2 s: {m}"
+    );
+    let load = &m["api_load"];
+    assert!(load["ok"].as_u64().is_some_and(|n| n > 50), "{load}");
+    assert_eq!(load["errors"], 0, "{load}");
+    let mem = &m["memory"];
+    for key in [
+        "supervisor_rss_max_bytes",
+        "supervisor_pss_max_bytes",
+        "worker_rss_mean_bytes",
+        "worker_pss_mean_bytes",
+        "workers_total_pss_mean_bytes",
+    ] {
+        assert!(mem[key].as_u64().is_some_and(|v| v > 0), "{key}: {mem}");
+    }
+    assert!(
+        mem["worker_pss_mean_bytes"].as_u64() < mem["worker_rss_mean_bytes"].as_u64(),
+        "workers share their binary: PSS below RSS: {mem}"
+    );
+    let svg = std::fs::read_to_string(out_dir.path().join("soak.svg")).expect("soak.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    let csv = std::fs::read_to_string(out_dir.path().join("memory-pool.csv")).expect("csv");
+    assert!(csv.lines().count() > 10, "{csv}");
+}

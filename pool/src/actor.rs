@@ -248,24 +248,26 @@ impl Actor {
             child_end: OwnedFd::from(theirs),
         };
         let now = Instant::now();
-        let mut child = match self.shared.spawner.spawn(plan).await {
+        let child = match self.shared.spawner.spawn(plan) {
             Ok(c) => c,
             Err(e) => return self.spawn_failed(e.to_string()),
         };
-        let Some(pid) = child.id() else {
-            return self.spawn_failed("the spawned child has no pid".into());
-        };
+        let pid = child.pid;
+        // The group first: whatever happens next, the process is ours to
+        // signal and reap.
+        self.group = Some(Group::new(pid, now));
         let name = &self.spec.name;
         self.forwarders.retain(|h| !h.is_finished());
-        if let Some(out) = child.stdout.take() {
-            self.forwarders
-                .push(forward_lines(name.clone(), "stdout", out));
+        for (stream, fd) in [("stdout", child.stdout), ("stderr", child.stderr)] {
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                Ok(pipe) => self
+                    .forwarders
+                    .push(forward_lines(name.clone(), stream, pipe)),
+                Err(e) => {
+                    tracing::warn!(worker = %name, stream, error = %e, "worker output unreadable")
+                }
+            }
         }
-        if let Some(err) = child.stderr.take() {
-            self.forwarders
-                .push(forward_lines(name.clone(), "stderr", err));
-        }
-        self.group = Some(Group::new(child, pid, now));
         match link::open(name, ours, self.shared.options.send_queue) {
             Ok((lines, writer, tx)) => {
                 self.lines = Some(lines);
@@ -284,6 +286,7 @@ impl Actor {
         self.status.last_heartbeat = None;
         self.status.cpu_percent = None;
         self.status.rss_bytes = None;
+        self.status.pss_bytes = None;
         tracing::info!(worker = %self.spec.name, pid, restart, "spawned");
         self.emit(PoolEvent::Started {
             worker: self.spec.name.clone(),

@@ -30,6 +30,7 @@ use crate::events::PoolEvent;
 use crate::spawn::Spawner;
 use crate::spec::{Policy, WorkerSpec};
 use crate::status::{StateName, WorkerStatus};
+use crate::thread::PoolThread;
 
 /// Pool-wide options.
 #[derive(Debug, Clone)]
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     pub options: PoolOptions,
     shutting_down: AtomicBool,
     actors: Mutex<Vec<JoinHandle<()>>>,
+    /// Declared last: dropped last, it lets the pool thread end.
+    thread: PoolThread,
 }
 
 impl Shared {
@@ -163,7 +166,7 @@ impl Shared {
             reply,
         });
         let actor = Actor::new(slot, self.clone(), spec);
-        let task = tokio::spawn(actor.run(rx));
+        let task = self.thread.runtime.spawn(actor.run(rx));
         let mut actors = self.actors.lock().unwrap_or_else(|p| p.into_inner());
         actors.retain(|a| !a.is_finished());
         actors.push(task);
@@ -172,7 +175,9 @@ impl Shared {
 }
 
 impl Pool {
-    /// Start every worker. Must be called inside a tokio runtime.
+    /// Start every worker. The pool runs on a thread of its own
+    /// ([`crate::thread`]); it can be started from anywhere, and its
+    /// handles used from any runtime.
     pub fn start(specs: Vec<WorkerSpec>, options: PoolOptions) -> Result<Pool, Error> {
         let mut seen = std::collections::HashSet::new();
         for s in &specs {
@@ -180,18 +185,16 @@ impl Pool {
                 return Err(Error::DuplicateName(s.name.clone()));
             }
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Io {
-            context: "Pool::start needs a tokio runtime".into(),
-            source: std::io::Error::other(e),
-        })?;
+        let thread = PoolThread::start()?;
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
         let shared = Arc::new(Shared {
             slots: RwLock::new(Vec::with_capacity(specs.len())),
             events,
-            spawner: Spawner::start(runtime)?,
+            spawner: Spawner::new(thread.id)?,
             options: options.clone(),
             shutting_down: AtomicBool::new(false),
             actors: Mutex::new(Vec::with_capacity(specs.len())),
+            thread,
         });
         for spec in specs {
             shared.add(spec)?;
@@ -247,6 +250,7 @@ pub(crate) fn initial_status(spec: &WorkerSpec, now: DateTime<Utc>) -> WorkerSta
         fatal_reason: None,
         cpu_percent: None,
         rss_bytes: None,
+        pss_bytes: None,
         limits: spec.limits.clone(),
         policy: spec.policy(),
         report: WorkerReport::default(),

@@ -11,6 +11,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 /// Longest line kept whole; longer ones arrive in pieces of this size.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
+/// Read buffer of one reader (tokio's default is 8 KiB).
+const READ_BUFFER: usize = 1024;
+
+/// Line buffer kept between lines; a longer one is freed after its line.
+const KEEP_BUFFER: usize = 4096;
+
 /// Reads `\n`-terminated lines of at most `max` bytes.
 #[derive(Debug)]
 pub(crate) struct LineReader<R> {
@@ -23,7 +29,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// A reader with lines of at most `max` bytes.
     pub(crate) fn new(reader: R, max: usize) -> LineReader<R> {
         LineReader {
-            inner: BufReader::new(reader),
+            // Small: three readers per worker (channel, stdout, stderr),
+            // and their lines are short; a long line takes a few reads.
+            inner: BufReader::with_capacity(READ_BUFFER, reader),
             buf: Vec::new(),
             max: max.max(1),
         }
@@ -46,6 +54,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     .trim_end_matches(['\n', '\r'])
                     .to_string();
                 self.buf.clear();
+                // One long line must not pin its buffer for the worker's
+                // life: three readers per worker add up.
+                if self.buf.capacity() > KEEP_BUFFER {
+                    self.buf = Vec::new();
+                }
                 return Ok(Some(line));
             }
         }
@@ -63,6 +76,20 @@ mod tests {
             out.push(l);
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_long_line_does_not_pin_its_buffer() {
+        let mut input = vec![b'x'; 20_000];
+        input.extend_from_slice(b"\nshort\n");
+        let mut r = LineReader::new(&input[..], MAX_LINE);
+        let long = r.next_line().await.expect("reads").expect("a line");
+        assert_eq!(long.len(), 20_000);
+        assert!(r.buf.capacity() <= KEEP_BUFFER, "{}", r.buf.capacity());
+        assert_eq!(
+            r.next_line().await.expect("reads").as_deref(),
+            Some("short")
+        );
     }
 
     #[tokio::test]

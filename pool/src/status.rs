@@ -68,8 +68,13 @@ pub struct WorkerStatus {
     pub fatal_reason: Option<String>,
     /// CPU usage in percent of one core (latest sample).
     pub cpu_percent: Option<f32>,
-    /// Resident set size in bytes (latest sample).
+    /// Resident set size in bytes (latest sample). Counts every shared
+    /// page in full: summed over workers it overstates what they cost.
     pub rss_bytes: Option<u64>,
+    /// Proportional set size in bytes (latest sample, from
+    /// `/proc/PID/smaps_rollup`): each shared page divided by the number of
+    /// processes mapping it. Summed over workers, what the pool costs.
+    pub pss_bytes: Option<u64>,
     /// Limits applied to the worker.
     pub limits: Limits,
     /// Restart policy and timeouts in effect (changed live by

@@ -77,6 +77,7 @@ impl FakeControl {
             fatal_reason: None,
             cpu_percent: Some(1.5),
             rss_bytes: Some(12 * 1024 * 1024),
+            pss_bytes: Some(3 * 1024 * 1024),
             limits: Limits {
                 cpu_time: Some(std::time::Duration::from_secs(3_600)),
                 memory: Some(256 * 1024 * 1024),

@@ -294,6 +294,22 @@ pub fn render(
     }
 
     w.family(
+        "worldpool_worker_pss_bytes",
+        "gauge",
+        "Proportional memory of the worker process, bytes (latest sample): \
+         shared pages divided among the processes that map them.",
+    );
+    for s in workers {
+        if let (Some(_), Some(pss)) = (s.pid, s.pss_bytes) {
+            w.sample(
+                "worldpool_worker_pss_bytes",
+                &[("world", &s.name)],
+                pss as f64,
+            );
+        }
+    }
+
+    w.family(
         "worldpool_worker_uptime_seconds",
         "gauge",
         "Seconds the worker's current process has been running.",
@@ -514,7 +530,8 @@ pub fn render(
     w.family(
         "worldpool_pool_rss_bytes",
         "gauge",
-        "Resident memory of all worker processes, bytes.",
+        "Resident memory of all worker processes, bytes (shared pages \
+         counted once per process: overstates their cost).",
     );
     let rss: u64 = workers
         .iter()
@@ -522,6 +539,18 @@ pub fn render(
         .filter_map(|s| s.rss_bytes)
         .sum();
     w.sample("worldpool_pool_rss_bytes", &[], rss as f64);
+
+    w.family(
+        "worldpool_pool_pss_bytes",
+        "gauge",
+        "Proportional memory of all worker processes, bytes: what they cost.",
+    );
+    let pss: u64 = workers
+        .iter()
+        .filter(|s| s.pid.is_some())
+        .filter_map(|s| s.pss_bytes)
+        .sum();
+    w.sample("worldpool_pool_pss_bytes", &[], pss as f64);
 
     w.out
 }

@@ -31,6 +31,7 @@ use tower_http::trace::TraceLayer;
 use crate::store::Store;
 
 pub mod budget;
+pub mod client;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -449,19 +450,30 @@ pub async fn serve_dedicated(
     options: DedicatedOptions,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     check_bind(bind, state.has_token())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads.max(1))
-        .max_blocking_threads(2)
-        .thread_name("worldpool-api")
-        .on_thread_start(move || lower_thread_priority(options.nice))
-        .enable_all()
-        .build()
-        .context("cannot build the API runtime")?;
+    // One thread: the API thread itself runs the runtime.
+    let runtime = if options.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(2)
+            .thread_name("worldpool-api")
+            .on_thread_start(move || lower_thread_priority(options.nice))
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .max_blocking_threads(2)
+            .thread_name("worldpool-api")
+            .on_thread_start(move || lower_thread_priority(options.nice))
+            .enable_all()
+            .build()
+    }
+    .context("cannot build the API runtime")?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("worldpool-api-main".into())
         .spawn(move || {
+            lower_thread_priority(options.nice);
             runtime.block_on(async move {
                 match serve(bind, state, shutdown).await {
                     Ok((addr, task)) => {

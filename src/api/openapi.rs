@@ -277,6 +277,7 @@ fn base() -> Value {
                     "rows_last_run": {"type": "integer", "nullable": true},
                     "cpu_percent": {"type": "number", "nullable": true},
                     "rss_bytes": {"type": "integer", "nullable": true},
+                    "pss_bytes": {"type": "integer", "nullable": true, "description": "proportional set size: shared pages divided among the processes mapping them"},
                     "limits": {"$ref": "#/components/schemas/Limits"},
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},

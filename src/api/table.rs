@@ -26,6 +26,9 @@ pub struct Row {
     pub cpu_percent: Option<f64>,
     /// RSS.
     pub rss_bytes: Option<u64>,
+    /// PSS (absent from older servers).
+    #[serde(default)]
+    pub pss_bytes: Option<u64>,
     /// Last success.
     pub last_success: Option<DateTime<Utc>>,
     /// Requests the pool's budget granted it (`null` without one).
@@ -60,7 +63,7 @@ fn human_bytes(b: u64) -> String {
 
 /// Render the table (pure, for tests). `now` is used for "ago" columns.
 pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
-    const HEADERS: [&str; 10] = [
+    const HEADERS: [&str; 11] = [
         "world",
         "pid",
         "state",
@@ -68,12 +71,13 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
         "restarts",
         "uptime",
         "cpu",
-        "memory",
+        "rss",
+        "pss",
         "requests",
         "last success",
     ];
     let dash = || "-".to_string();
-    let cells: Vec<[String; 10]> = rows
+    let cells: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
             [
@@ -85,6 +89,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
                 r.uptime_s.map_or_else(dash, human_duration),
                 r.cpu_percent.map_or_else(dash, |c| format!("{c:.1}%")),
                 r.rss_bytes.map_or_else(dash, human_bytes),
+                r.pss_bytes.map_or_else(dash, human_bytes),
                 r.requests.map_or_else(dash, |n| n.to_string()),
                 r.last_success.map_or_else(dash, |t| {
                     let ago = (now - t).num_milliseconds() as f64 / 1000.0;
@@ -93,7 +98,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
             ]
         })
         .collect();
-    let mut widths: [usize; 10] = HEADERS.map(|h| h.chars().count());
+    let mut widths: [usize; 11] = HEADERS.map(|h| h.chars().count());
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -186,52 +191,39 @@ pub async fn fetch_hosts(api: &str) -> anyhow::Result<Vec<HostRow>> {
         hosts: Vec<HostRow>,
     }
     let base = api.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let response = client
-        .get(format!("{base}/api/budget"))
-        .send()
+    let mut client = super::client::HttpClient::new(base)?;
+    let (status, body) = client
+        .get_within("/api/budget", Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot reach the worldpool API at {base}"))?;
-    if !response.status().is_success() {
+    if !status.is_success() {
         return Ok(Vec::new());
     }
-    Ok(response
-        .json::<Body>()
-        .await
+    Ok(serde_json::from_slice::<Body>(&body)
         .map(|b| b.hosts)
         .unwrap_or_default())
 }
 
-/// Fetch `/api/workers` from a running pool.
+/// Fetch `/api/workers` from a running pool (plain http).
 pub async fn fetch_rows(api: &str) -> anyhow::Result<Vec<Row>> {
     let base = api.trim_end_matches('/');
-    let url = format!("{base}/api/workers");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("cannot build an HTTP client")?;
     let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
-    let response = client
-        .get(&url)
-        .send()
+    let mut client = super::client::HttpClient::new(base)?;
+    let (status, body) = client
+        .get_within("/api/workers", Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot reach the worldpool API at {base} ({hint})"))?;
-    let status = response.status();
     if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
         let message = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
             .unwrap_or_else(|| body.chars().take(200).collect());
         anyhow::bail!("the API at {base} answered {status}: {message}");
     }
-    response
-        .json::<Vec<Row>>()
-        .await
-        .with_context(|| format!("{url} did not answer with a worker list (is it worldpool?)"))
+    serde_json::from_slice::<Vec<Row>>(&body).with_context(|| {
+        format!("{base}/api/workers did not answer with a worker list (is it worldpool?)")
+    })
 }
 
 #[cfg(test)]
@@ -251,6 +243,7 @@ mod tests {
                 uptime_s: Some(3_725.0),
                 cpu_percent: Some(12.345),
                 rss_bytes: Some(15 * 1024 * 1024 + 300 * 1024),
+                pss_bytes: Some(3 * 1024 * 1024),
                 last_success: Some(now - chrono::Duration::seconds(95)),
                 requests: Some(1234),
             },
@@ -263,6 +256,7 @@ mod tests {
                 uptime_s: None,
                 cpu_percent: None,
                 rss_bytes: None,
+                pss_bytes: None,
                 last_success: None,
                 requests: None,
             },
@@ -276,6 +270,7 @@ mod tests {
         assert!(lines[3].contains("São Paulo") && lines[3].contains("4242"));
         assert!(lines[3].contains("1h02m") && lines[3].contains("12.3%"));
         assert!(lines[3].contains("15.3 MiB") && lines[3].contains("1m35s ago"));
+        assert!(lines[3].contains("3.0 MiB"));
         assert!(lines[4].contains("fatal") && lines[4].contains(" - "));
         assert!(lines[1].contains("requests") && lines[3].contains("1234"));
     }

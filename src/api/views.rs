@@ -131,8 +131,11 @@ pub struct WorkerView<'a> {
     pub rows_last_run: Option<u64>,
     /// CPU usage, percent of one core.
     pub cpu_percent: Option<f32>,
-    /// Resident memory, bytes.
+    /// Resident memory, bytes (shared pages counted in full).
     pub rss_bytes: Option<u64>,
+    /// Proportional memory, bytes: shared pages divided among the
+    /// processes that map them (sum it to get what the pool costs).
+    pub pss_bytes: Option<u64>,
     /// Limits applied to the worker.
     pub limits: &'a Limits,
     /// Last heartbeat or message on the worker channel.
@@ -236,6 +239,7 @@ impl<'a> WorkerView<'a> {
             rows_last_run: w.report.rows_last_run,
             cpu_percent: if alive { w.cpu_percent } else { None },
             rss_bytes: if alive { w.rss_bytes } else { None },
+            pss_bytes: if alive { w.pss_bytes } else { None },
             limits: &w.limits,
             last_heartbeat: ts(&w.last_heartbeat),
             exits_by_reason: &w.exits_by_reason,
@@ -457,8 +461,8 @@ mod tests {
         w.pid = None;
         let v = WorkerView::new(&w, now, true);
         assert_eq!(
-            (v.phase, v.uptime_s, v.cpu_percent, v.rss_bytes),
-            (None, None, None, None)
+            (v.phase, v.uptime_s, v.cpu_percent, v.rss_bytes, v.pss_bytes),
+            (None, None, None, None, None)
         );
         assert_eq!(v.recent_exits.map(|r| r.0.len()), Some(1));
     }

@@ -8,7 +8,16 @@
 //! measures, for every update, the time until every world's run is stored.
 //! Chaos kills a random worker with SIGKILL at an interval. At the end the
 //! store is checked: every site update stored exactly once, whole.
+//!
+//! Memory: the supervisor's and every worker's RSS and PSS are sampled
+//! about once a second ([`memory`]); with `--api` the supervisor serves the
+//! API and [`load`] keeps it busy. `--soak 30m` runs pool mode that long
+//! with a kill every 2 s and the API under load, and checks that the
+//! supervisor's RSS and open descriptors at the end are within 5 % of
+//! those after the first minute (soak.json, soak.svg).
 
+pub mod load;
+pub mod memory;
 pub mod polite;
 pub mod procfs;
 pub mod report;
@@ -58,7 +67,43 @@ pub struct BenchOptions {
     pub update_every: Option<Duration>,
     /// Longest wait for one update to be stored before it counts as lost.
     pub update_timeout: Duration,
+    /// The supervisor serves the API (on 127.0.0.1) and gets requests.
+    pub api: bool,
+    /// API requests per second with `api`.
+    pub api_rate: f64,
+    /// Run pool mode this long (kill every 2 s, API under load, updates
+    /// every 3 s unless given) and check the supervisor does not grow.
+    pub soak: Option<Duration>,
+    /// The `worldpool` binary to run as the supervisor (default: this one).
+    pub supervisor_exe: Option<PathBuf>,
 }
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            worlds: None,
+            guilds: None,
+            players: None,
+            latency: None,
+            updates: None,
+            modes: vec![Mode::Single, Mode::Pool],
+            store: "sqlite".into(),
+            chaos_kill_every: None,
+            out: PathBuf::from("bench-out"),
+            quick: false,
+            baseline: None,
+            update_every: None,
+            update_timeout: Duration::from_secs(60),
+            api: false,
+            api_rate: 20.0,
+            soak: None,
+            supervisor_exe: None,
+        }
+    }
+}
+
+/// Allowed growth of the supervisor over a soak (RSS and descriptors).
+pub const SOAK_TOLERANCE: f64 = 0.05;
 
 struct Plan {
     params: Params,
@@ -70,6 +115,23 @@ struct Plan {
 }
 
 impl BenchOptions {
+    /// `--soak`: pool mode only, a kill every 2 s, the API under load, a
+    /// site update every 3 s, for the whole duration (flags given win).
+    fn soak_defaults(mut self) -> BenchOptions {
+        if let Some(soak) = self.soak {
+            let every = *self.update_every.get_or_insert(Duration::from_secs(3));
+            self.modes = vec![Mode::Pool];
+            self.chaos_kill_every.get_or_insert(Duration::from_secs(2));
+            self.api = true;
+            self.updates = Some(
+                (soak.as_secs_f64() / every.as_secs_f64().max(1e-3))
+                    .ceil()
+                    .max(1.0) as usize,
+            );
+        }
+        self
+    }
+
     fn plan(&self) -> anyhow::Result<Plan> {
         let (w, g, p, l, u) = if self.quick {
             (6, 2, 10, 20, 4)
@@ -124,8 +186,12 @@ impl BenchOptions {
 
 /// `worldpool bench`.
 pub async fn run(args: BenchOptions) -> anyhow::Result<ExitCode> {
+    let args = args.soak_defaults();
     let plan = args.plan()?;
-    let exe = std::env::current_exe().context("locating the worldpool binary")?;
+    let exe = match &args.supervisor_exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().context("locating the worldpool binary")?,
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let progress = Progress::new();
@@ -148,20 +214,66 @@ pub async fn run(args: BenchOptions) -> anyhow::Result<ExitCode> {
         modes: Vec::new(),
         ratios: None,
         lost_data: false,
+        soak: None,
     };
     for mode in &args.modes {
-        let r = run_mode(&args, &plan, *mode, &exe, &progress).await?;
+        let (r, series) = run_mode(&args, &plan, *mode, &exe, &progress).await?;
+        let csv = args.out.join(format!("memory-{}.csv", r.mode));
+        std::fs::write(&csv, series.csv()).with_context(|| format!("writing {}", csv.display()))?;
+        if let Some(soak) = args.soak {
+            results.soak = series.soak(SOAK_TOLERANCE);
+            let svg = args.out.join("soak.svg");
+            let title = format!(
+                "worldpool run, {} workers, a SIGKILL every {:?}, API at {} req/s: {} min",
+                r.workers,
+                args.chaos_kill_every.unwrap_or_default(),
+                args.api_rate,
+                (soak.as_secs_f64() / 60.0).round()
+            );
+            std::fs::write(&svg, series.soak_svg(&title))
+                .with_context(|| format!("writing {}", svg.display()))?;
+        }
         results.modes.push(r);
     }
     results.finish();
     results.write(&args.out)?;
     println!("{}", results.table());
     println!(
-        "wrote {}/results.json, results.csv, latency.svg",
-        args.out.display()
+        "wrote {}/results.json, results.csv, latency.svg, memory-MODE.csv{}",
+        args.out.display(),
+        if args.soak.is_some() {
+            ", soak.svg"
+        } else {
+            ""
+        }
     );
 
     let mut code = ExitCode::SUCCESS;
+    if let Some(soak) = &results.soak {
+        let line = format!(
+            "soak: supervisor RSS {} -> {} ({:+.1} %), PSS {} -> {} ({:+.1} %), open descriptors {} -> {} ({:+.1} %), from {:.0} s to the end ({:.0} s)",
+            report::mib(soak.supervisor_rss.start),
+            report::mib(soak.supervisor_rss.end),
+            soak.supervisor_rss.change * 100.0,
+            report::mib(soak.supervisor_pss.start),
+            report::mib(soak.supervisor_pss.end),
+            soak.supervisor_pss.change * 100.0,
+            soak.supervisor_fds.start,
+            soak.supervisor_fds.end,
+            soak.supervisor_fds.change * 100.0,
+            soak.baseline_at_s,
+            soak.duration_s
+        );
+        if soak.ok {
+            println!("{line}: within {:.0} %", soak.tolerance * 100.0);
+        } else {
+            eprintln!("{}", red(&format!("GROWTH {line}")));
+            code = ExitCode::FAILURE;
+        }
+    } else if args.soak.is_some() {
+        eprintln!("{}", red("soak: too few samples for a verdict"));
+        code = ExitCode::FAILURE;
+    }
     if results.lost_data {
         for m in &results.modes {
             let i = &m.integrity;
@@ -297,10 +409,22 @@ struct Samples {
     worker_peak: HashMap<String, u64>,
     /// Every worker pid seen per slot.
     pids: HashMap<String, HashSet<u32>>,
+    /// RSS, PSS and descriptors over time, about once a second.
+    memory: memory::Series,
+    next_memory: Option<Instant>,
 }
 
 impl Samples {
     fn sample(&mut self, supervisor: u32) -> HashMap<u32, String> {
+        let live = self.workers(supervisor);
+        if self.next_memory.is_none_or(|t| Instant::now() >= t) {
+            self.next_memory = Some(Instant::now() + Duration::from_secs(1));
+            self.memory.sample(supervisor, live.keys().copied());
+        }
+        live
+    }
+
+    fn workers(&mut self, supervisor: u32) -> HashMap<u32, String> {
         let mut live = HashMap::new();
         for (pid, args) in procfs::children(supervisor) {
             let Some(slot) = procfs::worker_slot(&args) else {
@@ -330,7 +454,7 @@ async fn run_mode(
     mode: Mode,
     exe: &Path,
     progress: &Progress,
-) -> anyhow::Result<ModeResult> {
+) -> anyhow::Result<(ModeResult, memory::Series)> {
     let mode_name = match mode {
         Mode::Pool => "pool",
         Mode::Single => "single",
@@ -370,8 +494,23 @@ async fn run_mode(
     let log_path = dir.join("supervisor.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["run", "--no-api", "--config"])
+    let api = if args.api {
+        // A free port for the supervisor's API.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        Some(probe.local_addr().context("finding a free port")?)
+    } else {
+        None
+    };
+    // The supervisor runs from a copy: this process maps its own binary,
+    // and sharing those pages would halve the supervisor's PSS for them.
+    let bin_dir = dir.join("bin");
+    let exe = stage_binaries(exe, &bin_dir)?;
+    let mut command = tokio::process::Command::new(&exe);
+    match api {
+        Some(addr) => command.args(["run", "--api-bind", &addr.to_string(), "--config"]),
+        None => command.args(["run", "--no-api", "--config"]),
+    };
+    let mut child = command
         .arg(&config_path)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -395,6 +534,7 @@ async fn run_mode(
         &worlds,
         supervisor,
         expected_workers,
+        api.map(|a| format!("http://{a}")),
         progress,
     )
     .await;
@@ -420,6 +560,7 @@ async fn run_mode(
         }
     }
     site.shutdown().await;
+    let _ = std::fs::remove_dir_all(&bin_dir);
     result
 }
 
@@ -433,8 +574,9 @@ async fn measure(
     worlds: &[String],
     supervisor: u32,
     expected_workers: usize,
+    api: Option<String>,
     progress: &Progress,
-) -> anyhow::Result<ModeResult> {
+) -> anyhow::Result<(ModeResult, memory::Series)> {
     let mut samples = Samples::default();
     // Every world's initial pass must be stored before measuring starts.
     let deadline = Instant::now() + args.update_timeout;
@@ -468,10 +610,21 @@ async fn measure(
         expected_workers
     ));
 
+    let stop_load = tokio_util::sync::CancellationToken::new();
+    let load = api.map(|base| {
+        tokio::spawn(load::run(
+            base,
+            worlds.to_vec(),
+            args.api_rate,
+            2,
+            stop_load.clone(),
+        ))
+    });
     let pages_start = site.requests_served();
     let rows_start = stored_rows(store).await?;
     let cpu_start = procfs::cpu_seconds(supervisor).unwrap_or(0.0);
     let started = Instant::now();
+    let measured_from = samples.memory.elapsed_s();
     let mut latencies = Vec::new();
     let mut kills = 0u64;
     let mut next_kill = args.chaos_kill_every.map(|d| Instant::now() + d);
@@ -531,7 +684,13 @@ async fn measure(
     let rows = stored_rows(store).await?.saturating_sub(rows_start);
     let supervisor_cpu_s = procfs::cpu_seconds(supervisor).unwrap_or(0.0) - cpu_start;
     let supervisor_peak = procfs::peak_rss(supervisor).unwrap_or(0);
+    samples.next_memory = None;
     samples.sample(supervisor);
+    stop_load.cancel();
+    let api_load = match load {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
 
     let integrity = check_integrity(store, worlds, plan.updates + 1).await?;
     let finite: Vec<f64> = latencies
@@ -539,7 +698,7 @@ async fn measure(
         .copied()
         .filter(|v| v.is_finite())
         .collect();
-    Ok(ModeResult {
+    let result = ModeResult {
         mode: mode_name.to_string(),
         workers: expected_workers,
         update_latency_ms: stats::summarize(&finite),
@@ -556,7 +715,33 @@ async fn measure(
         kills,
         restarts: samples.restarts(),
         integrity,
-    })
+        memory: samples.memory.summary(measured_from),
+        api_load,
+    };
+    Ok((result, samples.memory))
+}
+
+/// Copy `exe` (and `worldpool-worker` beside it, when there) into `dir`,
+/// written to disk as an installed binary is (dirty pages could not leave
+/// the page cache); the copy of `exe`.
+fn stage_binaries(exe: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = exe
+        .file_name()
+        .context("the supervisor binary has no file name")?;
+    let copy_to = |from: &Path, to: &Path| -> anyhow::Result<()> {
+        std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+        std::fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", to.display()))
+    };
+    let copy = dir.join(name);
+    copy_to(exe, &copy)?;
+    let worker = exe.with_file_name(crate::supervise::WORKER_BINARY);
+    if worker.is_file() {
+        copy_to(&worker, &dir.join(crate::supervise::WORKER_BINARY))?;
+    }
+    Ok(copy)
 }
 
 fn procfs_alive(pid: u32) -> bool {

@@ -8,6 +8,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::load::LoadStats;
+use super::memory::{MemorySummary, Soak};
 use super::stats::Summary;
 
 /// Parameters of a benchmark run (as recorded in results.json).
@@ -76,12 +78,18 @@ pub struct ModeResult {
     pub rows_per_s: f64,
     /// CPU seconds used by the supervisor process.
     pub supervisor_cpu_s: f64,
-    /// Peak RSS of the supervisor, bytes.
+    /// Peak RSS of the supervisor (VmHWM, start-up included), bytes.
     pub supervisor_peak_rss_bytes: u64,
-    /// Largest peak RSS of one worker, bytes.
+    /// Largest peak RSS of one worker (VmHWM), bytes.
     pub worker_peak_rss_bytes: u64,
     /// Sum of the workers' peak RSS, bytes.
     pub workers_total_peak_rss_bytes: u64,
+    /// RSS and PSS sampled about once a second during the measured phase.
+    #[serde(default)]
+    pub memory: MemorySummary,
+    /// The API load, when the supervisor served the API.
+    #[serde(default)]
+    pub api_load: Option<LoadStats>,
     /// SIGKILLs sent by chaos.
     pub kills: u64,
     /// Worker restarts seen.
@@ -118,6 +126,9 @@ pub struct Results {
     pub ratios: Option<Ratios>,
     /// True when any mode lost, duplicated or cut a run.
     pub lost_data: bool,
+    /// The soak verdict (`--soak`).
+    #[serde(default)]
+    pub soak: Option<Soak>,
 }
 
 impl Results {
@@ -152,12 +163,13 @@ impl Results {
     /// One CSV row per mode.
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "mode,workers,updates,latency_p50_ms,latency_p95_ms,latency_max_ms,pages_per_s,rows_per_s,supervisor_cpu_s,supervisor_peak_rss_bytes,worker_peak_rss_bytes,workers_total_peak_rss_bytes,kills,restarts,missing,duplicates,partial\n",
+            "mode,workers,updates,latency_p50_ms,latency_p95_ms,latency_max_ms,pages_per_s,rows_per_s,supervisor_cpu_s,supervisor_peak_rss_bytes,worker_peak_rss_bytes,workers_total_peak_rss_bytes,supervisor_rss_max_bytes,supervisor_pss_max_bytes,worker_rss_max_bytes,worker_rss_mean_bytes,worker_pss_mean_bytes,workers_total_rss_mean_bytes,workers_total_pss_mean_bytes,api_requests,kills,restarts,missing,duplicates,partial\n",
         );
         for m in &self.modes {
+            let mem = &m.memory;
             let _ = writeln!(
                 out,
-                "{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.3},{},{},{},{},{},{},{},{}",
+                "{},{},{},{:.1},{:.1},{:.1},{:.1},{:.1},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 m.mode,
                 m.workers,
                 m.update_latency_ms.count,
@@ -170,6 +182,14 @@ impl Results {
                 m.supervisor_peak_rss_bytes,
                 m.worker_peak_rss_bytes,
                 m.workers_total_peak_rss_bytes,
+                mem.supervisor_rss_max_bytes,
+                mem.supervisor_pss_max_bytes,
+                mem.worker_rss_max_bytes,
+                mem.worker_rss_mean_bytes,
+                mem.worker_pss_mean_bytes,
+                mem.workers_total_rss_mean_bytes,
+                mem.workers_total_pss_mean_bytes,
+                m.api_load.as_ref().map_or(0, |l| l.ok + l.errors),
                 m.kills,
                 m.restarts,
                 m.integrity.missing.len(),
@@ -222,6 +242,41 @@ impl Results {
                 m.kills,
                 m.restarts,
                 lost
+            );
+        }
+        let _ = writeln!(
+            out,
+            "memory while measuring (sampled each second; RSS counts shared pages in every process, PSS divides them):"
+        );
+        let _ = writeln!(
+            out,
+            "{:<7} {:>9} {:>9} {:>11} {:>11} {:>9} {:>11} {:>11} {:>9}",
+            "mode",
+            "sup rss",
+            "sup pss",
+            "wrk rss max",
+            "wrk rss avg",
+            "wrk pss",
+            "all wrk rss",
+            "all wrk pss",
+            "api req"
+        );
+        for m in &self.modes {
+            let mem = &m.memory;
+            let _ = writeln!(
+                out,
+                "{:<7} {:>9} {:>9} {:>11} {:>11} {:>9} {:>11} {:>11} {:>9}",
+                m.mode,
+                mib(mem.supervisor_rss_max_bytes),
+                mib(mem.supervisor_pss_max_bytes),
+                mib(mem.worker_rss_max_bytes),
+                mib(mem.worker_rss_mean_bytes),
+                mib(mem.worker_pss_mean_bytes),
+                mib(mem.workers_total_rss_mean_bytes),
+                mib(mem.workers_total_pss_mean_bytes),
+                m.api_load
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |l| (l.ok + l.errors).to_string())
             );
         }
         if let Some(r) = &self.ratios {
@@ -486,6 +541,8 @@ mod tests {
             kills: 0,
             restarts: 0,
             integrity: Integrity::default(),
+            memory: MemorySummary::default(),
+            api_load: None,
         }
     }
 
@@ -506,6 +563,7 @@ mod tests {
             modes,
             ratios: None,
             lost_data: false,
+            soak: None,
         };
         r.finish();
         r

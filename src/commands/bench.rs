@@ -66,6 +66,23 @@ pub struct BenchArgs {
     /// --quick).
     #[arg(long, value_parser = parse_duration_arg)]
     pub idle_for: Option<Duration>,
+    /// The supervisor serves the API on 127.0.0.1, kept busy with
+    /// `--api-rate` requests per second and an event-stream client.
+    #[arg(long)]
+    pub api: bool,
+    /// API requests per second with `--api`.
+    #[arg(long, default_value_t = 20.0)]
+    pub api_rate: f64,
+    /// Soak test (e.g. `30m`): pool mode for this long, a SIGKILL every 2 s,
+    /// the API under load, an update every 3 s (flags given win); fails when
+    /// the supervisor's RSS or open descriptors at the end are over 5 % off
+    /// those after the first minute. Writes soak.svg.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub soak: Option<Duration>,
+    /// Another `worldpool` binary to run as the supervisor (compare builds
+    /// side by side: each mode starts that binary's `run`).
+    #[arg(long, hide = true)]
+    pub supervisor: Option<PathBuf>,
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -88,6 +105,10 @@ impl From<BenchArgs> for BenchOptions {
             baseline: a.baseline,
             update_every: a.update_every,
             update_timeout: a.update_timeout,
+            api: a.api,
+            api_rate: a.api_rate,
+            soak: a.soak,
+            supervisor_exe: a.supervisor,
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -162,26 +161,18 @@ pub fn render_refused(r: &Refused) -> String {
 /// when the API cannot be reached or refuses the request.
 pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     let base = args.api.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .context("cannot build an HTTP client")?;
-    let mut request = client.post(format!("{base}/api/reload"));
-    if let Some(token) = args
+    let token = args
         .token
         .as_deref()
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        request = request.bearer_auth(token);
-    }
+        .filter(|t| !t.is_empty());
     let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
-    let response = request
-        .send()
+    let mut client = crate::api::client::HttpClient::new(base)?;
+    let (status, body) = client
+        .post("/api/reload", token)
         .await
         .with_context(|| format!("cannot reach the worldpool API at {base} ({hint})"))?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    let body = String::from_utf8_lossy(&body).into_owned();
     match status.as_u16() {
         200 => {
             let applied: Applied = serde_json::from_str(&body).with_context(|| {

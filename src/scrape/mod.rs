@@ -507,6 +507,7 @@ pub async fn run_worker_with(
     };
     tracing::info!(worlds = ?worlds, backend = store.backend(), "worker scrape loop started");
     let mut vip_memory = VipMemory::default();
+    let mut pages = crate::memory::AfterWork::default();
     // Watched by the pool's status watcher: wait for its news first.
     let mut wake = Wake::Check;
     if check_now.waits_for_watcher() {
@@ -579,6 +580,7 @@ pub async fn run_worker_with(
                     .await
                     {
                         Ok(outcome) => {
+                            pages.worked |= matches!(outcome, Outcome::Stored { .. });
                             tracing::debug!(world = %world.name, ?outcome, "world processed")
                         }
                         Err(ProcessError::Shutdown) => break,
@@ -617,6 +619,7 @@ pub async fn run_worker_with(
             }
         }
         reporter.phase(Phase::Sleeping);
+        pages.cycle_done();
         match check_now.next(poll_delay(&config), &shutdown).await {
             Some(w) => wake = w,
             None => break,

@@ -276,12 +276,24 @@ impl Session {
     /// [`Session::open`] with options (the test worker misbehaves with them).
     pub fn open_with(options: SessionOptions) -> anyhow::Result<Session> {
         let channel = WorkerChannel::from_env().map(Arc::new);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .max_blocking_threads(4)
-            .thread_name("worker-rt")
-            .enable_all()
-            .build()?;
+        // One malloc arena and one runtime thread: a worker scrapes one
+        // world, its waits are I/O, and every thread would bring a stack
+        // and an arena of its own. SQLite and DNS run on the blocking pool.
+        crate::memory::limit_malloc_arenas(1);
+        let runtime = if crate::memory::off("threads") {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(4)
+                .thread_name("worker-rt")
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .max_blocking_threads(2)
+                .thread_name("worker-rt")
+                .enable_all()
+                .build()?
+        };
         let token = CancellationToken::new();
         let (tx, messages) = mpsc::unbounded_channel();
         if let Some(ch) = &channel

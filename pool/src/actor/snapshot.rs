@@ -80,6 +80,7 @@ impl Actor {
         s.pid = None;
         s.cpu_percent = None;
         s.rss_bytes = None;
+        s.pss_bytes = None;
         s.last_exit = Some(exit.clone());
         s.recent_exits.push(exit.clone());
         let keep = self.shared.options.exit_history.max(1);
@@ -131,14 +132,15 @@ impl Actor {
         self.status.consecutive_failures = self.machine.consecutive_failures;
         self.status.state = self.machine.state.name();
         let mut guard = self.slot.status.write().unwrap_or_else(|p| p.into_inner());
-        let (cpu, rss) = if guard.pid == self.status.pid {
-            (guard.cpu_percent, guard.rss_bytes)
+        let (cpu, rss, pss) = if guard.pid == self.status.pid {
+            (guard.cpu_percent, guard.rss_bytes, guard.pss_bytes)
         } else {
-            (None, None)
+            (None, None, None)
         };
         *guard = self.status.clone();
         guard.cpu_percent = cpu;
         guard.rss_bytes = rss;
+        guard.pss_bytes = pss;
         drop(guard);
         for event in self.outbox.drain(..) {
             // No subscriber is fine.

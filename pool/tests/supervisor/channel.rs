@@ -49,11 +49,16 @@ exec sleep 1000
     assert_eq!(w.report.rows_last_run, Some(7));
     assert_eq!(w.report.last_error, None, "an empty last_error clears it");
     assert!(w.last_heartbeat.is_some());
-    // The sampler fills in RSS for the live process.
-    wait_for("rss sampled", LONG, || async {
-        h.worker("talk")?.rss_bytes.filter(|b| *b > 0)
+    // The sampler fills in RSS and PSS for the live process.
+    let (rss, pss) = wait_for("rss and pss sampled", LONG, || async {
+        let w = h.worker("talk")?;
+        Some((
+            w.rss_bytes.filter(|b| *b > 0)?,
+            w.pss_bytes.filter(|b| *b > 0)?,
+        ))
     })
     .await;
+    assert!(pss <= rss, "PSS {pss} never exceeds RSS {rss}");
     pool.shutdown().await;
 }
 

@@ -9,3 +9,4 @@ mod channel;
 mod dynamic;
 mod lifecycle;
 mod limits;
+mod spawn;

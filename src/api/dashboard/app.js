@@ -288,6 +288,9 @@
       const cpu = d.pid == null ? null : d.cpu_percent;
       setText(this.cpuV, cpu == null ? "—" : cpu.toFixed(1) + " %");
       setText(this.memV, fmtBytes(d.pid == null ? null : d.rss_bytes));
+      // PSS: shared pages (the binary, libraries) divided among the
+      // processes that map them; what the worker really costs.
+      setAttr(this.c.mem, "title", d.pid == null ? "" : "RSS " + fmtBytes(d.rss_bytes) + " · PSS " + fmtBytes(d.pss_bytes) + " (shared pages divided among processes)");
       if (this.sparksDirty) {
         this.sparksDirty = false;
         drawSpark(this.cpuLine, this.cpu, 5);
@@ -479,6 +482,7 @@
         d.phase = null;
         d.cpu_percent = null;
         d.rss_bytes = null;
+        d.pss_bytes = null;
         d.last_check = null;
         d.last_success = null;
         d.last_error = null;
@@ -581,19 +585,21 @@
     const counts = {};
     let cpu = 0;
     let rss = 0;
+    let pss = 0;
     for (const r of rows.values()) {
       const s = r.data.state || "unknown";
       counts[s] = (counts[s] || 0) + 1;
       if (r.data.pid != null) {
         cpu += r.data.cpu_percent || 0;
         rss += r.data.rss_bytes || 0;
+        pss += r.data.pss_bytes || 0;
       }
     }
     const parts = [rows.size + (rows.size === 1 ? " worker" : " workers")];
     for (const s of ["running", "starting", "backoff", "stopping", "stopped", "fatal"]) {
       if (counts[s]) parts.push(counts[s] + " " + s);
     }
-    parts.push("CPU " + cpu.toFixed(1) + " %", "RSS " + fmtBytes(rss));
+    parts.push("CPU " + cpu.toFixed(1) + " %", "RSS " + fmtBytes(rss), "PSS " + fmtBytes(pss));
     setText($("summary"), parts.join(" · "));
   }
 
