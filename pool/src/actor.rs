@@ -148,6 +148,7 @@ impl Actor {
                 Event::Shutdown
             }
             Request::Update(policy) => {
+                let policy = *policy;
                 self.spec.set_policy(policy.clone());
                 self.status.policy = policy.clone();
                 self.policy = policy;

@@ -79,8 +79,10 @@ pub(crate) enum Request {
     Shutdown,
     /// Stop for good and leave the table.
     Remove,
-    /// New restart policy and timeouts for the current and later runs.
-    Update(Policy),
+    /// New restart policy and timeouts for the current and later runs
+    /// (boxed: the queue's blocks hold 32 commands each, kept for the
+    /// worker's life, and this is the one large request).
+    Update(Box<Policy>),
     /// Stop, then start with this spec.
     Replace(Box<WorkerSpec>),
 }
@@ -318,7 +320,7 @@ impl PoolHandle {
     /// heartbeat deadline counts from now); a backoff or fatal wait keeps
     /// its time. Returns the worker's state.
     pub async fn update(&self, name: &str, policy: Policy) -> Result<StateName, Error> {
-        self.command(name, Request::Update(policy)).await
+        self.command(name, Request::Update(Box::new(policy))).await
     }
 
     /// Stop the worker named `spec.name` gracefully and start it again with
