@@ -214,6 +214,9 @@ pub async fn run_watcher(
     // polled faster, the writes would compete with the runs' commits.
     let save_every = config.site.poll_interval.max(STATUS_PAGES_EVERY);
     let mut last_saved: Option<std::time::Instant> = None;
+    // Like a world's worker: once the first status pages are kept, the
+    // start-up pages go, and the heap is trimmed after each save.
+    let mut pages = crate::memory::AfterWork::default();
     loop {
         reporter.phase(Phase::Checking);
         let checked_at = Utc::now();
@@ -281,8 +284,10 @@ pub async fn run_watcher(
         {
             save_status_pages(&scraper, &store, &config, &config.worlds, &all).await;
             last_saved = Some(std::time::Instant::now());
+            pages.worked = true;
         }
         reporter.phase(Phase::Sleeping);
+        pages.cycle_done();
         if check_now
             .next(poll_delay(&config), &shutdown)
             .await
