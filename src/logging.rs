@@ -214,11 +214,14 @@ pub fn init(settings: &LogSettings, is_worker: bool) {
                 .boxed()
         };
         let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-        let _ = LEVEL.set(handle);
         tracing_subscriber::registry()
             .with(output.with_filter(filter))
             .with(ConsoleLayer.with_filter(console_filter()))
             .try_init()
+            .map(|()| {
+                // Only a layer that was installed can be reloaded.
+                let _ = LEVEL.set(handle);
+            })
             .map_err(|e| e.to_string())
     };
     if let Err(e) = result {

@@ -33,7 +33,6 @@ pub(super) async fn reload(
     let result = tokio::spawn(async move { handle.reload(Trigger::Api).await })
         .await
         .unwrap_or(Err(ReloadError::ShuttingDown));
-    state.inner.shared.generation.fetch_add(1, Ordering::AcqRel);
     match result {
         Ok(report) => Ok(json(StatusCode::OK, &report, 512)),
         Err(ReloadError::Invalid(e)) => Err(ApiError::InvalidConfig {

@@ -109,7 +109,7 @@ pub fn render_table(rows: &[Row], now: DateTime<Utc>) -> String {
         for (i, c) in row.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
             // numbers right-aligned, text left-aligned
-            if matches!(i, 1 | 4 | 5 | 6 | 7 | 8) {
+            if matches!(i, 1 | 4 | 5 | 6 | 7 | 8 | 9) {
                 out.push_str(&format!(" {}{} │", " ".repeat(pad), c));
             } else {
                 out.push_str(&format!(" {}{} │", c, " ".repeat(pad)));

@@ -135,14 +135,13 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 async fn dispatch_async(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(args) => run::run(args).await,
         Command::DemoSite(args) => demo_site::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Reload(args) => reload::run(args).await,
         Command::Bench(args) => bench::run(*args).await,
         Command::Import(args) => import::run(args).await,
-        Command::Worker(_) | Command::ScrapeOnce(_) | Command::CheckConfig(_) => {
+        Command::Run(_) | Command::Worker(_) | Command::ScrapeOnce(_) | Command::CheckConfig(_) => {
             anyhow::bail!("internal error: a synchronous command reached the async dispatcher")
         }
     }

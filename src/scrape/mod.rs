@@ -358,7 +358,8 @@ where
 }
 
 /// Poll interval plus up to `jitter` × interval at random.
-fn poll_delay(config: &Config) -> Duration {
+/// The poll interval with its jitter (the workers' and the watcher's).
+pub(crate) fn poll_delay(config: &Config) -> Duration {
     let base = config.site.poll_interval;
     base + base.mul_f64(config.site.poll_jitter * rand::random::<f64>())
 }

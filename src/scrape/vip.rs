@@ -81,12 +81,13 @@ impl VipPassReport {
     }
 }
 
-/// What a worker remembers between passes: players the site did not know
-/// at an update (not asked again until the world's next update), and the
+/// What a worker remembers between passes: players whose page had nothing
+/// to store at an update (unknown to the site, or no day yet: not asked
+/// again until the world's next update), and the
 /// number of watched players last reported per world.
 #[derive(Debug, Default)]
 pub struct VipMemory {
-    unknown: HashMap<(String, String), DateTime<FixedOffset>>,
+    nothing_at: HashMap<(String, String), DateTime<FixedOffset>>,
     reported: HashMap<String, usize>,
 }
 
@@ -176,7 +177,9 @@ pub async fn vip_pass(
         .watched
         .iter()
         .filter(|n| latest.get(*n).is_none_or(|t| *t < update_time))
-        .filter(|n| memory.unknown.get(&(world.name.clone(), player_key(n))) != Some(&update_time))
+        .filter(|n| {
+            memory.nothing_at.get(&(world.name.clone(), player_key(n))) != Some(&update_time)
+        })
         .cloned()
         .collect();
     due.sort();
@@ -219,11 +222,16 @@ pub async fn vip_pass(
                 }
                 Ok(PlayerPage::NoDays) => {
                     last_fetch = Some(Utc::now());
+                    // Nothing to store: asked again at the next update,
+                    // not at every check until then.
+                    memory
+                        .nothing_at
+                        .insert((world.name.clone(), player_key(name)), update_time);
                     VipStatus::NoDays
                 }
                 Ok(PlayerPage::Unknown) => {
                     memory
-                        .unknown
+                        .nothing_at
                         .insert((world.name.clone(), player_key(name)), update_time);
                     VipStatus::Unknown
                 }

@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::protocol::{DueWorld, Phase, StatusChecked, WorkerEvent};
-use crate::scrape::{CheckNow, Reporter, Scraper, open_store_retrying, save_status_pages};
+use crate::scrape::{
+    CheckNow, Reporter, Scraper, open_store_retrying, poll_delay, save_status_pages,
+};
 use crate::site::{Clock, find_world};
 use crate::store::Store;
 
@@ -181,11 +183,6 @@ impl Memory {
 }
 
 /// Poll interval plus up to `jitter` × interval at random.
-fn poll_delay(config: &Config) -> Duration {
-    let base = config.site.poll_interval;
-    base + base.mul_f64(config.site.poll_jitter * rand::random::<f64>())
-}
-
 /// The watcher's loop until `shutdown`: read the status page, keep it,
 /// announce the due worlds, sleep the poll interval (cut short by
 /// [`CheckNow::request`]).
