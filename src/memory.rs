@@ -337,8 +337,8 @@ Anonymous:            0 kB
         let r = release_startup_pages();
         assert!(r.mappings > 0 && r.bytes > 0, "{r:?}");
         let after = pool::procfs::memory(std::process::id()).expect("own memory");
-        // The code keeps running: it faulted back in what it needs.
+        // The test keeps running (what it needs faulted back in), with
+        // fewer file pages mapped than before.
         assert!(after.rss_file < before.rss_file, "{before:?} -> {after:?}");
-        assert_eq!(format!("{}", 6 * 7), "42");
     }
 }

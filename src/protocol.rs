@@ -218,28 +218,19 @@ impl WorkerEvent {
     /// Read an event back from its kind and payload; `None` for another
     /// kind or a payload that does not fit.
     pub fn parse(kind: &str, data: &serde_json::Value) -> Option<WorkerEvent> {
-        let data = data.clone();
+        // Read from the borrowed value: no copy of the payload.
+        fn read<'a, T: Deserialize<'a>>(data: &'a serde_json::Value) -> Option<T> {
+            T::deserialize(data).ok()
+        }
         match kind {
-            "run_finished" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::RunFinished),
-            "run_failed" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::RunFailed),
-            "deltas" => serde_json::from_value(data).ok().map(WorkerEvent::Deltas),
-            "vip_pass" => serde_json::from_value(data).ok().map(WorkerEvent::VipPass),
-            "status_checked" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::StatusChecked),
-            "budget_acquire" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::BudgetAcquire),
-            "budget_release" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::BudgetRelease),
-            "budget_sync" => serde_json::from_value(data)
-                .ok()
-                .map(WorkerEvent::BudgetSync),
+            "run_finished" => read(data).map(WorkerEvent::RunFinished),
+            "run_failed" => read(data).map(WorkerEvent::RunFailed),
+            "deltas" => read(data).map(WorkerEvent::Deltas),
+            "vip_pass" => read(data).map(WorkerEvent::VipPass),
+            "status_checked" => read(data).map(WorkerEvent::StatusChecked),
+            "budget_acquire" => read(data).map(WorkerEvent::BudgetAcquire),
+            "budget_release" => read(data).map(WorkerEvent::BudgetRelease),
+            "budget_sync" => read(data).map(WorkerEvent::BudgetSync),
             _ => None,
         }
     }

@@ -71,34 +71,15 @@ async fn next_tick(ticker: &mut Option<(Arc<dyn Control>, Interval)>) {
     }
 }
 
-/// The SSE stream over a subscription; `world` keeps only that worker's
-/// events. Ends on shutdown, when the pool goes away, or after lagging.
+/// The SSE stream over a subscription, with the application's events from
+/// `app` merged in; `world` keeps only that worker's events. Pool events
+/// waiting go out first, then application events, then a sample: with a
+/// [`Sampler`], a `samples` event every period, `{event: "samples", at,
+/// workers: [worker…]}` with the workers as `/api/workers` shows them
+/// (CPU, memory, checks and uptime change without a pool event), the first
+/// one period after connecting. Ends on shutdown, when the pool goes away,
+/// or after lagging.
 pub fn event_stream(
-    rx: broadcast::Receiver<PoolEvent>,
-    world: Option<String>,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    event_stream_with(rx, world, None, shutdown)
-}
-
-/// Like [`event_stream`], plus, with a [`Sampler`], a `samples` event
-/// every period: `{event: "samples", at, workers: [worker…]}` with the
-/// workers as `/api/workers` shows them (CPU, memory, checks and uptime
-/// change without a pool event). The first one comes one period after
-/// connecting; pool events waiting in the buffer go out before a sample.
-pub fn event_stream_with(
-    rx: broadcast::Receiver<PoolEvent>,
-    world: Option<String>,
-    samples: Option<Sampler>,
-    shutdown: CancellationToken,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    event_stream_full(rx, None, world, samples, shutdown)
-}
-
-/// Like [`event_stream_with`], with the application's events from `app`
-/// merged in (pool events waiting first, then application events, then a
-/// sample).
-pub fn event_stream_full(
     rx: broadcast::Receiver<PoolEvent>,
     app: Option<broadcast::Receiver<AppEvent>>,
     world: Option<String>,
@@ -251,34 +232,15 @@ pub fn app_to_sse(ev: &AppEvent) -> Event {
     Event::default().event(ev.name()).data(data)
 }
 
-/// The SSE response with keep-alive comments.
+/// [`event_stream`] as a response, with keep-alive comments.
 pub fn sse_response(
-    rx: broadcast::Receiver<PoolEvent>,
-    world: Option<String>,
-    shutdown: CancellationToken,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    sse_response_with(rx, world, None, shutdown)
-}
-
-/// Like [`sse_response`], with `samples` events when a [`Sampler`] is given.
-pub fn sse_response_with(
-    rx: broadcast::Receiver<PoolEvent>,
-    world: Option<String>,
-    samples: Option<Sampler>,
-    shutdown: CancellationToken,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    Sse::new(event_stream_with(rx, world, samples, shutdown)).keep_alive(KeepAlive::default())
-}
-
-/// Like [`sse_response_with`], with the application's events merged in.
-pub fn sse_response_full(
     rx: broadcast::Receiver<PoolEvent>,
     app: Option<broadcast::Receiver<AppEvent>>,
     world: Option<String>,
     samples: Option<Sampler>,
     shutdown: CancellationToken,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send + 'static> {
-    Sse::new(event_stream_full(rx, app, world, samples, shutdown)).keep_alive(KeepAlive::default())
+    Sse::new(event_stream(rx, app, world, samples, shutdown)).keep_alive(KeepAlive::default())
 }
 
 #[cfg(test)]
@@ -309,8 +271,9 @@ mod tests {
         let rx = fake.subscribe();
         let stop = CancellationToken::new();
         let control: Arc<dyn Control> = fake.clone();
-        let response = sse_response_with(
+        let response = sse_response(
             rx,
+            None,
             Some("A".into()),
             Some((control, Duration::from_millis(50))),
             stop.clone(),

@@ -303,6 +303,8 @@ async fn follow_events(
             shared.generation.fetch_add(1, Ordering::AcqRel);
         }
         match received {
+            // The budget's messages are neither runs nor watched players.
+            Ok(_) if internal => {}
             Ok(ev) => {
                 shared.runs.record(&ev);
                 shared.vips.record(&ev);
@@ -689,7 +691,7 @@ async fn events_handler(
     let rx = state.control().subscribe();
     let samples = samples.map(|every| (state.inner.control.clone(), every));
     let app = Some(state.app_events.subscribe());
-    Ok(events::sse_response_full(rx, app, world, samples, state.shutdown.clone()).into_response())
+    Ok(events::sse_response(rx, app, world, samples, state.shutdown.clone()).into_response())
 }
 
 async fn metrics_handler(State(state): State<ApiState>) -> Response {

@@ -172,11 +172,6 @@ impl SiteClient {
         }
     }
 
-    /// The budget this client asks.
-    pub fn limiter(&self) -> &Limiter {
-        &self.inner.limiter
-    }
-
     /// The compiled `[site.selectors]`.
     pub fn selectors(&self) -> &Compiled {
         &self.inner.selectors

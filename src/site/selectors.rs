@@ -748,13 +748,6 @@ fn locate_selector_mistake(text: &str) -> Option<(usize, String)> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let at = |i: usize| chars.get(i).map(|&(_, c)| c);
     let byte = |i: usize| chars.get(i).map_or(text.len(), |&(b, _)| b);
-    // Whether a compound selector may start at i (after optional spaces).
-    let next_significant = |mut i: usize| {
-        while at(i).is_some_and(char::is_whitespace) {
-            i += 1;
-        }
-        (i, at(i))
-    };
     let mut i = 0;
     let mut depth = 0usize; // parentheses
     let mut expect_compound = true; // at the start, after a comma or combinator
@@ -889,7 +882,6 @@ fn locate_selector_mistake(text: &str) -> Option<(usize, String)> {
         ));
     }
     if expect_compound {
-        let (_, _) = next_significant(i);
         let what = match after_combinator {
             Some(_) => "the selector ends with a combinator that has nothing after it",
             None => "the selector ends where a selector is expected (a trailing \",\"?)",
@@ -1282,32 +1274,6 @@ impl Selectors {
             player_columns,
             source: self.clone(),
         })
-    }
-}
-
-impl Compiled {
-    /// Every selector, in the order the pages are read (for `--explain`).
-    pub fn keys(&self) -> Vec<&Css> {
-        vec![
-            &self.world_title.css,
-            &self.routine_entry,
-            &self.routine_name.css,
-            &self.routine_time.css,
-            &self.routine_lag.css,
-            &self.routine_state.css,
-            &self.ranking,
-            &self.ranking_row,
-            &self.cells[1].css,
-            &self.cells[0].css,
-            &self.cells[2].css,
-            &self.cells[3].css,
-            &self.cells[4].css,
-            &self.next_page.css,
-            &self.player_table,
-            &self.player_header.css,
-            &self.player_row,
-            &self.player_cell.css,
-        ]
     }
 }
 

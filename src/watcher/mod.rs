@@ -95,8 +95,6 @@ impl Roles {
 pub struct Services {
     /// The pool's budget, when the config shares it.
     pub budget: Option<crate::budget::service::BudgetService>,
-    /// Whether the watcher's relay runs.
-    pub relay: bool,
 }
 
 /// Start the supervisor's application tasks a config asks for: the
@@ -121,10 +119,7 @@ pub fn start_services(
     if roles.watcher {
         relay::start(handle.clone(), stop);
     }
-    Services {
-        budget,
-        relay: roles.watcher,
-    }
+    Services { budget }
 }
 
 /// What the watcher remembers per world, so that a new update is
