@@ -852,14 +852,10 @@ async fn console_stream_carries_worker_lines_and_drops_laggards() {
     // A consumer that does not keep up: this test's runtime has one thread,
     // so the stream cannot read while we publish; it is told and dropped,
     // and publishing never waited.
-    let started = std::time::Instant::now();
+    // (A publish that waited for the reader would never return here.)
     for i in 0..(worldpool::logging::CONSOLE_BUFFER * 3) {
         worldpool::logging::publish_console(line("Aurera", "DEBUG", &format!("flood {i}")));
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "publishing never blocks"
-    );
     let frames = sse_frames(&mut resp, &mut buf, |_| false).await;
     assert_eq!(
         frames.last().map(|(n, _)| n.as_str()),
@@ -990,8 +986,19 @@ async fn worker_loop_keeps_status_pages_and_checks_now() {
         }
     })
     .await;
+    // The kept page is the one read by that check: it shows the update.
     let pages = store.status_pages().await.expect("pages");
-    assert!(pages.iter().all(|p| p.fetch_time >= fetched));
+    let bellum = pages
+        .iter()
+        .find(|p| p.world == "Bellum")
+        .expect("Bellum's status page");
+    assert!(bellum.fetch_time >= fetched, "{bellum:?}");
+    let ranking = bellum
+        .routines
+        .iter()
+        .find(|r| r.rotina == "Daily Raw Ranking")
+        .expect("the ranking routine row");
+    assert_eq!(ranking.last_update, want, "{bellum:?}");
     stop.cancel();
     tokio::time::timeout(DEADLINE, task)
         .await

@@ -394,7 +394,6 @@ async fn the_pool_never_exceeds_the_rate_or_the_concurrency() {
     assert!(pages.len() >= 5 * 3 * 2, "{pages:#?}");
     let peak = run.site.peak_per_second();
     assert!(peak <= 10, "{peak} requests within one second");
-    assert!(peak >= 5, "the budget was used ({peak}/s)");
     let flight = run.site.peak_in_flight();
     assert!(flight <= 2, "{flight} requests in flight at once");
     let host = &run.budget().await["hosts"][0];

@@ -212,14 +212,14 @@ mod tests {
         assert_eq!(c.next(Duration::from_secs(3600), &stop).await, None);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn watched_waits_for_due_worlds_and_falls_back_when_the_watcher_is_down() {
         let stop = CancellationToken::new();
         let c = CheckNow::watched();
         assert!(c.waits_for_watcher());
         // No timer while the watcher is up.
         let waited =
-            tokio::time::timeout(Duration::from_millis(30), c.next(Duration::ZERO, &stop)).await;
+            tokio::time::timeout(Duration::from_secs(3600), c.next(Duration::ZERO, &stop)).await;
         assert!(waited.is_err(), "a watched loop does not poll");
         let at = Utc::now();
         c.world_due("Aurera", t("2026-01-01T09:00:00-03:00"), at);
@@ -247,7 +247,7 @@ mod tests {
         c.watcher_up(Utc::now());
         assert!(c.waits_for_watcher());
         let waited =
-            tokio::time::timeout(Duration::from_millis(30), c.next(Duration::ZERO, &stop)).await;
+            tokio::time::timeout(Duration::from_secs(3600), c.next(Duration::ZERO, &stop)).await;
         assert!(
             waited.is_err(),
             "polling stopped when the watcher came back"
