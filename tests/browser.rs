@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helper::browser::{Browser, png_size};
-use crate::helper::{bin, test_worker, wait_for_async};
+use crate::helper::{bin, free_port, test_worker, wait_for_async};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TOKEN: &str = "dash-s3cret";
@@ -100,13 +100,6 @@ impl Drop for RunningPool {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 fn client() -> reqwest::Client {

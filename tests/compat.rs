@@ -1022,10 +1022,7 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
     let url = format!("sqlite://{}/wp.db", dir.path().display());
     let config = dir.path().join("worldpool.toml");
     std::fs::write(&config, site.config_toml(&url, Mode::Pool)).expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::helper::free_port();
     let log = std::fs::File::create(dir.path().join("run.log")).expect("log");
     /// Stops the supervisor even when an assertion fails.
     struct Stop(std::process::Child);

@@ -16,7 +16,7 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault, Sizing};
 use worldpool::store::Store;
 
-use crate::helper::{bin, wait_for_async};
+use crate::helper::{bin, free_port, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(60);
 const TOKEN: &str = "polite-test-token";
@@ -54,13 +54,6 @@ impl Default for Setup {
             site: &[],
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 impl Run {

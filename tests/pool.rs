@@ -187,10 +187,7 @@ fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
         ),
     )
     .expect("config written");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::helper::free_port();
     let log = dir.path().join("supervisor.log");
     let child = Command::new(bin())
         .args([

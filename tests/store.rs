@@ -290,10 +290,7 @@ async fn concurrent_writers_store_an_update_once(db: TestDb) {
 
 async fn unreachable_database_is_an_error_not_a_panic(_db: TestDb) {
     // A port nothing listens on (bound then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::helper::free_port();
     let err = Store::open(&format!("postgres://postgres@127.0.0.1:{port}/x"), 1)
         .await
         .expect_err("nothing listens");

@@ -898,10 +898,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
     assert!(text.contains("poll_interval = \"1s\""), "{text}");
     let text = text.replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
     let (config, _) = write_config(dir.path(), &text);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = crate::helper::free_port();
     let log = std::fs::File::create(dir.path().join("run.log")).expect("log");
     let child = Command::new(bin())
         .args(["run", "--config"])

@@ -88,3 +88,13 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server that
+/// takes its port on the command line; prefer binding port 0 where the
+/// server reports the port it got).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
