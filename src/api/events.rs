@@ -22,18 +22,21 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
 use futures_util::{Stream, StreamExt, stream};
 use pool::PoolEvent;
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::views::{Ts, WorkerView};
-use super::{ApiError, Control};
+use super::ApiError;
+use super::views::Ts;
 use crate::app_events::AppEvent;
 
-/// Periodic worker snapshots on a stream: the pool to read and how often.
-pub type Sampler = (Arc<dyn Control>, Duration);
+/// The workers (every one, or only the given world's) as a JSON array, as
+/// `/api/workers` shows them.
+pub type WorkerList = Arc<dyn Fn(Option<&str>) -> Vec<u8> + Send + Sync>;
+
+/// Periodic worker snapshots on a stream: how to list them and how often.
+pub type Sampler = (WorkerList, Duration);
 
 /// Fewest and most seconds between two `samples` events.
 pub const SAMPLES_RANGE: (f64, f64) = (0.2, 60.0);
@@ -42,7 +45,7 @@ pub const SAMPLES_RANGE: (f64, f64) = (0.2, 60.0);
 struct Source {
     rx: broadcast::Receiver<PoolEvent>,
     app: Option<broadcast::Receiver<AppEvent>>,
-    ticker: Option<(Arc<dyn Control>, Interval)>,
+    ticker: Option<(WorkerList, Interval)>,
     world: Option<String>,
 }
 
@@ -62,7 +65,7 @@ async fn next_app(app: &mut Option<broadcast::Receiver<AppEvent>>) -> Result<App
 }
 
 /// The next sample time; never, without samples.
-async fn next_tick(ticker: &mut Option<(Arc<dyn Control>, Interval)>) {
+async fn next_tick(ticker: &mut Option<(WorkerList, Interval)>) {
     match ticker {
         Some((_, interval)) => {
             interval.tick().await;
@@ -145,10 +148,10 @@ pub fn event_stream(
                 }
                 Got::Event(Err(RecvError::Closed)) => return None,
                 Got::Tick => {
-                    let Some((control, _)) = ticker else {
+                    let Some((list, _)) = ticker else {
                         continue;
                     };
-                    let ev = samples_event(control.as_ref(), world.as_deref());
+                    let ev = samples_event(list, world.as_deref());
                     return Some((ev, Some(source)));
                 }
             }
@@ -159,30 +162,14 @@ pub fn event_stream(
         .take_until(shutdown.cancelled_owned())
 }
 
-#[derive(Serialize)]
-struct Samples<'a> {
-    event: &'static str,
-    at: Ts,
-    workers: Vec<WorkerView<'a>>,
-}
-
 /// A `samples` event: every worker (or only `world`) now.
-fn samples_event(control: &dyn Control, world: Option<&str>) -> Event {
-    let snapshot = control.workers();
-    let now = Utc::now();
-    let samples = Samples {
-        event: "samples",
-        at: Ts(now),
-        workers: snapshot
-            .iter()
-            .filter(|w| world.is_none_or(|name| name == w.name))
-            .map(|w| WorkerView::new(w, now, false))
-            .collect(),
-    };
-    let data = serde_json::to_string(&samples).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot serialize worker samples");
-        "{}".to_string()
-    });
+fn samples_event(list: &WorkerList, world: Option<&str>) -> Event {
+    let at = serde_json::to_string(&Ts(Utc::now())).unwrap_or_else(|_| "null".into());
+    let workers = list(world);
+    let data = format!(
+        "{{\"event\":\"samples\",\"at\":{at},\"workers\":{}}}",
+        String::from_utf8_lossy(&workers)
+    );
     Event::default().event("samples").data(data)
 }
 
@@ -246,7 +233,9 @@ pub fn sse_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Control as _;
     use crate::api::fake::FakeControl;
+    use crate::api::views::WorkerView;
     use axum::response::IntoResponse as _;
 
     #[test]
@@ -270,12 +259,24 @@ mod tests {
         let fake = Arc::new(FakeControl::new(&["A", "B"]));
         let rx = fake.subscribe();
         let stop = CancellationToken::new();
-        let control: Arc<dyn Control> = fake.clone();
+        let list: WorkerList = {
+            let fake = fake.clone();
+            Arc::new(move |world| {
+                let now = Utc::now();
+                let workers = fake.workers();
+                let views: Vec<WorkerView<'_>> = workers
+                    .iter()
+                    .filter(|w| world.is_none_or(|name| name == w.name))
+                    .map(|w| WorkerView::new(w, now, false))
+                    .collect();
+                serde_json::to_vec(&views).expect("views serialize")
+            })
+        };
         let response = sse_response(
             rx,
             None,
             Some("A".into()),
-            Some((control, Duration::from_millis(50))),
+            Some((list, Duration::from_millis(50))),
             stop.clone(),
         )
         .into_response();

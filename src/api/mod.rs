@@ -541,6 +541,27 @@ fn json_bytes(body: Bytes) -> Response {
         .into_response()
 }
 
+/// Every worker (or only `world`'s) as `/api/workers` shows them, with
+/// their watched players and budget use, as a JSON array.
+fn worker_list(state: &ApiState, world: Option<&str>) -> Result<Vec<u8>, serde_json::Error> {
+    let snapshot = state.control().workers();
+    let budget = state.budget.as_ref().map(|b| b.snapshot());
+    let now = Utc::now();
+    let vips = &state.inner.shared.vips;
+    let views: Vec<views::WorkerView<'_>> = snapshot
+        .iter()
+        .filter(|w| world.is_none_or(|name| name == w.name))
+        .map(|w| {
+            views::WorkerView::new(w, now, false)
+                .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
+                .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
+    serde_json::to_writer(&mut buf, &views)?;
+    Ok(buf)
+}
+
 async fn list_workers(State(state): State<ApiState>) -> Response {
     let shared = &state.inner.shared;
     let ttl = state.workers_ttl;
@@ -553,22 +574,12 @@ async fn list_workers(State(state): State<ApiState>) -> Response {
         return json_bytes(body);
     }
     let built = Instant::now();
-    let snapshot = state.control().workers();
-    let budget = state.budget.as_ref().map(|b| b.snapshot());
-    let now = Utc::now();
-    let vips = &state.inner.shared.vips;
-    let views: Vec<views::WorkerView<'_>> = snapshot
-        .iter()
-        .map(|w| {
-            views::WorkerView::new(w, now, false)
-                .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
-                .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
-        })
-        .collect();
-    let mut buf = Vec::with_capacity(64 + snapshot.len() * 768);
-    if let Err(e) = serde_json::to_writer(&mut buf, &views) {
-        return ApiError::internal("cannot serialize the worker list", &e).into_response();
-    }
+    let buf = match worker_list(&state, None) {
+        Ok(buf) => buf,
+        Err(e) => {
+            return ApiError::internal("cannot serialize the worker list", &e).into_response();
+        }
+    };
     let body = Bytes::from(buf);
     if !ttl.is_zero() {
         shared.store_workers(generation, built, body.clone());
@@ -689,7 +700,16 @@ async fn events_handler(
         return Err(ApiError::UnknownWorker(w.clone()));
     }
     let rx = state.control().subscribe();
-    let samples = samples.map(|every| (state.inner.control.clone(), every));
+    let samples = samples.map(|every| {
+        let state = state.clone();
+        let list: events::WorkerList = Arc::new(move |world| {
+            worker_list(&state, world).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot serialize worker samples");
+                b"[]".to_vec()
+            })
+        });
+        (list, every)
+    });
     let app = Some(state.app_events.subscribe());
     Ok(events::sse_response(rx, app, world, samples, state.shutdown.clone()).into_response())
 }
