@@ -541,7 +541,7 @@ impl PgStore {
     ) -> Result<Vec<VipDaily>, StoreError> {
         let w = Where::default().eq("world", world).eq("name", name);
         let sql = format!(
-            "SELECT world, name, date, raw_xp, online_minutes, update_time, site_offset
+            "SELECT {VIP_DAILY_COLUMNS}
              FROM vip_daily {} ORDER BY date DESC, world COLLATE \"C\", name COLLATE \"C\"",
             w.sql()
         );
@@ -549,14 +549,7 @@ impl PgStore {
             .rows(&sql, &w)
             .await?
             .iter()
-            .map(|r| VipDaily {
-                world: r.get(0),
-                name: r.get(1),
-                date: r.get(2),
-                raw_xp: r.get(3),
-                online_minutes: r.get(4),
-                update_time: fixed(r.get(5), r.get(6)),
-            })
+            .map(vip_daily_of)
             .collect())
     }
 

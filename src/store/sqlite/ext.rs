@@ -571,24 +571,14 @@ impl SqliteStore {
     pub async fn vip_latest(&self, world: Option<&str>) -> Result<Vec<VipDaily>, StoreError> {
         let w = Where::default().eq("world", world);
         let sql = format!(
-            "SELECT world, name, date, raw_xp, online_minutes, update_time FROM (
+            "SELECT {VIP_DAILY_COLUMNS} FROM (
                SELECT *, ROW_NUMBER() OVER (PARTITION BY world, name
                  ORDER BY unixepoch(update_time) DESC, date DESC) AS newest
                FROM vip_daily {}) WHERE newest = 1",
             w.sql()
         );
-        self.with(move |c| {
-            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(&w.params), raw_vip_daily)
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(vip_daily_of(row.map_err(db)?)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.with(move |c| query_vip_daily(c, &sql, &w.params))
+            .await
     }
 
     pub async fn vip_daily(
@@ -598,39 +588,11 @@ impl SqliteStore {
     ) -> Result<Vec<VipDaily>, StoreError> {
         let w = Where::default().eq("world", world).eq("name", name);
         let sql = format!(
-            "SELECT world, name, date, raw_xp, online_minutes, update_time FROM vip_daily {}
-             ORDER BY date DESC, world, name",
+            "SELECT {VIP_DAILY_COLUMNS} FROM vip_daily {} ORDER BY date DESC, world, name",
             w.sql()
         );
-        self.with(move |c| {
-            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(&w.params), |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                })
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (world, name, date, raw_xp, online_minutes, ut) = row.map_err(db)?;
-                out.push(VipDaily {
-                    world,
-                    name,
-                    date: parse_date(&date)?,
-                    raw_xp,
-                    online_minutes,
-                    update_time: parse_time(&ut)?,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.with(move |c| query_vip_daily(c, &sql, &w.params))
+            .await
     }
 
     pub async fn vip_deltas(
@@ -691,7 +653,23 @@ impl SqliteStore {
     }
 }
 
+/// The columns [`raw_vip_daily`] reads, in its order.
+const VIP_DAILY_COLUMNS: &str = "world, name, date, raw_xp, online_minutes, update_time";
+
 type RawVipDaily = (String, String, String, i64, i64, String);
+
+/// Every `vip_daily` row a query of [`VIP_DAILY_COLUMNS`] returns.
+fn query_vip_daily(
+    c: &Connection,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<VipDaily>, StoreError> {
+    let mut stmt = c.prepare_cached(sql).map_err(db)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), raw_vip_daily)
+        .map_err(db)?;
+    rows.map(|row| vip_daily_of(row.map_err(db)?)).collect()
+}
 
 fn raw_vip_daily(r: &Row<'_>) -> rusqlite::Result<RawVipDaily> {
     Ok((
@@ -722,11 +700,11 @@ fn latest_vip_read(
     world: &str,
     name: &str,
 ) -> Result<Option<VipDaily>, StoreError> {
-    c.prepare_cached(
-        "SELECT world, name, date, raw_xp, online_minutes, update_time FROM vip_daily
+    c.prepare_cached(&format!(
+        "SELECT {VIP_DAILY_COLUMNS} FROM vip_daily
          WHERE world = ?1 AND name = ?2
-         ORDER BY unixepoch(update_time) DESC, date DESC LIMIT 1",
-    )
+         ORDER BY unixepoch(update_time) DESC, date DESC LIMIT 1"
+    ))
     .and_then(|mut s| s.query_row(params![world, name], raw_vip_daily).optional())
     .map_err(db)?
     .map(vip_daily_of)
