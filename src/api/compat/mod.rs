@@ -659,6 +659,16 @@ fn authorize_compat(state: &ApiState, headers: &HeaderMap, body: &Bytes) -> Resu
     }
 }
 
+/// Ask `worker` to check the site now, in a task of its own: a client that
+/// hangs up does not cancel the request half-way.
+pub(crate) async fn check_now(state: &ApiState, worker: &str) -> Result<(), ControlError> {
+    let control = state.inner.control.clone();
+    let worker = worker.to_string();
+    tokio::spawn(async move { control.check_now(&worker).await })
+        .await
+        .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))))
+}
+
 async fn manual_update(
     State(state): State<ApiState>,
     RawQuery(q): RawQuery,
@@ -712,12 +722,7 @@ async fn manual_update(
         return Err(ApiError::Conflict(message));
     }
     for name in &ready {
-        let control = state.inner.control.clone();
-        let worker = name.to_string();
-        let result = tokio::spawn(async move { control.check_now(&worker).await })
-            .await
-            .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))));
-        match result {
+        match check_now(&state, name).await {
             Ok(()) => tracing::info!(world = %name, "manual update requested"),
             Err(ControlError::UnknownWorker(n)) => return Err(ApiError::UnknownWorker(n)),
             Err(ControlError::ShuttingDown) => return Err(ApiError::ShuttingDown),

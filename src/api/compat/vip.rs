@@ -15,7 +15,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::{Params, authorize_compat, query, round2, store};
-use crate::api::{ApiError, ApiState, ControlError, json};
+use crate::api::{ApiError, ApiState, json};
 use crate::legacy::iso;
 use crate::site::{check_player_name, player_key};
 use crate::store::VipDelta;
@@ -232,20 +232,13 @@ pub(super) async fn add(
     };
     let (checked_now, when) = match worker {
         None => (false, "when its worker runs".to_string()),
-        Some(worker) => {
-            let control = state.inner.control.clone();
-            let w = worker.clone();
-            let result = tokio::spawn(async move { control.check_now(&w).await })
-                .await
-                .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))));
-            match result {
-                Ok(()) => (true, "now".to_string()),
-                Err(e) => {
-                    tracing::info!(world = %world, %worker, error = %e, "cannot ask the worker to check now; the player is read at its next check");
-                    (false, "at its worker's next check".to_string())
-                }
+        Some(worker) => match super::check_now(&state, &worker).await {
+            Ok(()) => (true, "now".to_string()),
+            Err(e) => {
+                tracing::info!(world = %world, %worker, error = %e, "cannot ask the worker to check now; the player is read at its next check");
+                (false, "at its worker's next check".to_string())
             }
-        }
+        },
     };
     let a = answer(
         format!("`{name}` of {world} is watched; its page is read {when}"),
