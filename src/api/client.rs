@@ -133,9 +133,30 @@ impl HttpClient {
     }
 }
 
+/// What to check when the API of a pool cannot be reached.
+pub const UNREACHABLE_HINT: &str =
+    "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
+
+/// The `message` of an API error body, or the body's start when it is not
+/// one.
+pub fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages() {
+        let body = br#"{"error":"x","message":"no such worker","status":404}"#;
+        assert_eq!(error_message(body), "no such worker");
+        assert_eq!(error_message(b"plain text"), "plain text");
+    }
 
     #[test]
     fn base_urls() {

@@ -207,18 +207,14 @@ pub async fn fetch_hosts(api: &str) -> anyhow::Result<Vec<HostRow>> {
 /// Fetch `/api/workers` from a running pool (plain http).
 pub async fn fetch_rows(api: &str) -> anyhow::Result<Vec<Row>> {
     let base = api.trim_end_matches('/');
-    let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
+    let hint = super::client::UNREACHABLE_HINT;
     let mut client = super::client::HttpClient::new(base)?;
     let (status, body) = client
         .get_within("/api/workers", Duration::from_secs(5))
         .await
         .with_context(|| format!("cannot reach the worldpool API at {base} ({hint})"))?;
     if !status.is_success() {
-        let body = String::from_utf8_lossy(&body);
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
-            .unwrap_or_else(|| body.chars().take(200).collect());
+        let message = super::client::error_message(&body);
         anyhow::bail!("the API at {base} answered {status}: {message}");
     }
     serde_json::from_slice::<Vec<Row>>(&body).with_context(|| {

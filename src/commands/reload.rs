@@ -166,7 +166,7 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let hint = "is `worldpool run` running? Point to it with --api URL or WORLDPOOL_API";
+    let hint = crate::api::client::UNREACHABLE_HINT;
     let mut client = crate::api::client::HttpClient::new(base)?;
     let (status, body) = client
         .post("/api/reload", token)
@@ -191,10 +191,7 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         _ => {
-            let message = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
-                .unwrap_or_else(|| body.chars().take(200).collect());
+            let message = crate::api::client::error_message(body.as_bytes());
             eprintln!("the API at {base} answered {status}: {message}");
             Ok(ExitCode::FAILURE)
         }
