@@ -19,16 +19,10 @@ pub fn guild_url(
     guild: &str,
     world: &str,
 ) -> Result<String, SiteError> {
-    let path = template
-        .replace(
-            "{guild}",
-            &utf8_percent_encode(guild, QUERY_VALUE).to_string(),
-        )
-        .replace(
-            "{world}",
-            &utf8_percent_encode(world, QUERY_VALUE).to_string(),
-        );
-    join(base, &path)
+    join(
+        base,
+        &fill(template, &[("{guild}", guild), ("{world}", world)]),
+    )
 }
 
 /// The URL of a player page: `template` (e.g. `/player?name={name}`) with
@@ -40,16 +34,19 @@ pub fn player_url(
     name: &str,
     world: &str,
 ) -> Result<String, SiteError> {
-    let path = template
-        .replace(
-            "{name}",
-            &utf8_percent_encode(name, QUERY_VALUE).to_string(),
-        )
-        .replace(
-            "{world}",
-            &utf8_percent_encode(world, QUERY_VALUE).to_string(),
-        );
-    join(base, &path)
+    join(
+        base,
+        &fill(template, &[("{name}", name), ("{world}", world)]),
+    )
+}
+
+/// `template` with each placeholder replaced by its value, percent-encoded.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    values
+        .iter()
+        .fold(template.to_string(), |path, (key, value)| {
+            path.replace(key, &utf8_percent_encode(value, QUERY_VALUE).to_string())
+        })
 }
 
 /// `base` + `path` (path starting with `/`), checked.
