@@ -167,12 +167,17 @@ pub async fn vip_pass(
     };
     report.update_time = Some(update_time);
     report.watched = watched_players(store, world).await?;
-    let latest: HashMap<String, DateTime<FixedOffset>> = store
-        .vip_latest(Some(&world.name))
-        .await?
-        .into_iter()
-        .map(|d| (d.name, d.update_time))
-        .collect();
+    // Nobody watched: nothing to look up (the count is still reported).
+    let latest: HashMap<String, DateTime<FixedOffset>> = if report.watched.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .vip_latest(Some(&world.name))
+            .await?
+            .into_iter()
+            .map(|d| (d.name, d.update_time))
+            .collect()
+    };
     let mut due: Vec<String> = report
         .watched
         .iter()
