@@ -26,13 +26,13 @@ use crate::channel::{WorkerMessage, WorkerReport};
 use crate::decide::{Action, Event, Machine, State, StopCause, decide};
 use crate::events::PoolEvent;
 use crate::exit::{ExitContext, ExitRecord, classify};
-use crate::handle::{Command, Request, Shared, Slot, initial_status};
 use crate::link::{self, Lines, Writer};
 use crate::output::forward_lines;
 use crate::signals::Group;
 use crate::spawn::Plan;
 use crate::spec::{Policy, WorkerSpec};
 use crate::status::{StateName, WorkerStatus};
+use crate::table::{Command, Request, Shared, Slot, initial_status};
 
 mod snapshot;
 

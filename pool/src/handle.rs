@@ -13,49 +13,22 @@
 //!   [`add`](PoolHandle::add), [`remove`](PoolHandle::remove),
 //!   [`replace`](PoolHandle::replace), [`update`](PoolHandle::update).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::actor::Actor;
-use crate::channel::WorkerReport;
 use crate::error::Error;
 use crate::events::PoolEvent;
 use crate::spawn::Spawner;
 use crate::spec::{Policy, WorkerSpec};
 use crate::status::{StateName, WorkerStatus};
+pub use crate::table::PoolOptions;
+use crate::table::{Command, Request, Shared, Slot, initial_status};
 use crate::thread::PoolThread;
-
-/// Pool-wide options.
-#[derive(Debug, Clone)]
-pub struct PoolOptions {
-    /// How often CPU and RSS of the workers are sampled.
-    pub sample_interval: Duration,
-    /// How many past exits are kept per worker.
-    pub exit_history: usize,
-    /// Capacity of the event broadcast (slow subscribers lag beyond it).
-    pub event_capacity: usize,
-    /// Messages waiting to be written to one worker's channel
-    /// ([`PoolHandle::send`]); beyond it they are dropped.
-    pub send_queue: usize,
-}
-
-impl Default for PoolOptions {
-    fn default() -> Self {
-        PoolOptions {
-            sample_interval: Duration::from_secs(1),
-            exit_history: 10,
-            event_capacity: 1024,
-            send_queue: 64,
-        }
-    }
-}
 
 /// A running pool. Dropping it without [`Pool::shutdown`] starts the same
 /// graceful stop but does not wait for it; if the runtime ends first, the
@@ -70,74 +43,7 @@ pub struct PoolHandle {
     shared: Arc<Shared>,
 }
 
-/// What a command asks of a worker's actor.
-pub(crate) enum Request {
-    Start,
-    Stop,
-    Restart,
-    /// Pool shutdown: stop for good, stay listed.
-    Shutdown,
-    /// Stop for good and leave the table.
-    Remove,
-    /// New restart policy and timeouts for the current and later runs
-    /// (boxed: the queue's blocks hold 32 commands each, kept for the
-    /// worker's life, and this is the one large request).
-    Update(Box<Policy>),
-    /// Stop, then start with this spec.
-    Replace(Box<WorkerSpec>),
-}
-
-/// A queued command and where its answer goes.
-pub(crate) struct Command {
-    pub request: Request,
-    pub reply: oneshot::Sender<StateName>,
-}
-
-/// One worker's entry in the shared table.
-pub(crate) struct Slot {
-    pub name: String,
-    pub status: RwLock<WorkerStatus>,
-    commands: mpsc::UnboundedSender<Command>,
-    /// Last sampled CPU time of the current process, milliseconds.
-    pub cpu_time_ms: AtomicU64,
-    /// The live process's channel writer queue.
-    pub outgoing: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
-    /// Messages dropped because the queue was full.
-    pub dropped: AtomicU64,
-}
-
-/// What the handles, the actors and the sampler share.
-pub(crate) struct Shared {
-    slots: RwLock<Vec<Arc<Slot>>>,
-    pub events: broadcast::Sender<PoolEvent>,
-    pub spawner: Spawner,
-    pub options: PoolOptions,
-    shutting_down: AtomicBool,
-    actors: Mutex<Vec<JoinHandle<()>>>,
-    /// Declared last: dropped last, it lets the pool thread end.
-    thread: PoolThread,
-}
-
 impl Shared {
-    /// The slots, in the order the workers were added.
-    pub fn slots(&self) -> Vec<Arc<Slot>> {
-        match self.slots.read() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        slots.iter().find(|s| s.name == name).cloned()
-    }
-
-    /// Take a retired worker out of the table.
-    pub fn unlist(&self, slot: &Arc<Slot>) {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        slots.retain(|s| !Arc::ptr_eq(s, slot));
-    }
-
     /// Create the slot and the actor of `spec` and queue its first start.
     fn add(self: &Arc<Self>, spec: WorkerSpec) -> Result<oneshot::Receiver<StateName>, Error> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -232,33 +138,6 @@ impl Drop for Pool {
                 });
             }
         }
-    }
-}
-
-/// The snapshot of a worker that has not run yet.
-pub(crate) fn initial_status(spec: &WorkerSpec, now: DateTime<Utc>) -> WorkerStatus {
-    WorkerStatus {
-        name: spec.name.clone(),
-        pid: None,
-        state: StateName::Stopped,
-        since: now,
-        started_at: None,
-        uptime_s: None,
-        restarts: 0,
-        consecutive_failures: 0,
-        last_exit: None,
-        recent_exits: Vec::new(),
-        next_restart_at: None,
-        fatal_reason: None,
-        cpu_percent: None,
-        rss_bytes: None,
-        pss_bytes: None,
-        limits: spec.limits.clone(),
-        policy: spec.policy(),
-        report: WorkerReport::default(),
-        last_heartbeat: None,
-        exits_by_reason: BTreeMap::new(),
-        messages_dropped: 0,
     }
 }
 

@@ -28,6 +28,7 @@ mod signals;
 mod spawn;
 pub mod spec;
 pub mod status;
+mod table;
 mod thread;
 pub mod units;
 

@@ -16,8 +16,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::handle::{Shared, Slot};
 use crate::procfs::{Reader, since_boot};
+use crate::table::{Shared, Slot};
 
 /// Start the sampler thread.
 pub(crate) fn start(shared: Weak<Shared>, interval: Duration) -> Result<(), Error> {
