@@ -11,7 +11,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::reload::{ReloadFailure, ReloadReport};
+use crate::reload::{Listener, ReloadFailure, ReloadReport};
 
 /// Events a subscriber may fall behind before it loses them.
 pub const APP_EVENT_BUFFER: usize = 256;
@@ -43,6 +43,16 @@ impl AppEvent {
         match self {
             AppEvent::Reloaded(_) | AppEvent::ReloadFailed(_) => None,
         }
+    }
+}
+
+impl Listener for AppEvents {
+    fn reloaded(&self, report: &ReloadReport) {
+        self.publish(AppEvent::Reloaded(report.clone()));
+    }
+
+    fn reload_failed(&self, failure: &ReloadFailure) {
+        self.publish(AppEvent::ReloadFailed(failure.clone()));
     }
 }
 

@@ -59,6 +59,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The status watcher's worker name in the pool (`/api/workers/watcher`),
+/// so no world of a pool with a watcher can take it.
+pub const WATCHER_NAME: &str = "watcher";
+
+/// The one worker's name in single mode.
+pub const SINGLE_WORKER: &str = "single";
+
 /// Pool or single mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -898,10 +905,7 @@ impl Validator {
                 );
                 continue;
             }
-            if pool.mode == Mode::Pool
-                && pool.watcher
-                && name.eq_ignore_ascii_case(crate::watcher::WATCHER_NAME)
-            {
+            if pool.mode == Mode::Pool && pool.watcher && name.eq_ignore_ascii_case(WATCHER_NAME) {
                 self.problem(
                     &format!("{key}.name"),
                     format!("`{name}` is the name of the pool's status watcher process"),

@@ -39,5 +39,6 @@ pub mod scrape;
 pub mod site;
 pub mod store;
 pub mod supervise;
+pub mod topology;
 pub mod watcher;
 pub mod worker;

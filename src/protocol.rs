@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::NewDelta;
 
+/// Environment variable the supervisor sets to the heartbeat period in
+/// milliseconds (`heartbeat_timeout / 3`).
+pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";
+
 /// What a worker is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -267,6 +271,20 @@ pub struct StatusChecked {
     pub error: Option<String>,
 }
 
+/// How a granted request ended, as its holder reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// HTTP status, when an answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The `Retry-After` of a 429 or 503, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// No answer: timeout, refused or broken connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+}
+
 /// A request waits for a grant of the pool's budget for `host`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetAcquire {
@@ -289,7 +307,7 @@ pub struct BudgetRelease {
     pub id: u64,
     /// How it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub feedback: Option<crate::budget::Feedback>,
+    pub feedback: Option<Feedback>,
 }
 
 /// One request a worker waits for or holds.
@@ -415,7 +433,7 @@ mod tests {
             WorkerEvent::BudgetRelease(BudgetRelease {
                 host: "h:1".into(),
                 id: 3,
-                feedback: Some(crate::budget::Feedback {
+                feedback: Some(Feedback {
                     status: Some(429),
                     retry_after_ms: Some(2_000),
                     failed: false,

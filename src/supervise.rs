@@ -10,17 +10,16 @@
 //! `--watched` and `--pool-budget` as the config asks, unless
 //! [`WORKER_PROGRAM_ENV`] names another program taking the same arguments
 //! (a wrapper script, or the test suite's misbehaving worker). The
-//! heartbeat period is passed in [`crate::worker::HEARTBEAT_ENV`].
+//! heartbeat period is passed in [`crate::protocol::HEARTBEAT_ENV`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Mode};
+use crate::config::Config;
 
 /// Environment variable naming the program to run as the worker instead of
 /// this binary; it gets the same arguments (`worker --world NAME --config
@@ -55,73 +54,6 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The worker specs for a config: one per world in pool mode
-/// (`worldpool worker --world NAME --config PATH`), a single one named
-/// `single` (`worldpool worker --all --config PATH`) in single mode.
-pub fn worker_specs(config: &Config, exe: &Path) -> Vec<pool::WorkerSpec> {
-    worker_specs_with(config, exe, &|_| Vec::new())
-}
-
-/// Like [`worker_specs`], with `extra_args(worker name)` appended to each
-/// worker's command line.
-pub fn worker_specs_with(
-    config: &Config,
-    exe: &Path,
-    extra_args: &dyn Fn(&str) -> Vec<String>,
-) -> Vec<pool::WorkerSpec> {
-    let config_path = absolute(&config.path);
-    let spec = |name: &str, selection: Vec<String>, limits: pool::Limits| {
-        let mut s = pool::WorkerSpec::new(name, exe);
-        s.args = vec!["worker".to_string()];
-        s.args.extend(selection);
-        s.args.push("--config".to_string());
-        s.args.push(config_path.display().to_string());
-        s.args.extend(extra_args(name));
-        s.limits = limits;
-        s.restart = config.pool.restart.clone();
-        s.stop_grace = config.pool.stop_grace;
-        s.start_timeout = Some(config.pool.start_timeout);
-        s.heartbeat_timeout = Some(config.pool.heartbeat_timeout);
-        let beat = (config.pool.heartbeat_timeout / 3).max(Duration::from_millis(10));
-        s.env.push((
-            crate::worker::HEARTBEAT_ENV.to_string(),
-            beat.as_millis().to_string(),
-        ));
-        s
-    };
-    let roles = crate::watcher::roles(config);
-    match config.pool.mode {
-        Mode::Pool => {
-            let mut specs: Vec<pool::WorkerSpec> = config
-                .worlds
-                .iter()
-                .map(|w| {
-                    let mut selection = vec!["--world".to_string(), w.name.clone()];
-                    selection.extend(roles.world_flags());
-                    spec(&w.name, selection, w.limits.clone())
-                })
-                .collect();
-            if roles.watcher {
-                specs.push(spec(
-                    crate::watcher::WATCHER_NAME,
-                    roles.watcher_flags(),
-                    config.limits.clone(),
-                ));
-            }
-            specs
-        }
-        Mode::Single => {
-            let mut selection = vec!["--all".to_string()];
-            selection.extend(roles.world_flags());
-            vec![spec("single", selection, config.limits.clone())]
-        }
-    }
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// The pool options for a config.
 pub fn pool_options(config: &Config) -> pool::PoolOptions {
     pool::PoolOptions {
@@ -135,7 +67,7 @@ pub fn pool_options(config: &Config) -> pool::PoolOptions {
 
 /// Start the pool for a config (workers run `exe`).
 pub fn start_pool(config: &Config, exe: &Path) -> anyhow::Result<pool::Pool> {
-    let specs = worker_specs(config, exe);
+    let specs = crate::topology::worker_specs(config, exe);
     pool::Pool::start(specs, pool_options(config)).context("starting the pool")
 }
 
@@ -225,7 +157,7 @@ pub async fn run_with(
             exe,
             config,
             snapshots,
-            events: app_events,
+            events: std::sync::Arc::new(app_events),
             followers,
         },
         reload,
@@ -249,4 +181,29 @@ pub async fn run_with(
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The pool's budget follows `[site] rate_limit` and `max_concurrent`
+/// across reloads (wired here, where the services meet).
+impl crate::reload::Follower for crate::budget::service::BudgetService {
+    fn follow<'a>(
+        &'a self,
+        old: &'a crate::config::Config,
+        new: &'a crate::config::Config,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let limits = |c: &crate::config::Config| crate::budget::Limits {
+                rate: c.site.rate_limit,
+                max_concurrent: c.site.max_concurrent,
+            };
+            if limits(old) != limits(new) {
+                self.set_limits(limits(new));
+                tracing::info!(
+                    rate_limit = new.site.rate_limit,
+                    max_concurrent = new.site.max_concurrent,
+                    "the pool's budget follows the new limits"
+                );
+            }
+        })
+    }
 }

@@ -9,6 +9,7 @@ mod browser;
 mod compat;
 mod config;
 mod import;
+mod layering;
 mod logging;
 mod parse;
 mod polite;

@@ -2,16 +2,13 @@
 //! "check the site now" and the event broadcast. Implemented for [`pool::PoolHandle`] and for
 //! [`super::fake::FakeControl`] (tests and benchmarks).
 
-use std::future::Future;
-use std::pin::Pin;
-
 use pool::{PoolEvent, PoolHandle, StateName, WorkerStatus};
 
 use crate::protocol::SupervisorMessage;
 use tokio::sync::broadcast;
 
 /// A boxed, sendable future (what the control verbs return).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures_util::future::BoxFuture;
 
 /// A control verb: `start`, `stop` or `restart`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

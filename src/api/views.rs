@@ -243,7 +243,7 @@ impl<'a> WorkerView<'a> {
             limits: &w.limits,
             last_heartbeat: ts(&w.last_heartbeat),
             exits_by_reason: &w.exits_by_reason,
-            kind: if w.name == crate::watcher::WATCHER_NAME {
+            kind: if w.name == crate::topology::WATCHER_NAME {
                 "watcher"
             } else {
                 "scraper"

@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::aimd::{Aimd, Signal};
+pub use crate::protocol::Feedback;
 
 /// Margin added to the spacing of requests (5 %): grants `1.05 / rate`
 /// apart keep the site under `rate` requests in *any* one-second window
@@ -27,20 +28,6 @@ pub struct Limits {
     pub rate: f64,
     /// Requests in flight at once (at least 1).
     pub max_concurrent: usize,
-}
-
-/// How a granted request ended, as its holder reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Feedback {
-    /// HTTP status, when an answer came.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// The `Retry-After` of a 429 or 503, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_ms: Option<u64>,
-    /// No answer: timeout, refused or broken connection.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub failed: bool,
 }
 
 impl Feedback {

@@ -49,29 +49,6 @@ impl BudgetService {
     }
 }
 
-impl crate::reload::Follower for BudgetService {
-    fn follow<'a>(
-        &'a self,
-        old: &'a crate::config::Config,
-        new: &'a crate::config::Config,
-    ) -> crate::api::BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let limits = |c: &crate::config::Config| Limits {
-                rate: c.site.rate_limit,
-                max_concurrent: c.site.max_concurrent,
-            };
-            if limits(old) != limits(new) {
-                self.set_limits(limits(new));
-                tracing::info!(
-                    rate_limit = new.site.rate_limit,
-                    max_concurrent = new.site.max_concurrent,
-                    "the pool's budget follows the new limits"
-                );
-            }
-        })
-    }
-}
-
 fn lock(b: &Mutex<Budget>) -> std::sync::MutexGuard<'_, Budget> {
     b.lock().unwrap_or_else(|e| e.into_inner())
 }

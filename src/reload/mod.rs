@@ -28,9 +28,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::BoxFuture;
-use crate::app_events::{AppEvent, AppEvents};
 use crate::config::{Config, ConfigError, Environment, Problem};
+use futures_util::future::BoxFuture;
 
 pub mod apply;
 pub mod plan;
@@ -191,6 +190,16 @@ impl ReloadHandle {
     }
 }
 
+/// Hears of every reload, applied or refused (the application's event
+/// bus, [`crate::app_events`], in `worldpool run`). Called on the
+/// reloader's task: must not wait.
+pub trait Listener: Send + Sync + 'static {
+    /// A reload was applied.
+    fn reloaded(&self, report: &ReloadReport);
+    /// A reload was refused; the config in force keeps running.
+    fn reload_failed(&self, failure: &ReloadFailure);
+}
+
 /// Something in the supervisor that follows the config in force (the API's
 /// config-derived state, the log level). Called after each applied reload
 /// with the config before and after.
@@ -232,8 +241,9 @@ pub struct Setup {
     pub config: Config,
     /// Copies of the validated configs, for the workers.
     pub snapshots: Snapshots,
-    /// Where `reloaded` and `reload_failed` go.
-    pub events: AppEvents,
+    /// Who hears of every reload, applied (`reloaded`) or refused
+    /// (`reload_failed`).
+    pub events: Arc<dyn Listener>,
     /// Who follows each applied reload.
     pub followers: Vec<Arc<dyn Follower>>,
 }
@@ -346,7 +356,7 @@ impl Reloader {
                     return Err(self.refuse(trigger, error));
                 }
             };
-            for spec in crate::supervise::worker_specs(&for_workers, &self.setup.exe) {
+            for spec in crate::topology::worker_specs(&for_workers, &self.setup.exe) {
                 specs.insert(spec.name.clone(), spec);
             }
         }
@@ -383,9 +393,7 @@ impl Reloader {
             "config reloaded: {}",
             report.plan.summary()
         );
-        self.setup
-            .events
-            .publish(AppEvent::Reloaded(report.clone()));
+        self.setup.events.reloaded(&report);
         Ok(report)
     }
 
@@ -400,13 +408,11 @@ impl Reloader {
             );
         }
         tracing::warn!("the config in force keeps running");
-        self.setup
-            .events
-            .publish(AppEvent::ReloadFailed(ReloadFailure {
-                trigger,
-                file: error.path.clone(),
-                problems: error.problems.clone(),
-            }));
+        self.setup.events.reload_failed(&ReloadFailure {
+            trigger,
+            file: error.path.clone(),
+            problems: error.problems.clone(),
+        });
         ReloadError::Invalid(error)
     }
 }

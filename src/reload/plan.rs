@@ -26,9 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{Config, Mode};
-
-/// The worker's name in single mode.
-pub const SINGLE_WORKER: &str = "single";
+use crate::topology::{WATCHER_NAME, worker_names};
 
 /// A setting that changed in the file but takes effect only when
 /// `worldpool run` restarts.
@@ -109,21 +107,6 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     out
 }
 
-/// The worker names of a config, in order, as `mode` runs them (the
-/// status watcher last, when there is one).
-pub fn worker_names(config: &Config, mode: Mode) -> Vec<String> {
-    match mode {
-        Mode::Pool => {
-            let mut names: Vec<String> = config.worlds.iter().map(|w| w.name.clone()).collect();
-            if config.pool.watcher {
-                names.push(crate::watcher::WATCHER_NAME.to_string());
-            }
-            names
-        }
-        Mode::Single => vec![SINGLE_WORKER.to_string()],
-    }
-}
-
 /// The restart policy and timeouts the workers of a config run with.
 pub fn policy(config: &Config) -> pool::Policy {
     pool::Policy {
@@ -168,7 +151,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
         }
         let own_settings_changed = match mode {
             // The watcher reads the status page for the worlds' names.
-            Mode::Pool if name == crate::watcher::WATCHER_NAME => {
+            Mode::Pool if name == WATCHER_NAME => {
                 worker_names(old, mode) != worker_names(new, mode)
             }
             Mode::Pool => old.world(name) != new.world(name),

@@ -45,51 +45,6 @@ pub mod relay;
 /// (`/api/status-data`).
 pub const STATUS_PAGES_EVERY: Duration = Duration::from_secs(10);
 
-/// The watcher's worker name in the pool (`/api/workers/watcher`).
-pub const WATCHER_NAME: &str = "watcher";
-
-/// Which extra roles and flags a config gives the pool's processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Roles {
-    /// A watcher process reads the status page for every world.
-    pub watcher: bool,
-    /// Workers ask the supervisor's budget.
-    pub pool_budget: bool,
-}
-
-/// The roles of a config: a watcher in pool mode with `[pool] watcher`
-/// (the default), the pool's budget with `[site] budget = "pool"` (the
-/// default, in both modes).
-pub fn roles(config: &Config) -> Roles {
-    Roles {
-        watcher: config.pool.mode == crate::config::Mode::Pool && config.pool.watcher,
-        pool_budget: config.site.budget == crate::site::BudgetScope::Pool,
-    }
-}
-
-impl Roles {
-    /// Flags of a world (or the single) worker.
-    pub fn world_flags(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.watcher {
-            out.push("--watched".to_string());
-        }
-        if self.pool_budget {
-            out.push("--pool-budget".to_string());
-        }
-        out
-    }
-
-    /// The watcher's selection and flags.
-    pub fn watcher_flags(&self) -> Vec<String> {
-        let mut out = vec!["--watcher".to_string()];
-        if self.pool_budget {
-            out.push("--pool-budget".to_string());
-        }
-        out
-    }
-}
-
 /// What [`start_services`] started.
 #[derive(Debug, Clone, Default)]
 pub struct Services {
@@ -105,7 +60,7 @@ pub fn start_services(
     handle: &pool::PoolHandle,
     stop: CancellationToken,
 ) -> Services {
-    let roles = roles(config);
+    let roles = crate::topology::roles(config);
     let budget = roles.pool_budget.then(|| {
         crate::budget::service::BudgetService::start(
             handle.clone(),

@@ -20,8 +20,8 @@ use pool::{PoolEvent, PoolHandle};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::WATCHER_NAME;
 use crate::protocol::{SupervisorMessage, WorkerEvent};
+use crate::topology::WATCHER_NAME;
 
 /// What the relay knows.
 struct Relay {

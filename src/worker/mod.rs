@@ -24,9 +24,7 @@ use crate::site::Limiter;
 
 use crate::scrape::Reporter;
 
-/// Environment variable the supervisor sets to the heartbeat period in
-/// milliseconds (`heartbeat_timeout / 3`).
-pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";
+use crate::protocol::HEARTBEAT_ENV;
 
 /// Which worlds a worker process scrapes, from which config.
 #[derive(Debug, Clone)]

@@ -108,7 +108,7 @@ impl CompatSettings {
                 .collect(),
             config_path: Some(config.path.clone()),
             single_worker: (config.pool.mode == crate::config::Mode::Single)
-                .then(|| "single".to_string()),
+                .then(|| crate::topology::SINGLE_WORKER.to_string()),
             watch: config
                 .worlds
                 .iter()
