@@ -111,6 +111,9 @@ pub struct PoolSettings {
     /// world and tells the due worlds' workers (`false`: every worker
     /// polls the status page on its own).
     pub watcher: bool,
+    /// `[pool] env`: variables set for every worker, on top of the few it
+    /// inherits ([`crate::topology::INHERITED_ENV`]).
+    pub env: Vec<(String, String)>,
 }
 
 /// `[storage]`, typed.
@@ -129,6 +132,15 @@ pub struct ApiSettings {
     pub bind: SocketAddr,
     /// Whether `worldpool run` serves the API.
     pub enabled: bool,
+    /// Connections open at once; beyond it the API stops accepting.
+    pub max_connections: usize,
+    /// Time for a request head, and for an idle keep-alive connection.
+    pub header_timeout: Duration,
+    /// Descriptors below the soft open-files limit the API never takes
+    /// (kept for spawning workers).
+    pub fd_reserve: u64,
+    /// How long open responses run on once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 /// One `[[worlds]]` entry, with limits merged over `[limits]`.
@@ -544,6 +556,7 @@ struct RawPool {
     reload_parallel: Option<usize>,
     watch_config: Option<bool>,
     watcher: Option<bool>,
+    env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -591,6 +604,10 @@ struct RawStorage {
 struct RawApi {
     bind: Option<String>,
     enabled: Option<bool>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    fd_reserve: Option<u64>,
+    shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -621,6 +638,36 @@ impl Validator {
             message: message.into(),
             fix: fix.into(),
         });
+    }
+
+    /// `[pool] env`: names a process environment can hold, and never the
+    /// API token (the workers parse what the site sends; the control
+    /// secret stays in the supervisor).
+    fn worker_env(
+        &mut self,
+        raw: std::collections::BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (name, value) in raw {
+            let key = format!("pool.env.{name}");
+            if name.is_empty() || name.contains('=') || name.contains('\0') || value.contains('\0')
+            {
+                self.problem(
+                    &key,
+                    "is not a valid environment variable",
+                    "use a name without `=` and values without NUL bytes",
+                );
+            } else if name == API_TOKEN_ENV {
+                self.problem(
+                    &key,
+                    "the API token is never given to workers",
+                    "remove it: workers do not need the control secret",
+                );
+            } else {
+                out.push((name, value));
+            }
+        }
+        out
     }
 
     fn duration(&mut self, key: &str, raw: Option<&String>, default: Duration) -> Duration {
@@ -825,6 +872,7 @@ impl Validator {
             },
             watch_config: p.watch_config.unwrap_or(false),
             watcher: p.watcher.unwrap_or(true),
+            env: self.worker_env(p.env.clone().unwrap_or_default()),
         };
 
         let base_limits = Limits {
@@ -879,9 +927,29 @@ impl Validator {
                     SocketAddr::from(([127, 0, 0, 1], 5000))
                 }
             };
+            let max_connections = raw.api.max_connections.unwrap_or(512);
+            if max_connections == 0 {
+                self.problem(
+                    "api.max_connections",
+                    "must be at least 1",
+                    "leave it out for the default, 512",
+                );
+            }
             ApiSettings {
                 bind,
                 enabled: raw.api.enabled.unwrap_or(true),
+                max_connections: max_connections.max(1),
+                header_timeout: self.duration(
+                    "api.header_timeout",
+                    raw.api.header_timeout.as_ref(),
+                    Duration::from_secs(10),
+                ),
+                fd_reserve: raw.api.fd_reserve.unwrap_or(64),
+                shutdown_grace: self.duration(
+                    "api.shutdown_grace",
+                    raw.api.shutdown_grace.as_ref(),
+                    Duration::from_secs(2),
+                ),
             }
         };
 

@@ -96,6 +96,11 @@ pub async fn run_with(
     }
     // Workers read a private copy of the validated config, never an edit
     // that was not reloaded.
+    // Room for hundreds of workers' pipes and the API's clients: the soft
+    // open-files limit goes up to the hard one (the API keeps a reserve
+    // of it for spawning, crate::api::server).
+    let nofile = crate::api::server::raise_nofile();
+    tracing::debug!(nofile, "open-files limit");
     let snapshots = crate::reload::Snapshots::new().context("creating the config copies")?;
     let pool = start_pool(&snapshots.initial(&config), &exe)?;
     let handle = pool.handle();
@@ -142,6 +147,12 @@ pub async fn run_with(
                 stop.clone(),
                 crate::api::DedicatedOptions {
                     threads: crate::memory::api_threads(),
+                    limits: crate::api::ServerLimits {
+                        max_connections: config.api.max_connections,
+                        header_timeout: config.api.header_timeout,
+                        fd_reserve: config.api.fd_reserve,
+                        shutdown_grace: config.api.shutdown_grace,
+                    },
                     ..crate::api::DedicatedOptions::default()
                 },
             )

@@ -9,6 +9,50 @@ use std::time::Duration;
 use crate::config::{Config, Mode};
 pub use crate::config::{SINGLE_WORKER, WATCHER_NAME};
 
+/// The supervisor's environment variables a worker inherits (a trailing
+/// `*` is a prefix); `[pool] env` adds its own on top. Everything else,
+/// the API token first, stays in the supervisor: a worker parses what
+/// the site sends and need not hold the control secret.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+    // The store's URL may come from the environment (`[storage] url`).
+    "DATABASE_URL",
+    // TLS roots and proxies, as reqwest reads them.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "WORLDPOOL_LOG_*",
+    "WORLDPOOL_MEMORY_OFF",
+];
+
+/// [`INHERITED_ENV`], plus the test suite's fault hooks and worker modes
+/// in a build with the `test-support` feature.
+fn inherited_env() -> Vec<String> {
+    let mut names: Vec<String> = INHERITED_ENV.iter().map(|n| n.to_string()).collect();
+    if cfg!(feature = "test-support") {
+        names.push("WORLDPOOL_TEST_*".to_string());
+    }
+    names
+}
+
 /// Which extra roles and flags a config gives the pool's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Roles {
@@ -98,6 +142,8 @@ pub fn worker_specs_with(
             crate::protocol::HEARTBEAT_ENV.to_string(),
             beat.as_millis().to_string(),
         ));
+        s.env.extend(config.pool.env.iter().cloned());
+        s.inherit_env = Some(inherited_env());
         s
     };
     let roles = roles(config);

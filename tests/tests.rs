@@ -8,6 +8,7 @@ mod bench;
 mod browser;
 mod compat;
 mod config;
+mod hostile;
 mod import;
 mod layering;
 mod logging;

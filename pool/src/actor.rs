@@ -245,6 +245,7 @@ impl Actor {
             program: self.spec.program.clone(),
             args: self.spec.args.clone(),
             env: self.spec.env.clone(),
+            inherit_env: self.spec.inherit_env.clone(),
             limits: self.spec.limits.clone(),
             child_end: OwnedFd::from(theirs),
         };

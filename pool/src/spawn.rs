@@ -57,6 +57,7 @@ pub(crate) struct Plan {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub inherit_env: Option<Vec<String>>,
     pub limits: Limits,
     /// The worker's end of the channel socket pair.
     pub child_end: OwnedFd,
@@ -249,9 +250,21 @@ impl CStrings {
     }
 }
 
-/// This process's environment with the worker's variables on top.
+/// Whether `key` is named by `allowed` (exactly, or by a prefix ending in `*`).
+fn inherited(key: &OsStr, allowed: &[String]) -> bool {
+    let key = key.as_encoded_bytes();
+    allowed.iter().any(|a| match a.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix.as_bytes()),
+        None => key == a.as_bytes(),
+    })
+}
+
+/// This process's environment (all of it, or what `inherit_env` allows)
+/// with the worker's variables on top.
 fn environment(plan: &Plan) -> Vec<(OsString, OsString)> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| plan.inherit_env.as_ref().is_none_or(|a| inherited(k, a)))
+        .collect();
     let channel_fd = CHANNEL_FD.to_string();
     let overrides = std::iter::once((CHANNEL_ENV, channel_fd.as_str()))
         .chain(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -534,6 +547,7 @@ mod tests {
             program: "/bin/true".into(),
             args: vec![],
             env: vec![("POOL_TEST_VAR".into(), "1".into())],
+            inherit_env: None,
             limits: Limits::default(),
             child_end: OwnedFd::from(b),
         };
@@ -542,6 +556,21 @@ mod tests {
         assert_eq!(get(CHANNEL_ENV), 1);
         assert_eq!(get("POOL_TEST_VAR"), 1);
         assert!(get("PATH") <= 1);
+    }
+
+    #[test]
+    fn an_allow_list_keeps_only_the_names_it_gives() {
+        let allowed = vec!["PATH".to_string(), "LC_*".to_string()];
+        for (key, kept) in [
+            ("PATH", true),
+            ("PATHX", false),
+            ("LC_ALL", true),
+            ("LC_", true),
+            ("LANG", false),
+            ("SECRET_TOKEN", false),
+        ] {
+            assert_eq!(inherited(OsStr::new(key), &allowed), kept, "{key}");
+        }
     }
 }
 
@@ -560,6 +589,7 @@ mod child_state {
             program: program.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: vec![],
+            inherit_env: None,
             limits,
             child_end: OwnedFd::from(theirs),
         };
@@ -655,6 +685,7 @@ mod child_state {
             program: "/bin/true".into(),
             args: vec![],
             env: vec![],
+            inherit_env: None,
             limits: plan_limits,
             child_end: OwnedFd::from(theirs),
         };

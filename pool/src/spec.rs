@@ -101,6 +101,11 @@ pub struct WorkerSpec {
     pub args: Vec<String>,
     /// Extra environment variables (never shown in status snapshots).
     pub env: Vec<(String, String)>,
+    /// Which of the supervisor's environment variables the worker
+    /// inherits: `None`, all of them; `Some(names)`, only these (a name
+    /// ending in `*` is a prefix: `LC_*`). [`env`](Self::env) comes on top
+    /// either way.
+    pub inherit_env: Option<Vec<String>>,
     /// Resource limits.
     pub limits: Limits,
     /// Restart policy.
@@ -141,6 +146,7 @@ impl WorkerSpec {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            inherit_env: None,
             limits: Limits::default(),
             restart: RestartPolicy::default(),
             stop_grace: Duration::from_secs(10),

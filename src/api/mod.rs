@@ -44,12 +44,14 @@ pub mod fake;
 pub mod metrics;
 mod openapi;
 mod reload;
+pub mod server;
 mod table;
 pub mod views;
 
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
+pub use server::ServerLimits;
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.
@@ -381,6 +383,17 @@ pub async fn serve(
     state: ApiState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with(bind, state, ServerLimits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits` (connections, timeouts, the descriptor
+/// reserve, the shutdown grace: [`server`]).
+pub async fn serve_with(
+    bind: SocketAddr,
+    state: ApiState,
+    limits: ServerLimits,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     check_bind(bind, state.has_token())?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -389,19 +402,7 @@ pub async fn serve(
         .local_addr()
         .context("cannot read the API's bound address")?;
     let router = app(state.with_shutdown(shutdown.clone()));
-    let task = tokio::spawn(async move {
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "API server failed");
-        }
-    });
+    let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))
 }
@@ -415,6 +416,8 @@ pub struct DedicatedOptions {
     /// scheduler then favours the pool's supervisor threads and the
     /// workers, so restart latency does not suffer.
     pub nice: i32,
+    /// Connections, timeouts and the descriptor reserve.
+    pub limits: ServerLimits,
 }
 
 impl Default for DedicatedOptions {
@@ -422,6 +425,7 @@ impl Default for DedicatedOptions {
         DedicatedOptions {
             threads: 2,
             nice: 10,
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -477,7 +481,7 @@ pub async fn serve_dedicated(
         .spawn(move || {
             lower_thread_priority(options.nice);
             runtime.block_on(async move {
-                match serve(bind, state, shutdown).await {
+                match serve_with(bind, state, options.limits, shutdown).await {
                     Ok((addr, task)) => {
                         let _ = ready_tx.send(Ok(addr));
                         if let Err(e) = task.await {
@@ -489,8 +493,9 @@ pub async fn serve_dedicated(
                     }
                 }
             });
-            // Dropping the runtime here (a plain thread) is allowed.
-            drop(runtime);
+            // Shut the runtime down here (a plain thread may): a blocking
+            // query still running gets a moment, not a wait without end.
+            runtime.shutdown_timeout(options.limits.shutdown_grace);
             let _ = done_tx.send(());
         })
         .context("cannot start the API thread")?;

@@ -139,6 +139,7 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     // Everything a worker process reads at start, beyond its own world.
     let everyone = old.site != new.site
         || old.storage != new.storage
+        || old.pool.env != new.pool.env
         // The running workers beat every old/3: a timeout shorter than two
         // of those beats would declare them hung. They restart with the
         // new period.

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod pg;
+pub mod supervisor;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

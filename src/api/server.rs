@@ -1,0 +1,253 @@
+//! The API's HTTP/1.1 server, built so that no client can stop the pool
+//! from supervising:
+//!
+//! - at most `max_connections` connections are open; beyond it the server
+//!   stops accepting (new clients wait in the kernel's backlog, holding no
+//!   descriptor of ours);
+//! - it also stops accepting while the process's open descriptors come
+//!   within `fd_reserve` of the soft `RLIMIT_NOFILE`: those are kept for
+//!   spawning workers (pipes, the channel, the pidfd);
+//! - a request head must arrive within `header_timeout`, counted from the
+//!   moment the connection waits for one: a half-sent head and an idle
+//!   keep-alive connection are both closed then;
+//! - on shutdown it stops accepting, lets open requests finish for
+//!   `shutdown_grace`, then drops whatever is still open.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How the API server guards the process (`[api]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time allowed for a request head, and for an idle keep-alive
+    /// connection to send its next one.
+    pub header_timeout: Duration,
+    /// Descriptors below the soft `RLIMIT_NOFILE` the API never takes.
+    pub fd_reserve: u64,
+    /// How long open responses may run on after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            fd_reserve: 64,
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit (a supervisor of
+/// hundreds of workers and API clients needs more than the usual 1024).
+/// Returns the soft limit in force afterwards.
+pub fn raise_nofile() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+            rlimit::Resource::NOFILE
+                .get()
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    }
+}
+
+/// Open descriptors of this process, counted in `/proc/self/fd` at most
+/// once per [`FdGauge::EVERY`]; in between, connections accepted since
+/// the count are added to it.
+struct FdGauge {
+    count: fn() -> u64,
+    limit: u64,
+    reserve: u64,
+    counted: u64,
+    at: Option<Instant>,
+    accepted_since: u64,
+}
+
+impl FdGauge {
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn new(reserve: u64) -> FdGauge {
+        let limit = rlimit::Resource::NOFILE
+            .get()
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        FdGauge {
+            count: Self::open_now,
+            limit,
+            reserve,
+            counted: 0,
+            at: None,
+            accepted_since: 0,
+        }
+    }
+
+    fn open_now() -> u64 {
+        std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+    }
+
+    /// Whether one more connection would eat into the reserve.
+    fn full(&mut self) -> bool {
+        if self.at.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            self.counted = (self.count)();
+            self.at = Some(Instant::now());
+            self.accepted_since = 0;
+        }
+        // +1: the connection about to be accepted.
+        self.counted + self.accepted_since + 1 + self.reserve > self.limit
+    }
+
+    fn accepted(&mut self) {
+        self.accepted_since += 1;
+    }
+
+    /// Count afresh at the next check (a connection closed).
+    fn stale(&mut self) {
+        self.at = None;
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` is cancelled, within
+/// `limits`; returns once every connection has ended or been dropped.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let closed = Arc::new(Notify::new());
+    let mut gauge = FdGauge::new(limits.fd_reserve);
+    let mut conns = JoinSet::new();
+    let mut refused_log = None::<Instant>;
+    'accept: loop {
+        let permit = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        while gauge.full() {
+            if refused_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
+                tracing::warn!(
+                    limit = gauge.limit,
+                    reserve = gauge.reserve,
+                    open = gauge.counted,
+                    "the API stops accepting: the open-files reserve for spawning workers is reached"
+                );
+                refused_log = Some(Instant::now());
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'accept,
+                () = closed.notified() => gauge.stale(),
+                () = tokio::time::sleep(FdGauge::EVERY) => {}
+            }
+        }
+        let tcp = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // EMFILE and friends: the connection stays queued; try
+                    // again shortly rather than spin.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(FdGauge::EVERY).await;
+                    continue;
+                }
+            },
+        };
+        gauge.accepted();
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let stop = shutdown.clone();
+        let closed = closed.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(tcp), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "API connection ended with an error");
+                    }
+                }
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            closed.notify_one();
+        });
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let open = conns.len();
+    if open > 0 {
+        tracing::info!(
+            open,
+            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            "API: letting open responses finish"
+        );
+    }
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            dropped = conns.len(),
+            "API: connections still open after the shutdown grace are dropped"
+        );
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gauge_keeps_the_reserve() {
+        let mut g = FdGauge::new(10);
+        assert!(
+            FdGauge::open_now() > 2,
+            "stdio at least: /proc/self/fd is read"
+        );
+        g.count = || 100;
+        let open = 100;
+        g.limit = open + 12;
+        assert!(!g.full(), "one more fits beside the reserve");
+        g.accepted();
+        assert!(g.full(), "the next would reach into the reserve");
+        g.stale();
+        g.limit = open + 11;
+        assert!(!g.full());
+        g.limit = open + 10;
+        assert!(g.full());
+    }
+}

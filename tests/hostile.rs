@@ -1,0 +1,205 @@
+//! Hostile clients cannot stop the pool from supervising (loopback only,
+//! bounded in count and time).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::helper::supervisor::{Options, Supervisor};
+use crate::helper::wait_for;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// The JSON log's `fields` of `message` for `worker`.
+fn logged(sup: &Supervisor, message: &str, worker: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&sup.log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("fields").cloned())
+        .filter(|f| f["message"] == message && f["worker"] == worker)
+        .collect()
+}
+
+fn running_pids(sup: &Supervisor, worker: &str) -> Vec<u64> {
+    logged(sup, "running", worker)
+        .iter()
+        .filter_map(|f| f["pid"].as_u64())
+        .collect()
+}
+
+/// Whether the server closed `s` (EOF) within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("read timeout");
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or similar before the close is fine: keep reading.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn idle_sockets_and_half_sent_heads_do_not_keep_a_killed_worker_down() {
+    // The hard limit too, so raising the soft one cannot help: only the
+    // API's descriptor reserve keeps room for the spawn.
+    let sup = Supervisor::start(Options {
+        nofile: Some((256, 256)),
+        api_toml: "header_timeout = \"60s\"\n".into(),
+        extra_toml: "[limits]\nopen_files = 128\n".into(),
+        ..Options::default()
+    });
+    let first = wait_for("A running", LONG, || {
+        running_pids(&sup, "A").first().copied()
+    });
+    // 300 connections: more than the descriptors the API may take.
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let Ok(mut s) = TcpStream::connect_timeout(&sup.api, Duration::from_secs(2)) else {
+            break;
+        };
+        if i % 2 == 0 {
+            let _ = s.write_all(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        }
+        held.push(s);
+    }
+    assert!(held.len() >= 200, "only {} connections opened", held.len());
+    wait_for("the API stops accepting at the reserve", LONG, || {
+        std::fs::read_to_string(&sup.log)
+            .unwrap_or_default()
+            .contains("open-files reserve for spawning workers is reached")
+            .then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the worker");
+    let next = wait_for("A running again, with a new pid", LONG, || {
+        running_pids(&sup, "A").into_iter().find(|p| *p != first)
+    });
+    assert_ne!(next, first);
+    let log = std::fs::read_to_string(&sup.log).unwrap_or_default();
+    assert!(!log.contains("spawn_failed"), "a spawn failed:\n{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    // The clients go away: the API serves again.
+    drop(held);
+    wait_for("the API answers again", LONG, || {
+        sup.get("/api/workers").filter(|(s, _)| *s == 200)
+    });
+}
+
+#[test]
+fn a_half_sent_head_and_an_idle_connection_are_closed_after_header_timeout() {
+    let sup = Supervisor::start(Options {
+        api_toml: "header_timeout = \"300ms\"\n".into(),
+        ..Options::default()
+    });
+    let mut idle = TcpStream::connect(sup.api).expect("connect");
+    let mut half = TcpStream::connect(sup.api).expect("connect");
+    half.write_all(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("half a head");
+    // Read deadlines far above the timeout: the server closes first.
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(15)),
+        "idle connection left open"
+    );
+    assert!(
+        closed_within(&mut half, Duration::from_secs(15)),
+        "half-sent head left open"
+    );
+    // A keep-alive connection that answered once and then fell silent.
+    let mut kept = TcpStream::connect(sup.api).expect("connect");
+    kept.write_all(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("request");
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(15)),
+        "idle keep-alive left open"
+    );
+    assert_eq!(sup.get("/api/workers").map(|(s, _)| s), Some(200));
+}
+
+#[test]
+fn connections_beyond_max_connections_wait_until_one_closes() {
+    let sup = Supervisor::start(Options {
+        api_toml: "max_connections = 3\nheader_timeout = \"60s\"\n".into(),
+        ..Options::default()
+    });
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(sup.api).expect("connect"))
+        .collect();
+    // Accepted by the server (each is held open, waiting for a head)…
+    let mut waiting = TcpStream::connect(sup.api).expect("connect");
+    waiting
+        .write_all(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let early = waiting.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "a fourth connection was served beside three held ones: {early:?}"
+    );
+    drop(held);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    waiting
+        .read_to_end(&mut answer)
+        .expect("answer once one closed");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[test]
+fn workers_hold_no_api_token_and_only_an_allow_listed_environment() {
+    let sup = Supervisor::start(Options {
+        env: vec![
+            (worldpool::api::TOKEN_ENV.into(), "secret-token-xyz".into()),
+            ("SOME_PRIVATE_VAR".into(), "private-value".into()),
+        ],
+        pool_toml: "env = { EXTRA_FOR_WORKERS = \"yes\" }\n".into(),
+        ..Options::default()
+    });
+    let pid = sup.running_pid("A", LONG);
+    let read_env = |pid: u32| {
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        raw.split(|b| *b == 0)
+            .map(|kv| String::from_utf8_lossy(kv).into_owned())
+            .collect::<Vec<_>>()
+    };
+    let own = read_env(sup.child.id());
+    assert!(
+        own.iter().any(|kv| kv.contains("secret-token-xyz")),
+        "the supervisor has it"
+    );
+    let env = read_env(pid);
+    assert!(
+        !env.iter().any(|kv| kv.contains("secret-token-xyz")),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|kv| kv.starts_with("SOME_PRIVATE_VAR=")),
+        "{env:?}"
+    );
+    assert!(
+        env.iter().any(|kv| kv == "EXTRA_FOR_WORKERS=yes"),
+        "{env:?}"
+    );
+    assert!(env.iter().any(|kv| kv.starts_with("PATH=")), "{env:?}");
+    assert!(
+        env.iter()
+            .any(|kv| kv.starts_with("WORLDPOOL_HEARTBEAT_MS=")),
+        "{env:?}"
+    );
+}
