@@ -575,6 +575,7 @@ struct RawSite {
     guild_path: Option<String>,
     player_path: Option<String>,
     request_timeout: Option<String>,
+    max_page_size: Option<String>,
     rate_limit: Option<f64>,
     max_concurrent: Option<usize>,
     user_agent: Option<String>,
@@ -1207,6 +1208,22 @@ impl Validator {
                 s.request_timeout.as_ref(),
                 Duration::from_secs(10),
             ),
+            max_page_size: match s.max_page_size.as_deref().map(parse_bytes) {
+                None => 8 << 20,
+                Some(Ok(b)) if b >= 1024 => b,
+                Some(Ok(_)) => {
+                    self.problem(
+                        "site.max_page_size",
+                        "below 1KiB no page of the site fits",
+                        "write e.g. \"8MiB\" (the default)",
+                    );
+                    8 << 20
+                }
+                Some(Err(msg)) => {
+                    self.problem("site.max_page_size", msg, "write e.g. \"8MiB\"");
+                    8 << 20
+                }
+            },
             rate_limit,
             max_concurrent: max_concurrent.max(1),
             user_agent: s

@@ -203,3 +203,101 @@ fn workers_hold_no_api_token_and_only_an_allow_listed_environment() {
         "{env:?}"
     );
 }
+
+/// A hostile site on 127.0.0.1: a page over the size cap (sent plain, and
+/// as a small gzip that decodes past it), a redirect and a next-page link
+/// to another origin (127.0.0.2 is loopback too, but another site).
+async fn hostile_site() -> (String, tokio::task::JoinHandle<()>) {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::io::Write as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 4 << 20]).expect("gzip");
+    let bomb = gz.finish().expect("gzip");
+    assert!(bomb.len() < 64 << 10, "the bomb is small on the wire");
+    let app = axum::Router::new()
+        .route("/big", get(|| async { "x".repeat(2 << 20) }))
+        .route(
+            "/bomb",
+            get(move || {
+                let bomb = bomb.clone();
+                async move {
+                    (
+                        [
+                            (header::CONTENT_ENCODING, "gzip"),
+                            (header::CONTENT_TYPE, "text/html"),
+                        ],
+                        bomb,
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route(
+            "/away",
+            get(move || async move {
+                axum::response::Redirect::temporary(&format!("http://127.0.0.2:{port}/ok"))
+            }),
+        )
+        .route(
+            "/here",
+            get(|| async { axum::response::Redirect::temporary("/ok") }),
+        )
+        .route("/ok", get(|| async { "<html><body>ok</body></html>" }))
+        .route(
+            "/latin1",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=iso-8859-1")],
+                    vec![b'C', 0xe8, b'l'],
+                )
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://127.0.0.1:{port}"), task)
+}
+
+#[tokio::test]
+async fn a_hostile_site_cannot_send_the_worker_elsewhere_or_flood_its_memory() {
+    let (base, server) = hostile_site().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.toml");
+    let text = format!(
+        "[site]\nbase_url = \"{base}\"\nmax_page_size = \"1MiB\"\nretries = 0\nbudget = \"worker\"\n\
+         [[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n"
+    );
+    let config = worldpool::config::Config::parse(&path, &text).expect("config");
+    let client = worldpool::site::SiteClient::new(&config.site).expect("client");
+    for page in ["/big", "/bomb"] {
+        let err = client
+            .get_text(&format!("{base}{page}"))
+            .await
+            .expect_err(page)
+            .to_string();
+        assert!(err.contains("max_page_size"), "{page}: {err}");
+    }
+    let err = client
+        .get_text(&format!("{base}/away"))
+        .await
+        .expect_err("redirect elsewhere")
+        .to_string();
+    assert!(err.contains("another site"), "{err}");
+    let ok = client
+        .get_text(&format!("{base}/here"))
+        .await
+        .expect("same-site redirect");
+    assert!(ok.body.contains("ok"), "{}", ok.body);
+    let latin = client
+        .get_text(&format!("{base}/latin1"))
+        .await
+        .expect("latin-1 page");
+    assert_eq!(latin.body, "Cèl");
+    server.abort();
+}

@@ -107,7 +107,49 @@ pub fn retryable_status(status: u16) -> bool {
     status >= 500 || status == 429
 }
 
+/// Why a page's body was not read.
+enum BodyError {
+    Transport(reqwest::Error),
+    /// Larger than this many bytes (`[site] max_page_size`).
+    TooLarge(u64),
+}
+
+/// The charset a `Content-Type` names (`text/html; charset=iso-8859-1`).
+fn charset(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"'))
+    })
+}
+
 impl SiteClient {
+    /// The body as text, decoded by its charset (UTF-8 by default), read
+    /// up to `[site] max_page_size` bytes after decompression: a page, or
+    /// a compressed bomb, larger than that is refused, not buffered.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<String, BodyError> {
+        let limit = self.inner.settings.max_page_size;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(BodyError::TooLarge(limit));
+        }
+        let encoding = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(charset)
+            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+            .unwrap_or(encoding_rs::UTF_8);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(BodyError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(encoding.decode(&body).0.into_owned())
+    }
+
     /// Build a client from `[site]`, with the system clock.
     pub fn new(settings: &SiteSettings) -> Result<SiteClient, SiteError> {
         SiteClient::with_clock(settings, Clock::System)
@@ -124,7 +166,22 @@ impl SiteClient {
                     .join("; "),
             )
         })?;
+        // Redirects stay on the site's origin: a hostile answer must not
+        // send the worker anywhere else (refused ones are logged with the
+        // URL by the request's error).
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let origin = attempt.previous().first().map(|u| u.origin());
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if origin.is_some_and(|o| o != attempt.url().origin()) {
+                let to = attempt.url().to_string();
+                attempt.error(format!("redirect to another site ({to}) refused"))
+            } else {
+                attempt.follow()
+            }
+        });
         let mut builder = reqwest::Client::builder()
+            .redirect(redirects)
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .user_agent(settings.user_agent.clone())
@@ -283,10 +340,26 @@ impl SiteClient {
                 },
             });
         }
-        response.text().await.map_err(|e| {
-            let mut err = transport(e);
-            err.feedback.status = Some(status);
-            err
+        self.read_body(response).await.map_err(|e| match e {
+            BodyError::Transport(e) => {
+                let mut err = transport(e);
+                err.feedback.status = Some(status);
+                err
+            }
+            BodyError::TooLarge(limit) => {
+                tracing::warn!(url, limit, "page refused: larger than [site] max_page_size");
+                AttemptError {
+                    error: SiteError::Transport {
+                        url: url.to_string(),
+                        message: format!(
+                            "the page is larger than {limit} bytes ([site] max_page_size)"
+                        ),
+                    },
+                    retry: false,
+                    retry_after: None,
+                    feedback: Feedback::status(status),
+                }
+            }
         })
     }
 

@@ -18,6 +18,9 @@ pub struct SiteSettings {
     pub player_path: String,
     /// Timeout of one request.
     pub request_timeout: Duration,
+    /// Largest page body read, after decompression; a larger one fails
+    /// the request (and is not retried).
+    pub max_page_size: u64,
     /// Requests per second per host (0 = unlimited), for the whole pool
     /// (or per worker process with [`BudgetScope::Worker`]).
     pub rate_limit: f64,

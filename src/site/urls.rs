@@ -57,12 +57,20 @@ pub fn join(base: &str, path: &str) -> Result<String, SiteError> {
         .map_err(|e| SiteError::Url(format!("{text}: {e}")))
 }
 
-/// Resolve a `rel="next"` href against the page it was found on.
+/// Resolve a `rel="next"` href against the page it was found on. A link
+/// to another origin (scheme, host, port) is refused: a hostile page must
+/// not send the worker anywhere else.
 pub fn resolve_next(page_url: &str, href: &str) -> Result<String, SiteError> {
     let base = url::Url::parse(page_url).map_err(|e| SiteError::Url(format!("{page_url}: {e}")))?;
-    base.join(href)
-        .map(|u| u.to_string())
-        .map_err(|e| SiteError::Url(format!("{href}: {e}")))
+    let next = base
+        .join(href)
+        .map_err(|e| SiteError::Url(format!("{href}: {e}")))?;
+    if next.origin() != base.origin() {
+        return Err(SiteError::Url(format!(
+            "the next-page link of {page_url} leads to another site ({next}): refused"
+        )));
+    }
+    Ok(next.to_string())
 }
 
 #[cfg(test)]
@@ -132,9 +140,16 @@ mod tests {
             resolve_next(page, "/guild.php?page=3").expect("url"),
             "http://h/guild.php?page=3"
         );
-        assert_eq!(
-            resolve_next(page, "http://other/x").expect("url"),
-            "http://other/x"
-        );
+        for elsewhere in [
+            "http://other/x",
+            "https://h/x",
+            "http://h:8080/x",
+            "//evil/x",
+        ] {
+            let err = resolve_next(page, elsewhere)
+                .expect_err(elsewhere)
+                .to_string();
+            assert!(err.contains("another site"), "{err}");
+        }
     }
 }
