@@ -11,6 +11,7 @@ mod config;
 mod import;
 mod layering;
 mod logging;
+mod makers;
 mod parse;
 mod polite;
 mod pool;
