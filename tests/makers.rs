@@ -476,6 +476,19 @@ Outro,dez,2026-11-28 20:20:00,Aurera,Red Rose\n";
         .post_form("/api/upload/makers", "makers.xlsx", MAKERS.as_bytes(), &pw)
         .await;
     assert_eq!(status, 400, "{v}");
+
+    let (_, doc) = api.get("/api/openapi.json").await;
+    for path in [
+        "/api/makers/list",
+        "/api/makers/main",
+        "/api/makers/deltas",
+        "/api/makers/graph",
+        "/api/upload/deltas",
+        "/api/upload/exps",
+        "/api/upload/makers",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} described");
+    }
     api.stop().await;
 
     // No token configured (the API then listens on loopback only): uploads
