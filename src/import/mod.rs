@@ -236,17 +236,18 @@ pub async fn run_file(
     store: &Store,
     file: CsvFile,
     name: &str,
-    bytes: Vec<u8>,
+    bytes: impl AsRef<[u8]> + Send + 'static,
     options: &ImportOptions,
     dry_run: bool,
 ) -> Result<Summary, ImportError> {
     let (opts, label) = (options.clone(), name.to_string());
-    let loaded = tokio::task::spawn_blocking(move || read_file(file, &label, &bytes, &opts))
-        .await
-        .map_err(|e| ImportError::Read {
-            path: name.to_string(),
-            message: format!("reader task failed: {e}"),
-        })??;
+    let loaded =
+        tokio::task::spawn_blocking(move || read_file(file, &label, bytes.as_ref(), &opts))
+            .await
+            .map_err(|e| ImportError::Read {
+                path: name.to_string(),
+                message: format!("reader task failed: {e}"),
+            })??;
     let written = store.import(&loaded.batch, dry_run).await?;
     Ok(Summary {
         from: PathBuf::from(name),

@@ -23,6 +23,7 @@
 //! **Size.** A request body above [`UPLOAD_MAX_BYTES`] is refused with 413.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,7 +69,7 @@ async fn makers(s: State<ApiState>, h: HeaderMap, m: MultipartForm) -> Result<Re
 #[derive(Debug, Default)]
 struct Form {
     password: Option<String>,
-    file: Option<(Option<String>, Vec<u8>)>,
+    file: Option<(Option<String>, Bytes)>,
     world: Option<String>,
     guild: Option<String>,
 }
@@ -95,7 +96,7 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
             "file" => {
                 let file_name = field.file_name().map(String::from);
                 let bytes = field.bytes().await.map_err(multipart_error)?;
-                form.file = Some((file_name, bytes.to_vec()));
+                form.file = Some((file_name, bytes));
             }
             "password" | "world" | "guild" => {
                 let text = field.text().await.map_err(multipart_error)?;
