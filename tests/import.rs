@@ -319,6 +319,11 @@ fn write_sqlite(path: &Path) {
             today_online FLOAT);
          CREATE TABLE vip_deltas (id INTEGER PRIMARY KEY, name VARCHAR, world VARCHAR, date VARCHAR,
             delta_exp INTEGER, delta_online FLOAT, update_time DATETIME);
+         CREATE TABLE makers (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL, world VARCHAR NOT NULL);
+         CREATE TABLE maker_data (id INTEGER PRIMARY KEY, name VARCHAR, world VARCHAR, today_exp INTEGER,
+            today_online FLOAT);
+         CREATE TABLE maker_deltas (id INTEGER PRIMARY KEY, name VARCHAR, world VARCHAR, date VARCHAR,
+            delta_exp INTEGER, delta_online FLOAT, update_time DATETIME);
          CREATE TABLE status_data (id INTEGER PRIMARY KEY, world VARCHAR UNIQUE, last_update DATETIME,
             last_check DATETIME, data JSON);
          CREATE TABLE scraping_config (id INTEGER PRIMARY KEY, config JSON NOT NULL, updated_at DATETIME);",
@@ -359,6 +364,13 @@ fn write_sqlite(path: &Path) {
         [],
     )
     .expect("vip delta");
+    tx.execute_batch(
+        "INSERT INTO makers (name, world) VALUES ('Fazedor', 'Spectrum'), ('Sem Main', 'Auroria');
+         INSERT INTO maker_data (name, world, today_exp, today_online) VALUES ('Fazedor', 'Spectrum', 100, 30.0);
+         INSERT INTO maker_deltas (name, world, date, delta_exp, delta_online, update_time)
+         VALUES ('Fazedor', 'Spectrum', '2026-01-04', 0, 12.0, '2026-01-04 12:10:00.000000');",
+    )
+    .expect("makers");
     tx.execute(
         "INSERT INTO status_data (world, data) VALUES ('Auroria', '{}')",
         [],
@@ -376,6 +388,12 @@ async fn sqlite_file_imports_with_worlds(db: TestDb) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("ringts.db");
     write_sqlite(&file);
+    // The makers' mains were in the CSV beside the database.
+    std::fs::write(
+        dir.path().join("ref_main_maker.csv"),
+        "main,main_world,maker,maker_world\nCado,Spectrum,Fazedor,Spectrum\n",
+    )
+    .expect("ref_main_maker.csv");
     let store = db.open().await;
     let summary = run(&store, &options(&file, false), false)
         .await
@@ -386,7 +404,32 @@ async fn sqlite_file_imports_with_worlds(db: TestDb) {
     assert!(deltas > 3_000, "{deltas}");
     assert_eq!(w.deltas.len(), 2, "two worlds: {:?}", w.deltas);
     assert_eq!(w.runs.get("Spectrum"), Some(&UPDATES));
-    assert_eq!((w.watched, w.vip_daily, w.vip_deltas), (1, 1, 1));
+    assert_eq!(
+        (w.watched, w.vip_daily, w.vip_deltas, w.makers),
+        (1, 2, 2, 2)
+    );
+    let makers = store.makers(None).await.expect("makers");
+    assert_eq!(
+        makers
+            .iter()
+            .map(|m| (m.name.as_str(), m.main.as_deref(), m.main_world.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("Sem Main", None, None),
+            ("Fazedor", Some("Cado"), Some("Spectrum"))
+        ]
+    );
+    let online = store
+        .maker_deltas(None, None, 10)
+        .await
+        .expect("maker deltas");
+    assert_eq!(
+        online
+            .iter()
+            .map(|d| (d.name.as_str(), d.delta_online))
+            .collect::<Vec<_>>(),
+        [("Fazedor", 12)]
+    );
     assert!(
         summary.notes.iter().any(|n| n.contains("status_data"))
             && summary.notes.iter().any(|n| n.contains("scraping_config")),

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use worldpool::store::{
-    ImportBatch, ImportDelta, ImportPlayer, NewRun, PassKind, ScrapedPlayer, StatusPage,
-    StatusRoutine, Store, TimeRange, VipDaily, VipDelta, VipReadOutcome, WriteOutcome,
+    ImportBatch, ImportDelta, ImportMaker, ImportPlayer, NewRun, PassKind, ScrapedPlayer,
+    StatusPage, StatusRoutine, Store, TimeRange, VipDaily, VipDelta, VipReadOutcome, WriteOutcome,
 };
 
 use crate::helper::pg;
@@ -98,8 +98,8 @@ async fn migrations_are_idempotent(db: TestDb) {
     let a = db.open().await;
     a.ping().await.expect("ping");
     let b = db.open().await;
-    assert_eq!(a.schema_version().await.expect("version"), 3);
-    assert_eq!(b.schema_version().await.expect("version"), 3);
+    assert_eq!(a.schema_version().await.expect("version"), 4);
+    assert_eq!(b.schema_version().await.expect("version"), 4);
     assert!(a.runs(None, 10, None).await.expect("runs").is_empty());
 }
 
@@ -810,8 +810,123 @@ fn import_batch() -> ImportBatch {
         watched: vec![("Aurera".into(), "Ana".into())],
         vip_daily: vec![],
         vip_deltas: vec![],
+        makers: vec![],
         resets: vec![("Aurera".into(), at(28, 10, 2))],
     }
+}
+
+fn maker(world: &str, name: &str, main: Option<(&str, &str)>) -> ImportMaker {
+    ImportMaker {
+        world: world.into(),
+        name: name.into(),
+        main: main.map(|(w, n)| (w.to_string(), n.to_string())),
+    }
+}
+
+/// Makers: imported once, a known main replacing another and an unknown
+/// one changing nothing; their deltas are the watched players' rows of
+/// makers with minutes online.
+async fn makers_are_imported_and_their_deltas_read(db: TestDb) {
+    let s = db.open().await;
+    let batch = ImportBatch {
+        makers: vec![
+            maker("Aurera", "Fazedor Um", Some(("Aurera", "Zé Pequeno"))),
+            maker("Aurera", "Fazedor Dois", None),
+            maker("Bellum", "Fazedor Três", Some(("Aurera", "Zé Pequeno"))),
+        ],
+        ..ImportBatch::default()
+    };
+    assert_eq!(s.import(&batch, false).await.expect("import").makers, 3);
+    assert_eq!(
+        s.import(&batch, false).await.expect("again"),
+        Default::default()
+    );
+    let listed = |m: &[worldpool::store::Maker]| {
+        m.iter()
+            .map(|m| {
+                (
+                    m.world.clone(),
+                    m.name.clone(),
+                    m.main_world.clone().zip(m.main.clone()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let zé = Some(("Aurera".to_string(), "Zé Pequeno".to_string()));
+    assert_eq!(
+        listed(&s.makers(None).await.expect("makers")),
+        [
+            ("Aurera".into(), "Fazedor Dois".into(), None),
+            ("Aurera".into(), "Fazedor Um".into(), zé.clone()),
+            ("Bellum".into(), "Fazedor Três".into(), zé.clone()),
+        ]
+    );
+    // A known main is stored over an unknown one, an unknown one keeps it.
+    let later = ImportBatch {
+        makers: vec![
+            maker("Aurera", "Fazedor Dois", Some(("Bellum", "Imortal Um"))),
+            maker("Aurera", "Fazedor Um", None),
+        ],
+        ..ImportBatch::default()
+    };
+    assert_eq!(s.import(&later, false).await.expect("later").makers, 1);
+    assert_eq!(
+        listed(&s.makers(Some("Aurera")).await.expect("makers")),
+        [
+            (
+                "Aurera".into(),
+                "Fazedor Dois".into(),
+                Some(("Bellum".into(), "Imortal Um".into()))
+            ),
+            ("Aurera".into(), "Fazedor Um".into(), zé),
+        ]
+    );
+
+    let delta = |name: &str, xp: i64, online: i64, m: u32| VipDelta {
+        world: "Aurera".into(),
+        name: name.into(),
+        date: day(29),
+        delta_exp: xp,
+        delta_online: online,
+        update_time: at(29, 11, m),
+        prev_update_time: Some(at(29, 11, m - 10)),
+    };
+    let vip = ImportBatch {
+        vip_deltas: vec![
+            delta("Fazedor Um", 100, 10, 10),
+            delta("Fazedor Um", 500, 0, 20),
+            delta("Fazedor Um", 0, 5, 30),
+            delta("Zé Pequeno", 700, 10, 30),
+        ],
+        ..ImportBatch::default()
+    };
+    assert_eq!(s.import(&vip, false).await.expect("reads").vip_deltas, 4);
+    let minutes = |rows: Vec<VipDelta>| {
+        rows.iter()
+            .map(|d| (d.name.clone(), d.delta_online))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        minutes(s.maker_deltas(None, None, 10).await.expect("maker deltas")),
+        [
+            ("Fazedor Um".to_string(), 5),
+            ("Fazedor Um".to_string(), 10)
+        ],
+        "makers only, minutes online only, newest first"
+    );
+    assert_eq!(
+        s.maker_deltas(Some("Aurera"), Some("Fazedor Um"), 1)
+            .await
+            .expect("one")
+            .len(),
+        1
+    );
+    assert!(
+        s.maker_deltas(Some("Bellum"), None, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 async fn import_writes_once_and_dry_run_writes_nothing(db: TestDb) {
@@ -902,4 +1017,5 @@ conformance!(
     watched_players_and_vip_reads,
     vip_reads_record_baselines_deltas_and_replays_once,
     import_writes_once_and_dry_run_writes_nothing,
+    makers_are_imported_and_their_deltas_read,
 );

@@ -12,6 +12,7 @@ mod hostile;
 mod import;
 mod layering;
 mod logging;
+mod makers;
 mod parse;
 mod polite;
 mod pool;

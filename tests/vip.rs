@@ -17,7 +17,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use worldpool::api::fake::FakeControl;
-use worldpool::api::{self, ApiState, CompatSettings};
+use worldpool::api::{ApiState, CompatSettings};
 use worldpool::config::{Config, Mode};
 use worldpool::demo_site::{DemoDay, DemoSite, DemoSiteOptions, Fault, Layout};
 use worldpool::scrape::{
@@ -26,6 +26,7 @@ use worldpool::scrape::{
 use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store, VipDaily, VipDelta, VipReadOutcome};
 
+use crate::helper::api::Api;
 use crate::helper::{bin, wait_for, wait_for_async};
 use crate::store::TestDb;
 
@@ -45,19 +46,19 @@ fn write_config(dir: &Path, text: &str) -> (PathBuf, Config) {
 
 /// The library-level worker of one world: demo site on a manual clock at
 /// 09:00 site time, a store, the ranking pass then the watched players'
-/// pass, as the worker loop does.
-struct Fixture {
-    site: DemoSite,
-    clock: Clock,
-    config: Config,
+/// pass, as the worker loop does (shared with tests/makers.rs).
+pub(crate) struct Fixture {
+    pub(crate) site: DemoSite,
+    pub(crate) clock: Clock,
+    pub(crate) config: Config,
     scraper: Scraper,
-    store: Store,
+    pub(crate) store: Store,
     memory: VipMemory,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Fixture {
-    async fn new(layout: Layout, db: &TestDb) -> Fixture {
+    pub(crate) async fn new(layout: Layout, db: &TestDb) -> Fixture {
         let clock = Clock::manual(
             Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
                 .single()
@@ -101,7 +102,7 @@ impl Fixture {
         .expect("processed")
     }
 
-    async fn vips(&mut self) -> VipPassReport {
+    pub(crate) async fn vips(&mut self) -> VipPassReport {
         vip_pass(
             &self.scraper,
             &self.store,
@@ -116,12 +117,12 @@ impl Fixture {
     }
 
     /// One check: the ranking, then the watched players.
-    async fn check(&mut self) -> (Outcome, VipPassReport) {
+    pub(crate) async fn check(&mut self) -> (Outcome, VipPassReport) {
         let outcome = self.ranking().await;
         (outcome, self.vips().await)
     }
 
-    fn update(&self, minutes: i64) -> DateTime<FixedOffset> {
+    pub(crate) fn update(&self, minutes: i64) -> DateTime<FixedOffset> {
         self.clock.advance(chrono::Duration::minutes(minutes));
         self.site.advance_world(WORLD);
         self.site.update_time(WORLD).expect("update time")
@@ -496,71 +497,6 @@ async fn check_now_reads_an_added_player_at_once() {
 }
 
 // ----- the API -------------------------------------------------------------
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Api {
-    async fn serve(state: ApiState) -> Api {
-        let stop = CancellationToken::new();
-        let (addr, task) = api::serve("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
-            .await
-            .expect("API serves");
-        Api::at(format!("http://{addr}"), stop, task)
-    }
-
-    fn at(base: String, stop: CancellationToken, task: tokio::task::JoinHandle<()>) -> Api {
-        Api {
-            base,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            stop,
-            task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn text(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        r.text().await.expect("body")
-    }
-
-    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.expect("POST");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
-}
 
 /// A naive site-local time, `YYYY-MM-DDTHH:MM:SS`, as the replaced system
 /// wrote them.

@@ -44,6 +44,8 @@ pub enum ApiError {
     Conflict(String),
     /// The pool cannot do this yet (501), saying what is missing.
     NotSupported(String),
+    /// A request body over its limit (413), saying the limit.
+    PayloadTooLarge(String),
     /// A config reload refused (422): the file and every problem.
     InvalidConfig {
         /// The config file.
@@ -96,6 +98,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ControlDisabled => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoStore | ApiError::StoreUnreachable | ApiError::ShuttingDown => {
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::Moved(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::NotSupported(_) => "not_supported",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
         }
     }
@@ -156,7 +160,8 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Moved(m)
             | ApiError::Conflict(m)
-            | ApiError::NotSupported(m) => m.clone(),
+            | ApiError::NotSupported(m)
+            | ApiError::PayloadTooLarge(m) => m.clone(),
             ApiError::InvalidConfig { file, problems } => {
                 let n = problems.len();
                 let first = problems

@@ -8,8 +8,11 @@ use std::time::Duration;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use chrono::FixedOffset;
+
 use crate::config::Mode;
 use crate::demo_site::{DemoSite, DemoSiteOptions};
+use crate::import::{CsvFile, ImportOptions};
 
 /// `worldpool demo`.
 #[derive(Debug, Clone, Args)]
@@ -23,6 +26,29 @@ pub struct DemoArgs {
     /// SQLite database file.
     #[arg(long, default_value = "data/demo.db")]
     pub db: PathBuf,
+}
+
+/// Store the demo site's makers (its `ref_main_maker.csv`, through the
+/// import code), so the makers page has characters to show; a second demo
+/// on the same database writes nothing new.
+async fn import_makers(
+    site: &DemoSite,
+    storage: &str,
+    config: &crate::config::Config,
+) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(storage, 1).await?;
+    let file = CsvFile::MainMakers;
+    let options = ImportOptions {
+        from: file.file_name().into(),
+        default_world: None,
+        default_guild: None,
+        site_offset: FixedOffset::east_opt(config.site.utc_offset_minutes * 60)
+            .ok_or_else(|| anyhow::anyhow!("the demo config's utc_offset is out of range"))?,
+        reset_minutes: config.site.reset_minutes,
+    };
+    let csv = site.main_makers_csv().into_bytes();
+    crate::import::run_file(&store, file, file.file_name(), csv, &options, false).await?;
+    Ok(())
 }
 
 /// Run everything until Ctrl-C (or `--duration`).
@@ -39,6 +65,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(&config_path, site.config_toml(&storage, Mode::Pool))?;
     let config = crate::config::Config::load(&config_path)?;
+    import_makers(&site, &storage, &config).await?;
     println!(
         "demo: site {} ({} worlds), store {storage}, config {}, API http://{}, dashboard http://{}/",
         site.base_url(),

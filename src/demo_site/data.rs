@@ -101,6 +101,20 @@ pub struct World {
     /// Players a demo config watches (two per world in the realistic
     /// dataset: a guild member and a player of no guild).
     pub watch: Vec<String>,
+    /// The world's makers (realistic dataset): players of this world tied
+    /// to a main character, listed by [`crate::demo_site::DemoSite::main_makers_csv`].
+    pub makers: Vec<MakerOf>,
+}
+
+/// A maker of a world and its main character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MakerOf {
+    /// The maker (a player of its world).
+    pub name: String,
+    /// Its main character.
+    pub main: String,
+    /// The main character's world.
+    pub main_world: String,
 }
 
 /// All worlds.
@@ -154,6 +168,15 @@ impl Data {
             aurera.insert(name.to_string(), m(voc, level, xp));
         }
         let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let makers = |list: &[(&str, &str, &str)]| {
+            list.iter()
+                .map(|(name, main, main_world)| MakerOf {
+                    name: name.to_string(),
+                    main: main.to_string(),
+                    main_world: main_world.to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
         let mut bellum = BTreeMap::new();
         for (name, voc, level, xp) in [
             ("Imortal Um", "Elite Knight", 700, 120_000_000),
@@ -218,6 +241,10 @@ impl Data {
                     advances: 0,
                     day: today,
                     watch: names(&["Zé Pequeno", "Solitário Sem Guilda"]),
+                    makers: makers(&[
+                        ("Vó Maria", "Rei Arthur", "Aurera"),
+                        ("Pedro Pé", "Rei Arthur", "Aurera"),
+                    ]),
                 },
                 World {
                     name: "Bellum".into(),
@@ -245,6 +272,7 @@ impl Data {
                     advances: 0,
                     day: today,
                     watch: names(&["Imortal Um", "Errante Bellum"]),
+                    makers: makers(&[("Gume", "Imortal Um", "Bellum")]),
                 },
                 World {
                     name: "Cèlesta".into(),
@@ -266,6 +294,7 @@ impl Data {
                     advances: 0,
                     day: today,
                     watch: names(&["Dragão Azul", "Viajante Ñ"]),
+                    makers: makers(&[("Ölaf", "Zé Pequeno", "Aurera")]),
                 },
             ],
         }
@@ -310,6 +339,7 @@ impl Data {
                     advances: 0,
                     day: t.date_naive(),
                     watch: Vec::new(),
+                    makers: Vec::new(),
                 }
             })
             .collect();

@@ -32,7 +32,7 @@ pub mod counter;
 mod data;
 pub mod render;
 
-pub use data::{Data, Sizing};
+pub use data::{Data, MakerOf, Sizing};
 pub use render::Layout;
 
 /// The profile that reads [`Layout::Alt`] (its `[site.selectors]` go into
@@ -370,6 +370,40 @@ impl DemoSite {
             .data()
             .world(world)
             .map(|w| w.watch.clone())
+            .unwrap_or_default()
+    }
+
+    /// The makers of a world (realistic dataset).
+    pub fn makers(&self, world: &str) -> Vec<MakerOf> {
+        self.shared
+            .data()
+            .world(world)
+            .map(|w| w.makers.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every world's makers as the replaced system's `ref_main_maker.csv`
+    /// (`main,main_world,maker,maker_world`): what `worldpool demo` imports.
+    pub fn main_makers_csv(&self) -> String {
+        let d = self.shared.data();
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let mut rows = vec![["main", "main_world", "maker", "maker_world"].map(String::from)];
+        for w in &d.worlds {
+            for m in &w.makers {
+                rows.push([
+                    m.main.clone(),
+                    m.main_world.clone(),
+                    m.name.clone(),
+                    w.name.clone(),
+                ]);
+            }
+        }
+        for row in rows {
+            // Writing into memory cannot fail.
+            let _ = out.write_record(&row);
+        }
+        out.into_inner()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
 

@@ -11,6 +11,7 @@
 //! | `vipsdata.csv` | `name, world, today_exp \| raw_xp, today_online \| online_minutes[, date][, update_time]` |
 //! | `deltavip.csv` | `name, world[, date], delta_exp, delta_online, update_time` |
 //! | `last_reset.txt` | `YYYY-MM-DD`: the day of the last daily reset |
+//! | `ref_main_maker.csv` | `main, main_world, maker, maker_world`: the makers and their mains |
 //!
 //! `exp` may also be `experience`, `deltaexp` may be `delta`. Old CSVs
 //! without `world`/`guild` take `--default-world`/`--default-guild`; without
@@ -20,10 +21,16 @@
 //! (`name, exp, last_update, world, guild`), `deltas` (`name, deltaexp,
 //! update_time, world, guild`), `vips` (`name, world`), `vip_data` (`name,
 //! world, today_exp, today_online[, date, update_time]`), `vip_deltas`
-//! (`name, world, date, delta_exp, delta_online, update_time`), with the same
-//! aliases; `status_data` and `scraping_config` are counted, not imported
+//! (`name, world, date, delta_exp, delta_online, update_time`), `makers`
+//! (`name, world`), `maker_data` and `maker_deltas` (the makers' reads, the
+//! columns of `vip_data` and `vip_deltas`), with the same aliases; `status_data` and `scraping_config` are counted, not imported
 //! (the status page is kept again at the next check; the world list lives in
-//! the config file). A `last_reset.txt` beside the file is read too.
+//! the config file). A `last_reset.txt` and a `ref_main_maker.csv` beside
+//! the file are read too.
+//!
+//! **One file's bytes** ([`run_file`], what `POST /api/upload/…` does): a
+//! CSV of one of the kinds above ([`CsvFile`]), read by the same code, with
+//! the same errors, written the same way.
 //!
 //! **Values.** Experience is a whole number (`123` or `123.0`); online time
 //! is minutes (rounded). Times are read by [`crate::legacy::parse_time`]:
@@ -36,9 +43,11 @@
 //! name), the newest row wins; deltas by (world, name, update time), each
 //! world's deltas chained to the world's previous update time in the file;
 //! one run per imported update (`source = 'import'`); watched players; VIP
-//! data; the reset state of every imported world (the last reset boundary
-//! from `last_reset.txt` at `[site] reset_time`, the last update from the
-//! data). Running it twice writes nothing the second time.
+//! data; makers (a maker listed twice with two different mains is an error
+//! naming the second line); the reset state of every imported world (the
+//! last reset boundary from `last_reset.txt` at `[site] reset_time`, the
+//! last update from the data). Running it twice writes nothing the second
+//! time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -48,7 +57,8 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 
 use crate::legacy;
 use crate::store::{
-    ImportBatch, ImportDelta, ImportPlayer, ImportWritten, Store, StoreError, VipDaily, VipDelta,
+    ImportBatch, ImportDelta, ImportMaker, ImportPlayer, ImportWritten, Store, StoreError,
+    VipDaily, VipDelta,
 };
 
 /// What to import and how to read it.
@@ -100,7 +110,8 @@ pub enum ImportError {
     /// A row without world or guild, and no default for it.
     #[error(
         "{place} has no `{column}` and no default was given: pass --default-{column} NAME \
-         (old files without world/guild columns need both defaults)"
+         (an upload: a `{column}` form field) (old files without world/guild columns need both \
+         defaults)"
     )]
     NoDefault {
         /// The first such line.
@@ -111,7 +122,8 @@ pub enum ImportError {
     /// Nothing importable at that path.
     #[error(
         "{path}: nothing to import: expected a data folder with exps.csv, deltas.csv, vips.txt, \
-         vipsdata.csv, deltavip.csv or last_reset.txt, or the replaced system's SQLite file"
+         vipsdata.csv, deltavip.csv, last_reset.txt or ref_main_maker.csv, or the replaced \
+         system's SQLite file"
     )]
     Nothing {
         /// The path.
@@ -172,6 +184,93 @@ pub async fn run(
     })
 }
 
+/// One CSV file of a replaced system's data folder, read on its own (an
+/// upload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvFile {
+    /// `exps.csv`: the players' latest experience.
+    Exps,
+    /// `deltas.csv`: the deltas.
+    Deltas,
+    /// `vipsdata.csv`: the watched players' daily numbers.
+    VipsData,
+    /// `deltavip.csv`: the watched players' deltas.
+    DeltaVip,
+    /// `ref_main_maker.csv`: the makers and their mains.
+    MainMakers,
+}
+
+impl CsvFile {
+    /// Its name in a data folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            CsvFile::Exps => "exps.csv",
+            CsvFile::Deltas => "deltas.csv",
+            CsvFile::VipsData => "vipsdata.csv",
+            CsvFile::DeltaVip => "deltavip.csv",
+            CsvFile::MainMakers => "ref_main_maker.csv",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            CsvFile::Exps => Kind::Players,
+            CsvFile::Deltas => Kind::Deltas,
+            CsvFile::VipsData => Kind::VipDaily,
+            CsvFile::DeltaVip => Kind::VipDeltas,
+            CsvFile::MainMakers => Kind::MainMakers,
+        }
+    }
+
+    /// The store table its rows are counted under in [`Summary::read`].
+    pub fn table(self) -> &'static str {
+        self.kind().table()
+    }
+}
+
+/// Read one CSV file's bytes as `file` (errors name it `name`) and write it
+/// into `store` in one transaction (rolled back with `dry_run`): the same
+/// reading, checks and writing as a data folder's file. `options.from` is
+/// not read.
+pub async fn run_file(
+    store: &Store,
+    file: CsvFile,
+    name: &str,
+    bytes: impl AsRef<[u8]> + Send + 'static,
+    options: &ImportOptions,
+    dry_run: bool,
+) -> Result<Summary, ImportError> {
+    let (opts, label) = (options.clone(), name.to_string());
+    let loaded =
+        tokio::task::spawn_blocking(move || read_file(file, &label, bytes.as_ref(), &opts))
+            .await
+            .map_err(|e| ImportError::Read {
+                path: name.to_string(),
+                message: format!("reader task failed: {e}"),
+            })??;
+    let written = store.import(&loaded.batch, dry_run).await?;
+    Ok(Summary {
+        from: PathBuf::from(name),
+        dry_run,
+        read: loaded.read,
+        written,
+        notes: loaded.notes,
+    })
+}
+
+/// Read one CSV file's bytes as `file` (no store involved); errors name it
+/// `name`.
+pub fn read_file(
+    file: CsvFile,
+    name: &str,
+    bytes: &[u8],
+    options: &ImportOptions,
+) -> Result<Loaded, ImportError> {
+    let mut r = Reader::new(options);
+    r.csv_from(name, name, bytes, None, file.kind())?;
+    Ok(r.finish())
+}
+
 /// Read a data folder or a SQLite file (no store involved).
 pub fn read(options: &ImportOptions) -> Result<Loaded, ImportError> {
     let path = &options.from;
@@ -188,6 +287,10 @@ pub fn read(options: &ImportOptions) -> Result<Loaded, ImportError> {
             let reset = dir.join("last_reset.txt");
             if reset.is_file() {
                 r.last_reset(&reset)?;
+            }
+            let makers = dir.join(CsvFile::MainMakers.file_name());
+            if makers.is_file() {
+                r.csv(&makers, Kind::MainMakers)?;
             }
         }
     } else {
@@ -333,6 +436,9 @@ struct Reader<'o> {
     files: usize,
     loaded: Loaded,
     reset_day: Option<NaiveDate>,
+    /// Each maker's main as first read, and where: a second, different
+    /// main is an error.
+    mains: HashMap<(String, String), ((String, String), String)>,
 }
 
 /// The columns of each kind of table, by its aliases.
@@ -348,6 +454,10 @@ const TODAY_ONLINE: &[&str] = &["today online", "online minutes"];
 const DATE: &[&str] = &["date"];
 const DELTA_EXP: &[&str] = &["delta exp"];
 const DELTA_ONLINE: &[&str] = &["delta online"];
+const MAIN: &[&str] = &["main"];
+const MAIN_WORLD: &[&str] = &["main world"];
+const MAKER: &[&str] = &["maker"];
+const MAKER_WORLD: &[&str] = &["maker world"];
 
 impl<'o> Reader<'o> {
     fn new(options: &'o ImportOptions) -> Reader<'o> {
@@ -356,6 +466,7 @@ impl<'o> Reader<'o> {
             files: 0,
             loaded: Loaded::default(),
             reset_day: None,
+            mains: HashMap::new(),
         }
     }
 
@@ -413,27 +524,43 @@ impl<'o> Reader<'o> {
         if let Some(p) = file("last_reset.txt") {
             self.last_reset(&p)?;
         }
+        if let Some(p) = file(CsvFile::MainMakers.file_name()) {
+            self.csv(&p, Kind::MainMakers)?;
+        }
         Ok(())
     }
 
     fn csv(&mut self, path: &Path, kind: Kind) -> Result<(), ImportError> {
-        let name = file_name(path);
-        let read_err = |e: &dyn fmt::Display| ImportError::Read {
+        let file = std::fs::File::open(path).map_err(|e| ImportError::Read {
             path: path.display().to_string(),
             message: e.to_string(),
+        })?;
+        let shown = path.display().to_string();
+        self.csv_from(&file_name(path), &shown, file, modified(path), kind)
+    }
+
+    /// Read a CSV of `kind` from `source`: rows are named `{name} line N`,
+    /// read errors `{shown}`; `mtime` stands in for missing read times.
+    fn csv_from(
+        &mut self,
+        name: &str,
+        shown: &str,
+        source: impl std::io::Read,
+        mtime: Option<DateTime<Utc>>,
+        kind: Kind,
+    ) -> Result<(), ImportError> {
+        let read_err = |e: &dyn fmt::Display| ImportError::Read {
+            path: shown.to_string(),
+            message: e.to_string(),
         };
-        let mtime = modified(path);
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_path(path)
-            .map_err(|e| read_err(&e))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
         let header: Vec<String> = reader
             .headers()
             .map_err(|e| read_err(&e))?
             .iter()
             .map(|h| h.trim_start_matches('\u{feff}').to_string())
             .collect();
-        let cols = Columns::new(&name, header);
+        let cols = Columns::new(name, header);
         let table = TableReader::new(kind, &cols, mtime)?;
         self.files += 1;
         let mut cells = Vec::new();
@@ -549,6 +676,9 @@ impl<'o> Reader<'o> {
             ("vips", Kind::Watched),
             ("vip_data", Kind::VipDaily),
             ("vip_deltas", Kind::VipDeltas),
+            ("makers", Kind::Makers),
+            ("maker_data", Kind::VipDaily),
+            ("maker_deltas", Kind::VipDeltas),
         ] {
             if !tables.contains(table) {
                 continue;
@@ -707,6 +837,24 @@ impl<'o> Reader<'o> {
             last = Some((d.world.clone(), d.name.clone(), d.update_time));
         }
 
+        // Makers once each, a known main over an unknown one.
+        let mut at: HashMap<(String, String), usize> = HashMap::new();
+        let mut makers: Vec<ImportMaker> = Vec::with_capacity(b.makers.len());
+        for m in b.makers.drain(..) {
+            match at.get(&(m.world.clone(), m.name.clone())) {
+                Some(&i) => {
+                    if m.main.is_some() {
+                        makers[i].main = m.main;
+                    }
+                }
+                None => {
+                    at.insert((m.world.clone(), m.name.clone()), makers.len());
+                    makers.push(m);
+                }
+            }
+        }
+        b.makers = makers;
+
         // Reset state of every imported world.
         if let Some(day) = self.reset_day {
             let minutes = self.options.reset_minutes;
@@ -745,6 +893,10 @@ enum Kind {
     Watched,
     VipDaily,
     VipDeltas,
+    /// The old SQLite file's `makers` (name, world; no main).
+    Makers,
+    /// `ref_main_maker.csv`.
+    MainMakers,
 }
 
 impl Kind {
@@ -755,6 +907,7 @@ impl Kind {
             Kind::Watched => "watched_players",
             Kind::VipDaily => "vip_daily",
             Kind::VipDeltas => "vip_deltas",
+            Kind::Makers | Kind::MainMakers => "makers",
         }
     }
 }
@@ -788,6 +941,15 @@ enum TableReader {
         xp: usize,
         online: usize,
         time: usize,
+    },
+    Makers {
+        name: usize,
+    },
+    MainMakers {
+        main: usize,
+        main_world: usize,
+        maker: usize,
+        maker_world: usize,
     },
 }
 
@@ -825,6 +987,15 @@ impl TableReader {
                 xp: cols.need(DELTA_EXP)?,
                 online: cols.need(DELTA_ONLINE)?,
                 time: cols.need(UPDATE_TIME)?,
+            },
+            Kind::Makers => TableReader::Makers {
+                name: cols.need(NAME)?,
+            },
+            Kind::MainMakers => TableReader::MainMakers {
+                main: cols.need(MAIN)?,
+                main_world: cols.need(MAIN_WORLD)?,
+                maker: cols.need(MAKER)?,
+                maker_world: cols.need(MAKER_WORLD)?,
             },
         })
     }
@@ -911,6 +1082,46 @@ impl TableReader {
                 };
                 r.loaded.batch.vip_deltas.push(d);
             }
+            TableReader::Makers { name } => {
+                let (world, _) = r.place_of(row, cols, false)?;
+                let name = row.text(name, "name")?;
+                r.loaded.batch.makers.push(ImportMaker {
+                    world,
+                    name,
+                    main: None,
+                });
+            }
+            TableReader::MainMakers {
+                main,
+                main_world,
+                maker,
+                maker_world,
+            } => {
+                let m = ImportMaker {
+                    name: row.text(maker, "maker")?,
+                    world: row.text(maker_world, "maker_world")?,
+                    main: Some((row.text(main_world, "main_world")?, row.text(main, "main")?)),
+                };
+                let key = (m.world.clone(), m.name.clone());
+                let this = m.main.clone().unwrap_or_default();
+                match r.mains.get(&key) {
+                    Some((first, place)) if *first != this => {
+                        return Err(row.bad(
+                            "main",
+                            format!(
+                                "`{}` of {} is the maker of `{}` of {} at {place}: a maker has one \
+                                 main",
+                                key.1, key.0, first.1, first.0
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        r.mains.insert(key, (this, row.place.clone()));
+                    }
+                }
+                r.loaded.batch.makers.push(m);
+            }
         }
         Ok(())
     }
@@ -948,7 +1159,7 @@ impl fmt::Display for Summary {
         )?;
         let w = &self.written;
         let sum = |m: &BTreeMap<String, usize>| m.values().sum::<usize>();
-        let rows: [(&str, Option<usize>, usize); 7] = [
+        let rows: [(&str, Option<usize>, usize); 8] = [
             (
                 "players",
                 self.read.get("players").copied(),
@@ -971,6 +1182,7 @@ impl fmt::Display for Summary {
                 self.read.get("vip_deltas").copied(),
                 w.vip_deltas,
             ),
+            ("makers", self.read.get("makers").copied(), w.makers),
             (
                 "world_state",
                 self.read.get("world_state").copied(),

@@ -5,7 +5,8 @@
 //! player ([`Store::record_vip_read`]).
 //!
 //! The watched list is the config's `[[worlds]] watch` plus the store's
-//! (`POST /api/vip/add`), read before each pass: the store is the source of
+//! (`POST /api/vip/add`) plus the world's makers (`worldpool import`,
+//! `POST /api/upload/makers`), read before each pass: the store is the source of
 //! truth, so names added at run time need no restart. A pass killed
 //! half-way is simply resumed by the next one: players already read at that
 //! update are not fetched again, and a replayed read writes nothing.
@@ -92,16 +93,18 @@ pub struct VipMemory {
 }
 
 /// The watched players of a world: the config's `watch`, then the store's,
-/// each player once (names compared ignoring case and extra whitespace;
-/// the first spelling wins).
+/// then the world's makers (read the same way), each player once (names
+/// compared ignoring case and extra whitespace; the first spelling wins).
 pub async fn watched_players(store: &Store, world: &World) -> Result<Vec<String>, StoreError> {
     let stored = store.watched(Some(&world.name)).await?;
+    let makers = store.makers(Some(&world.name)).await?;
     let mut seen = HashSet::new();
     Ok(world
         .watch
         .iter()
         .cloned()
         .chain(stored.into_iter().map(|w| w.name))
+        .chain(makers.into_iter().map(|m| m.name))
         .filter(|n| seen.insert(player_key(n)))
         .collect())
 }

@@ -4,7 +4,8 @@
 //! players by (world, name) (an imported row replaces a stored one only when
 //! it is newer), deltas by (world, name, update time), watched players by
 //! (world, name), daily VIP numbers by (world, name, day), VIP deltas by
-//! (world, name, update time).
+//! (world, name, update time), makers by (world, name) (a known main
+//! replaces another; an unknown one changes nothing).
 
 use std::collections::BTreeMap;
 
@@ -45,6 +46,17 @@ pub struct ImportDelta {
     pub previous_update_time: Option<DateTime<FixedOffset>>,
 }
 
+/// A maker and, when known, its main character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportMaker {
+    /// The maker's world.
+    pub world: String,
+    /// The maker's name.
+    pub name: String,
+    /// Its main character: (world, name); `None` keeps a stored one.
+    pub main: Option<(String, String)>,
+}
+
 /// Everything one import writes.
 #[derive(Debug, Clone, Default)]
 pub struct ImportBatch {
@@ -57,8 +69,10 @@ pub struct ImportBatch {
     pub watched: Vec<(String, String)>,
     /// Daily VIP numbers.
     pub vip_daily: Vec<VipDaily>,
-    /// VIP deltas.
+    /// VIP deltas (makers' too).
     pub vip_deltas: Vec<VipDelta>,
+    /// Makers.
+    pub makers: Vec<ImportMaker>,
     /// Daily reset state: (world, the last reset boundary it was re-based
     /// for). A world's stored state only moves forward.
     pub resets: Vec<(String, DateTime<FixedOffset>)>,
@@ -82,6 +96,8 @@ pub struct ImportWritten {
     pub vip_daily: usize,
     /// VIP deltas inserted.
     pub vip_deltas: usize,
+    /// Makers inserted, or given another main.
+    pub makers: usize,
     /// Worlds whose state (last update, last reset) moved forward.
     pub world_states: usize,
 }

@@ -13,7 +13,8 @@
 //! streamed exports), [`vip`] (watched players and their daily numbers),
 //! [`import`] (a replaced system's history in one transaction). Migration 2
 //! of each backend adds their tables and indexes; migration 3 indexes the
-//! watched players' deltas by player and by world.
+//! watched players' deltas by player and by world; migration 4 adds the
+//! makers (watched players tied to a main character, [`vip::Maker`]).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
@@ -28,9 +29,9 @@ mod testing;
 pub mod vip;
 
 pub use history::{PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange};
-pub use import::{ImportBatch, ImportDelta, ImportPlayer, ImportWritten};
+pub use import::{ImportBatch, ImportDelta, ImportMaker, ImportPlayer, ImportWritten};
 pub use logic::{NewDelta, PassKind, ScrapedPlayer};
-pub use vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
+pub use vip::{Maker, VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]

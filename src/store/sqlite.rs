@@ -67,6 +67,7 @@ CREATE TABLE world_state (
     ),
     (2, ext::MIGRATION_2),
     (3, ext::MIGRATION_3),
+    (4, ext::MIGRATION_4),
 ];
 
 /// The SQLite store.

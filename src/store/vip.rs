@@ -8,6 +8,14 @@
 //! [`super::logic::vip_outcome`] against the player's latest stored read;
 //! a read at an update time already stored writes nothing, so a pass that
 //! is replayed (a worker killed half-way, restarted) redoes nothing.
+//!
+//! **Makers** (the replaced system's later "maker" characters) are tracked
+//! the same way: a maker is a player the worker's pass reads like a watched
+//! one, tied to its main character; its reads and deltas are the same
+//! `vip_daily` / `vip_deltas` rows. The `makers` table (migration 4) only
+//! says who is a maker and whose: it is filled by `worldpool import`
+//! (`ref_main_maker.csv`, the old SQLite file's `makers`) and by
+//! `POST /api/upload/makers`.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Serialize;
@@ -79,7 +87,45 @@ pub enum VipReadOutcome {
     AlreadyStored,
 }
 
+/// A maker: a character read like a watched player, tied to its main.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Maker {
+    /// World.
+    pub world: String,
+    /// The maker's name.
+    pub name: String,
+    /// Its main character (`None`: not known, e.g. imported from an old
+    /// `makers` table without `ref_main_maker.csv`).
+    pub main: Option<String>,
+    /// The main character's world (set with `main`).
+    pub main_world: Option<String>,
+    /// When it was first stored.
+    pub added_at: DateTime<Utc>,
+}
+
 impl Store {
+    /// Makers (optionally of one world), by world then name.
+    pub async fn makers(&self, world: Option<&str>) -> Result<Vec<Maker>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.makers(world).await,
+            Store::Postgres(s) => s.makers(world).await,
+        }
+    }
+
+    /// The makers' deltas with minutes online (optionally of one world
+    /// and/or maker), newest first: what `/api/makers/deltas` shows.
+    pub async fn maker_deltas(
+        &self,
+        world: Option<&str>,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VipDelta>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.maker_deltas(world, name, limit).await,
+            Store::Postgres(s) => s.maker_deltas(world, name, limit).await,
+        }
+    }
+
     /// Watch a player; false when it was watched already.
     pub async fn add_watched(&self, world: &str, name: &str) -> Result<bool, StoreError> {
         match self {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, query, round2};
 use crate::legacy::iso;
-use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange};
+use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange, VipDelta};
 
 /// Trace colours (the replaced system's palette).
 const COLOURS: [&str; 8] = [
@@ -60,6 +60,57 @@ pub(super) fn figure(names: &[String], rows: &[DeltaRow]) -> Value {
             "showlegend": true,
             "height": 600,
             "colorway": COLOURS,
+        }
+    })
+}
+
+/// The figure of one watched player's or maker's reads (`rows` oldest
+/// first): the experience gained at each read as bars on the left axis,
+/// the minutes online as a line on the right one, `x` the reads' update
+/// times (site-local ISO).
+pub(super) fn watched_figure(title: &str, rows: &[VipDelta]) -> Value {
+    let x: Vec<String> = rows.iter().map(|d| iso(d.update_time)).collect();
+    let exp: Vec<i64> = rows.iter().map(|d| d.delta_exp).collect();
+    let online: Vec<i64> = rows.iter().map(|d| d.delta_online).collect();
+    let (red, blue) = (COLOURS[0], "#3498db");
+    json!({
+        "data": [
+            {
+                "type": "bar",
+                "name": "EXP Gain",
+                "x": x,
+                "y": exp,
+                "yaxis": "y",
+                "marker": {"color": red},
+                "hovertemplate": "<b>%{x}</b><br>EXP: %{y:,.0f}<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "Online Time (min)",
+                "x": x,
+                "y": online,
+                "yaxis": "y2",
+                "line": {"color": blue, "width": 2},
+                "hovertemplate": "<b>%{x}</b><br>%{y} min<extra></extra>",
+            }
+        ],
+        "layout": {
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "Update Time"}, "tickangle": -45},
+            "yaxis": {
+                "title": {"text": "Delta EXP", "font": {"color": red}},
+                "tickfont": {"color": red},
+            },
+            "yaxis2": {
+                "title": {"text": "Online Time (minutes)", "font": {"color": blue}},
+                "tickfont": {"color": blue},
+                "overlaying": "y",
+                "side": "right",
+            },
+            "height": 500,
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+            "hovermode": "x unified",
         }
     })
 }

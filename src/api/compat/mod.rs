@@ -34,7 +34,9 @@ use crate::store::{DeltaRow, Store, StoreError, TimeRange};
 
 mod download;
 mod graph;
+mod makers;
 pub(super) mod openapi;
+mod upload;
 mod vip;
 
 /// Default rows of `/api/delta`.
@@ -145,6 +147,8 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/vip/deltas", get(vip::deltas))
         .route("/api/vip/graph", post(vip::graph))
         .route("/health", get(health))
+        .merge(makers::routes())
+        .merge(upload::routes())
 }
 
 // ----- parameters ----------------------------------------------------------

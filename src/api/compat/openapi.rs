@@ -237,6 +237,7 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VipGraphRequest"}}}},
         "responses": store_errors(responses("200", ok("Graph data and statistics.", json!({"$ref": "#/components/schemas/VipGraph"}))))
     }}));
+    makers_and_uploads(&mut p);
     p.insert("/health".into(), json!({"get": {
         "operationId": "health", "tags": ["compatibility"],
         "summary": "The replaced system's health check.",
@@ -374,5 +375,98 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
         "message": {"type": "string"}, "stream": {"type": "string"},
         "line": {"type": "string", "description": "`[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`."}
     }}));
+    makers_and_uploads_schemas(&mut s);
     s
+}
+
+/// `/api/makers/…` and `/api/upload/…`.
+fn makers_and_uploads(p: &mut Map<String, Value>) {
+    let name = query("name", "Only this maker.", "string");
+    let world = query("world", "Only this world.", "string");
+    p.insert("/api/makers/list".into(), json!({"get": {
+        "operationId": "makersList", "tags": ["compatibility", "makers"],
+        "summary": "The makers (characters read like watched players, tied to a main character), by world then name.",
+        "parameters": [world.clone()],
+        "responses": store_errors(responses("200", ok("Makers.", json!({"type": "object", "required": ["makers"], "properties": {"makers": {"type": "array", "items": {"$ref": "#/components/schemas/Maker"}}}}))))
+    }}));
+    p.insert("/api/makers/main".into(), json!({"get": {
+        "operationId": "makersMain", "tags": ["compatibility", "makers"],
+        "summary": "The rows of `ref_main_maker.csv` as stored: each maker whose main character is known.",
+        "responses": store_errors(responses("200", ok("Main characters and their makers.", json!({"type": "object", "required": ["main_makers"], "properties": {"main_makers": {"type": "array", "items": {"$ref": "#/components/schemas/MainMaker"}}}}))))
+    }}));
+    p.insert("/api/makers/deltas".into(), json!({"get": {
+        "operationId": "makersDeltas", "tags": ["compatibility", "makers"],
+        "summary": "The makers' deltas with minutes online (`delta_online` ≠ 0), newest first.",
+        "parameters": [limit(super::vip::VIP_DELTAS_DEFAULT_LIMIT), name, world],
+        "responses": store_errors(responses("200", ok("Deltas.", json!({"type": "object", "required": ["deltas"], "properties": {"deltas": {"type": "array", "items": {"$ref": "#/components/schemas/VipDelta"}}}}))))
+    }}));
+    p.insert("/api/makers/graph".into(), json!({"post": {
+        "operationId": "makersGraph", "tags": ["compatibility", "makers"],
+        "summary": "A character's reads as a Plotly figure serialized as a string (`JSON.parse(graph_data)` gives `{data, layout}`: experience bars, minutes online line), with statistics. A character without reads gets an empty figure.",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VipRequest"}}}},
+        "responses": store_errors(responses("200", ok("Figure and statistics.", json!({"$ref": "#/components/schemas/MakerGraph"}))))
+    }}));
+    for (path, id, file) in [
+        ("/api/upload/deltas", "uploadDeltas", "deltas.csv"),
+        ("/api/upload/exps", "uploadExps", "exps.csv"),
+        ("/api/upload/makers", "uploadMakers", "ref_main_maker.csv"),
+    ] {
+        let mut r = responses(
+            "200",
+            ok(
+                "Imported.",
+                json!({"$ref": "#/components/schemas/Uploaded"}),
+            ),
+        );
+        r.insert("400".into(), error("Not a multipart form, no `file`, not a `.csv`, or a bad line (file, line and column named); nothing written."));
+        r.insert(
+            "401".into(),
+            error("A token is configured and `password` (or the bearer header) is not it."),
+        );
+        r.insert(
+            "413".into(),
+            error(&format!(
+                "The body is larger than {} MiB.",
+                super::upload::UPLOAD_MAX_BYTES / (1024 * 1024)
+            )),
+        );
+        r.insert(
+            "503".into(),
+            error("No store configured, or the store is unreachable."),
+        );
+        p.insert(path.into(), json!({"post": {
+            "operationId": id, "tags": ["compatibility", "uploads"],
+            "summary": format!("Import a `{file}` through the code of `worldpool import`: one transaction, rows already stored are not written again, a bad line fails the whole upload. With a token configured `password` must be it; without one (loopback only) any password is accepted."),
+            "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                "file": {"type": "string", "format": "binary", "description": format!("The CSV ({file}).")},
+                "password": {"type": "string", "description": "The token (`WORLDPOOL_API_TOKEN`)."},
+                "world": {"type": "string", "description": "World of rows without one (old files)."},
+                "guild": {"type": "string", "description": "Guild of rows without one (old files)."}
+            }}}}},
+            "responses": Value::Object(r)
+        }}));
+    }
+}
+
+fn makers_and_uploads_schemas(s: &mut Map<String, Value>) {
+    s.insert("Maker".into(), json!({"type": "object", "required": ["name", "world"], "properties": {
+        "name": {"type": "string"}, "world": {"type": "string"},
+        "main": {"type": "string", "nullable": true, "description": "Its main character (null: not known)."},
+        "main_world": {"type": "string", "nullable": true}
+    }}));
+    s.insert("MainMaker".into(), json!({"type": "object", "required": ["main", "main_world", "maker", "maker_world"], "properties": {
+        "main": {"type": "string"}, "main_world": {"type": "string"},
+        "maker": {"type": "string"}, "maker_world": {"type": "string"}
+    }}));
+    s.insert("MakerGraph".into(), json!({"type": "object", "required": ["success", "name", "world", "graph_data", "stats"], "properties": {
+        "success": {"type": "boolean"}, "name": {"type": "string"}, "world": {"type": "string"},
+        "graph_data": {"type": "string", "description": "A Plotly figure `{data, layout}` serialized as JSON."},
+        "stats": {"type": "object", "required": ["total_exp", "avg_exp", "max_exp", "total_online", "avg_online", "updates"]}
+    }}));
+    s.insert("Uploaded".into(), json!({"type": "object", "required": ["success", "records", "written", "message"], "properties": {
+        "success": {"type": "boolean"},
+        "records": {"type": "integer", "description": "Rows read from the file."},
+        "written": {"type": "integer", "description": "Rows written (the others were stored already)."},
+        "message": {"type": "string"}
+    }}));
 }

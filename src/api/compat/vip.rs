@@ -27,14 +27,14 @@ pub const VIP_GRAPH_MAX_POINTS: u32 = 100_000;
 
 /// `{name, world}` from a JSON or form body (`password` may ride along).
 #[derive(Debug, Default, Deserialize)]
-struct PlayerBody {
+pub(super) struct PlayerBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
-    world: Option<String>,
+    pub(super) world: Option<String>,
 }
 
-fn player_body(headers: &HeaderMap, body: &Bytes) -> Result<PlayerBody, ApiError> {
+pub(super) fn player_body(headers: &HeaderMap, body: &Bytes) -> Result<PlayerBody, ApiError> {
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -54,7 +54,7 @@ fn player_body(headers: &HeaderMap, body: &Bytes) -> Result<PlayerBody, ApiError
 }
 
 /// The player's name, checked.
-fn name_of(b: &PlayerBody) -> Result<String, ApiError> {
+pub(super) fn name_of(b: &PlayerBody) -> Result<String, ApiError> {
     let raw = b.name.as_deref().unwrap_or("");
     check_player_name(raw).map_err(|why| {
         ApiError::BadBody(format!(
@@ -301,7 +301,7 @@ pub(super) async fn remove(
 
 /// A VIP delta as `/api/vip/deltas` shows it.
 #[derive(Debug, Serialize)]
-struct DeltaOut<'a> {
+pub(super) struct DeltaOut<'a> {
     name: &'a str,
     world: &'a str,
     delta_exp: i64,
@@ -365,9 +365,9 @@ struct Point {
     total_online: i64,
 }
 
-/// `stats` of `/api/vip/graph`.
+/// `stats` of `/api/vip/graph` and `/api/makers/graph`.
 #[derive(Debug, Serialize, PartialEq)]
-struct Stats {
+pub(super) struct Stats {
     total_exp: i64,
     avg_exp: f64,
     max_exp: i64,
@@ -393,16 +393,22 @@ fn graph_of(rows: &[VipDelta]) -> (Vec<Point>, Stats) {
             }
         })
         .collect();
+    (points, stats_of(rows))
+}
+
+/// The statistics of a watched player's (or maker's) deltas.
+pub(super) fn stats_of(rows: &[VipDelta]) -> Stats {
+    let total_exp: i64 = rows.iter().map(|d| d.delta_exp).sum();
+    let total_online: i64 = rows.iter().map(|d| d.delta_online).sum();
     let updates = rows.len() as i64;
-    let stats = Stats {
+    Stats {
         total_exp,
         avg_exp: round2(total_exp as f64 / updates.max(1) as f64),
         max_exp: rows.iter().map(|d| d.delta_exp).max().unwrap_or(0),
         total_online,
         avg_online: round2(total_online as f64 / updates.max(1) as f64),
         updates,
-    };
-    (points, stats)
+    }
 }
 
 pub(super) async fn graph(

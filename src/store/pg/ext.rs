@@ -14,7 +14,7 @@ use super::super::history::{
 };
 use super::super::import::{ImportBatch, ImportWritten, latest_per_world};
 use super::super::logic::vip_outcome;
-use super::super::vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
+use super::super::vip::{Maker, VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 use super::super::{DeltaRow, PlayerRowStored, StoreError};
 use super::{PgStore, fixed, pg_err, read_state};
 
@@ -72,6 +72,23 @@ pub(super) const MIGRATION_3: &str = r#"
 CREATE INDEX vip_deltas_by_name ON vip_deltas (name, update_time DESC);
 CREATE INDEX vip_deltas_by_world_time ON vip_deltas (world, update_time DESC);
 "#;
+
+/// Migration 4: makers, the watched players tied to a main character
+/// (their reads are `vip_daily` / `vip_deltas` rows like any watched
+/// player's).
+pub(super) const MIGRATION_4: &str = r#"
+CREATE TABLE makers (
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    main TEXT,                             -- NULL: not known
+    main_world TEXT,
+    added_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (world, name)
+);
+"#;
+
+/// Who is a maker, for a query on `vip_deltas`.
+const IS_MAKER: &str = "(world, name) IN (SELECT world, name FROM makers)";
 
 const VIP_DAILY_COLUMNS: &str =
     "world, name, date, raw_xp, online_minutes, update_time, site_offset";
@@ -166,6 +183,12 @@ impl Where {
     fn any_of(mut self, column: &str, values: &[String]) -> Where {
         let mark = self.push(Box::new(values.to_vec()));
         self.clauses.push(format!("{column} = ANY({mark}::TEXT[])"));
+        self
+    }
+
+    /// A condition without parameters.
+    fn also(mut self, clause: &str) -> Where {
+        self.clauses.push(clause.to_string());
         self
     }
 
@@ -559,7 +582,30 @@ impl PgStore {
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VipDelta>, StoreError> {
-        let mut w = Where::default().eq("world", world).eq("name", name);
+        let w = Where::default().eq("world", world).eq("name", name);
+        self.vip_deltas_where(w, limit).await
+    }
+
+    pub async fn maker_deltas(
+        &self,
+        world: Option<&str>,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VipDelta>, StoreError> {
+        let w = Where::default()
+            .eq("world", world)
+            .eq("name", name)
+            .also(IS_MAKER)
+            .also("delta_online <> 0");
+        self.vip_deltas_where(w, limit).await
+    }
+
+    /// `vip_deltas` rows matching `w`, newest first.
+    async fn vip_deltas_where(
+        &self,
+        mut w: Where,
+        limit: u32,
+    ) -> Result<Vec<VipDelta>, StoreError> {
         let lim = w.push(Box::new(i64::from(limit)));
         let sql = format!(
             "SELECT world, name, date, delta_exp, delta_online, update_time, prev_update_time,
@@ -583,6 +629,27 @@ impl PgStore {
                     update_time: fixed(r.get(5), off),
                     prev_update_time: r.get::<_, Option<DateTime<Utc>>>(6).map(|t| fixed(t, off)),
                 }
+            })
+            .collect())
+    }
+
+    pub async fn makers(&self, world: Option<&str>) -> Result<Vec<Maker>, StoreError> {
+        let w = Where::default().eq("world", world);
+        let sql = format!(
+            "SELECT world, name, main, main_world, added_at FROM makers {}
+             ORDER BY world COLLATE \"C\", name COLLATE \"C\"",
+            w.sql()
+        );
+        Ok(self
+            .rows(&sql, &w)
+            .await?
+            .iter()
+            .map(|r| Maker {
+                world: r.get(0),
+                name: r.get(1),
+                main: r.get(2),
+                main_world: r.get(3),
+                added_at: r.get(4),
             })
             .collect())
     }
@@ -795,6 +862,32 @@ async fn import_tx(tx: &Tx<'_>, batch: &ImportBatch) -> Result<ImportWritten, St
     }
     out.vip_daily = upsert_vip_daily(tx, &batch.vip_daily, true).await?;
     out.vip_deltas = insert_vip_deltas(tx, &batch.vip_deltas).await?;
+    for chunk in batch.makers.chunks(IMPORT_CHUNK) {
+        let worlds: Vec<&str> = chunk.iter().map(|m| m.world.as_str()).collect();
+        let names: Vec<&str> = chunk.iter().map(|m| m.name.as_str()).collect();
+        let mains: Vec<Option<&str>> = chunk
+            .iter()
+            .map(|m| m.main.as_ref().map(|(_, n)| n.as_str()))
+            .collect();
+        let main_worlds: Vec<Option<&str>> = chunk
+            .iter()
+            .map(|m| m.main.as_ref().map(|(w, _)| w.as_str()))
+            .collect();
+        // A known main replaces another; an unknown one keeps what is
+        // stored. A row that would not change is not counted.
+        out.makers += tx
+            .execute(
+                "INSERT INTO makers (world, name, main, main_world)
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
+                 ON CONFLICT (world, name) DO UPDATE SET main = EXCLUDED.main,
+                   main_world = EXCLUDED.main_world
+                 WHERE EXCLUDED.main IS NOT NULL AND (makers.main IS DISTINCT FROM EXCLUDED.main
+                   OR makers.main_world IS DISTINCT FROM EXCLUDED.main_world)",
+                &[&worlds, &names, &mains, &main_worlds],
+            )
+            .await
+            .map_err(pg_err)? as usize;
+    }
 
     // World state only moves forward: the latest update and reset known.
     let latest = latest_per_world(batch);

@@ -17,7 +17,7 @@ use super::super::history::{
 };
 use super::super::import::{ImportBatch, ImportWritten, delta_updates, latest_per_world};
 use super::super::logic::vip_outcome;
-use super::super::vip::{VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
+use super::super::vip::{Maker, VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 use super::super::{DeltaRow, PlayerRowStored, StoreError, parse_time};
 use super::{SqliteStore, db, read_state, site_text, utc_parse, utc_text};
 
@@ -75,6 +75,23 @@ pub(super) const MIGRATION_3: &str = r#"
 CREATE INDEX vip_deltas_by_name ON vip_deltas (name, update_ts DESC);
 CREATE INDEX vip_deltas_by_world_time ON vip_deltas (world, update_ts DESC);
 "#;
+
+/// Migration 4: makers, the watched players tied to a main character
+/// (their reads are `vip_daily` / `vip_deltas` rows like any watched
+/// player's).
+pub(super) const MIGRATION_4: &str = r#"
+CREATE TABLE makers (
+    world TEXT NOT NULL,
+    name TEXT NOT NULL,
+    main TEXT,                            -- NULL: not known
+    main_world TEXT,
+    added_at TEXT NOT NULL,               -- RFC 3339 UTC
+    PRIMARY KEY (world, name)
+);
+"#;
+
+/// Who is a maker, for a query on `vip_deltas`.
+const IS_MAKER: &str = "(world, name) IN (SELECT world, name FROM makers)";
 
 const DELTA_COLUMNS: &str = "id, world, name, guild, delta, update_time, previous_update_time";
 const PLAYER_COLUMNS: &str = "world, name, guild, vocation, level, experience, update_time";
@@ -182,6 +199,12 @@ impl Where {
         }
         self.clauses
             .push(format!("{column} IN ({})", marks.join(", ")));
+        self
+    }
+
+    /// A condition without parameters.
+    fn also(mut self, clause: &str) -> Where {
+        self.clauses.push(clause.to_string());
         self
     }
 
@@ -601,7 +624,30 @@ impl SqliteStore {
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VipDelta>, StoreError> {
-        let mut w = Where::default().eq("world", world).eq("name", name);
+        let w = Where::default().eq("world", world).eq("name", name);
+        self.vip_deltas_where(w, limit).await
+    }
+
+    pub async fn maker_deltas(
+        &self,
+        world: Option<&str>,
+        name: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<VipDelta>, StoreError> {
+        let w = Where::default()
+            .eq("world", world)
+            .eq("name", name)
+            .also(IS_MAKER)
+            .also("delta_online <> 0");
+        self.vip_deltas_where(w, limit).await
+    }
+
+    /// `vip_deltas` rows matching `w`, newest first.
+    async fn vip_deltas_where(
+        &self,
+        mut w: Where,
+        limit: u32,
+    ) -> Result<Vec<VipDelta>, StoreError> {
         let lim = w.push(Value::Integer(i64::from(limit)));
         let sql = format!(
             "SELECT world, name, date, delta_exp, delta_online, update_time, prev_update_time
@@ -634,6 +680,41 @@ impl SqliteStore {
                     delta_online,
                     update_time: parse_time(&ut)?,
                     prev_update_time: prev.as_deref().map(parse_time).transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn makers(&self, world: Option<&str>) -> Result<Vec<Maker>, StoreError> {
+        let w = Where::default().eq("world", world);
+        let sql = format!(
+            "SELECT world, name, main, main_world, added_at FROM makers {} ORDER BY world, name",
+            w.sql()
+        );
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(&w.params), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(db)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (world, name, main, main_world, added) = row.map_err(db)?;
+                out.push(Maker {
+                    world,
+                    name,
+                    main,
+                    main_world,
+                    added_at: utc_parse(&added)?,
                 });
             }
             Ok(out)
@@ -874,6 +955,26 @@ fn import(
     }
     for d in &batch.vip_deltas {
         out.vip_deltas += usize::from(insert_vip_delta(&tx, d)?);
+    }
+    {
+        // A known main replaces another; an unknown one keeps what is
+        // stored. A row that would not change is not counted.
+        let mut maker = tx
+            .prepare_cached(
+                "INSERT INTO makers (world, name, main, main_world, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (world, name) DO UPDATE SET main = excluded.main,
+                   main_world = excluded.main_world
+                 WHERE excluded.main IS NOT NULL AND (makers.main IS NOT excluded.main
+                   OR makers.main_world IS NOT excluded.main_world)",
+            )
+            .map_err(db)?;
+        for m in &batch.makers {
+            let (main_world, main) = m.main.clone().unzip();
+            out.makers += maker
+                .execute(params![m.world, m.name, main, main_world, now])
+                .map_err(db)?;
+        }
     }
 
     // World state only moves forward: the latest update and reset known.
