@@ -48,7 +48,7 @@ pub enum SiteError {
     /// read as guilds the site does not know (it had rows before, or it
     /// has more than one guild).
     #[error(
-        "no guild page of world `{world}` has the ranking ({why}: not read as unknown guilds): site.selectors.{selector} (ranking_index = {index}) matched it on none, e.g. {url} (layout changed? `worldpool scrape-once --explain` shows what each selector matches)"
+        "site.selectors.{selector} (ranking_index = {index}) found the ranking on none of the guild pages of world `{world}` (e.g. {url}); {why}, so they are not read as unknown guilds (layout changed? `worldpool scrape-once --explain` shows what each selector matches)"
     )]
     NoRanking {
         /// The world.
