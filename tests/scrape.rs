@@ -891,10 +891,13 @@ async fn a_page_matching_nothing_fails_with_selector_and_url_and_stores_nothing(
     .await
     .expect("processed");
     match outcome {
+        // No guild page of the world has the ranking: a changed layout,
+        // not guilds the site does not know.
         Outcome::Failed { error, .. } => assert!(
-            error
-                .contains("site.selectors.ranking = \"table.table-highscores\" matched nothing on")
-                && error.contains("/guild.php?guild="),
+            error.contains("site.selectors.ranking = \"table.table-highscores\"")
+                && error.contains("found the ranking on none of the guild pages of world `Aurera`")
+                && error.contains("/guild.php?guild=")
+                && error.contains("layout changed?"),
             "{error}"
         ),
         other => panic!("expected a failed run, got {other:?}"),

@@ -389,12 +389,10 @@ mod tests {
                 with.as_ref().ok() != without.as_ref().ok(),
                 "{pages:?}"
             );
-            for got in [&with, &without] {
-                if let Ok(rules) = got {
-                    assert_eq!(rules.len(), pages.len());
-                    for (k, r) in pages.iter().zip(rules) {
-                        assert_eq!(*k == Ranking, !r.unknown(), "{pages:?}");
-                    }
+            for rules in [&with, &without].into_iter().flatten() {
+                assert_eq!(rules.len(), pages.len());
+                for (k, r) in pages.iter().zip(rules) {
+                    assert_eq!(*k == Ranking, !r.unknown(), "{pages:?}");
                 }
             }
             if let Ok(rules) = &with {

@@ -1522,6 +1522,40 @@ mod tests {
     }
 
     #[test]
+    fn unknown_guild_is_a_selector_or_words() {
+        let with = |v: &str| Selectors {
+            unknown_guild: v.into(),
+            ..Selectors::default()
+        };
+        assert!(with("").compile().expect("valid").unknown_guild.is_none());
+        assert!(matches!(
+            with("div.not-found")
+                .compile()
+                .expect("valid")
+                .unknown_guild,
+            Some(NotFoundMarker::Css(_))
+        ));
+        match with("text: Guilda não  encontrada!")
+            .compile()
+            .expect("valid")
+            .unknown_guild
+        {
+            Some(NotFoundMarker::Text(key)) => assert_eq!(key, "guildanãoencontrada"),
+            other => panic!("{other:?}"),
+        }
+        for (value, words) in [
+            ("div[[", "is not a valid CSS selector"),
+            ("text: !!", "has no letters or digits"),
+        ] {
+            let got = problems(with(value));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].key, "unknown_guild");
+            assert!(got[0].message.contains(words), "{}", got[0].message);
+            assert!(got[0].fix.contains("text:"), "{}", got[0].fix);
+        }
+    }
+
+    #[test]
     fn bad_selectors_are_plain_words_with_a_position() {
         let table: &[(Selectors, &str, &[&str])] = &[
             (
