@@ -12,7 +12,6 @@
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::Serialize;
 
 use crate::site::{GuildPageKind, GuildRanking, SiteError};
 use crate::store::ScrapedPlayer;
@@ -20,8 +19,7 @@ use crate::store::ScrapedPlayer;
 use super::Scraped;
 
 /// Which rule classified a guild page of a world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuildRule {
     /// The page has the ranking: its rows are the guild's (none: zero rows).
     Ranking,
@@ -289,6 +287,7 @@ pub(crate) async fn explain_guild_rules<F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::explain::Explain;
     use GuildPageKind::{NoRanking, NotFound, Ranking};
     use GuildRule::{NotFoundMarker, OnlyGuildNoHistory, RankingOnAnotherPage};
 
@@ -403,6 +402,70 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn explain(guilds: &[(&str, Option<GuildPageKind>)]) -> Explain {
+        Explain {
+            world: "W".into(),
+            pages: Vec::new(),
+            guilds: guilds.iter().map(|(g, k)| (g.to_string(), *k)).collect(),
+            guild_rules: Vec::new(),
+            world_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn explain_states_the_rule_of_each_page_and_asks_history_only_when_it_matters() {
+        let asked = std::cell::Cell::new(0);
+        let history = |answer: Result<bool, String>| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                async move { answer }
+            }
+        };
+        let mut r = explain(&[("A", Some(Ranking)), ("B", Some(BARE))]);
+        explain_guild_rules(&mut r, "ranking = \"x\"", 1, history(Ok(true))).await;
+        assert_eq!(asked.get(), 0);
+        assert!(r.world_error.is_none() && r.ok());
+        assert_eq!(
+            r.guild_rules,
+            [
+                format!("guild A: {}", GuildRule::Ranking.describe()),
+                format!("guild B: {}", RankingOnAnotherPage.describe()),
+            ]
+        );
+
+        let mut r = explain(&[("B", Some(BARE))]);
+        explain_guild_rules(&mut r, "ranking = \"x\"", 1, history(Ok(true))).await;
+        assert_eq!(asked.get(), 1);
+        let e = r.world_error.as_deref().expect("a changed layout");
+        assert!(
+            e.contains("the world had rows before") && e.contains("ranking = \"x\""),
+            "{e}"
+        );
+        assert!(!r.ok());
+
+        let mut r = explain(&[("B", Some(BARE))]);
+        explain_guild_rules(&mut r, "r", 1, history(Err("down".into()))).await;
+        assert!(
+            r.guild_rules[0].contains("cannot be read (down)"),
+            "{:?}",
+            r.guild_rules
+        );
+        assert_eq!(
+            r.guild_rules[1],
+            format!("guild B: {}", OnlyGuildNoHistory.describe())
+        );
+
+        let mut r = explain(&[("A", Some(Ranking)), ("B", None)]);
+        explain_guild_rules(&mut r, "r", 1, history(Ok(true))).await;
+        assert_eq!(asked.get(), 2);
+        assert!(
+            r.guild_rules[0].contains("B did not parse"),
+            "{:?}",
+            r.guild_rules
+        );
     }
 
     #[test]

@@ -203,6 +203,10 @@ impl fmt::Display for Explain {
             }
             if let Some(e) = &self.world_error {
                 writeln!(f, "  result: FAILS: {e}")?;
+                writeln!(
+                    f,
+                    "  (guilds that left the site: remove them from [[worlds]], or name the site's \"not found\" page with unknown_guild)"
+                )?;
             }
         }
         writeln!(f)?;
@@ -219,6 +223,9 @@ impl fmt::Display for Explain {
                 if !s.ok && !broken.contains(&key) {
                     broken.push(key);
                 }
+            }
+            if self.world_error.is_some() && !broken.contains(&"ranking") {
+                broken.push("ranking");
             }
             writeln!(
                 f,
@@ -837,7 +844,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
             None => format!(
                 "ranking_index = {index}, but only {} match{}: no ranking on this page (an unknown guild or a changed layout: the world's guild pages decide, below)",
                 containers.len(),
-                if containers.len() == 1 { "es" } else { "" }
+                if containers.len() == 1 { "" } else { "es" }
             ),
         });
     } else {
@@ -1346,6 +1353,54 @@ mod tests {
             xp.nearest
         );
         assert!(g.outcome.is_err());
+    }
+
+    #[test]
+    fn guild_pages_without_the_ranking_say_what_they_are() {
+        let now = Utc::now();
+        let data = Data::realistic(now, FixedOffset::west_opt(3 * 3600).expect("offset"));
+        let w = &data.worlds[2];
+        let sel = Selectors::default().compile().expect("valid");
+        let unknown = render::guild_page_in(Layout::Table, Some(w), None, 1);
+        let r = explain_guild(&unknown, &sel, "u", "Unknown Guild");
+        assert_eq!(
+            r.guild_kind,
+            Some(GuildPageKind::NoRanking { containers: 1 })
+        );
+        let text = r.to_string();
+        assert!(
+            text.contains("but only 1 match: no ranking on this page"),
+            "{text}"
+        );
+        assert!(
+            text.contains("result: no ranking (1 of the ranking_index + 1 = 2"),
+            "{text}"
+        );
+
+        let bare =
+            "<html><body><h1>X</h1><p class=\"gone\">Guilda não encontrada</p></body></html>";
+        let r = explain_guild(bare, &sel, "u", "X");
+        assert_eq!(
+            r.guild_kind,
+            Some(GuildPageKind::NoRanking { containers: 0 })
+        );
+        let marked = Selectors {
+            unknown_guild: "p.gone".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        let r = explain_guild(bare, &marked, "u", "X");
+        assert_eq!(r.guild_kind, Some(GuildPageKind::NotFound));
+        let text = r.to_string();
+        assert!(text.contains("✓ unknown_guild = \"p.gone\""), "{text}");
+        assert!(
+            text.contains("the site's \"not found\" page: an unknown guild"),
+            "{text}"
+        );
+        // Cut short: a failure, no kind.
+        let r = explain_guild("<html><body><h1>X</h1>", &sel, "u", "X");
+        assert!(r.outcome.is_err() && r.guild_kind.is_none());
     }
 
     #[test]

@@ -76,8 +76,7 @@ pub struct GuildPage {
 /// cannot tell an unknown guild from a changed layout (a redesign may show
 /// an unknown guild as a bare page with no container at all): the world's
 /// guild pages together decide ([`crate::scrape::classify_guild_pages`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GuildPageKind {
     /// The ranking is there (with rows, or none: a guild without players).
     #[default]
