@@ -9,7 +9,7 @@
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use worldpool::site::parse::{PlayerRow, parse_guild, parse_status};
+use worldpool::site::parse::{GuildPageKind, PlayerRow, parse_guild, parse_status};
 use worldpool::site::{Compiled, Selectors, SiteError};
 
 fn offset() -> FixedOffset {
@@ -28,16 +28,27 @@ fn table_selectors() -> Compiled {
 }
 
 fn alt_selectors() -> Compiled {
+    alt_source().compile().expect("valid")
+}
+
+/// Both layouts' selectors with `complete_marker` disabled.
+fn unmarked_selectors() -> [Compiled; 2] {
+    [Selectors::default(), alt_source()].map(|mut s| {
+        s.complete_marker = String::new();
+        s.compile().expect("valid")
+    })
+}
+
+fn alt_source() -> Selectors {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/alt-layout.toml"),
     )
     .expect("the example profile");
     let t: toml::Table = toml::from_str(&text).expect("TOML");
-    let s: Selectors = t["site"]["selectors"]
+    t["site"]["selectors"]
         .clone()
         .try_into()
-        .expect("selectors");
-    s.compile().expect("valid")
+        .expect("selectors")
 }
 
 /// Decisions drawn from proptest bytes (shrinks well): each call takes the
@@ -433,8 +444,63 @@ proptest! {
             let page = if layout == "table" { guild_table(&mut c, &rows) } else { guild_alt(&mut c, &rows) };
             let got = parse_guild(&page, sel, "http://x/g")
                 .unwrap_or_else(|e| panic!("{layout}: {e}\n{page}"));
-            prop_assert!(!got.unknown_guild);
+            prop_assert_eq!(got.kind, GuildPageKind::Ranking);
             prop_assert_eq!(&got.rows, &rows, "{} layout:\n{}", layout, page);
+        }
+    }
+
+    /// An unknown guild's page of either layout, or a bare page with only
+    /// the guild's heading, decorated at random: no ranking (the world
+    /// decides what that means), never an error.
+    #[test]
+    fn pages_without_the_ranking_read_as_such(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let (table, alt) = (table_selectors(), alt_selectors());
+        let mut c = Choices { bytes, i: 0 };
+        let vocations_table = page(&mut c, "<table class=\"table table-highscores\"><tr><th>Vocação</th><th>Jogadores</th></tr><tr><td>Knight</td><td>0</td></tr></table>");
+        let vocations_alt = page(&mut c, "<main><section class=\"box\"><div class=\"stat\"><span class=\"voc\">Knight</span>0</div></section></main>");
+        let heading = deco(&mut c, "Guilda Sem Nome");
+        let bare = page(&mut c, &format!("<main><h1>{heading}</h1></main>"));
+        for (sel, text, containers) in [
+            (&table, &vocations_table, 1),
+            (&alt, &vocations_alt, 1),
+            (&table, &bare, 0),
+            (&alt, &bare, 0),
+        ] {
+            let got = parse_guild(text, sel, "http://x/g").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            prop_assert_eq!(got.kind, GuildPageKind::NoRanking { containers }, "{}", text);
+            prop_assert!(got.rows.is_empty());
+        }
+    }
+
+    /// A guild page cut short anywhere before `</body>` is never read as a
+    /// page without the ranking (which a world could take for an unknown
+    /// guild): truncated with `complete_marker`; without it, either its
+    /// ranking is there or the ranking is missing, an error.
+    #[test]
+    fn a_cut_page_is_never_a_page_without_the_ranking(
+        rows in rows_strategy(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        cut in 0.0f64..1.0,
+    ) {
+        let [table_unmarked, alt_unmarked] = unmarked_selectors();
+        let (table, alt) = (table_selectors(), alt_selectors());
+        for (layout, marked, unmarked) in [("table", &table, &table_unmarked), ("alt", &alt, &alt_unmarked)] {
+            let mut c = Choices { bytes: bytes.clone(), i: 0 };
+            let whole = if layout == "table" { guild_table(&mut c, &rows) } else { guild_alt(&mut c, &rows) };
+            let end = whole.find("</body>").expect("a body");
+            let mut at = (end as f64 * cut) as usize;
+            while !whole.is_char_boundary(at) {
+                at -= 1;
+            }
+            let text = &whole[..at];
+            match parse_guild(text, marked, "http://x/g") {
+                Err(SiteError::Truncated { .. }) => {}
+                other => prop_assert!(false, "{layout}: {other:?}\n{text}"),
+            }
+            match parse_guild(text, unmarked, "http://x/g") {
+                Ok(got) => prop_assert_eq!(got.kind, GuildPageKind::Ranking, "{}: {}", layout, text),
+                Err(e) => prop_assert!(names_a_key_or_value(&e), "{}", e),
+            }
         }
     }
 }

@@ -99,13 +99,13 @@ impl Fixture {
     }
 }
 
-fn write_config(dir: &Path, text: &str) -> Config {
+pub(crate) fn write_config(dir: &Path, text: &str) -> Config {
     let path = dir.join("worldpool.toml");
     std::fs::write(&path, text).expect("write config");
     Config::load(&path).unwrap_or_else(|e| panic!("generated config is valid: {e}"))
 }
 
-fn stored(outcome: Outcome) -> (usize, Vec<(String, String, i64)>, PassKind) {
+pub(crate) fn stored(outcome: Outcome) -> (usize, Vec<(String, String, i64)>, PassKind) {
     match outcome {
         Outcome::Stored {
             rows, deltas, kind, ..
@@ -122,7 +122,7 @@ fn stored(outcome: Outcome) -> (usize, Vec<(String, String, i64)>, PassKind) {
 }
 
 /// Expected deltas between two snapshots of the site.
-fn expected_deltas(
+pub(crate) fn expected_deltas(
     before: &HashMap<String, (String, i64)>,
     after: &HashMap<String, (String, i64)>,
 ) -> Vec<(String, String, i64)> {
@@ -353,7 +353,7 @@ async fn worker_loop_scrapes_every_world_and_stops_cleanly() {
     site.shutdown().await;
 }
 
-fn scrape_once(config: &Path, world: &str, extra: &[&str]) -> Command {
+pub(crate) fn scrape_once(config: &Path, world: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(["scrape-once", "--world", world, "--config"])
         .arg(config)
@@ -751,7 +751,7 @@ async fn a_permanent_store_error_fails_the_run_without_retrying() {
 }
 
 /// Run a command off the runtime (the demo site answers on it meanwhile).
-async fn output(mut cmd: Command) -> std::process::Output {
+pub(crate) async fn output(mut cmd: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
         .await
         .expect("join")
@@ -891,10 +891,13 @@ async fn a_page_matching_nothing_fails_with_selector_and_url_and_stores_nothing(
     .await
     .expect("processed");
     match outcome {
+        // No guild page of the world has the ranking: a changed layout,
+        // not guilds the site does not know.
         Outcome::Failed { error, .. } => assert!(
-            error
-                .contains("site.selectors.ranking = \"table.table-highscores\" matched nothing on")
-                && error.contains("/guild.php?guild="),
+            error.contains("site.selectors.ranking = \"table.table-highscores\"")
+                && error.contains("found the ranking on none of the guild pages of world `Aurera`")
+                && error.contains("/guild.php?guild=")
+                && error.contains("layout changed?"),
             "{error}"
         ),
         other => panic!("expected a failed run, got {other:?}"),

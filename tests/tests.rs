@@ -19,4 +19,5 @@ mod pool;
 mod reload;
 mod scrape;
 mod store;
+mod unknown_guild;
 mod vip;

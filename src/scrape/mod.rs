@@ -1,6 +1,9 @@
 //! The scrape loop: check the status page, scrape due worlds, store runs.
 //!
-//! - [`Scraper`]: fetches the status page and a world's guilds (no storage).
+//! - [`Scraper`]: fetches the status page and a world's guilds (writes
+//!   nothing).
+//! - [`classify`]: a world's guild pages decided together, an unknown
+//!   guild or a changed layout ([`classify_guild_pages`]).
 //! - [`process_world`]: one check-and-scrape of one world against the store:
 //!   skip when its update was already processed, otherwise scrape every guild
 //!   and write the run in one transaction (or record it failed).
@@ -28,10 +31,12 @@ use crate::store::{
     NewDelta, NewRun, PassKind, ScrapedPlayer, StatusPage, StatusRoutine, Store, WriteOutcome,
 };
 
+pub mod classify;
 mod reporter;
 mod trigger;
 pub mod vip;
 
+pub use classify::{FetchedWorld, GuildRule, LayoutChanged, classify_guild_pages, history_matters};
 pub use reporter::Reporter;
 pub use trigger::{CheckNow, Wake};
 pub use vip::{VipMemory, VipPassReport, VipResult, VipStatus, vip_pass};
@@ -60,11 +65,14 @@ pub struct Scraped {
     pub players: Vec<ScrapedPlayer>,
     /// Configured guilds the site does not know.
     pub unknown_guilds: Vec<String>,
+    /// Each configured guild with the rule that classified its page.
+    pub guild_rules: Vec<(String, GuildRule)>,
     /// Pages fetched.
     pub pages: usize,
 }
 
-/// Fetches and parses; knows nothing of storage.
+/// Fetches and parses; writes nothing (the store is only asked whether a
+/// world had rows before, when its guild pages need it).
 #[derive(Debug, Clone)]
 pub struct Scraper {
     client: SiteClient,
@@ -96,48 +104,49 @@ impl Scraper {
         self.client.status().await
     }
 
-    /// Scrape every guild of a world (concurrently, bounded by the client),
-    /// merged in config order with each player counted once.
-    pub async fn scrape_world(
+    /// Fetch every guild of a world (concurrently, bounded by the client);
+    /// [`FetchedWorld::classify`] then decides the pages together.
+    pub async fn fetch_world(
         &self,
         world: &World,
         update_time: DateTime<FixedOffset>,
-    ) -> Result<Scraped, SiteError> {
+    ) -> Result<FetchedWorld, SiteError> {
         let started_at = Utc::now();
         let client = self.client.with_priority(world.priority);
         let rankings =
             try_join_all(world.guilds.iter().map(|g| client.guild(&world.name, g))).await?;
-        let mut players = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut unknown_guilds = Vec::new();
-        let mut pages = 0;
-        for (guild, ranking) in world.guilds.iter().zip(rankings) {
-            pages += ranking.pages;
-            if ranking.unknown_guild {
-                tracing::warn!(world = %world.name, %guild, "the site does not know this guild: zero rows");
-                unknown_guilds.push(guild.clone());
-                continue;
-            }
-            for row in ranking.rows {
-                if seen.insert(row.name.clone()) {
-                    players.push(ScrapedPlayer {
-                        name: row.name,
-                        guild: guild.clone(),
-                        vocation: row.vocation,
-                        level: row.level,
-                        experience: row.experience,
-                    });
-                }
-            }
-        }
-        Ok(Scraped {
+        let sel = self.client.selectors();
+        Ok(FetchedWorld {
             world: world.name.clone(),
             update_time,
             started_at,
-            players,
-            unknown_guilds,
-            pages,
+            guilds: world.guilds.iter().cloned().zip(rankings).collect(),
+            ranking: sel.ranking.describe(),
+            ranking_index: sel.source.ranking_index,
         })
+    }
+
+    /// Scrape every guild of a world and decide its pages together, in
+    /// config order with each player counted once; `store` says whether
+    /// the world had rows before, asked only when that decides (without
+    /// one: no rows before).
+    pub async fn scrape_world(
+        &self,
+        world: &World,
+        update_time: DateTime<FixedOffset>,
+        store: Option<&Store>,
+    ) -> Result<Result<Scraped, SiteError>, crate::store::StoreError> {
+        let fetched = match self.fetch_world(world, update_time).await {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let had_rows = match store {
+            Some(store) if fetched.history_matters() => {
+                !store.players(&world.name).await?.is_empty()
+            }
+            _ => false,
+        };
+        Ok(fetched.classify(had_rows))
     }
 }
 
@@ -210,7 +219,7 @@ pub async fn process_world(
     let scraped = tokio::select! {
         biased;
         _ = shutdown.cancelled() => return Err(ProcessError::Shutdown),
-        r = scraper.scrape_world(world, update_time) => r,
+        r = scraper.scrape_world(world, update_time, Some(store)) => r?,
     };
     let scraped = match scraped {
         Ok(s) => s,
@@ -638,13 +647,31 @@ pub async fn explain_world(
 ) -> anyhow::Result<crate::site::explain::Explain> {
     let world = find_config_world(config, world)?;
     let scraper = Scraper::new(config, Clock::System)?;
-    Ok(crate::site::explain::explain_world(
+    let mut report = crate::site::explain::explain_world(
         scraper.client(),
         &world.name,
         &world.guilds,
         &world.watch,
     )
-    .await)
+    .await;
+    let sel = scraper.client().selectors();
+    classify::explain_guild_rules(
+        &mut report,
+        &sel.ranking.describe(),
+        sel.source.ranking_index,
+        || async {
+            let store = Store::open(&config.storage_url(), 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            let players = store
+                .players(&world.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(!players.is_empty())
+        },
+    )
+    .await;
+    Ok(report)
 }
 
 fn find_config_world(config: &Config, world: &str) -> anyhow::Result<World> {
@@ -698,12 +725,14 @@ pub async fn scrape_once(
     })?;
     let update_time = ws.update_time;
     let started_at = Utc::now();
-    let scraped = scraper.scrape_world(&world, update_time).await;
     let store = if store {
         Some(Store::open(&config.storage_url(), config.storage.max_connections).await?)
     } else {
         None
     };
+    let scraped = scraper
+        .scrape_world(&world, update_time, store.as_ref())
+        .await?;
     let scraped = match scraped {
         Ok(s) => s,
         Err(e) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::limiter::Limiter;
-use super::parse::{self, GuildPage, PlayerPage, PlayerRow, WorldStatus};
+use super::parse::{self, GuildPage, GuildPageKind, PlayerPage, PlayerRow, WorldStatus};
 use super::selectors::Compiled;
 use super::urls;
 use super::{Clock, SiteError, SiteSettings};
@@ -54,8 +54,11 @@ pub struct Fetched {
 pub struct GuildRanking {
     /// Rows of every page, each name once, in page order.
     pub rows: Vec<PlayerRow>,
-    /// The site does not know the guild.
-    pub unknown_guild: bool,
+    /// What the first page shows (a page after it without the ranking is
+    /// an error).
+    pub kind: GuildPageKind,
+    /// The first page's URL.
+    pub url: String,
     /// Pages fetched.
     pub pages: usize,
 }
@@ -452,7 +455,10 @@ impl SiteClient {
         let mut url = first.clone();
         let mut visited = HashSet::new();
         let mut names = HashSet::new();
-        let mut out = GuildRanking::default();
+        let mut out = GuildRanking {
+            url: first.clone(),
+            ..GuildRanking::default()
+        };
         loop {
             if !visited.insert(url.clone()) {
                 tracing::warn!(%first, %url, "pagination loops back to a page already read; stopping");
@@ -465,15 +471,20 @@ impl SiteClient {
                 });
             }
             let page = self.get_text(&url).await?;
-            let GuildPage {
-                rows,
-                next,
-                unknown_guild,
-            } = parse::parse_guild(&page.body, &self.inner.selectors, &url)?;
+            let GuildPage { rows, next, kind } =
+                parse::parse_guild(&page.body, &self.inner.selectors, &url)?;
             out.pages += 1;
-            if unknown_guild && out.pages == 1 {
-                out.unknown_guild = true;
-                return Ok(out);
+            if kind != GuildPageKind::Ranking {
+                if out.pages == 1 {
+                    // Unknown guild or changed layout: the world decides.
+                    out.kind = kind;
+                    return Ok(out);
+                }
+                // A next link to a page without the ranking.
+                return Err(SiteError::Layout {
+                    selector: self.inner.selectors.ranking.describe(),
+                    url,
+                });
             }
             for row in rows {
                 if names.insert(row.name.clone()) {

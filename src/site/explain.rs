@@ -16,8 +16,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use scraper::{ElementRef, Html};
 
 use super::parse::{
-    self, PlayerPage, complete_check, day_table, extract_guild, extract_player, extract_status,
-    player_tables, scan_status,
+    self, GuildPageKind, PlayerPage, closed_unless_ranking, complete_check, day_table,
+    extract_guild, extract_player, extract_status, player_tables, scan_status,
 };
 use super::selectors::{Compiled, Css, Field, match_key, walk_elements};
 use super::{SiteClient, find_world};
@@ -84,6 +84,8 @@ pub struct PageReport {
     pub findings: Vec<String>,
     /// The parser's verdict: what it extracted, or its error.
     pub outcome: Result<String, String>,
+    /// A guild page that parsed: whether it has the ranking.
+    pub guild_kind: Option<GuildPageKind>,
 }
 
 /// Every page of one world explained.
@@ -93,12 +95,21 @@ pub struct Explain {
     pub world: String,
     /// The status page, then each guild's first page.
     pub pages: Vec<PageReport>,
+    /// The configured guilds, in order, each with what its first page
+    /// showed (`None`: it could not be fetched or parsed).
+    pub guilds: Vec<(String, Option<GuildPageKind>)>,
+    /// How the world's guild pages were classified, a line each, with the
+    /// rule that decided (filled by `scrape::explain_world`).
+    pub guild_rules: Vec<String>,
+    /// The world's guild pages, together, read as a changed layout: the
+    /// run would fail with this.
+    pub world_error: Option<String>,
 }
 
 impl Explain {
-    /// Whether every page parsed.
+    /// Whether every page parsed and the world's guild pages read.
     pub fn ok(&self) -> bool {
-        self.pages.iter().all(|p| p.outcome.is_ok())
+        self.pages.iter().all(|p| p.outcome.is_ok()) && self.world_error.is_none()
     }
 }
 
@@ -184,6 +195,20 @@ impl fmt::Display for Explain {
             }
             write!(f, "{p}")?;
         }
+        if !self.guild_rules.is_empty() || self.world_error.is_some() {
+            writeln!(f)?;
+            writeln!(f, "guild pages of {}, together:", self.world)?;
+            for line in &self.guild_rules {
+                writeln!(f, "  {line}")?;
+            }
+            if let Some(e) = &self.world_error {
+                writeln!(f, "  result: FAILS: {e}")?;
+                writeln!(
+                    f,
+                    "  (guilds that left the site: remove them from [[worlds]], or name the site's \"not found\" page with unknown_guild)"
+                )?;
+            }
+        }
         writeln!(f)?;
         if self.ok() {
             writeln!(
@@ -198,6 +223,9 @@ impl fmt::Display for Explain {
                 if !s.ok && !broken.contains(&key) {
                     broken.push(key);
                 }
+            }
+            if self.world_error.is_some() && !broken.contains(&"ranking") {
+                broken.push("ranking");
             }
             writeln!(
                 f,
@@ -783,6 +811,7 @@ pub fn explain_status(
         selectors,
         findings,
         outcome,
+        guild_kind: None,
     }
 }
 
@@ -813,13 +842,41 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
                 format!("ranking_index = {index}: the ranking is match number {index} (from 0)")
             }
             None => format!(
-                "ranking_index = {index}, but only {} match{}: read as an unknown guild (zero rows)",
+                "ranking_index = {index}, but only {} match{}: no ranking on this page (an unknown guild or a changed layout: the world's guild pages decide, below)",
                 containers.len(),
-                if containers.len() == 1 { "es" } else { "" }
+                if containers.len() == 1 { "" } else { "es" }
             ),
         });
+    } else {
+        ranking_report.note = Some(
+            "no ranking on this page (an unknown guild or a changed layout: the world's guild pages decide, below)"
+                .to_string(),
+        );
     }
     selectors.push(ranking_report);
+    if let Some(marker) = &sel.unknown_guild {
+        let matched = marker.matches(root);
+        selectors.push(SelectorReport {
+            key: format!("unknown_guild = {:?}", sel.source.unknown_guild),
+            scope: "the page".to_string(),
+            count: usize::from(matched),
+            of: None,
+            first: Vec::new(),
+            nearest: Vec::new(),
+            why: String::new(),
+            note: Some(
+                match (matched, containers.get(index).is_some()) {
+                    (true, false) => "the site's \"not found\" page: an unknown guild",
+                    (true, true) => "matches, but the page has the ranking: ignored",
+                    (false, false) => "not the site's \"not found\" page",
+                    (false, true) => "consulted only on a page without the ranking",
+                }
+                .to_string(),
+            ),
+            ok: true,
+            checked: true,
+        });
+    }
 
     if containers.is_empty() {
         let hints = list_containers(root);
@@ -916,11 +973,20 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
         checked: true,
     });
 
-    let outcome = complete_check(html_text, sel, url)
+    let page = complete_check(html_text, sel, url)
         .and_then(|()| extract_guild(&doc, sel, url))
+        .and_then(|page| closed_unless_ranking(html_text, page, sel, url));
+    let guild_kind = page.as_ref().ok().map(|p| p.kind);
+    let outcome = page
         .map(|page| {
-            if page.unknown_guild {
-                "the site does not know this guild (zero rows)".to_string()
+            if page.kind == GuildPageKind::NotFound {
+                "the site's \"not found\" page (unknown_guild): an unknown guild, zero rows"
+                    .to_string()
+            } else if let GuildPageKind::NoRanking { containers } = page.kind {
+                format!(
+                    "no ranking ({containers} of the ranking_index + 1 = {} `ranking` matches needed), a complete page: an unknown guild or a changed layout, decided with the world's other guild pages (below)",
+                    index + 1
+                )
             } else {
                 let first = page
                     .rows
@@ -948,6 +1014,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
         selectors,
         findings,
         outcome,
+        guild_kind,
     }
 }
 
@@ -1116,6 +1183,7 @@ pub fn explain_player(html_text: &str, sel: &Compiled, url: &str, name: &str) ->
         selectors,
         findings,
         outcome,
+        guild_kind: None,
     }
 }
 
@@ -1136,7 +1204,9 @@ pub async fn explain_world(
         selectors: Vec::new(),
         findings: Vec::new(),
         outcome: Err(e),
+        guild_kind: None,
     };
+    let mut kinds = Vec::new();
     match client.status_url() {
         Err(e) => pages.push(failed("status page".into(), String::new(), e.to_string())),
         Ok(url) => match client.get_text(&url).await {
@@ -1160,6 +1230,10 @@ pub async fn explain_world(
                 Err(e) => pages.push(failed(what, url, e.to_string())),
             },
         }
+        kinds.push((
+            guild.clone(),
+            pages.last().and_then(|p: &PageReport| p.guild_kind),
+        ));
     }
     for name in players {
         let what = format!("player {name}");
@@ -1174,6 +1248,9 @@ pub async fn explain_world(
     Explain {
         world: world.to_string(),
         pages,
+        guilds: kinds,
+        guild_rules: Vec::new(),
+        world_error: None,
     }
 }
 
@@ -1276,6 +1353,54 @@ mod tests {
             xp.nearest
         );
         assert!(g.outcome.is_err());
+    }
+
+    #[test]
+    fn guild_pages_without_the_ranking_say_what_they_are() {
+        let now = Utc::now();
+        let data = Data::realistic(now, FixedOffset::west_opt(3 * 3600).expect("offset"));
+        let w = &data.worlds[2];
+        let sel = Selectors::default().compile().expect("valid");
+        let unknown = render::guild_page_in(Layout::Table, Some(w), None, 1);
+        let r = explain_guild(&unknown, &sel, "u", "Unknown Guild");
+        assert_eq!(
+            r.guild_kind,
+            Some(GuildPageKind::NoRanking { containers: 1 })
+        );
+        let text = r.to_string();
+        assert!(
+            text.contains("but only 1 match: no ranking on this page"),
+            "{text}"
+        );
+        assert!(
+            text.contains("result: no ranking (1 of the ranking_index + 1 = 2"),
+            "{text}"
+        );
+
+        let bare =
+            "<html><body><h1>X</h1><p class=\"gone\">Guilda não encontrada</p></body></html>";
+        let r = explain_guild(bare, &sel, "u", "X");
+        assert_eq!(
+            r.guild_kind,
+            Some(GuildPageKind::NoRanking { containers: 0 })
+        );
+        let marked = Selectors {
+            unknown_guild: "p.gone".into(),
+            ..Selectors::default()
+        }
+        .compile()
+        .expect("valid");
+        let r = explain_guild(bare, &marked, "u", "X");
+        assert_eq!(r.guild_kind, Some(GuildPageKind::NotFound));
+        let text = r.to_string();
+        assert!(text.contains("✓ unknown_guild = \"p.gone\""), "{text}");
+        assert!(
+            text.contains("the site's \"not found\" page: an unknown guild"),
+            "{text}"
+        );
+        // Cut short: a failure, no kind.
+        let r = explain_guild("<html><body><h1>X</h1>", &sel, "u", "X");
+        assert!(r.outcome.is_err() && r.guild_kind.is_none());
     }
 
     #[test]

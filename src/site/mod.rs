@@ -23,7 +23,7 @@ pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world, h
 pub use clock::Clock;
 pub use limiter::Limiter;
 pub use names::{MAX_PLAYER_NAME, check_player_name, player_key};
-pub use parse::{GuildPage, PlayerDay, PlayerPage, PlayerRow, WorldStatus};
+pub use parse::{GuildPage, GuildPageKind, PlayerDay, PlayerPage, PlayerRow, WorldStatus};
 pub use selectors::{
     Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
     Selectors, match_key, retired_key_problem,
@@ -42,6 +42,24 @@ pub enum SiteError {
         /// Config key and selector.
         selector: String,
         /// The page.
+        url: String,
+    },
+    /// No guild page of a world has the ranking, and the world cannot be
+    /// read as guilds the site does not know (it had rows before, or it
+    /// has more than one guild).
+    #[error(
+        "site.selectors.{selector} (ranking_index = {index}) found the ranking on none of the guild pages of world `{world}` (e.g. {url}); {why}, so they are not read as unknown guilds (layout changed? `worldpool scrape-once --explain` shows what each selector matches)"
+    )]
+    NoRanking {
+        /// The world.
+        world: String,
+        /// Config key and selector.
+        selector: String,
+        /// `ranking_index`.
+        index: usize,
+        /// Why the pages cannot be unknown guilds.
+        why: String,
+        /// The first guild page without the ranking.
         url: String,
     },
     /// A cell held something we cannot read.

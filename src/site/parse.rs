@@ -68,8 +68,28 @@ pub struct GuildPage {
     pub rows: Vec<PlayerRow>,
     /// The `rel="next"` link, as written (relative or absolute).
     pub next: Option<String>,
-    /// The page has only the vocation table: the site does not know the guild.
-    pub unknown_guild: bool,
+    /// Whether the page has the ranking, and if not, what it is.
+    pub kind: GuildPageKind,
+}
+
+/// What a guild page shows where the ranking should be. A page alone
+/// cannot tell an unknown guild from a changed layout (a redesign may show
+/// an unknown guild as a bare page with no container at all): the world's
+/// guild pages together decide ([`crate::scrape::classify_guild_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuildPageKind {
+    /// The ranking is there (with rows, or none: a guild without players).
+    #[default]
+    Ranking,
+    /// No ranking, and the page matches `unknown_guild`: the site's own
+    /// "not found" page.
+    NotFound,
+    /// A complete page (it closes `</body>` or `</html>`, and has the
+    /// `complete_marker`) without the ranking.
+    NoRanking {
+        /// `ranking` matches on the page (all before `ranking_index`).
+        containers: usize,
+    },
 }
 
 /// A watched player's numbers of one day, from the player page.
@@ -535,7 +555,30 @@ type RowCells<'a> = [Option<ElementRef<'a>>; 5];
 pub fn parse_guild(html_text: &str, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
     complete_check(html_text, sel, url)?;
     let doc = Html::parse_document(html_text);
-    extract_guild(&doc, sel, url)
+    let page = extract_guild(&doc, sel, url)?;
+    closed_unless_ranking(html_text, page, sel, url)
+}
+
+/// Whether a page reads as a whole HTML document: it closes `</body>` or
+/// `</html>` (ASCII case ignored).
+pub fn closes_document(html_text: &str) -> bool {
+    contains_ignore_ascii_case(html_text, "</body>")
+        || contains_ignore_ascii_case(html_text, "</html>")
+}
+
+/// A page without the ranking counts as a page only when it is a whole
+/// HTML document (whatever `complete_marker` says): a cut or foreign body
+/// fails as a missing ranking, never reads as an unknown guild.
+pub(crate) fn closed_unless_ranking(
+    html_text: &str,
+    page: GuildPage,
+    sel: &Compiled,
+    url: &str,
+) -> Result<GuildPage, SiteError> {
+    if page.kind != GuildPageKind::Ranking && !closes_document(html_text) {
+        return Err(layout(sel.ranking.describe(), url));
+    }
+    Ok(page)
 }
 
 /// The ranking containers (up to the ranking) and the first next link
@@ -648,17 +691,25 @@ pub(crate) fn ranking_rows<'a>(
 }
 
 /// Extract a guild page from a parsed document (the part of
-/// [`parse_guild`] after the HTML parser).
+/// [`parse_guild`] after the HTML parser, which also checks that a page
+/// without the ranking is a whole document).
 pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
     let (found, mut next) = containers(doc, sel);
-    if found.is_empty() {
-        return Err(layout(sel.ranking.describe(), url));
-    }
     let Some(ranking) = found.get(sel.source.ranking_index) else {
+        let not_found = sel
+            .unknown_guild
+            .as_ref()
+            .is_some_and(|m| m.matches(doc.root_element()));
         return Ok(GuildPage {
             rows: Vec::new(),
             next: None,
-            unknown_guild: true,
+            kind: if not_found {
+                GuildPageKind::NotFound
+            } else {
+                GuildPageKind::NoRanking {
+                    containers: found.len(),
+                }
+            },
         });
     };
     let (row_els, cells) = ranking_rows(*ranking, sel, &mut next);
@@ -719,7 +770,7 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
     Ok(GuildPage {
         rows,
         next,
-        unknown_guild: false,
+        kind: GuildPageKind::Ranking,
     })
 }
 
@@ -1189,7 +1240,7 @@ mod tests {
             "",
         );
         let got = parse_guild(&page, &sel(), "http://x/g").expect("parses");
-        assert!(!got.unknown_guild);
+        assert_eq!(got.kind, GuildPageKind::Ranking);
         assert_eq!(got.next, None);
         assert_eq!(
             got.rows,
@@ -1319,18 +1370,82 @@ mod tests {
 
         let unknown = r#"<html><body><table class="table-highscores"><tr><td>Knight</td><td>0</td></tr></table></body></html>"#;
         let got = parse_guild(unknown, &sel(), "http://x/g").expect("parses");
-        assert!(got.unknown_guild);
+        assert_eq!(got.kind, GuildPageKind::NoRanking { containers: 1 });
         assert!(got.rows.is_empty());
+    }
+
+    /// A page without the ranking: what it is, page by page (the world
+    /// decides what it means).
+    #[test]
+    fn pages_without_the_ranking() {
+        let with = |f: &dyn Fn(&mut Selectors)| {
+            let mut s = Selectors::default();
+            f(&mut s);
+            s.compile().expect("valid")
+        };
+        let bare =
+            "<!DOCTYPE html><html><body><h1>Guild X</h1><p>Guilda não encontrada</p></body></html>";
+        let no_marker = with(&|_| {});
+        let css_marker = with(&|s| s.unknown_guild = "h1 + p".into());
+        let text_marker = with(&|s| s.unknown_guild = "text: GUILDA não  encontrada!".into());
+        let other_text = with(&|s| s.unknown_guild = "text:Not found".into());
+        let no_check = with(&|s| s.complete_marker = String::new());
+        let table: &[(&str, &Compiled, Result<GuildPageKind, &str>)] = &[
+            (
+                bare,
+                &no_marker,
+                Ok(GuildPageKind::NoRanking { containers: 0 }),
+            ),
+            (bare, &css_marker, Ok(GuildPageKind::NotFound)),
+            (bare, &text_marker, Ok(GuildPageKind::NotFound)),
+            (
+                bare,
+                &other_text,
+                Ok(GuildPageKind::NoRanking { containers: 0 }),
+            ),
+            // Only </body>: still a whole document.
+            (
+                "<html><body><h1>X</h1></body>",
+                &no_check,
+                Ok(GuildPageKind::NoRanking { containers: 0 }),
+            ),
+            // Cut short: truncated with the marker, a missing ranking
+            // without it; never an unknown guild.
+            ("<html><body><h1>X</h1>", &no_marker, Err("truncated")),
+            (
+                "<html><body><h1>X</h1>",
+                &no_check,
+                Err("ranking = \"table.table-highscores\" matched nothing"),
+            ),
+            (
+                "{\"error\": \"not found\"}",
+                &no_check,
+                Err("matched nothing"),
+            ),
+        ];
+        for (page, sel, want) in table {
+            match (parse_guild(page, sel, "http://x/g"), want) {
+                (Ok(got), Ok(kind)) => {
+                    assert_eq!(got.kind, *kind, "{page}");
+                    assert!(got.rows.is_empty() && got.next.is_none());
+                }
+                (Err(e), Err(words)) => assert!(e.to_string().contains(words), "{page}: {e}"),
+                (got, want) => panic!("{page}: got {got:?}, want {want:?}"),
+            }
+        }
+        // A page with the ranking is read, marker or not.
+        let page = guild_page(
+            &row("1", "A", "Druid", "1", "1"),
+            "<p>Guilda não encontrada</p>",
+        );
+        let got = parse_guild(&page, &text_marker, "u").expect("parses");
+        assert_eq!((got.kind, got.rows.len()), (GuildPageKind::Ranking, 1));
     }
 
     #[test]
     fn guild_errors() {
         let s = sel();
         let cases: Vec<(String, &str)> = vec![
-            (
-                "<html><body>nothing</body></html>".into(),
-                "ranking = \"table.table-highscores\"",
-            ),
             (
                 guild_page("<tr><td class=\"nm\">A</td><td>1</td></tr>", ""),
                 "td.col-name",
@@ -1371,7 +1486,7 @@ mod tests {
     fn empty_known_guild_is_zero_rows() {
         let got = parse_guild(&guild_page("", ""), &sel(), "u").expect("parses");
         assert!(got.rows.is_empty());
-        assert!(!got.unknown_guild);
+        assert_eq!(got.kind, GuildPageKind::Ranking);
     }
 
     #[test]

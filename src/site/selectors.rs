@@ -13,7 +13,10 @@
 //! - guild page: the `ranking` container number `ranking_index` (from 0)
 //!   among its matches holds `ranking_row` rows; each row holds `rank`,
 //!   `name`, `vocation`, `level` and `experience`; `next_page` links to the
-//!   next page.
+//!   next page. A complete page without the ranking is the site's "not
+//!   found" page when it matches `unknown_guild` (a selector, or
+//!   `text:WORDS`); otherwise the world's other guild pages decide
+//!   ([`crate::scrape::classify_guild_pages`]).
 //! - player page (watched players): every `player_table` is a table of
 //!   days; its `player_header` cells name its columns. The experience table
 //!   is the one with a header containing `xp_column` (its date column is
@@ -61,8 +64,9 @@ pub struct Selectors {
     #[serde(alias = "status_routine")]
     pub routine: String,
     /// Guild page: the ranking container; the ranking is the match number
-    /// `ranking_index`, the matches before it (the vocation counts) are all
-    /// an unknown guild has.
+    /// `ranking_index` (the matches before it are the vocation counts). A
+    /// page without it is an unknown guild or a changed layout, told apart
+    /// by the world's other guild pages (or by `unknown_guild`).
     #[serde(alias = "ranking_table")]
     pub ranking: String,
     /// Guild page: index (from 0) of the ranking among `ranking` matches.
@@ -70,6 +74,11 @@ pub struct Selectors {
     pub ranking_index: usize,
     /// Guild page, inside the ranking: one player's row.
     pub ranking_row: String,
+    /// Guild page: what marks the site's "not found" page, consulted only
+    /// on a page without the ranking: a CSS selector (the page has such an
+    /// element) or `text:WORDS` (the page's text contains WORDS, compared
+    /// like `routine`). Empty (the default): no marker.
+    pub unknown_guild: String,
     /// Guild page, inside a row: the rank.
     pub rank: String,
     /// Guild page, inside a row: the player's name.
@@ -124,6 +133,7 @@ impl Default for Selectors {
             ranking: "table.table-highscores".to_string(),
             ranking_index: 1,
             ranking_row: "tr".to_string(),
+            unknown_guild: String::new(),
             rank: "td.col-rank".to_string(),
             name: "td.col-name a".to_string(),
             vocation: "td.col-voc".to_string(),
@@ -144,7 +154,7 @@ impl Default for Selectors {
 }
 
 /// Every key of `[site.selectors]`.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 27] = [
     "world_title",
     "world_pattern",
     "routine_entry",
@@ -156,6 +166,7 @@ pub const KEYS: [&str; 26] = [
     "ranking",
     "ranking_index",
     "ranking_row",
+    "unknown_guild",
     "rank",
     "name",
     "vocation",
@@ -673,6 +684,8 @@ pub struct Compiled {
     pub(crate) routine_key: String,
     pub(crate) ranking: Css,
     pub(crate) ranking_row: Css,
+    /// `unknown_guild`, when set.
+    pub(crate) unknown_guild: Option<NotFoundMarker>,
     /// name, rank, vocation, level, experience.
     pub(crate) cells: [Field; 5],
     /// All five cells and the row have fast matchers.
@@ -688,6 +701,30 @@ pub struct Compiled {
     pub(crate) player_columns: [String; 4],
     /// The source strings (for messages).
     pub source: Selectors,
+}
+
+/// `unknown_guild`: what marks the site's "not found" page.
+#[derive(Debug, Clone)]
+pub(crate) enum NotFoundMarker {
+    /// The page has an element matching this selector.
+    Css(Css),
+    /// The page's text contains these words (as [`match_key`] makes them).
+    Text(String),
+}
+
+/// The prefix of an `unknown_guild` given as words rather than a selector.
+pub(crate) const TEXT_MARKER_PREFIX: &str = "text:";
+
+impl NotFoundMarker {
+    /// Whether the page under `root` is the site's "not found" page.
+    pub(crate) fn matches(&self, root: ElementRef<'_>) -> bool {
+        match self {
+            NotFoundMarker::Css(css) => css.first_in(root).is_some(),
+            NotFoundMarker::Text(key) => {
+                match_key(&super::parse::clean_text(root.text())).contains(key.as_str())
+            }
+        }
+    }
 }
 
 /// Split `sel::attr(name)` into the selector and the attribute.
@@ -1160,6 +1197,7 @@ impl Selectors {
                 }
             },
         };
+        let unknown_guild = self.compile_unknown_guild(&mut problems);
         let routine_key = match_key(&self.routine);
         if routine_key.is_empty() {
             problems.push(SelectorProblem {
@@ -1264,6 +1302,7 @@ impl Selectors {
             routine_key,
             ranking,
             ranking_row,
+            unknown_guild,
             cells,
             fast_rows,
             next_page,
@@ -1274,6 +1313,53 @@ impl Selectors {
             player_columns,
             source: self.clone(),
         })
+    }
+}
+
+impl Selectors {
+    /// `unknown_guild`: nothing when empty, `text:WORDS`, or a selector.
+    fn compile_unknown_guild(&self, problems: &mut Vec<SelectorProblem>) -> Option<NotFoundMarker> {
+        let text = self.unknown_guild.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let fix = "write a CSS selector of an element only the site's \"not found\" page has, e.g. \"p.guild-not-found\", or text:WORDS it shows, e.g. \"text:Guilda não encontrada\"; or remove the key".to_string();
+        if let Some(words) = text.strip_prefix(TEXT_MARKER_PREFIX) {
+            let key = match_key(words);
+            if key.is_empty() {
+                problems.push(SelectorProblem {
+                    key: "unknown_guild".to_string(),
+                    message: format!(
+                        "{} has no letters or digits to look for",
+                        toml_quote(&self.unknown_guild)
+                    ),
+                    fix,
+                });
+                return None;
+            }
+            return Some(NotFoundMarker::Text(key));
+        }
+        match Selector::parse(text) {
+            Ok(selector) => Some(NotFoundMarker::Css(Css {
+                key: "unknown_guild",
+                text: text.to_string(),
+                selector,
+                fast: Matcher::parse(text),
+            })),
+            Err(e) => {
+                let words = selector_error_words(text)
+                    .unwrap_or_else(|| format!("the selector engine refuses it ({e:?})"));
+                problems.push(SelectorProblem {
+                    key: "unknown_guild".to_string(),
+                    message: format!(
+                        "{} is not a valid CSS selector: {words}",
+                        toml_quote(&self.unknown_guild)
+                    ),
+                    fix,
+                });
+                None
+            }
+        }
     }
 }
 
@@ -1433,6 +1519,40 @@ mod tests {
 
     fn problems(s: Selectors) -> Vec<SelectorProblem> {
         s.compile().expect_err("invalid")
+    }
+
+    #[test]
+    fn unknown_guild_is_a_selector_or_words() {
+        let with = |v: &str| Selectors {
+            unknown_guild: v.into(),
+            ..Selectors::default()
+        };
+        assert!(with("").compile().expect("valid").unknown_guild.is_none());
+        assert!(matches!(
+            with("div.not-found")
+                .compile()
+                .expect("valid")
+                .unknown_guild,
+            Some(NotFoundMarker::Css(_))
+        ));
+        match with("text: Guilda não  encontrada!")
+            .compile()
+            .expect("valid")
+            .unknown_guild
+        {
+            Some(NotFoundMarker::Text(key)) => assert_eq!(key, "guildanãoencontrada"),
+            other => panic!("{other:?}"),
+        }
+        for (value, words) in [
+            ("div[[", "is not a valid CSS selector"),
+            ("text: !!", "has no letters or digits"),
+        ] {
+            let got = problems(with(value));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].key, "unknown_guild");
+            assert!(got[0].message.contains(words), "{}", got[0].message);
+            assert!(got[0].fix.contains("text:"), "{}", got[0].fix);
+        }
     }
 
     #[test]

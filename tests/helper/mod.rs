@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bare_site;
 pub mod browser;
 pub mod pg;
 pub mod supervisor;
