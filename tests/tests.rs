@@ -10,6 +10,7 @@ mod compat;
 mod config;
 mod import;
 mod logging;
+mod oldpages;
 mod parse;
 mod polite;
 mod pool;

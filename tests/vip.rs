@@ -17,7 +17,7 @@ use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use worldpool::api::fake::FakeControl;
-use worldpool::api::{self, ApiState, CompatSettings};
+use worldpool::api::{ApiState, CompatSettings};
 use worldpool::config::{Config, Mode};
 use worldpool::demo_site::{DemoDay, DemoSite, DemoSiteOptions, Fault, Layout};
 use worldpool::scrape::{
@@ -26,6 +26,7 @@ use worldpool::scrape::{
 use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store, VipDaily, VipDelta, VipReadOutcome};
 
+use crate::helper::api::Api;
 use crate::helper::{bin, wait_for, wait_for_async};
 use crate::store::TestDb;
 
@@ -497,71 +498,6 @@ async fn check_now_reads_an_added_player_at_once() {
 
 // ----- the API -------------------------------------------------------------
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Api {
-    async fn serve(state: ApiState) -> Api {
-        let stop = CancellationToken::new();
-        let (addr, task) = api::serve("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
-            .await
-            .expect("API serves");
-        Api::at(format!("http://{addr}"), stop, task)
-    }
-
-    fn at(base: String, stop: CancellationToken, task: tokio::task::JoinHandle<()>) -> Api {
-        Api {
-            base,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            stop,
-            task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn text(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        r.text().await.expect("body")
-    }
-
-    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.expect("POST");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
-    }
-}
-
 /// A naive site-local time, `YYYY-MM-DDTHH:MM:SS`, as the replaced system
 /// wrote them.
 fn is_legacy_time(v: &Value) -> bool {
@@ -762,7 +698,15 @@ async fn vip_endpoints(db: TestDb) {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["success"], true);
-    let points = v["graph_data"].as_array().expect("graph_data");
+    // The replaced page's figure (JSON text), then worldpool's points.
+    let page = crate::oldpages::page_figure("graph_data", &v["graph_data"]);
+    let bars = crate::oldpages::bars(&page);
+    assert_eq!(bars.len(), 1, "{page}");
+    assert!(
+        bars[0]["y"].as_array().is_some_and(|y| !y.is_empty()),
+        "{page}"
+    );
+    let points = v["points"].as_array().expect("points");
     assert_eq!(points.len(), stored.len());
     let total: i64 = stored.iter().map(|d| d.delta_exp).sum();
     let online: i64 = stored.iter().map(|d| d.delta_online).sum();
@@ -832,7 +776,7 @@ async fn vip_endpoints(db: TestDb) {
         .and_then(|t| t.parse().ok())
         .expect("last_fetch");
     assert!((last - at).num_milliseconds().abs() < 2, "{w}");
-    let metrics = api.text("/metrics").await;
+    let metrics = api.text("/metrics").await.2;
     for want in [
         "worldpool_player_pages_total{world=\"Aurera\",result=\"ok\"} 2",
         "worldpool_player_pages_total{world=\"Aurera\",result=\"failed\"} 1",
@@ -914,11 +858,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         .spawn()
         .expect("worldpool run starts");
     let mut guard = Supervisor(child);
-    let api = Api::at(
-        format!("http://127.0.0.1:{port}"),
-        CancellationToken::new(),
-        tokio::spawn(async {}),
-    );
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
     let store = Store::open(&url, 1).await.expect("store");
     let scenario = async {
         wait_for_async("the config's players read", DEADLINE, || {
@@ -983,7 +923,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         );
         let runs = store.runs(Some(WORLD), 100, None).await.expect("runs");
         assert!(runs.iter().all(|r| r.status == "ok"), "{runs:?}");
-        let metrics = api.text("/metrics").await;
+        let metrics = api.text("/metrics").await.2;
         assert!(
             metrics.contains("worldpool_player_pages_total{world=\"Aurera\",result=\"unknown\"} 1"),
             "{metrics}"

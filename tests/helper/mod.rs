@@ -1,6 +1,7 @@
 //! Shared fixtures: the binary, temp dirs, waiting with a deadline.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod browser;
 pub mod pg;
 
