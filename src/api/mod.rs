@@ -3,9 +3,10 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}`,
-//! `POST /api/manual-update` and `POST /api/vip/{add,remove}` need `Authorization: Bearer
-//! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
+//! credentials; the control endpoints (`POST /api/workers/{world}/{restart,stop,start}`,
+//! `/api/reload`, `/api/manual-update`, `/api/vip/{add,remove}`) need `Authorization: Bearer
+//! $WORLDPOOL_API_TOKEN` when a token is configured, and nothing from this machine's
+//! clients on a loopback bind without one (`authorize`). Every error is `{"error": code, "message": text,
 //! "status": http status}` ([`ApiError`]). The replaced system's data API
 //! lives in [`compat`] (settings from the config: [`CompatSettings`]).
 
