@@ -393,6 +393,78 @@ async fn old_pages_read_worldpool_postgres() {
     old_pages(TestDb::postgres().await).await;
 }
 
+/// The header's health from a real pool: a world whose worker cannot start
+/// makes it degraded (named in `reason`, still 200); no worker able to run
+/// makes it unhealthy (503), which the page shows as "✗ Unhealthy".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_pool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("worlds.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pool]\nmin_uptime = \"300ms\"\nstop_grace = \"3s\"\n\
+             [storage]\nurl = \"sqlite://{}\"\n\
+             [[worlds]]\nname = \"Alpha\"\nguilds = [\"G\"]\n\
+             [[worlds]]\nname = \"Beta\"\nguilds = [\"G\"]\n",
+            dir.path().join("h.db").display()
+        ),
+    )
+    .expect("config");
+
+    let port = free_port();
+    let mut pool = RunningPool::with_test_workers(&config, port, "idle,Beta=fail-start");
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
+    let client = &api;
+    let (status, h) = wait_for_async("degraded", DEADLINE, || async move {
+        let r = client
+            .http
+            .get(format!("{}/healthz", client.base))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        let h: Value = r.json().await.ok()?;
+        (h["status"] == "degraded").then_some((status, h))
+    })
+    .await;
+    assert_eq!(status, 200, "{h}");
+    let reason = h["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("`Beta`") && !reason.contains("`Alpha`"),
+        "{h}"
+    );
+    assert_eq!(h["checks"]["scraper_alive"], true, "{h}");
+    pool.stop();
+
+    let port = free_port();
+    let mut pool = RunningPool::with_test_workers(&config, port, "fail-start");
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
+    let client = &api;
+    let (status, h) = wait_for_async("unhealthy", DEADLINE, || async move {
+        let r = client
+            .http
+            .get(format!("{}/healthz", client.base))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        let h: Value = r.json().await.ok()?;
+        (h["status"] == "unhealthy").then_some((status, h))
+    })
+    .await;
+    assert_eq!(status, 503, "{h}");
+    assert!(
+        h["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("`Alpha`") && r.contains("`Beta`")),
+        "{h}"
+    );
+    assert_eq!(h["checks"]["scraper_alive"], false, "{h}");
+    pool.stop();
+    assert!(!pool.log().contains("panicked"));
+}
+
 /// With a token configured, the pages' control calls (no credentials) get
 /// 401; the token as a bearer header or as the old `password` field works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

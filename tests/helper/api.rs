@@ -166,6 +166,22 @@ impl RunningPool {
     /// Start `worldpool run --config CONFIG --api-bind 127.0.0.1:PORT`;
     /// `idle_workers` runs the idle test worker instead of real workers.
     pub fn start(config: &Path, port: u16, token: Option<&str>, idle_workers: bool) -> RunningPool {
+        RunningPool::spawn(config, port, token, idle_workers.then_some("idle"))
+    }
+
+    /// The same over the test worker in `mode`
+    /// (`WORLDPOOL_TEST_WORKER_MODE`: `idle`, `fail-start`, or per world,
+    /// `idle,Beta=fail-start`), no token.
+    pub fn with_test_workers(config: &Path, port: u16, mode: &str) -> RunningPool {
+        RunningPool::spawn(config, port, None, Some(mode))
+    }
+
+    fn spawn(
+        config: &Path,
+        port: u16,
+        token: Option<&str>,
+        test_mode: Option<&str>,
+    ) -> RunningPool {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = config.with_extension(format!("{port}.{n}.log"));
@@ -186,11 +202,14 @@ impl RunningPool {
         if let Some(t) = token {
             cmd.env(worldpool::api::TOKEN_ENV, t);
         }
-        if idle_workers {
-            cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-                .env("WORLDPOOL_TEST_WORKER_MODE", "idle");
-        } else {
-            cmd.env_remove(worldpool::supervise::WORKER_PROGRAM_ENV);
+        match test_mode {
+            Some(mode) => {
+                cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
+                    .env("WORLDPOOL_TEST_WORKER_MODE", mode);
+            }
+            None => {
+                cmd.env_remove(worldpool::supervise::WORKER_PROGRAM_ENV);
+            }
         }
         let child = cmd.spawn().expect("worldpool run starts");
         RunningPool {
