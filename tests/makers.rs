@@ -389,7 +389,7 @@ Outro,dez,2026-11-28 20:20:00,Aurera,Red Rose\n";
         (&json!(2), &json!(2)),
         "{v}"
     );
-    let csv = api.text("/api/download/exps").await;
+    let (_, _, csv) = api.text("/api/download/exps").await;
     assert!(
         csv.lines()
             .any(|l| l.starts_with("Zé Pequeno,2200,") && l.contains("Aurera")),

@@ -13,6 +13,7 @@ mod import;
 mod layering;
 mod logging;
 mod makers;
+mod oldpages;
 mod parse;
 mod polite;
 mod pool;

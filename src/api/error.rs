@@ -22,8 +22,12 @@ pub enum ApiError {
         /// What is wrong and what is accepted.
         message: String,
     },
-    /// Control requested but no token is configured (403).
+    /// Control requested, no token is configured, and the API is not known
+    /// to listen on loopback only (403).
     ControlDisabled,
+    /// Control without a token from a page of another origin (403): a
+    /// site on the internet must not drive a pool on this machine.
+    ForeignOrigin(String),
     /// Missing or wrong bearer token (401).
     Unauthorized,
     /// `/api/runs` or `/api/deltas` without a configured store (503).
@@ -99,7 +103,7 @@ impl ApiError {
             ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::ControlDisabled => StatusCode::FORBIDDEN,
+            ApiError::ControlDisabled | ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoStore | ApiError::StoreUnreachable | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -116,6 +120,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadParam { .. } => "bad_parameter",
             ApiError::ControlDisabled => "control_disabled",
+            ApiError::ForeignOrigin(_) => "foreign_origin",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NoStore => "no_store",
             ApiError::StoreUnreachable => "store_unreachable",
@@ -142,10 +147,17 @@ impl ApiError {
             ApiError::BadParam { param, message } => {
                 format!("bad parameter `{param}`: {message}")
             }
-            ApiError::ControlDisabled => "control endpoints are disabled: no token is configured. \
+            ApiError::ControlDisabled => "control endpoints are disabled: no token is configured \
+                 and this API does not listen on a loopback address only. \
                  Start worldpool with the environment variable WORLDPOOL_API_TOKEN set, \
                  then send `Authorization: Bearer <token>`"
                 .to_string(),
+            ApiError::ForeignOrigin(origin) => format!(
+                "without a token, control is open only to clients on this machine, and this \
+                 request comes from a page of `{origin}`. Start worldpool with \
+                 WORLDPOOL_API_TOKEN set and send `Authorization: Bearer <token>` (a reverse \
+                 proxy can add it; see the README)"
+            ),
             ApiError::Unauthorized => {
                 "missing or wrong token: send `Authorization: Bearer <token>`".to_string()
             }
@@ -222,6 +234,11 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::bad_param("limit", "nope"), 400, "bad_parameter"),
             (ApiError::ControlDisabled, 403, "control_disabled"),
+            (
+                ApiError::ForeignOrigin("https://x".into()),
+                403,
+                "foreign_origin",
+            ),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::NoStore, 503, "no_store"),
             (ApiError::StoreUnreachable, 503, "store_unreachable"),

@@ -3,9 +3,10 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}`,
-//! `POST /api/manual-update` and `POST /api/vip/{add,remove}` need `Authorization: Bearer
-//! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
+//! credentials; the control endpoints (`POST /api/workers/{world}/{restart,stop,start}`,
+//! `/api/reload`, `/api/manual-update`, `/api/vip/{add,remove}`) need `Authorization: Bearer
+//! $WORLDPOOL_API_TOKEN` when a token is configured, and nothing from this machine's
+//! clients on a loopback bind without one (`authorize`). Every error is `{"error": code, "message": text,
 //! "status": http status}` ([`ApiError`]). The replaced system's data API
 //! lives in [`compat`] (settings from the config: [`CompatSettings`]).
 
@@ -41,6 +42,7 @@ pub mod events;
 pub mod exposition;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod health;
 pub mod metrics;
 mod openapi;
 mod reload;
@@ -85,6 +87,9 @@ pub struct ApiState {
     reload: Option<crate::reload::ReloadHandle>,
     /// The pool's per-host request budget (pool mode with a watcher).
     budget: Option<crate::budget::service::BudgetService>,
+    /// Served on a loopback address only ([`ApiState::bound_to`]): without
+    /// a token, control is then open to this machine's clients.
+    loopback: bool,
 }
 
 struct Inner {
@@ -180,7 +185,18 @@ impl ApiState {
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
             budget: None,
+            loopback: false,
         }
+    }
+
+    /// The same state, served on `addr` ([`serve`] and [`serve_dedicated`]
+    /// call this). On a loopback address with no token configured, the
+    /// control endpoints are open to this machine's clients, as the
+    /// replaced system's were (see [`authorize`]); elsewhere a token is
+    /// needed ([`check_bind`] refuses to start without one).
+    pub fn bound_to(mut self, addr: SocketAddr) -> ApiState {
+        self.loopback = addr.ip().is_loopback();
+        self
     }
 
     /// The same state showing the pool's request budget (`/api/budget`,
@@ -344,7 +360,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
         .route("/api/budget", get(budget::budget_handler))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/memusage", get(health::memusage))
         .route("/readyz", get(readyz))
         .merge(compat::routes())
         .merge(dashboard::routes())
@@ -401,7 +418,7 @@ pub async fn serve_with(
     let addr = listener
         .local_addr()
         .context("cannot read the API's bound address")?;
-    let router = app(state.with_shutdown(shutdown.clone()));
+    let router = app(state.bound_to(bind).with_shutdown(shutdown.clone()));
     let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))
@@ -620,9 +637,34 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Who may use a control endpoint: the one rule for every control verb
+/// (`/api/workers/{world}/…`, `/api/reload`, `/api/manual-update`,
+/// `/api/vip/add`, `/api/vip/remove`).
+///
+/// - A token is configured: the request must carry it as
+///   `Authorization: Bearer <token>` (401 otherwise).
+/// - No token, API served on loopback only ([`ApiState::bound_to`]): any
+///   client of this machine may, as in the replaced system, except a page
+///   of another origin (a browser's `Origin` that is not this machine's:
+///   403 `foreign_origin`), so a site on the internet cannot drive the pool
+///   through a visitor's browser.
+/// - No token otherwise: 403 `control_disabled`.
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.inner.token.as_deref() else {
-        return Err(ApiError::ControlDisabled);
+        if !state.loopback {
+            return Err(ApiError::ControlDisabled);
+        }
+        return match headers.get(header::ORIGIN) {
+            None => Ok(()),
+            Some(origin) => {
+                let origin = origin.to_str().unwrap_or("(not text)");
+                if local_origin(origin) {
+                    Ok(())
+                } else {
+                    Err(ApiError::ForeignOrigin(origin.chars().take(200).collect()))
+                }
+            }
+        };
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -635,6 +677,34 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         Some(token) if same_secret(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
+}
+
+/// A browser `Origin` of this machine: `http(s)://localhost`, a
+/// `*.localhost` name, or a loopback address, any port.
+fn local_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return false;
+    }
+    if rest.contains(['/', '@', '?', '#']) {
+        return false;
+    }
+    let host = match rest.strip_prefix('[') {
+        // [::1]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, port)) if port.is_empty() || port.starts_with(':') => addr,
+            _ => return false,
+        },
+        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Serialize)]
@@ -687,7 +757,7 @@ async fn control(
 
 async fn scraper_status(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    let mut status = views::ScraperStatus::of(&snapshot);
+    let mut status = views::ScraperStatus::of(&snapshot, state.compat().site_offset);
     status.last_update = compat::last_update(&state).await;
     json(StatusCode::OK, &status, 256)
 }
@@ -740,10 +810,6 @@ async fn metrics_handler(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-async fn healthz() -> Response {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}), 32)
-}
-
 async fn readyz(State(state): State<ApiState>) -> Response {
     let mut reasons = Vec::new();
     for w in state.control().workers() {
@@ -754,22 +820,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
             }
         }
     }
-    let store = match &state.store() {
-        None => "not_configured",
-        Some(store) => match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: store ping failed");
-                reasons.push("the store is unreachable".to_string());
-                "unreachable"
-            }
-            Err(_) => {
-                tracing::warn!("readiness: store ping timed out");
-                reasons.push("the store did not answer in time".to_string());
-                "unreachable"
-            }
-        },
-    };
+    let store = health::check_store(&state).await;
+    if store == health::StoreCheck::Unreachable {
+        reasons.push("the store is unreachable".to_string());
+    }
+    let store = store.as_str();
     if reasons.is_empty() {
         json(
             StatusCode::OK,
@@ -987,6 +1042,29 @@ mod tests {
         assert!(check_bind(any, true).is_ok());
         let e = check_bind(any, false).expect_err("refused").to_string();
         assert!(e.contains(TOKEN_ENV) && e.contains("0.0.0.0:5000"), "{e}");
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://localhost:8080",
+            "https://LOCALHOST",
+            "http://[::1]:5000",
+            "http://127.1.2.3",
+            "http://app.localhost:3000",
+        ] {
+            assert!(local_origin(ok), "{ok}");
+        }
+        for foreign in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "null",
+            "file://",
+            "http://10.0.0.2:5000",
+            "http://[::2]:5000",
+            "http://localhost@evil.example",
+            "ftp://localhost",
+        ] {
+            assert!(!local_origin(foreign), "{foreign}");
+        }
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

@@ -36,6 +36,7 @@ mod download;
 mod graph;
 mod makers;
 pub(super) mod openapi;
+mod plotly;
 mod upload;
 mod vip;
 
@@ -548,11 +549,23 @@ async fn player_graph(
         store.player_deltas(std::slice::from_ref(&name), range),
     )
     .await?;
-    let figure = graph::figure(std::slice::from_ref(&name), &rows);
+    let names = std::slice::from_ref(&name);
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        /// The replaced system's figure as JSON text.
+        graph: String,
+        player: &'a str,
+        /// worldpool's cumulative figure.
+        figure: plotly::PlotlyFigure,
+    }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"graph": figure, "player": name}),
-        1024 + rows.len() * 48,
+        &Answer {
+            graph: graph::legacy_figure(names, &rows).to_json_string(),
+            player: &name,
+            figure: graph::cumulative_figure(names, &rows),
+        },
+        1024 + rows.len() * 160,
     ))
 }
 
@@ -773,33 +786,78 @@ struct ConsoleData<'a> {
     line: String,
 }
 
-fn console_event(line: &crate::logging::ConsoleLine, site: FixedOffset) -> Event {
-    let t = line.time.with_timezone(&site);
-    let data = ConsoleData {
-        time: iso(t),
-        world: &line.world,
-        level: &line.level,
-        message: &line.message,
-        stream: &line.stream,
-        line: format!(
-            "[{}] [{}] [{}] {}",
-            legacy::csv_time(t),
-            line.level,
-            line.world,
-            line.message
-        ),
-    };
-    // Unnamed events: the replaced frontend listens with `onmessage`.
-    Event::default().data(serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string()))
+/// `[2026-01-04 19:43:00] [INFO] [Aurera] message`: the replaced system's
+/// console line (site-local time), with the world in front of the message.
+fn console_text(line: &crate::logging::ConsoleLine, site: FixedOffset) -> String {
+    format!(
+        "[{}] [{}] [{}] {}",
+        legacy::csv_time(line.time.with_timezone(&site)),
+        line.level,
+        line.world,
+        line.message
+    )
 }
 
-async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
+/// What `/api/console-stream` sends in each event's `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsoleFormat {
+    /// The text line, as the replaced system's pages show `event.data`.
+    Text,
+    /// A JSON object ([`ConsoleData`]), `?format=json`.
+    Json,
+}
+
+impl ConsoleFormat {
+    fn param(v: Option<&str>) -> Result<ConsoleFormat, ApiError> {
+        match v.map(str::trim) {
+            None | Some("text") => Ok(ConsoleFormat::Text),
+            Some("json") => Ok(ConsoleFormat::Json),
+            Some(_) => Err(ApiError::bad_param(
+                "format",
+                "must be `text` (the default: each event's data is the log line) or `json`",
+            )),
+        }
+    }
+}
+
+/// The first event of a text stream, as the replaced app sent it.
+pub const CONSOLE_CONNECTED: &str = "[CONNECTED] Console stream started";
+
+fn console_event(
+    line: &crate::logging::ConsoleLine,
+    site: FixedOffset,
+    format: ConsoleFormat,
+) -> Event {
+    // Unnamed events: the replaced frontend listens with `onmessage`.
+    match format {
+        ConsoleFormat::Text => Event::default().data(console_text(line, site)),
+        ConsoleFormat::Json => {
+            let data = ConsoleData {
+                time: iso(line.time.with_timezone(&site)),
+                world: &line.world,
+                level: &line.level,
+                message: &line.message,
+                stream: &line.stream,
+                line: console_text(line, site),
+            };
+            Event::default().data(serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string()))
+        }
+    }
+}
+
+async fn console_stream(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let format = ConsoleFormat::param(Params::parse(q.as_deref()).text("format"))?;
     let rx = crate::logging::subscribe_console();
     let site = state.compat().site_offset;
+    let connected = (format == ConsoleFormat::Text)
+        .then(|| Ok::<_, Infallible>(Event::default().data(CONSOLE_CONNECTED)));
     let events = stream::unfold(Some(rx), move |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
-            Ok(line) => Some((console_event(&line, site), Some(rx))),
+            Ok(line) => Some((console_event(&line, site, format), Some(rx))),
             Err(RecvError::Lagged(missed)) => {
                 tracing::info!(missed, "console consumer too slow; disconnecting it");
                 let ev = Event::default()
@@ -810,9 +868,11 @@ async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
             Err(RecvError::Closed) => None,
         }
     })
-    .map(Ok::<_, Infallible>)
-    .take_until(state.shutdown.clone().cancelled_owned());
-    Sse::new(events).keep_alive(KeepAlive::default())
+    .map(Ok::<_, Infallible>);
+    let events = stream::iter(connected)
+        .chain(events)
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 // ----- health and scraper status -------------------------------------------
