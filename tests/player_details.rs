@@ -17,6 +17,7 @@ use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
 use worldpool::site::parse::{parse_duration_minutes, parse_number};
 use worldpool::store::{Store, VipDaily};
 
+use crate::helper::api::Api;
 use crate::helper::supervisor::{Options, Supervisor};
 use crate::helper::wait_for_async;
 use crate::store::TestDb;
@@ -28,63 +29,21 @@ const WORLD: &str = "Aurera";
 const GUILDLESS: &str = "Andarilha";
 const NOBODY: &str = "Ninguém Aqui";
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// `GET /api/player-details/{name}{query}`, the name URL-encoded as the
+/// old page does (`encodeURIComponent`).
+async fn details(api: &Api, name: &str, query: &str) -> (u16, Value) {
+    let path = format!(
+        "/api/player-details/{}{query}",
+        utf8_percent_encode(name, NON_ALPHANUMERIC)
+    );
+    api.get(&path).await
 }
 
-impl Api {
-    fn at(port: u16) -> Api {
-        Api {
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.try_get(path).await.expect("GET")
-    }
-
-    /// `None` while the API does not accept connections.
-    async fn try_get(&self, path: &str) -> Option<(u16, Value)> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.json().await.unwrap_or(Value::Null)))
-    }
-
-    async fn details(&self, name: &str, query: &str) -> (u16, Value) {
-        let path = format!(
-            "/api/player-details/{}{query}",
-            utf8_percent_encode(name, NON_ALPHANUMERIC)
-        );
-        self.get(&path).await
-    }
-
-    async fn post(&self, path: &str) -> u16 {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("POST")
-            .status()
-            .as_u16()
-    }
-
-    /// Requests the pool's budget granted `worker` so far.
-    async fn granted(&self, worker: &str) -> u64 {
-        let (status, v) = self.get("/api/budget").await;
-        assert_eq!(status, 200, "{v}");
-        v["workers"][worker]["requests"].as_u64().unwrap_or(0)
-    }
+/// Requests the pool's budget granted `worker` so far.
+async fn granted(api: &Api, worker: &str) -> u64 {
+    let (status, v) = api.get("/api/budget").await;
+    assert_eq!(status, 200, "{v}");
+    v["workers"][worker]["requests"].as_u64().unwrap_or(0)
 }
 
 /// The tabs the replaced system's page shows for an answer
@@ -178,7 +137,7 @@ async fn run(config: String, test_mode: Option<&str>) -> (Supervisor, Api) {
     let supervisor = tokio::task::spawn_blocking(move || Supervisor::start(options))
         .await
         .expect("started");
-    let api = Api::at(supervisor.api.port());
+    let api = Api::at(format!("http://{}", supervisor.api));
     (supervisor, api)
 }
 
@@ -225,10 +184,10 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
             .expect("an unwatched guild member");
         let day = site.player_day(&player).expect("known to the site");
         let hits = site.player_page_hits(&player);
-        let granted = api.granted(WORLD).await;
+        let granted_before = granted(&api, WORLD).await;
 
         // The world comes from the store (the player's ranking row).
-        let (status, v) = api.details(&player, "").await;
+        let (status, v) = details(&api, &player, "").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["success"], true, "{v}");
         assert_eq!(v["name"], player.as_str());
@@ -273,12 +232,12 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
         assert_eq!(newest(&v, "World"), WORLD);
         // One page fetched, granted by the pool's budget to Aurera's worker.
         assert_eq!(site.player_page_hits(&player), hits + 1);
-        assert_eq!(api.granted(WORLD).await, granted + 1);
+        assert_eq!(granted(&api, WORLD).await, granted_before + 1);
 
         // The cache: asked again, nothing reaches the site; same answer.
-        let (status, again) = api.details(&player, "").await;
+        let (status, again) = details(&api, &player, "").await;
         assert_eq!((status, &again), (200, &v));
-        let (status, _) = api.details(&player.to_uppercase(), "").await;
+        let (status, _) = details(&api, &player.to_uppercase(), "").await;
         assert_eq!(status, 200, "names compared ignoring case");
         assert_eq!(
             site.player_page_hits(&player),
@@ -297,7 +256,7 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
             .expect("a third guild member");
         let before = site.player_page_hits(&twin);
         site.set_fault(Fault::Slow { millis: 300 });
-        let (a, b) = tokio::join!(api.details(&twin, ""), api.details(&twin, ""));
+        let (a, b) = tokio::join!(details(&api, &twin, ""), details(&api, &twin, ""));
         site.clear_faults();
         assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
         assert_eq!(a.1, b.1);
@@ -307,7 +266,7 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
         // asked, so only this request reads it) gets its numbers recorded.
         assert!(store.add_watched(WORLD, GUILDLESS).await.expect("add"));
         let before = site.player_page_hits(GUILDLESS);
-        let (status, v) = api.details(GUILDLESS, "").await;
+        let (status, v) = details(&api, GUILDLESS, "").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["world"], WORLD, "the world where it is watched");
         assert_eq!(v["recorded"]["outcome"], "baseline", "{v}");
@@ -325,8 +284,42 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
             (g.date, g.raw_xp, g.online_minutes)
         );
 
+        // A maker (uploaded as the old data page does) is recorded the same
+        // way, in the world the makers' list gives.
+        let csv = site.main_makers_csv();
+        let (status, v) = api
+            .post_form(
+                "/api/upload/makers",
+                "ref_main_maker.csv",
+                csv.as_bytes(),
+                &[("password", TOKEN)],
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = details(&api, "Gume", "").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["world"], "Bellum", "{v}");
+        assert!(v["recorded"]["outcome"].is_string(), "{v}");
+        let gume = site.player_day("Gume").expect("known");
+        let read = wait_for_async("the maker's read", DEADLINE, || {
+            let store = store.clone();
+            async move {
+                store
+                    .vip_latest(Some("Bellum"))
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .find(|d| d.name == "Gume")
+            }
+        })
+        .await;
+        assert_eq!(
+            (read.raw_xp, read.online_minutes),
+            (gume.raw_xp, gume.online_minutes)
+        );
+
         // An unknown player: 404, the old shape, the site's own status.
-        let (status, v) = api.details(NOBODY, "").await;
+        let (status, v) = details(&api, NOBODY, "").await;
         assert_eq!(status, 404, "{v}");
         failure("unknown player", 404, &v, "unknown_player");
         assert_eq!(v["response_status"], 200, "{v}");
@@ -341,21 +334,21 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
             .find(|n| !watched.contains(n) && *n != player && *n != twin)
             .expect("another guild member");
         site.set_fault(Fault::Player503 { times: 20 });
-        let (status, v) = api.details(&other, "").await;
+        let (status, v) = details(&api, &other, "").await;
         assert_eq!(status, 502, "{v}");
         failure("site 503", 502, &v, "site_error");
         assert_eq!(v["response_status"], 503, "{v}");
         site.clear_faults();
-        let (status, v) = api.details(&other, "").await;
+        let (status, v) = details(&api, &other, "").await;
         assert_eq!(status, 200, "a failure is not cached: {v}");
         assert_eq!(old_page_tabs(&v).map(|t| t.len()), Some(4), "{v}");
 
         // A world asked for by name, spelled in any case.
         let bellum = site.players("Bellum").remove(0).name;
-        let (status, v) = api.details(&bellum, "?world=bellum").await;
+        let (status, v) = details(&api, &bellum, "?world=bellum").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["world"], "Bellum");
-        let (status, v) = api.details(&bellum, "?world=Atlantis").await;
+        let (status, v) = details(&api, &bellum, "?world=Atlantis").await;
         assert_eq!(status, 404, "{v}");
         failure("unknown world", 404, &v, "unknown_world");
 
@@ -372,11 +365,11 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
                 "/api/workers/{}/stop",
                 utf8_percent_encode(w, NON_ALPHANUMERIC)
             );
-            assert_eq!(api.post(&path).await, 202, "{w}");
+            assert_eq!(api.post(&path, None, Some(TOKEN)).await.0, 202, "{w}");
         }
         let fresh = site.guildless(WORLD).into_iter().find(|n| n != GUILDLESS);
         let fresh = fresh.unwrap_or_else(|| "Solitário Sem Guilda".to_string());
-        let (status, v) = api.details(&fresh, "").await;
+        let (status, v) = details(&api, &fresh, "").await;
         assert_eq!(status, 503, "{v}");
         failure("no worker", 503, &v, "no_worker");
     };
@@ -414,12 +407,12 @@ async fn player_details_in_single_mode() {
             .expect("an unwatched guild member");
         let day = site.player_day(&player).expect("known");
         let hits = site.player_page_hits(&player);
-        let (status, v) = api.details(&player, "").await;
+        let (status, v) = details(&api, &player, "").await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["world"], "Cèlesta");
         assert_eq!(old_page_tabs(&v).map(|t| t.len()), Some(4), "{v}");
         assert_eq!(parse_number(&newest(&v, "Raw XP no dia")), Some(day.raw_xp));
-        let (status, _) = api.details(&player, "").await;
+        let (status, _) = details(&api, &player, "").await;
         assert_eq!(status, 200);
         assert_eq!(
             site.player_page_hits(&player),
@@ -459,7 +452,7 @@ async fn a_worker_that_does_not_answer_times_out() {
         wait_for_async("every world worker running", DEADLINE, || {
             let api = &api;
             async move {
-                let (_, v) = api.try_get("/api/workers").await?;
+                let (_, v) = api.get("/api/workers").await;
                 let workers = v.as_array()?;
                 (workers.len() == 4 && workers.iter().all(|w| w["state"] == "running"))
                     .then_some(())
@@ -468,7 +461,7 @@ async fn a_worker_that_does_not_answer_times_out() {
         .await;
         let player = site.players(WORLD).remove(0).name;
         let started = std::time::Instant::now();
-        let (status, v) = api.details(&player, "?world=Aurera").await;
+        let (status, v) = details(&api, &player, "?world=Aurera").await;
         let took = started.elapsed();
         assert_eq!(status, 504, "{v}");
         failure("worker timeout", 504, &v, "worker_timeout");
@@ -484,7 +477,7 @@ async fn a_worker_that_does_not_answer_times_out() {
         assert_eq!(site.player_page_hits(&player), 0, "{v}");
         // Not cached: a world whose worker answers reads the page.
         let bellum = site.players("Bellum").remove(0).name;
-        let (status, v) = api.details(&bellum, "?world=Bellum").await;
+        let (status, v) = details(&api, &bellum, "?world=Bellum").await;
         assert_eq!(status, 200, "{v}");
     };
     tokio::time::timeout(Duration::from_secs(60), scenario)
@@ -500,22 +493,15 @@ async fn a_worker_that_does_not_answer_times_out() {
 #[tokio::test]
 async fn a_pool_without_a_channel_and_bad_names() {
     let fake = std::sync::Arc::new(worldpool::api::fake::FakeControl::new(&[WORLD]));
-    let state = worldpool::api::ApiState::new(fake, None, None);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (addr, task) =
-        worldpool::api::serve("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
-            .await
-            .expect("API serves");
-    let api = Api::at(addr.port());
-    let (status, v) = api.details("Zé Pequeno", "").await;
+    let api = Api::serve(worldpool::api::ApiState::new(fake, None, None)).await;
+    let (status, v) = details(&api, "Zé Pequeno", "").await;
     assert_eq!(status, 501, "{v}");
     failure("no channel", 501, &v, "not_supported");
     assert_eq!(v["name"], "Zé Pequeno");
     for bad in [" ", "a\tb", &"x".repeat(101)] {
-        let (status, v) = api.details(bad, "").await;
+        let (status, v) = details(&api, bad, "").await;
         assert_eq!(status, 400, "{bad:?}: {v}");
         failure("bad name", 400, &v, "bad_parameter");
     }
-    stop.cancel();
-    let _ = task.await;
+    api.stop().await;
 }

@@ -36,9 +36,9 @@ mod download;
 mod graph;
 mod makers;
 pub(super) mod openapi;
+pub(super) mod player_details;
 mod plotly;
 mod upload;
-pub(super) mod player_details;
 mod vip;
 
 /// Default rows of `/api/delta`.

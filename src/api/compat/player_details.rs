@@ -11,7 +11,8 @@
 //! deadline ([`CompatSettings::player_details_timeout`]).
 //!
 //! The world is the `world` parameter, else the world where the player is
-//! watched (config, then store), else where the store has its experience;
+//! watched (config, then store) or a maker, else where the store has its
+//! experience;
 //! the worker is that world's (or the single-mode worker), else any running
 //! world worker (every worker reads the whole config). Answers the site
 //! gave (the tables, an unknown player) are kept [`CACHE_TTL`] per name
@@ -371,8 +372,8 @@ fn world_names(compat: &CompatSettings) -> String {
         .join(", ")
 }
 
-/// Where the player is watched (config, then store), else where the store
-/// has its experience; `None` when nobody knows (a store that does not
+/// Where the player is watched (config, then store) or a maker, else where
+/// the store has its experience; `None` when nobody knows (a store that does not
 /// answer is skipped: the page does not need it).
 async fn world_of_player(state: &ApiState, compat: &CompatSettings, name: &str) -> Option<String> {
     let key = player_key(name);
@@ -391,6 +392,14 @@ async fn world_of_player(state: &ApiState, compat: &CompatSettings, name: &str) 
             }
         }
         Err(e) => tracing::debug!(error = ?e, "player details: watched players not read"),
+    }
+    match super::query("makers", store.makers(None)).await {
+        Ok(makers) => {
+            if let Some(m) = makers.into_iter().find(|m| player_key(&m.name) == key) {
+                return Some(m.world);
+            }
+        }
+        Err(e) => tracing::debug!(error = ?e, "player details: makers not read"),
     }
     match super::query("player's world", store.players_named(&[name.to_string()])).await {
         Ok(rows) => rows.into_iter().next().map(|p| p.world),
