@@ -8,6 +8,7 @@
 //! message; a watched player's numbers recorded; single mode too.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -17,9 +18,8 @@ use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
 use worldpool::site::parse::{parse_duration_minutes, parse_number};
 use worldpool::store::{Store, VipDaily};
 
-use crate::helper::api::Api;
-use crate::helper::supervisor::{Options, Supervisor};
-use crate::helper::wait_for_async;
+use crate::helper::api::{Api, RunningPool};
+use crate::helper::{free_port, wait_for_async};
 use crate::store::TestDb;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -124,31 +124,46 @@ fn failure(what: &str, status: u16, v: &Value, code: &str) {
     assert_eq!(old_page_tabs(v), None, "{what}: the old page shows no data");
 }
 
-/// `worldpool run` over a config, with the token set and `test_mode` for
-/// the test worker (`None`: the real worker everywhere), once its API
-/// answers.
-async fn run(config: String, test_mode: Option<&str>) -> (Supervisor, Api) {
-    let options = Options {
-        config: Some(config),
-        test_mode: test_mode.map(str::to_string),
-        env: vec![(worldpool::api::TOKEN_ENV.to_string(), TOKEN.to_string())],
-        ..Options::default()
+/// `worldpool run` over `config` (written into `dir`): the real workers
+/// with the token set, or the test worker in `test_mode` (no token); once
+/// its API answers.
+async fn run(dir: &Path, config: String, test_mode: Option<&str>) -> (RunningPool, Api) {
+    let path = dir.join("worldpool.toml");
+    std::fs::write(&path, config).expect("config");
+    let port = free_port();
+    let pool = match test_mode {
+        None => RunningPool::start(&path, port, Some(TOKEN), false),
+        Some(mode) => RunningPool::with_test_workers(&path, port, mode),
     };
-    let supervisor = tokio::task::spawn_blocking(move || Supervisor::start(options))
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
+    let client = &api;
+    wait_for_async("the API", DEADLINE, || async move {
+        let r = client
+            .http
+            .get(format!("{}/health", client.base))
+            .send()
+            .await;
+        r.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+    (pool, api)
+}
+
+/// SIGTERM, and wait for the exit (off the runtime's threads).
+async fn stop(mut pool: RunningPool) {
+    tokio::task::spawn_blocking(move || pool.stop())
         .await
-        .expect("started");
-    let api = Api::at(format!("http://{}", supervisor.api));
-    (supervisor, api)
+        .expect("stopped");
 }
 
 /// A pool (or single worker) over the demo site, one check at start and
 /// then an hour between checks: only the API's requests reach the site.
-async fn start(site: &DemoSite, url: &str, mode: Mode) -> (Supervisor, Api, Store) {
+async fn start(site: &DemoSite, dir: &Path, url: &str, mode: Mode) -> (RunningPool, Api, Store) {
     let text = site
         .config_toml(url, mode)
         .replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
     assert!(text.contains("poll_interval = \"1h\""), "{text}");
-    let (supervisor, api) = run(text, None).await;
+    let (supervisor, api) = run(dir, text, None).await;
     let store = Store::open(url, 1).await.expect("store");
     // The first check stored Aurera's ranking and read its watched players.
     wait_for_async("the config's watched players read", DEADLINE, || {
@@ -173,7 +188,8 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
     let site = DemoSite::start(DemoSiteOptions::default())
         .await
         .expect("demo site");
-    let (supervisor, api, store) = start(&site, &db.url, Mode::Pool).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (supervisor, api, store) = start(&site, dir.path(), &db.url, Mode::Pool).await;
     let scenario = async {
         let watched: HashSet<String> = site.watched(WORLD).into_iter().collect();
         let player = site
@@ -376,8 +392,7 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
     tokio::time::timeout(Duration::from_secs(120), scenario)
         .await
         .expect("within two minutes");
-    let status = supervisor.stop(DEADLINE).await;
-    assert!(status.success(), "a clean stop: {status:?}");
+    stop(supervisor).await;
     site.shutdown().await;
 }
 
@@ -388,7 +403,7 @@ async fn player_details_in_single_mode() {
         .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/wp.db", dir.path().display());
-    let (supervisor, api, store) = start(&site, &url, Mode::Single).await;
+    let (supervisor, api, store) = start(&site, dir.path(), &url, Mode::Single).await;
     let scenario = async {
         // The single worker scrapes the worlds in turn: Cèlesta's ranking
         // (where the API finds the player's world) comes after Aurera's.
@@ -423,8 +438,7 @@ async fn player_details_in_single_mode() {
     tokio::time::timeout(Duration::from_secs(60), scenario)
         .await
         .expect("within a minute");
-    let status = supervisor.stop(DEADLINE).await;
-    assert!(status.success(), "a clean stop: {status:?}");
+    stop(supervisor).await;
     site.shutdown().await;
 }
 
@@ -447,7 +461,7 @@ async fn a_worker_that_does_not_answer_times_out() {
         text.contains("request_timeout = \"1s\"") && text.contains("retries = 0"),
         "{text}"
     );
-    let (supervisor, api) = run(text, Some("Aurera=idle")).await;
+    let (supervisor, api) = run(dir.path(), text, Some("Aurera=idle")).await;
     let scenario = async {
         wait_for_async("every world worker running", DEADLINE, || {
             let api = &api;
@@ -483,8 +497,7 @@ async fn a_worker_that_does_not_answer_times_out() {
     tokio::time::timeout(Duration::from_secs(60), scenario)
         .await
         .expect("within a minute");
-    let status = supervisor.stop(DEADLINE).await;
-    assert!(status.success(), "a clean stop: {status:?}");
+    stop(supervisor).await;
     site.shutdown().await;
 }
 

@@ -31,10 +31,6 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `RLIMIT_NOFILE` (soft, hard) for the supervisor.
     pub nofile: Option<(u64, u64)>,
-    /// A whole config file (without `[api]`, which is added) instead of
-    /// the generated one: `worlds`, `pool_toml` and `extra_toml` are then
-    /// not used (a demo site's `config_toml`, say).
-    pub config: Option<String>,
 }
 
 impl Default for Options {
@@ -47,7 +43,6 @@ impl Default for Options {
             pool_toml: String::new(),
             env: Vec::new(),
             nofile: None,
-            config: None,
         }
     }
 }
@@ -73,28 +68,19 @@ impl Supervisor {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("worlds.toml");
-        let text = match &options.config {
-            Some(whole) => format!(
-                "{whole}\n[api]\nbind = \"127.0.0.1:{port}\"\n{}\n",
-                options.api_toml
-            ),
-            None => {
-                let mut text = format!(
-                    "[pool]\nmin_uptime = \"300ms\"\nstop_grace = \"2s\"\n\
-                     heartbeat_timeout = \"5s\"\nstart_timeout = \"10s\"\n{}\n\
-                     [api]\nbind = \"127.0.0.1:{port}\"\n{}\n\
-                     [storage]\nurl = \"sqlite://{}\"\n{}\n",
-                    options.pool_toml,
-                    options.api_toml,
-                    dir.path().join("store.db").display(),
-                    options.extra_toml,
-                );
-                for w in &options.worlds {
-                    text.push_str(&format!("[[worlds]]\nname = \"{w}\"\nguilds = [\"G\"]\n"));
-                }
-                text
-            }
-        };
+        let mut text = format!(
+            "[pool]\nmin_uptime = \"300ms\"\nstop_grace = \"2s\"\n\
+             heartbeat_timeout = \"5s\"\nstart_timeout = \"10s\"\n{}\n\
+             [api]\nbind = \"127.0.0.1:{port}\"\n{}\n\
+             [storage]\nurl = \"sqlite://{}\"\n{}\n",
+            options.pool_toml,
+            options.api_toml,
+            dir.path().join("store.db").display(),
+            options.extra_toml,
+        );
+        for w in &options.worlds {
+            text.push_str(&format!("[[worlds]]\nname = \"{w}\"\nguilds = [\"G\"]\n"));
+        }
         std::fs::write(&config, text).expect("config written");
         let log = dir.path().join("supervisor.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -132,20 +118,6 @@ impl Supervisor {
                 .map(|_| ())
         });
         sup
-    }
-
-    /// SIGTERM, then its exit status once it is gone (within `deadline`).
-    pub async fn stop(mut self, deadline: Duration) -> std::process::ExitStatus {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM the supervisor");
-        let child = &mut self.child;
-        super::wait_for_async("the supervisor to exit", deadline, || {
-            std::future::ready(child.try_wait().ok().flatten())
-        })
-        .await
     }
 
     /// `GET path` on a connection of its own: status and JSON body, or
