@@ -90,6 +90,8 @@ pub struct ApiState {
     /// Served on a loopback address only ([`ApiState::bound_to`]): without
     /// a token, control is then open to this machine's clients.
     loopback: bool,
+    /// `/api/player-details/{name}`'s recent answers.
+    player_details: Arc<compat::player_details::Cache>,
 }
 
 struct Inner {
@@ -186,6 +188,7 @@ impl ApiState {
             reload: None,
             budget: None,
             loopback: false,
+            player_details: Arc::default(),
         }
     }
 

@@ -36,6 +36,7 @@ mod download;
 mod graph;
 mod makers;
 pub(super) mod openapi;
+pub(super) mod player_details;
 mod plotly;
 mod upload;
 mod vip;
@@ -75,6 +76,10 @@ pub struct CompatSettings {
     /// The players each world watches by config (`[[worlds]] watch`);
     /// those added at run time are in the store.
     pub watch: BTreeMap<String, Vec<String>>,
+    /// How long `/api/player-details/{name}` waits for a worker's answer:
+    /// the site client's worst case (every attempt timing out, with its
+    /// backoffs) and a margin for the budget's queue.
+    pub player_details_timeout: Duration,
 }
 
 /// UTC-3, the site's default time zone.
@@ -91,6 +96,7 @@ impl Default for CompatSettings {
             config_path: None,
             single_worker: None,
             watch: BTreeMap::new(),
+            player_details_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -118,8 +124,24 @@ impl CompatSettings {
                 .filter(|w| !w.watch.is_empty())
                 .map(|w| (w.name.clone(), w.watch.clone()))
                 .collect(),
+            player_details_timeout: player_details_timeout(&config.site),
         }
     }
+}
+
+/// The site client's worst case for one page (every attempt timing out,
+/// each followed by its longest backoff) plus 5 s for the budget's queue,
+/// at most 2 minutes.
+fn player_details_timeout(site: &crate::site::SiteSettings) -> Duration {
+    let attempts = site.retries.saturating_add(1);
+    let backoff = site
+        .retry_backoff
+        .saturating_mul(2u32.saturating_pow(site.retries.min(16)))
+        .min(Duration::from_secs(30));
+    (site.request_timeout + backoff)
+        .saturating_mul(attempts)
+        .saturating_add(Duration::from_secs(5))
+        .min(Duration::from_secs(120))
 }
 
 /// The compatibility routes (merged into [`super::app`]).
@@ -133,6 +155,10 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/date-range", get(date_range))
         .route("/api/graph", post(graph_handler))
         .route("/api/player-graph/{name}", get(player_graph))
+        .route(
+            "/api/player-details/{name}",
+            get(player_details::player_details),
+        )
         .route("/api/status-data", get(status_data))
         .route(
             "/api/scraping-config",

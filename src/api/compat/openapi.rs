@@ -114,6 +114,23 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
         ],
         "responses": store_errors(responses("200", ok("The graph.", json!({"type": "object", "required": ["graph", "player", "figure"], "properties": {"graph": {"$ref": "#/components/schemas/PlotlyFigureText"}, "player": {"type": "string"}, "figure": {"$ref": "#/components/schemas/PlotlyFigure"}}}))))
     }}));
+    let details = |d: &str| ok(d, json!({"$ref": "#/components/schemas/PlayerDetails"}));
+    p.insert("/api/player-details/{name}".into(), json!({"get": {
+        "operationId": "playerDetails", "tags": ["compatibility"],
+        "summary": "The player page's tables, read live from the site by a worker (a grant of the pool's budget), kept 60 s; a watched player's numbers are recorded. Every answer has `success`; a failure adds `error`, `message` and `status`.",
+        "parameters": [
+            {"name": "name", "in": "path", "required": true, "description": "Player name, URL-encoded.", "schema": {"type": "string"}},
+            query("world", "The player's world (any case). Default: where it is watched, else where the store has it.", "string")
+        ],
+        "responses": {
+            "200": details("The tables."),
+            "400": details("A bad name (`bad_parameter`)."),
+            "404": details("The site does not know the player (`unknown_player`), or no such world (`unknown_world`)."),
+            "502": details("The site failed after the client's retries (`site_error`; `response_status` is its status)."),
+            "503": details("No world worker is running (`no_worker`)."),
+            "504": details("No worker answered in time (`worker_timeout`).")
+        }
+    }}));
     p.insert("/api/status-data".into(), json!({"get": {
         "operationId": "statusData", "tags": ["compatibility"],
         "summary": "The last parsed status page of each world, kept by the workers at each check.",
@@ -337,6 +354,18 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
                 "total_exp_period": {"type": "integer"},
                 "current_total_exp": {"type": "integer", "description": "Its latest stored experience (0 if none)."}
             }}}
+    }}));
+    s.insert("PlayerDetails".into(), json!({"type": "object", "required": ["success", "name", "world", "response_status", "tables"], "properties": {
+        "success": {"type": "boolean"}, "name": {"type": "string"},
+        "world": {"type": "string", "nullable": true, "description": "The world the page was read for."},
+        "response_status": {"type": "integer", "nullable": true, "description": "The site's HTTP status (null: not reached)."},
+        "tables": {"type": "array", "items": {"type": "object", "required": ["columns", "data"], "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}, "description": "Rows, newest first on the real site, cells as the site shows them."}
+        }}},
+        "truncated_rows": {"type": "integer", "description": "Oldest rows left out to fit 60 KiB (absent: none)."},
+        "recorded": {"type": "object", "description": "A watched player's read recorded: `outcome` is baseline, rebased, unchanged, delta or already_stored."},
+        "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}
     }}));
     s.insert("StatusData".into(), json!({"type": "object", "required": ["fetch_time", "worlds"], "properties": {
         "fetch_time": time,
