@@ -23,13 +23,16 @@ const WORLD: &str = "Aurera";
 
 /// What the page's `new Date(delta.update_time)` reads: a naive local ISO
 /// time (the replaced system's form).
+fn is_page_time(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok())
+}
+
 /// The replaced graphs' x labels: the period each bar covers (`10:00`,
 /// `10:00-10:10`, with dates across midnight).
 fn is_period_label(v: &Value) -> bool {
-    let re = regex::Regex::new(
-        r"^(\d\d/\d\d/\d{4} )?\d\d:\d\d(-(\d\d/\d\d/\d{4} )?\d\d:\d\d)?$",
-    )
-    .expect("regex");
+    let re = regex::Regex::new(r"^(\d\d/\d\d/\d{4} )?\d\d:\d\d(-(\d\d/\d\d/\d{4} )?\d\d:\d\d)?$")
+        .expect("regex");
     v.as_str().is_some_and(|s| re.is_match(s))
 }
 
@@ -216,7 +219,10 @@ async fn makers_end_to_end(db: TestDb) {
         // A bar per read, a run of reads with nothing gained folded into one.
         let bars = traces[0]["x"].as_array().expect("x").len() as i64;
         let updates = v["stats"]["updates"].as_i64().expect("updates");
-        assert!(bars >= 1 && bars <= updates, "{bars} bars for {updates} reads: {v}");
+        assert!(
+            bars >= 1 && bars <= updates,
+            "{bars} bars for {updates} reads: {v}"
+        );
         for key in [
             "total_exp",
             "avg_exp",
