@@ -104,6 +104,9 @@ pub struct RunFinished {
     pub update_time: DateTime<FixedOffset>,
     /// The run re-based every player after the daily reset (no deltas).
     pub rebased: bool,
+    /// Configured guilds the site did not know in this run (zero rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_guilds: Vec<String>,
 }
 
 /// A scrape failed; a failed run was recorded.
@@ -602,6 +605,7 @@ mod tests {
                 deltas: 12,
                 update_time: t,
                 rebased: false,
+                unknown_guilds: vec!["Ninguém Guild".into()],
             }),
             WorkerEvent::RunFailed(RunFailed {
                 world: "Aurera".into(),

@@ -582,6 +582,7 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
             deltas: 5,
             update_time: t,
             rebased: false,
+            unknown_guilds: Vec::new(),
         })
     };
     let failed = WorkerEvent::RunFailed(RunFailed {

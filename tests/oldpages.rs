@@ -508,3 +508,42 @@ async fn old_pages_control_needs_the_token_when_one_is_set() {
     pool.stop();
     p.site.shutdown().await;
 }
+
+/// `/api/workers` lists the guilds the site did not know in a world's last
+/// run (the demo's Cèlesta is configured with "Unknown Guild").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_workers_lists_the_guilds_the_site_does_not_know() {
+    let db = TestDb::sqlite().await;
+    let p = start(&db.url, None).await;
+    let api = &p.api;
+    let world = p
+        .config
+        .worlds
+        .iter()
+        .find(|w| w.guilds.iter().any(|g| g == "Unknown Guild"))
+        .expect("the demo configures an unknown guild")
+        .name
+        .clone();
+    let path = format!(
+        "/api/workers/{}",
+        percent_encoding::utf8_percent_encode(&world, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let one = wait_for_async("a stored run listing the unknown guild", DEADLINE, || {
+        let path = path.clone();
+        async move {
+            let (status, v) = api.get(&path).await;
+            (status == 200 && v["unknown_guilds"] == json!(["Unknown Guild"])).then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(one["world"], json!(world), "{one}");
+    let (_, all) = api.get("/api/workers").await;
+    for w in all.as_array().expect("array") {
+        let expected = if w["world"] == json!(world) {
+            json!(["Unknown Guild"])
+        } else {
+            json!([])
+        };
+        assert_eq!(w["unknown_guilds"], expected, "{w}");
+    }
+}

@@ -579,6 +579,7 @@ fn worker_list(state: &ApiState, world: Option<&str>) -> Result<Vec<u8>, serde_j
         .map(|w| {
             views::WorkerView::new(w, now, false)
                 .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
+                .with_unknown_guilds(state.inner.shared.runs.unknown_guilds_of(&w.name))
                 .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
         })
         .collect();
@@ -627,6 +628,7 @@ async fn one_worker(
         StatusCode::OK,
         &views::WorkerView::new(&w, Utc::now(), true)
             .with_watched(watched)
+            .with_unknown_guilds(state.inner.shared.runs.unknown_guilds_of(&w.name))
             .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name))),
         2048,
     ))

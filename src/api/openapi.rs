@@ -278,7 +278,8 @@ fn base() -> Value {
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
                     "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."},
-                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."}
+                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."},
+                    "unknown_guilds": {"type": "array", "items": {"type": "string"}, "description": "Configured guilds the site did not know in the last stored run of the worker's world(s), stored with zero rows."}
                 }},
                 "Watched": {"type": "object", "required": ["count", "last_fetch", "update_time", "fetched", "failed", "unknown"], "properties": {
                     "count": {"type": "integer", "description": "Players watched (config and API) over the worker's worlds."},

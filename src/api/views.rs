@@ -159,6 +159,9 @@ pub struct WorkerView<'a> {
     /// The watched players the worker reported (`null` until its first
     /// pass over them).
     pub watched: Option<WatchedView>,
+    /// Configured guilds the site did not know in the last stored run of
+    /// the worker's world(s) (stored with zero rows).
+    pub unknown_guilds: Vec<String>,
 }
 
 /// A worker's watched players, from its `vip_pass` events: how many, when
@@ -253,7 +256,14 @@ impl<'a> WorkerView<'a> {
             recent_exits: detail.then_some(ExitList(&w.recent_exits)),
             policy: detail.then_some(&w.policy),
             watched: None,
+            unknown_guilds: Vec::new(),
         }
+    }
+
+    /// The same view with the guilds the site did not know.
+    pub fn with_unknown_guilds(mut self, guilds: Vec<String>) -> WorkerView<'a> {
+        self.unknown_guilds = guilds;
+        self
     }
 
     /// The same view with the worker's watched players.

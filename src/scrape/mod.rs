@@ -241,6 +241,7 @@ pub async fn process_world(
             .await;
         }
     };
+    let unknown_guilds = scraped.unknown_guilds;
     let run = NewRun {
         world: world.name.clone(),
         update_time,
@@ -287,6 +288,7 @@ pub async fn process_world(
                 deltas: deltas.len() as u64,
                 update_time,
                 rebased: matches!(kind, PassKind::Rebase { .. }),
+                unknown_guilds,
             }));
             if !deltas.is_empty() {
                 reporter.event(&WorkerEvent::Deltas(DeltaBatch {
