@@ -46,6 +46,17 @@ pub enum ApiError {
     NotSupported(String),
     /// A request body over its limit (413), saying the limit.
     PayloadTooLarge(String),
+    /// A config reload rolled back (422): a started or restarted worker did
+    /// not come back `running`; its name, state and last exit, the file,
+    /// and the same as one problem.
+    ReloadRolledBack {
+        /// The config file.
+        file: String,
+        /// The worker, its state and last exit.
+        worker: crate::reload::NotRunning,
+        /// One problem naming the worker (key) and what was put back (fix).
+        problems: Vec<crate::config::Problem>,
+    },
     /// A config reload refused (422): the file and every problem.
     InvalidConfig {
         /// The config file.
@@ -64,6 +75,8 @@ struct Body<'a> {
     file: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problems: Option<&'a [crate::config::Problem]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<&'a crate::reload::NotRunning>,
 }
 
 impl ApiError {
@@ -96,7 +109,9 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidConfig { .. } | ApiError::ReloadRolledBack { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ControlDisabled => StatusCode::FORBIDDEN,
@@ -128,6 +143,7 @@ impl ApiError {
             ApiError::NotSupported(_) => "not_supported",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::ReloadRolledBack { .. } => "reload_rolled_back",
         }
     }
 
@@ -173,6 +189,10 @@ impl ApiError {
                     if n == 1 { "" } else { "s" }
                 )
             }
+            ApiError::ReloadRolledBack { file, worker, .. } => format!(
+                "{file}: reload rolled back, the config in force keeps running: {}",
+                worker.message
+            ),
         }
     }
 }
@@ -186,11 +206,16 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let (file, problems) = match &self {
+        let (file, problems, worker) = match &self {
             ApiError::InvalidConfig { file, problems } => {
-                (Some(file.as_str()), Some(problems.as_slice()))
+                (Some(file.as_str()), Some(problems.as_slice()), None)
             }
-            _ => (None, None),
+            ApiError::ReloadRolledBack {
+                file,
+                worker,
+                problems,
+            } => (Some(file.as_str()), Some(problems.as_slice()), Some(worker)),
+            _ => (None, None, None),
         };
         let body = Body {
             error: self.code(),
@@ -198,6 +223,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             file,
             problems,
+            worker,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if self == ApiError::Unauthorized {
@@ -239,6 +265,20 @@ mod tests {
                 },
                 422,
                 "invalid_config",
+            ),
+            (
+                ApiError::ReloadRolledBack {
+                    file: "w.toml".into(),
+                    worker: crate::reload::NotRunning {
+                        worker: "B".into(),
+                        state: "backoff".into(),
+                        last_exit: Some("exited with status 1".into()),
+                        message: "worker `B` did not come back".into(),
+                    },
+                    problems: vec![],
+                },
+                422,
+                "reload_rolled_back",
             ),
         ];
         for (e, status, code) in table {
