@@ -137,7 +137,8 @@ pub async fn run_with(
             let mut state = crate::api::ApiState::new(control, store, token)
                 .with_compat(crate::api::CompatSettings::from_config(&config))
                 .with_reload(reload.clone())
-                .with_app_events(app_events.clone());
+                .with_app_events(app_events.clone())
+                .with_allowed_hosts(crate::api::AllowedHosts::new(&config.api.allowed_hosts));
             if let Some(budget) = &services.budget {
                 state = state.with_budget(budget.clone());
             }

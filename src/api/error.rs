@@ -46,6 +46,13 @@ pub enum ApiError {
     NotSupported(String),
     /// A request body over its limit (413), saying the limit.
     PayloadTooLarge(String),
+    /// A `Host` header naming another server (421): DNS rebinding, or a
+    /// name missing from `[api] allowed_hosts`.
+    HostNotAllowed(String),
+    /// A request other than GET from another site's page (403).
+    CrossSite,
+    /// A request body that is not JSON (415), with the type it said.
+    UnsupportedMediaType(String),
     /// A config reload rolled back (422): a started or restarted worker did
     /// not come back `running`; its name, state and last exit, the file,
     /// and the same as one problem.
@@ -109,6 +116,9 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidConfig { .. } | ApiError::ReloadRolledBack { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -144,6 +154,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::ReloadRolledBack { .. } => "reload_rolled_back",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::CrossSite => "cross_site",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         }
     }
 
@@ -189,6 +202,19 @@ impl ApiError {
                     if n == 1 { "" } else { "s" }
                 )
             }
+            ApiError::HostNotAllowed(host) => format!(
+                "this API does not answer to Host `{host}`: use localhost or the address it \
+                 listens on, or add the name to [api] allowed_hosts"
+            ),
+            ApiError::CrossSite => "refused: a request from another site's page \
+                 (Sec-Fetch-Site); use this API's own pages or a non-browser client"
+                .to_string(),
+            ApiError::UnsupportedMediaType(ct) if ct.is_empty() => {
+                "a request body must be JSON: send `Content-Type: application/json`".to_string()
+            }
+            ApiError::UnsupportedMediaType(ct) => format!(
+                "a request body must be JSON, not `{ct}`: send `Content-Type: application/json`"
+            ),
             ApiError::ReloadRolledBack { file, worker, .. } => format!(
                 "{file}: reload rolled back, the config in force keeps running: {}",
                 worker.message
@@ -279,6 +305,22 @@ mod tests {
                 },
                 422,
                 "reload_rolled_back",
+            ),
+            (
+                ApiError::HostNotAllowed("evil.example".into()),
+                421,
+                "host_not_allowed",
+            ),
+            (ApiError::CrossSite, 403, "cross_site"),
+            (
+                ApiError::UnsupportedMediaType("text/plain".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::UnsupportedMediaType(String::new()),
+                415,
+                "unsupported_media_type",
             ),
         ];
         for (e, status, code) in table {

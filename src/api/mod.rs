@@ -37,6 +37,7 @@ pub mod control;
 pub mod dashboard;
 mod error;
 pub mod events;
+mod guard;
 #[cfg(any(test, feature = "test-support"))]
 pub mod exposition;
 #[cfg(any(test, feature = "test-support"))]
@@ -51,6 +52,7 @@ pub mod views;
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
+pub use guard::AllowedHosts;
 pub use server::ServerLimits;
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
@@ -85,6 +87,8 @@ pub struct ApiState {
     reload: Option<crate::reload::ReloadHandle>,
     /// The pool's per-host request budget (pool mode with a watcher).
     budget: Option<crate::budget::service::BudgetService>,
+    /// The `Host` names requests may carry (DNS rebinding: [`guard`]).
+    allowed_hosts: Arc<AllowedHosts>,
 }
 
 struct Inner {
@@ -180,7 +184,15 @@ impl ApiState {
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
             budget: None,
+            allowed_hosts: Arc::new(AllowedHosts::default()),
         }
+    }
+
+    /// The same state answering to these `Host` names besides loopback
+    /// ones (`[api] allowed_hosts`); [`serve`] adds the bound address.
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> ApiState {
+        self.allowed_hosts = Arc::new(hosts);
+        self
     }
 
     /// The same state showing the pool's request budget (`/api/budget`,
@@ -350,6 +362,11 @@ pub fn app(state: ApiState) -> Router {
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Host, cross-site and Content-Type checks before any handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // The route template, never the raw path (names are data).
@@ -401,7 +418,12 @@ pub async fn serve_with(
     let addr = listener
         .local_addr()
         .context("cannot read the API's bound address")?;
-    let router = app(state.with_shutdown(shutdown.clone()));
+    let hosts = state.allowed_hosts.as_ref().clone().bound_to(addr);
+    let router = app(
+        state
+            .with_shutdown(shutdown.clone())
+            .with_allowed_hosts(hosts),
+    );
     let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))

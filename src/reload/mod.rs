@@ -66,8 +66,10 @@ pub struct ReloadReport {
     pub file: PathBuf,
     /// What was done.
     pub plan: Plan,
-    /// What did not go as planned for some worker (it did not come back
-    /// running, the OS refused it): one line each. The rest was applied.
+    /// What did not go as planned for some worker (the pool refused a
+    /// command for it, e.g. it was removed by hand meanwhile): one line
+    /// each. The rest was applied. (A worker that does not come back
+    /// `running` rolls the reload back: [`ReloadError::RolledBack`].)
     pub warnings: Vec<String>,
     /// How long the reload took, milliseconds.
     pub took_ms: u64,

@@ -233,6 +233,15 @@ fn pending(old: &Config, new: &Config) -> Vec<Pending> {
             ),
         );
     }
+    if old.api.allowed_hosts != new.api.allowed_hosts {
+        push(
+            "api.allowed_hosts",
+            format!(
+                "the API answers to {:?} besides loopback names, the file says {:?}",
+                old.api.allowed_hosts, new.api.allowed_hosts
+            ),
+        );
+    }
     if old.api.enabled != new.api.enabled {
         push(
             "api.enabled",
