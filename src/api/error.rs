@@ -50,6 +50,24 @@ pub enum ApiError {
     NotSupported(String),
     /// A request body over its limit (413), saying the limit.
     PayloadTooLarge(String),
+    /// A `Host` header naming another server (421): DNS rebinding, or a
+    /// name missing from `[api] allowed_hosts`.
+    HostNotAllowed(String),
+    /// A request other than GET from another site's page (403).
+    CrossSite,
+    /// A request body that is not JSON (415), with the type it said.
+    UnsupportedMediaType(String),
+    /// A config reload rolled back (422): a started or restarted worker did
+    /// not come back `running`; its name, state and last exit, the file,
+    /// and the same as one problem.
+    ReloadRolledBack {
+        /// The config file.
+        file: String,
+        /// The worker, its state and last exit.
+        worker: crate::reload::NotRunning,
+        /// One problem naming the worker (key) and what was put back (fix).
+        problems: Vec<crate::config::Problem>,
+    },
     /// A config reload refused (422): the file and every problem.
     InvalidConfig {
         /// The config file.
@@ -68,6 +86,8 @@ struct Body<'a> {
     file: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problems: Option<&'a [crate::config::Problem]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<&'a crate::reload::NotRunning>,
 }
 
 impl ApiError {
@@ -100,7 +120,12 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidConfig { .. } | ApiError::ReloadRolledBack { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ControlDisabled | ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
@@ -133,6 +158,10 @@ impl ApiError {
             ApiError::NotSupported(_) => "not_supported",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::ReloadRolledBack { .. } => "reload_rolled_back",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::CrossSite => "cross_site",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         }
     }
 
@@ -185,6 +214,23 @@ impl ApiError {
                     if n == 1 { "" } else { "s" }
                 )
             }
+            ApiError::HostNotAllowed(host) => format!(
+                "this API does not answer to Host `{host}`: use localhost or the address it \
+                 listens on, or add the name to [api] allowed_hosts"
+            ),
+            ApiError::CrossSite => "refused: a request from another site's page \
+                 (Sec-Fetch-Site); use this API's own pages or a non-browser client"
+                .to_string(),
+            ApiError::UnsupportedMediaType(ct) if ct.is_empty() => {
+                "a request body must be JSON: send `Content-Type: application/json`".to_string()
+            }
+            ApiError::UnsupportedMediaType(ct) => format!(
+                "a request body must be JSON, not `{ct}`: send `Content-Type: application/json`"
+            ),
+            ApiError::ReloadRolledBack { file, worker, .. } => format!(
+                "{file}: reload rolled back, the config in force keeps running: {}",
+                worker.message
+            ),
         }
     }
 }
@@ -198,11 +244,16 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let (file, problems) = match &self {
+        let (file, problems, worker) = match &self {
             ApiError::InvalidConfig { file, problems } => {
-                (Some(file.as_str()), Some(problems.as_slice()))
+                (Some(file.as_str()), Some(problems.as_slice()), None)
             }
-            _ => (None, None),
+            ApiError::ReloadRolledBack {
+                file,
+                worker,
+                problems,
+            } => (Some(file.as_str()), Some(problems.as_slice()), Some(worker)),
+            _ => (None, None, None),
         };
         let body = Body {
             error: self.code(),
@@ -210,6 +261,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             file,
             problems,
+            worker,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if self == ApiError::Unauthorized {
@@ -256,6 +308,36 @@ mod tests {
                 },
                 422,
                 "invalid_config",
+            ),
+            (
+                ApiError::ReloadRolledBack {
+                    file: "w.toml".into(),
+                    worker: crate::reload::NotRunning {
+                        worker: "B".into(),
+                        state: "backoff".into(),
+                        last_exit: Some("exited with status 1".into()),
+                        message: "worker `B` did not come back".into(),
+                    },
+                    problems: vec![],
+                },
+                422,
+                "reload_rolled_back",
+            ),
+            (
+                ApiError::HostNotAllowed("evil.example".into()),
+                421,
+                "host_not_allowed",
+            ),
+            (ApiError::CrossSite, 403, "cross_site"),
+            (
+                ApiError::UnsupportedMediaType("text/plain".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::UnsupportedMediaType(String::new()),
+                415,
+                "unsupported_media_type",
             ),
         ];
         for (e, status, code) in table {

@@ -42,6 +42,7 @@ pub mod events;
 pub mod exposition;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+mod guard;
 pub mod health;
 pub mod metrics;
 mod openapi;
@@ -53,6 +54,7 @@ pub mod views;
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
+pub use guard::AllowedHosts;
 pub use server::ServerLimits;
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
@@ -92,6 +94,8 @@ pub struct ApiState {
     loopback: bool,
     /// `/api/player-details/{name}`'s recent answers.
     player_details: Arc<compat::player_details::Cache>,
+    /// The `Host` names requests may carry (DNS rebinding: [`guard`]).
+    allowed_hosts: Arc<AllowedHosts>,
 }
 
 struct Inner {
@@ -189,6 +193,7 @@ impl ApiState {
             budget: None,
             loopback: false,
             player_details: Arc::default(),
+            allowed_hosts: Arc::new(AllowedHosts::default()),
         }
     }
 
@@ -199,6 +204,13 @@ impl ApiState {
     /// needed ([`check_bind`] refuses to start without one).
     pub fn bound_to(mut self, addr: SocketAddr) -> ApiState {
         self.loopback = addr.ip().is_loopback();
+        self
+    }
+
+    /// The same state answering to these `Host` names besides loopback
+    /// ones (`[api] allowed_hosts`); [`serve`] adds the bound address.
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> ApiState {
+        self.allowed_hosts = Arc::new(hosts);
         self
     }
 
@@ -370,6 +382,11 @@ pub fn app(state: ApiState) -> Router {
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Host, cross-site and Content-Type checks before any handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // The route template, never the raw path (names are data).
@@ -421,7 +438,11 @@ pub async fn serve_with(
     let addr = listener
         .local_addr()
         .context("cannot read the API's bound address")?;
-    let router = app(state.bound_to(bind).with_shutdown(shutdown.clone()));
+    let hosts = state.allowed_hosts.as_ref().clone().bound_to(addr);
+    let router = app(state
+        .bound_to(bind)
+        .with_shutdown(shutdown.clone())
+        .with_allowed_hosts(hosts));
     let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))

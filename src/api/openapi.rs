@@ -137,13 +137,17 @@ fn reload_schemas() -> serde_json::Map<String, Value> {
         "took_ms": {"type": "integer"}
     }},
     "InvalidConfig": {"type": "object", "properties": {
-        "error": {"type": "string", "enum": ["invalid_config"]},
+        "error": {"type": "string", "enum": ["invalid_config", "reload_rolled_back"]},
         "message": {"type": "string"},
         "status": {"type": "integer"},
         "file": {"type": "string"},
         "problems": {"type": "array", "items": {"type": "object", "properties": {
             "key": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}
-        }}}
+        }}},
+        "worker": {"type": "object", "description": "reload_rolled_back: the worker that did not come back running.", "properties": {
+            "worker": {"type": "string"}, "state": {"type": "string"},
+            "last_exit": {"type": "string", "nullable": true}, "message": {"type": "string"}
+        }}
     }}
     });
     doc.as_object().cloned().unwrap_or_default()
