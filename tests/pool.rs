@@ -215,7 +215,7 @@ fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         )
         .ok()?;
         let mut out = String::new();
