@@ -14,6 +14,7 @@ mod layering;
 mod logging;
 mod makers;
 mod parse;
+mod pg_tls;
 mod polite;
 mod pool;
 mod reload;
