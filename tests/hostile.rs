@@ -345,12 +345,10 @@ fn error_code(body: &str) -> String {
 async fn browser_side_attacks_are_refused() {
     const TOKEN: &str = "hostile-token";
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = worldpool::store::Store::open(
-        &format!("sqlite://{}/wp.db", dir.path().display()),
-        1,
-    )
-    .await
-    .expect("store");
+    let store =
+        worldpool::store::Store::open(&format!("sqlite://{}/wp.db", dir.path().display()), 1)
+            .await
+            .expect("store");
     let fake = std::sync::Arc::new(worldpool::api::fake::FakeControl::new(&["Aurera"]));
     let state = worldpool::api::ApiState::new(fake, Some(store), Some(TOKEN.into()));
     let api = crate::helper::api::Api::serve(state).await;
@@ -398,9 +396,7 @@ async fn browser_side_attacks_are_refused() {
         "",
     ] {
         let (status, body) = ask(
-            format!(
-                "POST /api/rankings-table HTTP/1.1\r\n{content_type}{host}"
-            ),
+            format!("POST /api/rankings-table HTTP/1.1\r\n{content_type}{host}"),
             "{\"datetime1\": \"2026-01-01 00:00:00\"}",
         )
         .await

@@ -9,12 +9,10 @@ use crate::helper::pg::PgCluster;
 /// Whether the connections of `application_name` are encrypted, as the
 /// server sees them (`pg_stat_ssl`), asked over a plain connection.
 async fn encrypted(base: &str, application: &str) -> Vec<bool> {
-    let (client, conn) = tokio_postgres::connect(
-        &format!("{base}?sslmode=disable"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("plain connection");
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{base}?sslmode=disable"), tokio_postgres::NoTls)
+            .await
+            .expect("plain connection");
     let task = tokio::spawn(conn);
     let rows = client
         .query(
@@ -123,5 +121,7 @@ async fn require_refuses_a_server_without_tls() {
         .to_string();
     assert!(e.contains("TLS"), "{e}");
     // The default takes it plain.
-    Store::open(&url, 1).await.expect("prefer falls back to plain");
+    Store::open(&url, 1)
+        .await
+        .expect("prefer falls back to plain");
 }

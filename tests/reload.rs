@@ -688,8 +688,16 @@ async fn a_rollout_stops_at_the_first_worker_that_does_not_come_back() {
     // C and the status watcher were never touched; A and B run the config
     // in force again (A's new process was replaced once more).
     let after = running_pids(&base, &["A", "B", "C"]).await;
-    assert_eq!(pid_of(&after, "C"), pid_of(&before, "C"), "C kept its process");
-    assert_eq!(watcher_pid().await, watcher_before, "the watcher kept its process");
+    assert_eq!(
+        pid_of(&after, "C"),
+        pid_of(&before, "C"),
+        "C kept its process"
+    );
+    assert_eq!(
+        watcher_pid().await,
+        watcher_before,
+        "the watcher kept its process"
+    );
     assert_ne!(pid_of(&after, "A"), pid_of(&before, "A"));
     assert_ne!(pid_of(&after, "B"), pid_of(&before, "B"));
     // Every worker's process has the old environment (the old spec).
@@ -713,7 +721,10 @@ async fn a_rollout_stops_at_the_first_worker_that_does_not_come_back() {
         .expect("worldpool reload runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("reload rolled back at worker `B`"), "{stderr}");
+    assert!(
+        stderr.contains("reload rolled back at worker `B`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("status 1"), "{stderr}");
     assert!(stderr.contains("nothing changed"), "{stderr}");
     let metrics = get_text(&base, "/metrics").await;

@@ -781,7 +781,10 @@ async fn a_full_disk_keeps_the_scrape_and_stores_it_once_space_is_back() {
     let want = expected_deltas(&site0, &site1);
     assert!(!want.is_empty());
 
-    f.store.simulate_disk_full(true).await.expect("cap the database");
+    f.store
+        .simulate_disk_full(true)
+        .await
+        .expect("cap the database");
     // The store says a full disk is worth retrying.
     let t = f.site.update_time(&world).expect("update time");
     let probe = f
@@ -837,9 +840,15 @@ async fn a_full_disk_keeps_the_scrape_and_stores_it_once_space_is_back() {
         async move { (n > seen).then_some(()) }
     })
     .await;
-    assert!(!task.is_finished(), "the worker waits for space, it does not give up");
+    assert!(
+        !task.is_finished(),
+        "the worker waits for space, it does not give up"
+    );
     let scraped_pages = f.site.requests_served();
-    f.store.simulate_disk_full(false).await.expect("space is back");
+    f.store
+        .simulate_disk_full(false)
+        .await
+        .expect("space is back");
     let outcome = tokio::time::timeout(Duration::from_secs(60), task)
         .await
         .expect("the write succeeds once space is back")
@@ -863,7 +872,10 @@ async fn a_full_disk_keeps_the_scrape_and_stores_it_once_space_is_back() {
         .deltas(Some(&world), None, 10_000, None)
         .await
         .expect("deltas");
-    let of_update: Vec<_> = stored_deltas.iter().filter(|d| d.update_time == t).collect();
+    let of_update: Vec<_> = stored_deltas
+        .iter()
+        .filter(|d| d.update_time == t)
+        .collect();
     assert_eq!(of_update.len(), want.len(), "each delta stored once");
     // Processing the same update again writes nothing.
     assert!(matches!(f.pass(&world).await, Outcome::Unchanged { .. }));

@@ -266,9 +266,7 @@ impl Actor {
         self.forwarders.retain(|h| !h.is_finished());
         for (stream, fd) in [("stdout", child.stdout), ("stderr", child.stderr)] {
             match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-                Ok(pipe) => self
-                    .forwarders
-                    .push(forward_lines(
+                Ok(pipe) => self.forwarders.push(forward_lines(
                     name.clone(),
                     stream,
                     pipe,

@@ -73,7 +73,7 @@ impl AllowedHosts {
             return true;
         }
         let name = host_name(host).to_ascii_lowercase();
-        if name == "localhost" || self.extra.iter().any(|h| *h == name) {
+        if name == "localhost" || self.extra.contains(&name) {
             return true;
         }
         match name.parse::<IpAddr>() {
@@ -97,7 +97,9 @@ fn host_name(host: &str) -> &str {
     } else {
         match host.rsplit_once(':') {
             // One colon: name and port.
-            Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 name
             }
             _ => host,
@@ -186,7 +188,9 @@ fn check(state: &ApiState, request: &Request) -> Result<(), ApiError> {
         {
             Ok(())
         }
-        Some(ct) => Err(ApiError::UnsupportedMediaType(ct.chars().take(100).collect())),
+        Some(ct) => Err(ApiError::UnsupportedMediaType(
+            ct.chars().take(100).collect(),
+        )),
         None if has_body(headers) => Err(ApiError::UnsupportedMediaType(String::new())),
         None => Ok(()),
     }

@@ -37,11 +37,11 @@ pub mod control;
 pub mod dashboard;
 mod error;
 pub mod events;
-mod guard;
 #[cfg(any(test, feature = "test-support"))]
 pub mod exposition;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+mod guard;
 pub mod metrics;
 mod openapi;
 mod reload;
@@ -419,11 +419,9 @@ pub async fn serve_with(
         .local_addr()
         .context("cannot read the API's bound address")?;
     let hosts = state.allowed_hosts.as_ref().clone().bound_to(addr);
-    let router = app(
-        state
-            .with_shutdown(shutdown.clone())
-            .with_allowed_hosts(hosts),
-    );
+    let router = app(state
+        .with_shutdown(shutdown.clone())
+        .with_allowed_hosts(hosts));
     let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))

@@ -160,10 +160,7 @@ pub fn render_refused(r: &Refused) -> String {
         return format!("reload refused: {}\n", r.message);
     }
     if let Some(w) = &r.worker {
-        let mut out = format!(
-            "{}: reload rolled back at worker `{}`\n",
-            r.file, w.worker
-        );
+        let mut out = format!("{}: reload rolled back at worker `{}`\n", r.file, w.worker);
         for p in &problems {
             let _ = writeln!(out, "  {}\n  fix: {}", p.message, p.fix);
         }
@@ -273,7 +270,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(last exit: exited with status 1)"), "{text}");
-        assert!(text.contains("fix: the workers this reload changed (B)"), "{text}");
+        assert!(
+            text.contains("fix: the workers this reload changed (B)"),
+            "{text}"
+        );
         assert!(text.contains("nothing changed"), "{text}");
     }
 }

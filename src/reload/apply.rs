@@ -225,7 +225,11 @@ fn note(
         Ok(_) => Ok(true),
         Err(pool::Error::ShuttingDown) => Err(ShuttingDown),
         Err(e) => {
-            warn(warnings, name, format!("{what} of worker `{name}` failed: {e}"));
+            warn(
+                warnings,
+                name,
+                format!("{what} of worker `{name}` failed: {e}"),
+            );
             Ok(false)
         }
     }
@@ -239,14 +243,21 @@ async fn start<'a>(
     stop: &CancellationToken,
 ) -> (&'a str, Result<Back, ShuttingDown>) {
     let Some(spec) = spec else {
-        return (name, Ok(Back::Untouched(format!("no spec for worker `{name}`: not started"))));
+        return (
+            name,
+            Ok(Back::Untouched(format!(
+                "no spec for worker `{name}`: not started"
+            ))),
+        );
     };
     // Subscribed before the process exists: its `ready` cannot be missed.
     let events = pool.subscribe();
     let result = match pool.add(spec.clone()).await {
         Ok(_) => wait_running(pool, spec, name, None, events, "start", stop).await,
         Err(pool::Error::ShuttingDown) => Err(ShuttingDown),
-        Err(e) => Ok(Back::Untouched(format!("start of worker `{name}` failed: {e}"))),
+        Err(e) => Ok(Back::Untouched(format!(
+            "start of worker `{name}` failed: {e}"
+        ))),
     };
     (name, result)
 }
@@ -259,7 +270,12 @@ async fn restart<'a>(
     stop: &CancellationToken,
 ) -> (&'a str, Result<Back, ShuttingDown>) {
     let Some(spec) = spec else {
-        return (name, Ok(Back::Untouched(format!("no spec for worker `{name}`: not restarted"))));
+        return (
+            name,
+            Ok(Back::Untouched(format!(
+                "no spec for worker `{name}`: not restarted"
+            ))),
+        );
     };
     let old_pid = pool.worker(name).and_then(|w| w.pid);
     let events = pool.subscribe();
@@ -268,7 +284,9 @@ async fn restart<'a>(
         Ok(StateName::Stopped) => Ok(Back::Running),
         Ok(_) => wait_running(pool, spec, name, old_pid, events, "restart", stop).await,
         Err(pool::Error::ShuttingDown) => Err(ShuttingDown),
-        Err(e) => Ok(Back::Untouched(format!("restart of worker `{name}` failed: {e}"))),
+        Err(e) => Ok(Back::Untouched(format!(
+            "restart of worker `{name}` failed: {e}"
+        ))),
     };
     (name, result)
 }
@@ -315,7 +333,9 @@ async fn wait_running(
                 return Ok(not_running(
                     state,
                     last_exit.clone(),
-                    format!("worker `{name}` did not come back running after its {what}: {state}{why}"),
+                    format!(
+                        "worker `{name}` did not come back running after its {what}: {state}{why}"
+                    ),
                 ));
             }
             _ => {}

@@ -94,11 +94,7 @@ fn db(e: rusqlite::Error) -> StoreError {
     let transient = matches!(
         e.sqlite_error_code(),
         Some(
-            C::DatabaseBusy
-                | C::DatabaseLocked
-                | C::SystemIoFailure
-                | C::CannotOpen
-                | C::DiskFull
+            C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::CannotOpen | C::DiskFull
         )
     );
     let message = format!("sqlite: {e}");

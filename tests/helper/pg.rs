@@ -171,8 +171,21 @@ fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
             ))
         }
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=worldpool test CA"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=worldpool test CA",
+    ];
     ca.extend(ec);
     ca.extend([
         "-keyout",

@@ -207,7 +207,14 @@ async fn a_flood_of_output_is_cut_to_the_budget_and_counted() {
     // Every line is either logged or counted as dropped.
     let dropped_of = |line: &str| -> Option<u64> {
         line.contains("lines dropped")
-            .then(|| line.split("dropped=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .then(|| {
+                line.split("dropped=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .flatten()
     };
     let (logged, dropped, notes) = wait_for("the flood accounted for", LONG, || async {

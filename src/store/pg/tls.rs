@@ -330,7 +330,9 @@ where
 /// The handshake's error in the words an operator can act on.
 fn explain(e: &io::Error) -> String {
     use rustls::CertificateError as C;
-    let rustls_error = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     let hint = match rustls_error {
         Some(rustls::Error::InvalidCertificate(C::UnknownIssuer)) => {
             " (the server's certificate is not signed by a trusted CA: name its CA file \
@@ -409,7 +411,9 @@ mod tests {
         let t = split_url("postgres://h/wp?sslmode=verify-ca&sslrootcert=system").expect("ca");
         assert_eq!((t.mode, t.root_cert), (SslMode::VerifyCa, None));
         assert_eq!(
-            split_url("postgres://h/wp?sslmode=disable").expect("off").mode,
+            split_url("postgres://h/wp?sslmode=disable")
+                .expect("off")
+                .mode,
             SslMode::Disable
         );
         for bad in [
