@@ -15,6 +15,7 @@ mod logging;
 mod makers;
 mod oldpages;
 mod parse;
+mod pg_tls;
 mod player_details;
 mod polite;
 mod pool;

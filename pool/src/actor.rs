@@ -62,6 +62,9 @@ pub(crate) struct Actor {
     outbox: Vec<PoolEvent>,
     /// Tasks forwarding worker stdout/stderr to the log.
     forwarders: Vec<JoinHandle<()>>,
+    /// The output budget of this worker's stdout and stderr, kept across
+    /// its restarts.
+    output: crate::output::SharedBudget,
 }
 
 impl Actor {
@@ -71,7 +74,6 @@ impl Actor {
             policy: spec.policy(),
             spec,
             slot,
-            shared,
             next_spec: None,
             machine: Machine::new(),
             group: None,
@@ -83,6 +85,8 @@ impl Actor {
             retired: false,
             outbox: Vec::new(),
             forwarders: Vec::new(),
+            output: crate::output::budget(shared.options.output_rate),
+            shared,
         }
     }
 
@@ -262,9 +266,12 @@ impl Actor {
         self.forwarders.retain(|h| !h.is_finished());
         for (stream, fd) in [("stdout", child.stdout), ("stderr", child.stderr)] {
             match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
-                Ok(pipe) => self
-                    .forwarders
-                    .push(forward_lines(name.clone(), stream, pipe)),
+                Ok(pipe) => self.forwarders.push(forward_lines(
+                    name.clone(),
+                    stream,
+                    pipe,
+                    self.output.clone(),
+                )),
                 Err(e) => {
                     tracing::warn!(worker = %name, stream, error = %e, "worker output unreadable")
                 }

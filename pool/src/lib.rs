@@ -38,6 +38,7 @@ pub use error::Error;
 pub use events::PoolEvent;
 pub use exit::{ExitReason, ExitRecord};
 pub use handle::{Pool, PoolHandle, PoolOptions};
+pub use output::OutputRate;
 pub use procfs::Memory;
 pub use spec::{Backoff, Limits, Policy, RestartMode, RestartPolicy, WorkerSpec};
 pub use status::{StateName, WorkerStatus};

@@ -31,6 +31,10 @@ pub struct PoolOptions {
     /// Messages waiting to be written to one worker's channel
     /// ([`PoolHandle::send`]); beyond it they are dropped.
     pub send_queue: usize,
+    /// Lines of a worker's stdout and stderr logged at most (a token
+    /// bucket per worker; beyond it lines are dropped and counted in an
+    /// `N lines dropped` warning). Default 100 a second, bursts of 200.
+    pub output_rate: crate::output::OutputRate,
 }
 
 impl Default for PoolOptions {
@@ -40,6 +44,7 @@ impl Default for PoolOptions {
             exit_history: 10,
             event_capacity: 1024,
             send_queue: 64,
+            output_rate: crate::output::OutputRate::default(),
         }
     }
 }

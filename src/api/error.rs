@@ -64,7 +64,7 @@ pub enum ApiError {
         /// The config file.
         file: String,
         /// The worker, its state and last exit.
-        worker: crate::reload::NotRunning,
+        worker: Box<crate::reload::NotRunning>,
         /// One problem naming the worker (key) and what was put back (fix).
         problems: Vec<crate::config::Problem>,
     },
@@ -252,7 +252,11 @@ impl IntoResponse for ApiError {
                 file,
                 worker,
                 problems,
-            } => (Some(file.as_str()), Some(problems.as_slice()), Some(worker)),
+            } => (
+                Some(file.as_str()),
+                Some(problems.as_slice()),
+                Some(worker.as_ref()),
+            ),
             _ => (None, None, None),
         };
         let body = Body {
@@ -312,12 +316,12 @@ mod tests {
             (
                 ApiError::ReloadRolledBack {
                     file: "w.toml".into(),
-                    worker: crate::reload::NotRunning {
+                    worker: Box::new(crate::reload::NotRunning {
                         worker: "B".into(),
                         state: "backoff".into(),
                         last_exit: Some("exited with status 1".into()),
                         message: "worker `B` did not come back".into(),
-                    },
+                    }),
                     problems: vec![],
                 },
                 422,

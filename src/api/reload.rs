@@ -42,7 +42,7 @@ pub(super) async fn reload(
         }),
         Err(ReloadError::RolledBack(r)) => Err(ApiError::ReloadRolledBack {
             file: r.file.display().to_string(),
-            worker: r.worker,
+            worker: Box::new(r.worker),
             problems: r.problems,
         }),
         Err(ReloadError::ShuttingDown) => Err(ApiError::ShuttingDown),

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
@@ -16,6 +15,7 @@ use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, W
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
 
 mod ext;
+mod tls;
 
 /// Versioned migrations, applied in order, each once, under an advisory
 /// lock (many workers start at once). Never edit one that shipped: append.
@@ -79,8 +79,11 @@ CREATE TABLE world_state (
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// For the dedicated connection of a streamed export.
+    /// For the dedicated connection of a streamed export (`sslrootcert`
+    /// taken out, see [`tls`]).
     url: String,
+    /// TLS as the URL's `sslmode` says.
+    tls: tls::MakeRustls,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -91,9 +94,20 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// Pool and connection failures: the server is unreachable or gone.
-fn db(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("postgres: {e}"))
+/// Pool and connection failures: the server is unreachable or gone. The
+/// causes are kept (a TLS handshake's says why).
+fn db(e: impl std::error::Error) -> StoreError {
+    let mut message = format!("postgres: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    StoreError::Unavailable(message)
 }
 
 /// Whether a SQLSTATE says "try again later": connection exceptions
@@ -143,6 +157,9 @@ fn fixed(t: DateTime<Utc>, offset_secs: i32) -> DateTime<FixedOffset> {
 impl PgStore {
     /// Build the pool, connect once, migrate.
     pub async fn open(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
+        let split = tls::split_url(url)?;
+        let connector = tls::connector(&split)?;
+        let url = split.url.as_str();
         let mut cfg = Config::new();
         cfg.url = Some(url.to_string());
         cfg.manager = Some(ManagerConfig {
@@ -154,11 +171,12 @@ impl PgStore {
         pool_cfg.timeouts.recycle = Some(Duration::from_secs(5));
         cfg.pool = Some(pool_cfg);
         let pool = cfg
-            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .create_pool(Some(Runtime::Tokio1), connector.clone())
             .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
         let store = PgStore {
             pool,
             url: url.to_string(),
+            tls: connector,
         };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.

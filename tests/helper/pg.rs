@@ -15,11 +15,26 @@ pub struct PgCluster {
     bindir: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// More server options (`-c ssl=on …`).
+    extra: String,
 }
 
 impl PgCluster {
     /// Start a new cluster; `Err` says what is missing.
     pub fn start() -> Result<PgCluster, String> {
+        PgCluster::start_with(false)
+    }
+
+    /// Start a new cluster that also accepts TLS (`ssl = on`), with a
+    /// certificate for `127.0.0.1` (its only name) signed by a CA made for
+    /// the test (`openssl`); the cluster and the CA certificate's path.
+    pub fn start_with_tls() -> Result<(PgCluster, PathBuf), String> {
+        let cluster = PgCluster::start_with(true)?;
+        let ca = cluster.dir.join("ca.crt");
+        Ok((cluster, ca))
+    }
+
+    fn start_with(tls: bool) -> Result<PgCluster, String> {
         let bindir = find_bindir()?;
         let dir = tempfile::Builder::new()
             .prefix("worldpool-pg-")
@@ -57,7 +72,20 @@ impl PgCluster {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("free port: {e}"))?
             .port();
-        let cluster = PgCluster { bindir, dir, port };
+        let mut cluster = PgCluster {
+            bindir,
+            dir,
+            port,
+            extra: String::new(),
+        };
+        if tls {
+            let (cert, key) = make_certificates(&cluster.dir)?;
+            cluster.extra = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         cluster.start_server()?;
         Ok(cluster)
     }
@@ -65,9 +93,10 @@ impl PgCluster {
     /// (Re)start the server of this cluster on its port.
     pub fn start_server(&self) -> Result<(), String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         run_as_postgres(
             &self.bindir.join("pg_ctl"),
@@ -121,6 +150,96 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A CA and a server certificate for `IP:127.0.0.1` it signed, in `dir`
+/// (the server's files owned by `postgres`, the key private to it); the
+/// certificate's and the key's paths.
+fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl (needed to make the test's certificates): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=worldpool test CA",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&ca)?;
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&csr)?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("server.ext: {e}"))?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ])?;
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    for f in [&cert, &key] {
+        let chown = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(f)
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !chown.success() {
+            return Err(format!("chown postgres {}", f.display()));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod server.key: {e}"))?;
+    Ok((cert, key))
 }
 
 fn run_as_postgres(program: &Path, args: &[&str]) -> Result<(), String> {

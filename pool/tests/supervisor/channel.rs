@@ -1,6 +1,6 @@
 //! The channel both ways, and the workers' output.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pool::{Pool, PoolEvent, PoolOptions, StateName};
 
@@ -161,4 +161,82 @@ exec sleep 1000
     .await;
     assert_eq!(h.worker("noisy").expect("status").pid, Some(pid));
     shutdown_clean(pool, &[pid]).await;
+}
+
+/// A worker flooding its stderr: the supervisor logs at most its budget
+/// (100 lines a second, bursts of 200, by default), drops the rest and says
+/// how many once the flood is over (`N lines dropped`), every line
+/// accounted for; meanwhile another worker restarts as promptly as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_output_is_cut_to_the_budget_and_counted() {
+    capture_log();
+    const LINES: u64 = 300_000;
+    let script = format!(
+        "printf '{{\"type\":\"ready\"}}\\n' >&3\n\
+         yes 'flood line' | head -n {LINES} >&2\n\
+         exec sleep 1000\n"
+    );
+    let (pool, h, _events) = start_subscribed(
+        vec![spec("calm", "idle"), sh_spec("flooder", &script)],
+        options(),
+    )
+    .await;
+    wait_running(&h, "flooder").await;
+    let began = Instant::now();
+    // The pool answers while the flood is read: restarts of another
+    // worker, each back to running promptly, no heartbeat missed.
+    for _ in 0..3 {
+        let old = wait_running(&h, "calm").await;
+        let t = Instant::now();
+        h.restart("calm").await.expect("restart");
+        let new = wait_running(&h, "calm").await;
+        assert_ne!(old, new);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a restart took {:?} during the flood",
+            t.elapsed()
+        );
+    }
+    let calm = h.worker("calm").expect("calm");
+    assert!(
+        !calm.exits_by_reason.contains_key("hung"),
+        "{:?}",
+        calm.exits_by_reason
+    );
+
+    // Every line is either logged or counted as dropped.
+    let dropped_of = |line: &str| -> Option<u64> {
+        line.contains("lines dropped")
+            .then(|| {
+                line.split("dropped=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .flatten()
+    };
+    let (logged, dropped, notes) = wait_for("the flood accounted for", LONG, || async {
+        let lines = captured_log("flooder");
+        let logged = lines.iter().filter(|l| l.contains("flood line")).count() as u64;
+        let notes: Vec<u64> = lines.iter().filter_map(|l| dropped_of(l)).collect();
+        let dropped: u64 = notes.iter().sum();
+        (logged + dropped == LINES).then_some((logged, dropped, notes))
+    })
+    .await;
+    let took = began.elapsed().as_secs_f64();
+    assert!(logged >= 200, "the burst is logged: {logged}");
+    assert!(
+        (logged as f64) <= 200.0 + 100.0 * took + 1.0,
+        "{logged} lines logged in {took:.1}s"
+    );
+    assert!(dropped > 0 && !notes.is_empty(), "{notes:?}");
+    let note = captured_log("flooder")
+        .into_iter()
+        .find(|l| l.contains("lines dropped"))
+        .expect("a note");
+    assert!(note.contains("WARN"), "{note}");
+    assert!(note.contains("more than 100 lines/s"), "{note}");
+    pool.shutdown().await;
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pool::{Pool, PoolEvent, PoolHandle, PoolOptions, StateName, WorkerSpec};
@@ -167,5 +168,52 @@ pub async fn shutdown_clean(pool: Pool, pids: &[u32]) {
     pool.shutdown().await;
     for pid in pids {
         assert!(!pid_exists(*pid), "worker {pid} survived the shutdown");
+    }
+}
+
+/// Where [`captured_log`] keeps the log.
+static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// Capture what the pools of this test binary log (INFO and above, plain
+/// text, one event a line) from now on; call before starting the pool.
+pub fn capture_log() {
+    LOG.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Writer(sink.clone()))
+            .try_init();
+        buf
+    });
+}
+
+/// The lines logged since [`capture_log`] that mention `worker="NAME"`.
+pub fn captured_log(worker: &str) -> Vec<String> {
+    let needle = format!("worker=\"{worker}\"");
+    let Some(buf) = LOG.get() else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    text.lines()
+        .filter(|l| l.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}
+
+struct Writer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -383,12 +383,10 @@ impl PgStore {
         F: Fn(&Row) -> T + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
-        let url = self.url.clone();
+        let (url, tls) = (self.url.clone(), self.tls.clone());
         tokio::spawn(async move {
             let run = async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(pg_err)?;
+                let (client, conn) = tokio_postgres::connect(&url, tls).await.map_err(pg_err)?;
                 let conn_task = tokio::spawn(conn);
                 let params: [&(dyn ToSql + Sync); 0] = [];
                 let rows = client
