@@ -46,6 +46,16 @@ pub enum ApiError {
     NotSupported(String),
     /// A request body over its limit (413), saying the limit.
     PayloadTooLarge(String),
+    /// A request over one of the API's caps (422), naming the cap and how
+    /// to stay within it.
+    OverCap(String),
+    /// Too many of these requests at once (429, with `Retry-After`).
+    TooBusy {
+        /// What is busy, and the limit.
+        message: String,
+        /// Seconds after which to try again.
+        retry_after: u32,
+    },
     /// A config reload refused (422): the file and every problem.
     InvalidConfig {
         /// The config file.
@@ -96,7 +106,10 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::InvalidConfig { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidConfig { .. } | ApiError::OverCap(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::TooBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ControlDisabled => StatusCode::FORBIDDEN,
@@ -128,6 +141,8 @@ impl ApiError {
             ApiError::NotSupported(_) => "not_supported",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::OverCap(_) => "over_cap",
+            ApiError::TooBusy { .. } => "too_many_requests",
         }
     }
 
@@ -161,7 +176,9 @@ impl ApiError {
             | ApiError::Moved(m)
             | ApiError::Conflict(m)
             | ApiError::NotSupported(m)
-            | ApiError::PayloadTooLarge(m) => m.clone(),
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::OverCap(m)
+            | ApiError::TooBusy { message: m, .. } => m.clone(),
             ApiError::InvalidConfig { file, problems } => {
                 let n = problems.len();
                 let first = problems
@@ -200,6 +217,11 @@ impl IntoResponse for ApiError {
             problems,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::TooBusy { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if self == ApiError::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -232,6 +254,15 @@ mod tests {
             (ApiError::Moved("x".into()), 405, "method_not_allowed"),
             (ApiError::Conflict("x".into()), 409, "conflict"),
             (ApiError::NotSupported("x".into()), 501, "not_supported"),
+            (ApiError::OverCap("x".into()), 422, "over_cap"),
+            (
+                ApiError::TooBusy {
+                    message: "x".into(),
+                    retry_after: 5,
+                },
+                429,
+                "too_many_requests",
+            ),
             (
                 ApiError::InvalidConfig {
                     file: "w.toml".into(),

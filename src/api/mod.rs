@@ -68,8 +68,46 @@ pub const MAX_LIMIT: u32 = 500;
 /// samples, heartbeats, check times, uptime).
 pub const DEFAULT_WORKERS_CACHE: Duration = Duration::from_millis(100);
 
-/// How long a store query may take before the API answers 503.
-const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the API waits for any store call, whatever the backend: reads
+/// are stopped sooner by the store itself (`[api] query_timeout`, 5 s by
+/// default: [`crate::store::ReadSettings`]); this bounds writes and a store
+/// that stopped answering altogether.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `/readyz` waits for the store's answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The API's store reads from the config (`[api] store_readers`,
+/// `query_timeout`).
+pub fn read_settings(api: &crate::config::ApiSettings) -> crate::store::ReadSettings {
+    crate::store::ReadSettings {
+        readers: api.store_readers,
+        query_timeout: api.query_timeout,
+    }
+}
+
+/// Limits of the API's heavy reads (`[api] max_exports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// CSV exports at once; beyond it 429 with `Retry-After`.
+    pub max_exports: usize,
+}
+
+impl Default for Reads {
+    /// 2 exports at once.
+    fn default() -> Self {
+        Reads { max_exports: 2 }
+    }
+}
+
+impl Reads {
+    /// From `[api]`.
+    pub fn from_config(api: &crate::config::ApiSettings) -> Reads {
+        Reads {
+            max_exports: api.max_exports,
+        }
+    }
+}
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -85,6 +123,8 @@ pub struct ApiState {
     reload: Option<crate::reload::ReloadHandle>,
     /// The pool's per-host request budget (pool mode with a watcher).
     budget: Option<crate::budget::service::BudgetService>,
+    /// Exports running at once ([`Reads::max_exports`] permits).
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 struct Inner {
@@ -180,7 +220,20 @@ impl ApiState {
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
             budget: None,
+            exports: Arc::new(tokio::sync::Semaphore::new(Reads::default().max_exports)),
         }
+    }
+
+    /// The same state within these read limits (default [`Reads::default`]).
+    pub fn with_reads(mut self, reads: Reads) -> ApiState {
+        self.exports = Arc::new(tokio::sync::Semaphore::new(reads.max_exports));
+        self
+    }
+
+    /// A place for one more export, or `None` when [`Reads::max_exports`]
+    /// run already.
+    pub(crate) fn export_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.exports.clone().try_acquire_owned().ok()
     }
 
     /// The same state showing the pool's request budget (`/api/budget`,
@@ -756,7 +809,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     }
     let store = match &state.store() {
         None => "not_configured",
-        Some(store) => match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
+        Some(store) => match tokio::time::timeout(PING_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => "ok",
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "readiness: store ping failed");
