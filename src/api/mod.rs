@@ -142,6 +142,7 @@ struct Inner {
 struct Shared {
     runs: metrics::RunCounters,
     vips: metrics::VipCounters,
+    last_update: metrics::LastUpdate,
     /// Bumped on every pool event: a cached `/api/workers` body built at an
     /// older generation is stale.
     generation: AtomicU64,
@@ -276,6 +277,35 @@ impl ApiState {
     /// Replace the store (every clone of this state sees it).
     pub fn set_store(&self, store: Option<Store>) {
         *self.inner.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+        self.inner.shared.last_update.reset(false);
+    }
+
+    /// The newest update time of the stored deltas, from the workers' run
+    /// events; the first call (and, while the store does not answer, one
+    /// call every few seconds) asks the store once to seed it.
+    pub(crate) async fn last_update(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+        let cached = &self.inner.shared.last_update;
+        let (newest, due) = cached.get();
+        if !due {
+            return newest;
+        }
+        let store = self.store()?;
+        // A status must answer even when the store is slow: give it a second.
+        match tokio::time::timeout(Duration::from_secs(1), store.delta_time_range(None, None)).await
+        {
+            Ok(Ok(range)) => cached.seed(range.map(|(_, last)| last)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "scraper status: no last update from the store");
+            }
+            Err(_) => tracing::warn!("scraper status: the store did not answer within 1 s"),
+        }
+        cached.get().0
+    }
+
+    /// Deltas were written outside the workers (an upload): the next
+    /// [`ApiState::last_update`] asks the store again.
+    pub(crate) fn deltas_imported(&self) {
+        self.inner.shared.last_update.reset(true);
     }
 
     /// The same state whose `/api/events` also carries these application
@@ -363,6 +393,7 @@ async fn follow_events(
             Ok(ev) => {
                 shared.runs.record(&ev);
                 shared.vips.record(&ev);
+                shared.last_update.record(&ev);
             }
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "run counter lagged behind pool events");
@@ -741,7 +772,7 @@ async fn control(
 async fn scraper_status(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
     let mut status = views::ScraperStatus::of(&snapshot);
-    status.last_update = compat::last_update(&state).await;
+    status.last_update = state.last_update().await.map(crate::legacy::iso);
     json(StatusCode::OK, &status, 256)
 }
 

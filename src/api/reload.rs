@@ -12,7 +12,6 @@ use super::{ApiError, ApiState, BoxFuture, CompatSettings, authorize, json};
 use crate::config::Config;
 use crate::reload::{Follower, ReloadError, ReloadStats, Trigger};
 
-
 /// Queue a reload and answer once it was applied (200 with the report) or
 /// refused (422 with every problem). Token first, like every control.
 pub(super) async fn reload(

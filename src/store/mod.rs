@@ -215,7 +215,9 @@ impl Store {
                 sqlite::SqliteStore::open_reading(path, reads).await?,
             ))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(pg::PgStore::open_reading(url, reads).await?))
+            Ok(Store::Postgres(
+                pg::PgStore::open_reading(url, reads).await?,
+            ))
         } else {
             Err(StoreError::BadUrl(url.to_string()))
         }

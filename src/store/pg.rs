@@ -137,7 +137,9 @@ pub(super) struct ReadConn {
 
 impl ReadConn {
     fn client(&self) -> &tokio_postgres::Client {
-        self.obj.as_ref().expect("a ReadConn holds its connection until dropped")
+        self.obj
+            .as_ref()
+            .expect("a ReadConn holds its connection until dropped")
     }
 
     async fn watch<T>(
@@ -203,10 +205,11 @@ fn reading_options(url: &str, reads: super::ReadSettings) -> Result<String, Stor
         .parse()
         .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
     let timeout = reads.query_timeout.as_millis().max(1);
-    let idle = (reads.query_timeout * 4).max(Duration::from_secs(30)).as_millis();
-    let ours = format!(
-        "-c statement_timeout={timeout} -c idle_in_transaction_session_timeout={idle}"
-    );
+    let idle = (reads.query_timeout * 4)
+        .max(Duration::from_secs(30))
+        .as_millis();
+    let ours =
+        format!("-c statement_timeout={timeout} -c idle_in_transaction_session_timeout={idle}");
     Ok(match parsed.get_options() {
         Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
         _ => ours,

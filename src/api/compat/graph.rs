@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, query, round2};
+use super::{ApiError, GRAPH_MAX_ROWS, PLAYERS_MAX_ROWS, query, round2, within};
 use crate::legacy::iso;
 use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange, VipDelta};
 
@@ -148,7 +148,17 @@ pub(super) async fn graph_answer(
     names: &[String],
     range: TimeRange,
 ) -> Result<Value, ApiError> {
-    let rows = query("graph", store.player_deltas(names, range)).await?;
+    let rows = query(
+        "graph",
+        store.player_deltas_at_most(names, range, Some(GRAPH_MAX_ROWS + 1)),
+    )
+    .await?;
+    let rows = within(
+        rows,
+        GRAPH_MAX_ROWS,
+        "deltas",
+        "ask for fewer players or a shorter period",
+    )?;
     let figure = figure(names, &rows);
 
     // Statistics of the requested players over the period.
@@ -190,7 +200,17 @@ pub(super) async fn graph_answer(
             continue;
         };
         if !world_totals.contains_key(&world) {
-            let totals = query("graph", store.player_totals(range, Some(&world), None)).await?;
+            let totals = query(
+                "graph",
+                store.player_totals(range, Some(&world), Some(PLAYERS_MAX_ROWS + 1)),
+            )
+            .await?;
+            let totals = within(
+                totals,
+                PLAYERS_MAX_ROWS,
+                "players in the world over the period",
+                "ask for a shorter period",
+            )?;
             world_totals.insert(world.clone(), totals);
         }
         let totals = world_totals.get(&world).map(Vec::as_slice).unwrap_or(&[]);

@@ -263,10 +263,15 @@ impl PgStore {
         &self,
         world: Option<&str>,
         guild: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let w = Where::default().eq("world", world).eq("guild", guild);
+        let mut w = Where::default().eq("world", world).eq("guild", guild);
+        let lim = match limit {
+            Some(n) => format!("LIMIT {}", w.push(Box::new(i64::from(n)))),
+            None => String::new(),
+        };
         let sql = format!(
-            "SELECT DISTINCT name COLLATE \"C\" FROM deltas {} ORDER BY 1",
+            "SELECT DISTINCT name COLLATE \"C\" FROM deltas {} ORDER BY 1 {lim}",
             w.sql()
         );
         Ok(self
@@ -308,10 +313,15 @@ impl PgStore {
         &self,
         names: &[String],
         range: TimeRange,
+        limit: Option<u32>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let w = Where::default().any_of("name", names).range(range);
+        let mut w = Where::default().any_of("name", names).range(range);
+        let lim = match limit {
+            Some(n) => format!("LIMIT {}", w.push(Box::new(i64::from(n)))),
+            None => String::new(),
+        };
         let sql = format!(
-            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name COLLATE \"C\", update_time, id",
+            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name COLLATE \"C\", update_time, id {lim}",
             w.sql()
         );
         Ok(self.rows(&sql, &w).await?.iter().map(delta_of).collect())

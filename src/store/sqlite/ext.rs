@@ -286,9 +286,14 @@ impl SqliteStore {
         &self,
         world: Option<&str>,
         guild: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let w = Where::default().eq("world", world).eq("guild", guild);
-        let sql = format!("SELECT DISTINCT name FROM deltas {} ORDER BY name", w.sql());
+        let mut w = Where::default().eq("world", world).eq("guild", guild);
+        let lim = w.push(Value::Integer(limit.map_or(-1, i64::from)));
+        let sql = format!(
+            "SELECT DISTINCT name FROM deltas {} ORDER BY name LIMIT {lim}",
+            w.sql()
+        );
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
@@ -331,10 +336,12 @@ impl SqliteStore {
         &self,
         names: &[String],
         range: TimeRange,
+        limit: Option<u32>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let w = Where::default().any_of("name", names).range(range);
+        let mut w = Where::default().any_of("name", names).range(range);
+        let lim = w.push(Value::Integer(limit.map_or(-1, i64::from)));
         let sql = format!(
-            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name, update_ts, id",
+            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name, update_ts, id LIMIT {lim}",
             w.sql()
         );
         self.read(move |c| query_deltas(c, &sql, &w.params)).await

@@ -80,7 +80,11 @@ pub(super) struct Readers {
 
 impl Readers {
     /// Open `count` read-only connections to `path`, each on a thread.
-    pub(super) fn open(path: &Path, count: usize, timeout: Duration) -> Result<Readers, StoreError> {
+    pub(super) fn open(
+        path: &Path,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Readers, StoreError> {
         let count = count.max(1);
         let (jobs, queue) = sync_channel::<Job>(count * QUEUE_PER_READER);
         let queue = Arc::new(Mutex::new(queue));
@@ -97,7 +101,9 @@ impl Readers {
             std::thread::Builder::new()
                 .name(format!("store-reader-{n}"))
                 .spawn(move || serve(conn, &queue))
-                .map_err(|e| StoreError::Unavailable(format!("cannot start a store reader: {e}")))?;
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start a store reader: {e}"))
+                })?;
         }
         Ok(Readers { jobs, timeout })
     }
@@ -172,7 +178,8 @@ mod tests {
         let path = dir.path().join("r.db");
         let c = Connection::open(&path).expect("open");
         c.pragma_update(None, "journal_mode", "WAL").expect("wal");
-        c.execute_batch("CREATE TABLE t (x INTEGER)").expect("table");
+        c.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("table");
         c.execute_batch(&format!(
             "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < {n})
              INSERT INTO t SELECT x FROM s"
@@ -190,7 +197,10 @@ mod tests {
         let (_dir, path) = file_with_rows(10);
         let r = Readers::open(&path, 2, Duration::from_secs(5)).expect("readers");
         let n: i64 = r
-            .run(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).map_err(db))
+            .run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            })
             .await
             .expect("count");
         assert_eq!(n, 10);
@@ -214,11 +224,18 @@ mod tests {
         );
         // The one reader is free again: the endless query was interrupted.
         let n: i64 = r
-            .run(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).map_err(db))
+            .run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            })
             .await
             .expect("the reader serves again");
         assert_eq!(n, 10);
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -236,7 +253,10 @@ mod tests {
         }
         let n: i64 = tokio::time::timeout(
             Duration::from_secs(2),
-            r.run(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).map_err(db)),
+            r.run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            }),
         )
         .await
         .expect("abandoned queries do not hold the reader")
