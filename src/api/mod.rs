@@ -83,6 +83,7 @@ pub fn read_settings(api: &crate::config::ApiSettings) -> crate::store::ReadSett
     crate::store::ReadSettings {
         readers: api.store_readers,
         query_timeout: api.query_timeout,
+        ..crate::store::ReadSettings::default()
     }
 }
 
@@ -514,18 +515,9 @@ impl Default for DedicatedOptions {
     }
 }
 
-/// Lower the calling thread's scheduling priority (Linux nice is per
-/// thread). Failures are logged: it is an optimisation.
+/// Lower the calling thread's scheduling priority.
 fn lower_thread_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    // SAFETY: setpriority has no memory-safety preconditions; `who` = 0 is
-    // the calling thread on Linux.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower API thread priority");
-    }
+    pool::priority::lower_thread_priority(nice);
 }
 
 /// Like [`serve`], but on a runtime of its own, on its own OS threads at a

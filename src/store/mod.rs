@@ -169,6 +169,10 @@ pub struct ReadSettings {
     /// interrupt; PostgreSQL's `statement_timeout` and a cancel request)
     /// and the read fails as unavailable.
     pub query_timeout: std::time::Duration,
+    /// Nice value of the read threads (SQLite readers and exports, 0..=19):
+    /// above the API's own, so the API can always answer and cancel while
+    /// they are busy, and the pool's threads come first.
+    pub nice: i32,
 }
 
 impl Default for ReadSettings {
@@ -177,6 +181,7 @@ impl Default for ReadSettings {
         ReadSettings {
             readers: 4,
             query_timeout: std::time::Duration::from_secs(5),
+            nice: 15,
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Read-only connections (the API's store; none elsewhere).
     readers: Option<Arc<readers::Readers>>,
+    /// Nice value of the read threads (readers, exports).
+    read_nice: i32,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -172,6 +174,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             readers: None,
+            read_nice: 0,
         })
     }
 
@@ -187,11 +190,12 @@ impl SqliteStore {
         if store.path.as_os_str() != ":memory:" && reads.readers > 0 {
             let p = store.path.clone();
             let readers = tokio::task::spawn_blocking(move || {
-                readers::Readers::open(&p, reads.readers, reads.query_timeout)
+                readers::Readers::open(&p, reads.readers, reads.query_timeout, reads.nice)
             })
             .await
             .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
             store.readers = Some(Arc::new(readers));
+            store.read_nice = reads.nice;
         }
         Ok(store)
     }

@@ -431,7 +431,9 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
         let path = self.path.clone();
         let shared = self.conn.clone();
+        let nice = self.read_nice;
         let work = move || {
+            pool::priority::lower_thread_priority(nice);
             let run = |c: &Connection| -> Result<(), StoreError> {
                 let mut stmt = c.prepare(sql).map_err(db)?;
                 let mut rows = stmt.query([]).map_err(db)?;

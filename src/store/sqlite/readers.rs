@@ -84,6 +84,7 @@ impl Readers {
         path: &Path,
         count: usize,
         timeout: Duration,
+        nice: i32,
     ) -> Result<Readers, StoreError> {
         let count = count.max(1);
         let (jobs, queue) = sync_channel::<Job>(count * QUEUE_PER_READER);
@@ -100,7 +101,10 @@ impl Readers {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("store-reader-{n}"))
-                .spawn(move || serve(conn, &queue))
+                .spawn(move || {
+                    pool::priority::lower_thread_priority(nice);
+                    serve(conn, &queue);
+                })
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot start a store reader: {e}"))
                 })?;
@@ -195,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn reads_answer_and_are_read_only() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 2, Duration::from_secs(5)).expect("readers");
+        let r = Readers::open(&path, 2, Duration::from_secs(5), 0).expect("readers");
         let n: i64 = r
             .run(|c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
@@ -213,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn a_query_past_its_deadline_is_interrupted_and_the_reader_serves_again() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_millis(200)).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_millis(200), 0).expect("readers");
         let started = std::time::Instant::now();
         let slow = r
             .run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db))
@@ -241,7 +245,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_caller_abandons_its_query() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_secs(30)).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_secs(30), 0).expect("readers");
         for _ in 0..5 {
             let slow = r.run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db));
             // Given up after 50 ms, like a client that closes its socket.
