@@ -643,3 +643,30 @@ mod classification {
         }
     }
 }
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    #[test]
+    fn the_apis_connections_end_long_statements_and_idle_transactions() {
+        let reads = crate::store::ReadSettings {
+            query_timeout: Duration::from_millis(2500),
+            ..crate::store::ReadSettings::default()
+        };
+        assert_eq!(
+            reading_options("postgres://u@127.0.0.1/db", reads).expect("options"),
+            "-c statement_timeout=2500 -c idle_in_transaction_session_timeout=30000"
+        );
+        // The URL's own options are kept, ours come after (the last wins).
+        let theirs = "postgres://u@127.0.0.1/db?options=-c%20search_path%3Dx";
+        assert_eq!(
+            reading_options(theirs, reads).expect("options"),
+            "-c search_path=x -c statement_timeout=2500 -c idle_in_transaction_session_timeout=30000"
+        );
+        assert!(matches!(
+            reading_options("postgres://u@127.0.0.1/db?sslmode=nonsense", reads),
+            Err(StoreError::BadUrl(_))
+        ));
+    }
+}
