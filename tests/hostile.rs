@@ -483,7 +483,19 @@ fn sigterm_with_a_stalled_download_exits_0_within_the_graces() {
 #[test]
 fn abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    abandoned_heavy_queries(format!(
+        "sqlite://{}",
+        dir.path().join("seeded.db").display()
+    ));
+}
+
+#[test]
+fn pg_abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    abandoned_heavy_queries(rt.block_on(crate::helper::pg::fresh_database_url()));
+}
+
+fn abandoned_heavy_queries(url: String) {
     seed_deltas(&url);
     let sup = Supervisor::start(Options {
         storage_url: Some(url),
