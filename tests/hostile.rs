@@ -762,3 +762,57 @@ async fn scraper_status_follows_run_events_without_a_query_per_request() {
     })
     .await;
 }
+
+/// A read past the API's query deadline is stopped and reported as
+/// unavailable; an export, as long as its client reads, is not.
+fn reads_stop_at_their_deadline_and_exports_do_not(url: String) {
+    use worldpool::store::{ReadSettings, Store, TimeRange};
+    seed_deltas(&url);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::open_reading(
+            &url,
+            ReadSettings {
+                readers: 2,
+                query_timeout: Duration::from_millis(5),
+                nice: 0,
+            },
+        )
+        .await
+        .expect("store opens");
+        let err = store
+            .player_totals(TimeRange::all(), None, None)
+            .await
+            .expect_err("a whole-history ranking takes longer than 5 ms");
+        // SQLite: interrupted by its reader; PostgreSQL: statement_timeout.
+        let stopped = err.to_string();
+        assert!(
+            err.is_transient()
+                && (stopped.contains("longer than 5 ms") || stopped.contains("57014")),
+            "{err}"
+        );
+        let mut rx = store.export_deltas();
+        let mut rows = 0;
+        while let Some(chunk) = rx.recv().await {
+            rows += chunk.expect("an export chunk").len();
+        }
+        assert_eq!(rows, SEED_PLAYERS * SEED_UPDATES);
+    });
+}
+
+#[test]
+fn sqlite_reads_stop_at_their_deadline_and_exports_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    reads_stop_at_their_deadline_and_exports_do_not(format!(
+        "sqlite://{}",
+        dir.path().join("seeded.db").display()
+    ));
+}
+
+#[test]
+fn pg_reads_stop_at_their_deadline_and_exports_do_not() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    reads_stop_at_their_deadline_and_exports_do_not(
+        rt.block_on(crate::helper::pg::fresh_database_url()),
+    );
+}
