@@ -552,20 +552,54 @@ fn abandoned_heavy_queries(url: String) {
 #[test]
 fn pg_stalled_downloads_share_the_pool_and_leave_the_server_to_others() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let url = rt.block_on(crate::helper::pg::fresh_database_url());
-    let db = url::Url::parse(&url).expect("url").path()[1..].to_string();
+    let admin = rt.block_on(crate::helper::pg::fresh_database_url());
+    let db = url::Url::parse(&admin).expect("url").path()[1..].to_string();
     // The database takes 20 connections at most, like a server with
-    // max_connections = 20.
+    // max_connections = 20, for a role that is not a superuser (the limit
+    // does not hold for superusers): the store and the supervisor use it.
+    let role = format!("{db}_user");
     rt.block_on(async {
-        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
             .expect("connect");
         let task = tokio::spawn(conn);
-        c.batch_execute(&format!("ALTER DATABASE {db} CONNECTION LIMIT 20"))
-            .await
-            .expect("connection limit");
+        c.batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER;
+             ALTER DATABASE {db} OWNER TO {role};
+             ALTER SCHEMA public OWNER TO {role};
+             ALTER DATABASE {db} CONNECTION LIMIT 20"
+        ))
+        .await
+        .expect("a limited role");
         drop(c);
         let _ = task.await;
+    });
+    let mut limited = url::Url::parse(&admin).expect("url");
+    limited.set_username(&role).expect("user");
+    let url = limited.to_string();
+    // The limit holds: a 21st connection is refused.
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("one of 20");
+            held.push((c, tokio::spawn(conn)));
+        }
+        let refused = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+        assert!(
+            refused
+                .as_ref()
+                .err()
+                .and_then(tokio_postgres::Error::code)
+                .is_some_and(|c| *c == tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS),
+            "{:?}",
+            refused.err()
+        );
+        for (c, task) in held {
+            drop(c);
+            let _ = task.await;
+        }
     });
     seed_deltas(&url);
     let sup = Supervisor::start(Options {
