@@ -152,6 +152,9 @@ pub struct ApiSettings {
     pub query_timeout: Duration,
     /// CSV exports at once; beyond it 429 with `Retry-After`.
     pub max_exports: usize,
+    /// `Host` names the API answers to besides loopback ones and its
+    /// bound address (`"*"`: any); others get 421 (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One `[[worlds]]` entry, with limits merged over `[limits]`.
@@ -624,6 +627,7 @@ struct RawApi {
     store_readers: Option<usize>,
     query_timeout: Option<String>,
     max_exports: Option<usize>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -654,6 +658,30 @@ impl Validator {
             message: message.into(),
             fix: fix.into(),
         });
+    }
+
+    /// `[api] allowed_hosts`: host names (no scheme, path or port), or `*`.
+    fn allowed_hosts(&mut self, raw: Vec<String>) -> Vec<String> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, host) in raw.into_iter().enumerate() {
+            let h = host.trim();
+            let bad = h.is_empty()
+                || h.contains("://")
+                || h.contains('/')
+                || h.chars().any(char::is_whitespace)
+                || (!h.starts_with('[') && h.contains(':') && h.matches(':').count() == 1);
+            if bad {
+                self.problem(
+                    &format!("api.allowed_hosts[{i}]"),
+                    format!("`{host}` is not a host name"),
+                    "write the name clients put in the URL, without scheme, path or port \
+                     (\"pool.example.org\", \"10.0.0.5\", \"[fd00::5]\"), or \"*\" for any",
+                );
+            } else {
+                out.push(h.to_string());
+            }
+        }
+        out
     }
 
     /// `[pool] env`: names a process environment can hold, and never the
@@ -996,6 +1024,7 @@ impl Validator {
                     raw.api.shutdown_grace.as_ref(),
                     Duration::from_secs(2),
                 ),
+                allowed_hosts: self.allowed_hosts(raw.api.allowed_hosts.unwrap_or_default()),
             }
         };
 

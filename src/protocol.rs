@@ -18,7 +18,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use pool::{PoolEvent, WorkerMessage};
 use serde::{Deserialize, Serialize};
 
-use crate::store::NewDelta;
+use crate::store::{NewDelta, VipReadOutcome};
 
 /// Environment variable the supervisor sets to the heartbeat period in
 /// milliseconds (`heartbeat_timeout / 3`).
@@ -104,6 +104,9 @@ pub struct RunFinished {
     pub update_time: DateTime<FixedOffset>,
     /// The run re-based every player after the daily reset (no deltas).
     pub rebased: bool,
+    /// Configured guilds the site did not know in this run (zero rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_guilds: Vec<String>,
 }
 
 /// A scrape failed; a failed run was recorded.
@@ -176,6 +179,9 @@ pub enum WorkerEvent {
     /// `budget_sync`: everything the worker waits for and holds (the
     /// answer to [`SupervisorMessage::BudgetResync`]).
     BudgetSync(BudgetSync),
+    /// `player_details`: a player's page read on request (the answer to
+    /// [`SupervisorMessage::PlayerDetails`]).
+    PlayerDetails(PlayerDetailsRead),
 }
 
 impl WorkerEvent {
@@ -190,13 +196,20 @@ impl WorkerEvent {
             WorkerEvent::BudgetAcquire(_) => "budget_acquire",
             WorkerEvent::BudgetRelease(_) => "budget_release",
             WorkerEvent::BudgetSync(_) => "budget_sync",
+            WorkerEvent::PlayerDetails(_) => "player_details",
         }
     }
 
     /// Whether events of this kind are the pool's own bookkeeping (the
-    /// request budget's requests and releases, several per page fetched):
-    /// kept off the SSE stream and the dashboard.
+    /// request budget's requests and releases, several per page fetched;
+    /// a player's page read for one API request): kept off the SSE stream
+    /// and the dashboard.
     pub fn is_internal_kind(kind: &str) -> bool {
+        WorkerEvent::is_budget_kind(kind) || kind == "player_details"
+    }
+
+    /// Whether events of this kind are the request budget's.
+    pub fn is_budget_kind(kind: &str) -> bool {
         kind.starts_with("budget_")
     }
 
@@ -211,6 +224,7 @@ impl WorkerEvent {
             WorkerEvent::BudgetAcquire(e) => serde_json::to_value(e),
             WorkerEvent::BudgetRelease(e) => serde_json::to_value(e),
             WorkerEvent::BudgetSync(e) => serde_json::to_value(e),
+            WorkerEvent::PlayerDetails(e) => serde_json::to_value(e),
         };
         WorkerMessage::Event {
             kind: self.kind().to_string(),
@@ -235,6 +249,7 @@ impl WorkerEvent {
             "budget_acquire" => read(data).map(WorkerEvent::BudgetAcquire),
             "budget_release" => read(data).map(WorkerEvent::BudgetRelease),
             "budget_sync" => read(data).map(WorkerEvent::BudgetSync),
+            "player_details" => read(data).map(WorkerEvent::PlayerDetails),
             _ => None,
         }
     }
@@ -333,6 +348,68 @@ pub struct BudgetSync {
     pub held: Vec<BudgetTicket>,
 }
 
+/// One table of a player page, as `/api/player-details/{name}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerTable {
+    /// Header texts, in order (`Time`, `World`, `Level`, `Killed by`).
+    pub columns: Vec<String>,
+    /// Rows, newest first on the real site, each as its cells' texts.
+    pub data: Vec<Vec<String>>,
+}
+
+/// A player's page read by a worker for one `/api/player-details/{name}`
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerDetailsRead {
+    /// The request's id ([`SupervisorMessage::PlayerDetails`]).
+    pub id: u64,
+    /// Player name, as asked.
+    pub name: String,
+    /// The world the request named, if any.
+    #[serde(default)]
+    pub world: Option<String>,
+    /// What the page gave.
+    pub outcome: PlayerDetailsOutcome,
+}
+
+impl PlayerDetailsRead {
+    /// Largest payload a worker sends (the channel keeps lines of up to
+    /// 64 KiB whole): rows beyond it are left out, oldest first.
+    pub const MAX_BYTES: usize = 60 * 1024;
+}
+
+/// What a player's page gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PlayerDetailsOutcome {
+    /// The page was read.
+    Read {
+        /// Every table of the page, in page order.
+        tables: Vec<PlayerTable>,
+        /// Rows left out to fit [`PlayerDetailsRead::MAX_BYTES`].
+        #[serde(default)]
+        truncated_rows: u64,
+        /// What was recorded for a watched player (`None`: not watched, or
+        /// nothing to record).
+        #[serde(default)]
+        recorded: Option<VipReadOutcome>,
+    },
+    /// The site does not know the player (a page without the experience
+    /// and online tables, or HTTP 404).
+    Unknown {
+        /// The site's HTTP status.
+        response_status: u16,
+    },
+    /// The page could not be fetched or read (after the client's retries).
+    Failed {
+        /// The site's HTTP status, when it answered.
+        #[serde(default)]
+        response_status: Option<u16>,
+        /// Why.
+        error: String,
+    },
+}
+
 /// A message from the supervisor to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -368,6 +445,18 @@ pub enum SupervisorMessage {
     /// The supervisor missed messages: answer with a
     /// [`WorkerEvent::BudgetSync`].
     BudgetResync,
+    /// Read this player's page now (`GET /api/player-details/{name}`) and
+    /// answer with a [`WorkerEvent::PlayerDetails`] carrying `id`.
+    PlayerDetails {
+        /// The request's id, echoed in the answer.
+        id: u64,
+        /// Player name.
+        name: String,
+        /// The player's world, when known (a watched player's read is
+        /// recorded in it).
+        #[serde(default)]
+        world: Option<String>,
+    },
 }
 
 #[cfg(test)]
@@ -404,6 +493,14 @@ mod tests {
                 "budget_grant",
             ),
             (SupervisorMessage::BudgetResync, "budget_resync"),
+            (
+                SupervisorMessage::PlayerDetails {
+                    id: 7,
+                    name: "Zé Pequeno".into(),
+                    world: Some("Aurera".into()),
+                },
+                "player_details",
+            ),
         ];
         for (m, tag) in table {
             let v = serde_json::to_value(&m).expect("serializes");
@@ -447,6 +544,28 @@ mod tests {
                 }],
                 held: vec![],
             }),
+            WorkerEvent::PlayerDetails(PlayerDetailsRead {
+                id: 7,
+                name: "Zé".into(),
+                world: None,
+                outcome: PlayerDetailsOutcome::Read {
+                    tables: vec![PlayerTable {
+                        columns: vec!["Date".into(), "Online time".into()],
+                        data: vec![vec!["29/11/2026".into(), "3h 10m".into()]],
+                    }],
+                    truncated_rows: 0,
+                    recorded: Some(VipReadOutcome::Baseline),
+                },
+            }),
+            WorkerEvent::PlayerDetails(PlayerDetailsRead {
+                id: 8,
+                name: "Zé".into(),
+                world: Some("Aurera".into()),
+                outcome: PlayerDetailsOutcome::Failed {
+                    response_status: Some(503),
+                    error: "GET u: HTTP 503".into(),
+                },
+            }),
         ];
         for e in events {
             let WorkerMessage::Event { kind, data } = e.to_message() else {
@@ -454,7 +573,7 @@ mod tests {
             };
             assert_eq!(
                 WorkerEvent::is_internal_kind(&kind),
-                kind.starts_with("budget_")
+                kind.starts_with("budget_") || kind == "player_details"
             );
             assert_eq!(WorkerEvent::parse(&kind, &data), Some(e));
         }
@@ -486,6 +605,7 @@ mod tests {
                 deltas: 12,
                 update_time: t,
                 rebased: false,
+                unknown_guilds: vec!["Ninguém Guild".into()],
             }),
             WorkerEvent::RunFailed(RunFailed {
                 world: "Aurera".into(),

@@ -102,7 +102,8 @@ pub async fn run_with(
     let nofile = crate::api::server::raise_nofile();
     tracing::debug!(nofile, "open-files limit");
     let snapshots = crate::reload::Snapshots::new().context("creating the config copies")?;
-    let pool = start_pool(&snapshots.initial(&config), &exe)?;
+    let workers = snapshots.initial(&config);
+    let pool = start_pool(&workers, &exe)?;
     let handle = pool.handle();
     let (reload, reload_queue) = crate::reload::ReloadHandle::new();
     let app_events = crate::app_events::AppEvents::default();
@@ -142,7 +143,8 @@ pub async fn run_with(
                 .with_reads(crate::api::Reads::from_config(&config.api))
                 .with_compat(crate::api::CompatSettings::from_config(&config))
                 .with_reload(reload.clone())
-                .with_app_events(app_events.clone());
+                .with_app_events(app_events.clone())
+                .with_allowed_hosts(crate::api::AllowedHosts::new(&config.api.allowed_hosts));
             if let Some(budget) = &services.budget {
                 state = state.with_budget(budget.clone());
             }
@@ -174,6 +176,7 @@ pub async fn run_with(
             pool: handle.clone(),
             exe,
             config,
+            workers,
             snapshots,
             events: std::sync::Arc::new(app_events),
             followers,

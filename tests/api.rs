@@ -247,6 +247,83 @@ async fn control_without_configured_token_is_403_and_does_nothing() {
     assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
 }
 
+/// One rule for every control verb: served on loopback without a token,
+/// this machine's clients need none (pages of another origin are refused);
+/// with a token they need it.
+#[tokio::test]
+async fn control_on_loopback_without_a_token_is_open_to_this_machine() {
+    let lo: std::net::SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+    let send = |app: Router, uri: &'static str, origin: Option<&'static str>| async move {
+        let mut req = Request::builder().method(Method::POST).uri(uri);
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        let response = app
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, v)
+    };
+    let (fake, state) = fake_state(None);
+    let open = api::app(state.bound_to(lo));
+    for origin in [
+        None,
+        Some("http://127.0.0.1:8080"),
+        Some("http://localhost:5000"),
+    ] {
+        let (status, v) = send(open.clone(), "/api/workers/Aurora/restart", origin).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{origin:?}: {v}");
+    }
+    assert_eq!(fake.calls().len(), 3);
+    let (status, v) = send(
+        open.clone(),
+        "/api/workers/Aurora/stop",
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"], "foreign_origin", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("evil.example") && m.contains("WORLDPOOL_API_TOKEN")),
+        "{v}"
+    );
+    assert_eq!(fake.calls().len(), 3, "refused before anything ran");
+
+    // Not served on loopback: disabled without a token.
+    let (_, state) = fake_state(None);
+    let any = api::app(state.bound_to("0.0.0.0:5000".parse().expect("addr")));
+    let (status, v) = send(any, "/api/workers/Aurora/restart", None).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("control_disabled"))
+    );
+
+    // A token configured: needed on loopback too.
+    let (fake, state) = fake_state(Some(TOKEN));
+    let guarded = api::app(state.bound_to(lo));
+    let (status, v) = send(guarded.clone(), "/api/workers/Aurora/restart", None).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let a = call(
+        &guarded,
+        Method::POST,
+        "/api/workers/Aurora/restart",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(fake.calls().len(), 1);
+}
+
 #[tokio::test]
 async fn control_checks_the_token_then_runs_the_verb() {
     let (fake, state) = fake_state(Some(TOKEN));
@@ -395,12 +472,17 @@ async fn scraper_status_is_compatible_and_uses_reported_check_time() {
     assert_eq!(v["process_alive"], true);
     assert_eq!(v["state"], "scraping");
     assert_eq!(v["pid"].as_u64(), Some(u64::from(std::process::id())));
-    let reported: chrono::DateTime<chrono::Utc> =
-        serde_json::from_value(v["last_check"].clone()).expect("a time");
+    // The replaced system's form: the site's wall time (UTC-3 by default),
+    // no offset.
+    let reported = chrono::NaiveDateTime::parse_from_str(
+        v["last_check"].as_str().expect("a time"),
+        "%Y-%m-%dT%H:%M:%S%.f",
+    )
+    .expect("a naive time");
     assert_eq!(
-        reported.timestamp_millis(),
+        reported.and_utc().timestamp_millis() + 3 * 3600 * 1000,
         check.timestamp_millis(),
-        "last_check is the workers' check, not now"
+        "last_check is the workers' check, in site time, not now"
     );
     assert_eq!(v["workers"]["total"], 3);
     assert_eq!(v["workers"]["running"], 3);
@@ -500,6 +582,7 @@ async fn metrics_parse_and_count_runs_from_worker_events() {
             deltas: 5,
             update_time: t,
             rebased: false,
+            unknown_guilds: Vec::new(),
         })
     };
     let failed = WorkerEvent::RunFailed(RunFailed {
@@ -559,7 +642,11 @@ async fn healthz_and_readyz_report_fatal_workers() {
     let app = api::app(state);
     let a = get(&app, "/healthz").await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.json()["status"], "ok");
+    let v = a.json();
+    assert_eq!(v["status"], "healthy", "{v}");
+    assert!(v.get("reason").is_none(), "{v}");
+    assert_eq!(v["checks"]["workers_running"], 3, "{v}");
+    assert_eq!(v["checks"]["store"], "not_configured", "{v}");
     let a = get(&app, "/readyz").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["store"], "not_configured");
@@ -581,8 +668,74 @@ async fn healthz_and_readyz_report_fatal_workers() {
             .is_some_and(|r| r.contains("Zuna Nova") && r.contains("11 restarts")),
         "{v}"
     );
-    // Liveness is unaffected.
-    assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
+    // Health says degraded, naming the worker; still 200 (liveness).
+    let a = get(&app, "/healthz").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Zuna Nova") && r.contains("11 restarts")),
+        "{v}"
+    );
+    assert_eq!(v["checks"]["workers_fatal"], 1, "{v}");
+    fake.update("Aurora", |s| {
+        s.state = pool::StateName::Backoff;
+        s.pid = None;
+    });
+    let v = get(&app, "/healthz").await.json();
+    assert!(
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("`Aurora` is backing off")),
+        "{v}"
+    );
+    // No process left and failures: unhealthy, 503.
+    fake.update("São Paulo", |s| {
+        s.state = pool::StateName::Fatal;
+        s.pid = None;
+    });
+    let a = get(&app, "/healthz").await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.json()["status"], "unhealthy");
+}
+
+#[tokio::test]
+async fn memusage_adds_up_the_pool_and_reads_the_machine() {
+    let (fake, state) = fake_state(None);
+    let app = api::app(state);
+    let v = get(&app, "/memusage").await.json();
+    let p = &v["process"];
+    // This test process is the "supervisor"; the fake's three workers have
+    // 12 MiB RSS and 3 MiB PSS each.
+    assert_eq!(p["processes"], 4, "{v}");
+    let sup_rss = p["supervisor_rss_bytes"].as_u64().expect("supervisor rss");
+    let sup_pss = p["supervisor_pss_bytes"].as_u64().expect("supervisor pss");
+    assert!(sup_rss > 0 && sup_pss > 0 && sup_pss <= sup_rss, "{v}");
+    assert_eq!(
+        p["rss_bytes"].as_u64(),
+        Some(sup_rss + 3 * 12 * 1024 * 1024)
+    );
+    assert_eq!(p["pss_bytes"].as_u64(), Some(sup_pss + 3 * 3 * 1024 * 1024));
+    for k in ["rss_mb", "percent", "pss_mb", "pss_percent"] {
+        assert!(p[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    let sys = &v["system"];
+    let total = sys["total_bytes"].as_u64().expect("total");
+    let available = sys["available_bytes"].as_u64().expect("available");
+    assert!(total > available && available > 0, "{v}");
+    assert_eq!(sys["used_bytes"].as_u64(), Some(total - available));
+    for k in ["total_mb", "used_mb", "available_mb", "percent", "total_gb"] {
+        assert!(sys[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    // A worker without a process is not counted.
+    fake.update("Aurora", |s| {
+        s.pid = None;
+        s.state = pool::StateName::Stopped;
+    });
+    let v = get(&app, "/memusage").await.json();
+    assert_eq!(v["process"]["processes"], 3, "{v}");
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use worldpool::scrape::{Reporter, Scraper, process_world};
 use worldpool::site::Clock;
 use worldpool::store::Store;
 
+use crate::helper::api::{Api, sse_frames};
 use crate::helper::wait_for_async;
 
 use crate::store::TestDb;
@@ -159,74 +160,6 @@ async fn scraped_store(db: &TestDb) -> Scraped {
         config,
         store,
         _dir: dir,
-    }
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Api {
-    async fn serve(state: ApiState) -> Api {
-        let stop = CancellationToken::new();
-        let (addr, task) = api::serve("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
-            .await
-            .expect("API serves");
-        Api {
-            base: format!("http://{addr}"),
-            http: reqwest::Client::new(),
-            stop,
-            task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.expect("POST");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn text(&self, path: &str) -> (u16, String, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        let status = r.status().as_u16();
-        let ctype = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        (status, ctype, r.text().await.expect("body"))
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
     }
 }
 
@@ -413,14 +346,27 @@ async fn replaced_frontend_calls(db: TestDb) {
     shape(
         "graph answer",
         &g,
-        &[("graph", K::Obj), ("stats", K::Arr), ("comparison", K::Arr)],
+        &[
+            ("graph", K::Str),
+            ("stats", K::Arr),
+            ("comparison", K::Arr),
+            ("figure", K::Obj),
+        ],
     );
+    // The replaced pages' figure: JSON text of bars (and trend lines).
+    let page = crate::oldpages::page_figure("graph", &g["graph"]);
+    let bars = crate::oldpages::bars(&page);
+    assert_eq!(bars.len(), 2, "{page}");
+    for t in &bars {
+        assert!(two.contains(&t["name"].as_str().unwrap_or_default()), "{t}");
+    }
+    // worldpool's own cumulative figure, times with their offset.
     shape(
         "figure",
-        &g["graph"],
+        &g["figure"],
         &[("data", K::Arr), ("layout", K::Obj)],
     );
-    let traces = g["graph"]["data"].as_array().expect("traces");
+    let traces = g["figure"]["data"].as_array().expect("traces");
     assert_eq!(traces.len(), 2);
     for t in traces {
         assert!(two.contains(&t["name"].as_str().unwrap_or_default()), "{t}");
@@ -429,7 +375,12 @@ async fn replaced_frontend_calls(db: TestDb) {
         let x = t["x"].as_array().expect("x");
         let y = t["y"].as_array().expect("y");
         assert!(!x.is_empty() && x.len() == y.len());
-        assert!(x.iter().all(is_time));
+        assert!(
+            x.iter().all(|v| v
+                .as_str()
+                .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok())),
+            "{t}"
+        );
         let ys: Vec<i64> = y.iter().map(|v| v.as_i64().expect("int")).collect();
         assert!(ys.windows(2).all(|w| w[0] <= w[1]), "cumulative: {ys:?}");
     }
@@ -477,10 +428,12 @@ async fn replaced_frontend_calls(db: TestDb) {
     shape(
         "player graph",
         &pg,
-        &[("graph", K::Obj), ("player", K::Str)],
+        &[("graph", K::Str), ("player", K::Str), ("figure", K::Obj)],
     );
     assert_eq!(pg["player"], "Zé Pequeno");
-    assert_eq!(pg["graph"]["data"][0]["type"], "scatter");
+    let page = crate::oldpages::page_figure("player graph", &pg["graph"]);
+    assert_eq!(crate::oldpages::bars(&page).len(), 1, "{page}");
+    assert_eq!(pg["figure"]["data"][0]["type"], "scatter");
     let (_, pg) = api
         .get(&format!(
             "/api/player-graph/Z%C3%A9%20Pequeno?datetime1={}&datetime2={}",
@@ -488,7 +441,8 @@ async fn replaced_frontend_calls(db: TestDb) {
             &max[..16]
         ))
         .await;
-    let traces = pg["graph"]["data"].as_array().expect("traces");
+    let page = crate::oldpages::page_figure("player graph", &pg["graph"]);
+    let traces = page["data"].as_array().expect("traces");
     assert!(
         traces
             .iter()
@@ -671,6 +625,8 @@ async fn replaced_frontend_calls(db: TestDb) {
         "/api/download/deltas",
         "/api/download/exps",
         "/health",
+        "/healthz",
+        "/memusage",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} not documented");
     }
@@ -748,42 +704,6 @@ async fn manual_update_without_a_channel_says_so_and_accepts_the_form_password()
     api2.stop().await;
 }
 
-/// Read SSE frames from a response until `done` says stop; returns (event
-/// name or "message", data) pairs.
-async fn sse_frames(
-    resp: &mut reqwest::Response,
-    buf: &mut String,
-    mut done: impl FnMut(&[(String, String)]) -> bool,
-) -> Vec<(String, String)> {
-    let mut frames = Vec::new();
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let mut name = "message".to_string();
-            let mut data = String::new();
-            for line in frame.lines() {
-                if let Some(n) = line.strip_prefix("event:") {
-                    name = n.trim().to_string();
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim_start());
-                }
-            }
-            if !data.is_empty() {
-                frames.push((name, data));
-            }
-        }
-        if done(&frames) {
-            return frames;
-        }
-        match tokio::time::timeout(DEADLINE, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
-            Ok(Ok(None)) => return frames,
-            Ok(Err(e)) => panic!("stream broke: {e}"),
-            Err(_) => panic!("no SSE frame within {DEADLINE:?}; got {frames:?}"),
-        }
-    }
-}
-
 fn line(world: &str, level: &str, message: &str) -> worldpool::logging::ConsoleLine {
     worldpool::logging::ConsoleLine {
         time: Utc::now(),
@@ -798,13 +718,22 @@ fn line(world: &str, level: &str, message: &str) -> worldpool::logging::ConsoleL
 async fn console_stream_carries_worker_lines_and_drops_laggards() {
     let fake = Arc::new(FakeControl::new(&["Aurera"]));
     let api = Api::serve(ApiState::new(fake, None, None)).await;
-    let mut resp = api
-        .http
-        .get(format!("{}/api/console-stream", api.base))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(resp.status().as_u16(), 200);
+    // The replaced pages' form: text lines, `[CONNECTED]` first.
+    let mut text = api.stream("/api/console-stream").await;
+    let mut text_buf = String::new();
+    let first = sse_frames(&mut text, &mut text_buf, |f| !f.is_empty()).await;
+    assert_eq!(
+        first[0],
+        (
+            "message".to_string(),
+            "[CONNECTED] Console stream started".to_string()
+        )
+    );
+    let (status, e) = api.get("/api/console-stream?format=xml").await;
+    assert_eq!(error_shape("bad format", 400, &e), "bad_parameter");
+    assert_eq!(status, 400);
+    // worldpool's structured form.
+    let mut resp = api.stream("/api/console-stream?format=json").await;
     assert!(
         resp.headers()["content-type"]
             .to_str()
@@ -848,6 +777,16 @@ async fn console_stream_carries_worker_lines_and_drops_laggards() {
             .as_str()
             .is_some_and(|l| l.contains("[WARN] [São Paulo] store unavailable"))
     );
+    let lines = sse_frames(&mut text, &mut text_buf, |f| {
+        f.iter().any(|(_, d)| d.contains("retrying"))
+    })
+    .await;
+    let (_, shown) = lines
+        .iter()
+        .find(|(_, d)| d.contains("retrying"))
+        .expect("the text line");
+    assert_eq!(Some(shown.as_str()), v["line"].as_str(), "the same line");
+    drop(text);
 
     // A consumer that does not keep up: this test's runtime has one thread,
     // so the stream cannot read while we publish; it is told and dropped,
@@ -1062,7 +1001,7 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
         })
         .await;
         let mut resp = http
-            .get(format!("{base}/api/console-stream"))
+            .get(format!("{base}/api/console-stream?format=json"))
             .send()
             .await
             .expect("console stream");

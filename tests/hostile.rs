@@ -302,6 +302,192 @@ async fn a_hostile_site_cannot_send_the_worker_elsewhere_or_flood_its_memory() {
     server.abort();
 }
 
+/// One request over a connection of its own, written as given (so the
+/// `Host` header is what a browser under DNS rebinding would send):
+/// status and body.
+fn raw_request(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).expect("request written");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"));
+    (status, body.to_string())
+}
+
+/// The error code of an API error body (the one shape, chunked or not).
+fn error_code(body: &str) -> String {
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map(|e| e + 1).unwrap_or(body.len());
+    let v: serde_json::Value = serde_json::from_str(&body[start..end])
+        .unwrap_or_else(|e| panic!("not the error shape ({e}): {body}"));
+    assert!(v["message"].is_string() && v["status"].is_u64(), "{v}");
+    v["error"].as_str().unwrap_or_default().to_string()
+}
+
+/// What a web page can make a browser send: a `Host` of another name (DNS
+/// rebinding) is 421 whatever the path; loopback names with or without the
+/// port are answered; a body that is not JSON is 415 before any query runs
+/// (a cross-site `text/plain` or form POST), a request from another site
+/// (`Sec-Fetch-Site`) is 403; JSON, and the multipart uploads, go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_side_attacks_are_refused() {
+    const TOKEN: &str = "hostile-token";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        worldpool::store::Store::open(&format!("sqlite://{}/wp.db", dir.path().display()), 1)
+            .await
+            .expect("store");
+    let fake = std::sync::Arc::new(worldpool::api::fake::FakeControl::new(&["Aurera"]));
+    let state = worldpool::api::ApiState::new(fake, Some(store), Some(TOKEN.into()));
+    let api = crate::helper::api::Api::serve(state).await;
+    let addr: std::net::SocketAddr = api
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let port = addr.port();
+    let ask = move |head: String, body: &'static str| {
+        tokio::task::spawn_blocking(move || raw_request(addr, &head, body))
+    };
+
+    for host in [
+        "evil.example".to_string(),
+        format!("evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        for path in ["/api/workers", "/", "/api/delta"] {
+            let (status, body) = ask(format!("GET {path} HTTP/1.1\r\nHost: {host}"), "")
+                .await
+                .expect("join");
+            assert_eq!(status, 421, "{host} {path}: {body}");
+            assert_eq!(error_code(&body), "host_not_allowed", "{body}");
+        }
+    }
+    for host in [
+        "localhost".to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = ask(format!("GET /api/workers HTTP/1.1\r\nHost: {host}"), "")
+            .await
+            .expect("join");
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+
+    // A simple cross-site POST: text/plain, a form, or no type at all.
+    let host = format!("Host: localhost:{port}");
+    for content_type in [
+        "Content-Type: text/plain;charset=UTF-8\r\n",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: multipart/form-data; boundary=x\r\n",
+        "",
+    ] {
+        let (status, body) = ask(
+            format!("POST /api/rankings-table HTTP/1.1\r\n{content_type}{host}"),
+            "{\"datetime1\": \"2026-01-01 00:00:00\"}",
+        )
+        .await
+        .expect("join");
+        assert_eq!(status, 415, "{content_type}: {body}");
+        assert_eq!(error_code(&body), "unsupported_media_type", "{body}");
+    }
+    let (status, body) = ask(
+        format!("POST /api/rankings-table HTTP/1.1\r\nContent-Type: application/json\r\n{host}"),
+        "{}",
+    )
+    .await
+    .expect("join");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("rankings"), "{body}");
+    // JSON from another site's page (it would need CORS to read the answer,
+    // but the query would run): refused by the browser's own word.
+    let (status, body) = ask(
+        format!(
+            "POST /api/rankings-table HTTP/1.1\r\nContent-Type: application/json\r\n\
+             Sec-Fetch-Site: cross-site\r\n{host}"
+        ),
+        "{}",
+    )
+    .await
+    .expect("join");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_code(&body), "cross_site", "{body}");
+    // The page's own requests pass.
+    let (status, body) = ask(
+        format!(
+            "POST /api/rankings-table HTTP/1.1\r\nContent-Type: application/json\r\n\
+             Sec-Fetch-Site: same-origin\r\n{host}"
+        ),
+        "{}",
+    )
+    .await
+    .expect("join");
+    assert_eq!(status, 200, "{body}");
+    // A bodiless POST without a type (curl -X POST) is not a JSON body.
+    let (status, body) = ask(
+        format!(
+            "POST /api/workers/Aurera/restart HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n{host}"
+        ),
+        "",
+    )
+    .await
+    .expect("join");
+    assert_eq!(status, 202, "{body}");
+
+    // Uploads are multipart, as the old pages send them.
+    let deltas = "name,deltaexp,update time,world,guild\n\
+                  Zé Pequeno,1500,2026-11-28 20:00:00,Aurera,Red Rose\n";
+    let (status, v) = api
+        .post_form(
+            "/api/upload/deltas",
+            "deltas.csv",
+            deltas.as_bytes(),
+            &[("password", TOKEN)],
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["records"], 1, "{v}");
+    api.stop().await;
+}
+
+/// `[api] allowed_hosts` of a real `worldpool run`: a listed name is
+/// answered, any other is 421.
+#[test]
+fn a_name_in_allowed_hosts_is_answered_and_others_are_not() {
+    let sup = Supervisor::start(Options {
+        api_toml: "allowed_hosts = [\"pool.test\"]\n".into(),
+        ..Options::default()
+    });
+    sup.running_pid("A", LONG);
+    let port = sup.api.port();
+    let (status, body) = raw_request(
+        sup.api,
+        &format!("GET /api/workers HTTP/1.1\r\nHost: pool.test:{port}"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = raw_request(
+        sup.api,
+        &format!("GET /api/workers HTTP/1.1\r\nHost: other.test:{port}"),
+        "",
+    );
+    assert_eq!(status, 421, "{body}");
+    assert_eq!(error_code(&body), "host_not_allowed");
+}
+
 // ----- the API's data path: stalled downloads, abandoned queries, caps ----
 
 /// Seeded deltas: players × updates, names and guilds long enough that an
@@ -671,7 +857,9 @@ async fn csv_export_import_round_trip(url: String, again: String) {
     let api =
         crate::helper::api::Api::serve(worldpool::api::ApiState::new(fake, Some(store), None))
             .await;
-    let csv = api.text("/api/download/deltas").await;
+    let (status, ctype, csv) = api.text("/api/download/deltas").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(ctype.starts_with("text/csv"), "{ctype}");
     assert!(csv.contains("'=HYPERLINK("), "{csv}");
     assert!(csv.contains(",'=Guild\n"), "{csv}");
     assert!(csv.contains("\n'+plus,1234,"), "{csv}");
@@ -773,6 +961,7 @@ async fn scraper_status_follows_run_events_without_a_query_per_request() {
             deltas,
             update_time,
             rebased: false,
+            unknown_guilds: Vec::new(),
         });
         let pool::WorkerMessage::Event { kind, data } = event.to_message() else {
             panic!("an event message");

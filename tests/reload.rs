@@ -638,3 +638,110 @@ async fn no_run_is_lost_or_duplicated_across_reloads() {
     sup.sigterm_and_wait();
     site.shutdown().await;
 }
+
+/// A reload whose new config makes workers crash at start stops at the
+/// first one that does not come back `running`: the workers after it keep
+/// their process (same pid), those it had restarted go back to the config
+/// in force, and the answer (API, `worldpool reload`, the `reload_failed`
+/// event) names the worker and its last exit.
+#[tokio::test]
+async fn a_rollout_stops_at_the_first_worker_that_does_not_come_back() {
+    let pool = POOL.replace("[pool]\n", "[pool]\nreload_parallel = 1\n");
+    let worlds = worlds_toml(&[("A", "\"G1\""), ("B", "\"G2\""), ("C", "\"G3\"")]);
+    let good = format!("{pool}{worlds}");
+    let sup = Supervisor::start(&good, Some("idle"));
+    let base = sup.base.clone();
+    let before = running_pids(&base, &["A", "B", "C"]).await;
+    let watcher_pid = || async {
+        get(&base, "/api/workers/watcher").await["pid"]
+            .as_u64()
+            .expect("watcher pid")
+    };
+    let watcher_before = watcher_pid().await;
+    let mut events = Events::open(&base).await;
+
+    // `[pool] env` changes: every worker restarts, one at a time, in
+    // config order. A comes back; B exits with status 1 at every start.
+    let crashing = pool.replace(
+        "[pool]\n",
+        "[pool]\nenv = { WORLDPOOL_TEST_WORKER_MODE = \"B=fail-start,*=idle\" }\n",
+    );
+    sup.write_config(&format!("{crashing}{worlds}"));
+    let (status, body) = post_reload(&base).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "reload_rolled_back", "{body}");
+    assert_eq!(body["status"], 422);
+    assert_eq!(body["worker"]["worker"], "B", "{body}");
+    assert_eq!(body["worker"]["state"], "backoff", "{body}");
+    let last_exit = body["worker"]["last_exit"].as_str().unwrap_or_default();
+    assert!(last_exit.contains("status 1"), "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("worker `B`") && message.contains("status 1"),
+        "{body}"
+    );
+    assert_eq!(body["problems"][0]["key"], "worker `B`", "{body}");
+    let failed = events.next_named("reload_failed").await;
+    assert_eq!(failed["worker"]["worker"], "B", "{failed}");
+    assert_eq!(failed["problems"], body["problems"]);
+
+    // C and the status watcher were never touched; A and B run the config
+    // in force again (A's new process was replaced once more).
+    let after = running_pids(&base, &["A", "B", "C"]).await;
+    assert_eq!(
+        pid_of(&after, "C"),
+        pid_of(&before, "C"),
+        "C kept its process"
+    );
+    assert_eq!(
+        watcher_pid().await,
+        watcher_before,
+        "the watcher kept its process"
+    );
+    assert_ne!(pid_of(&after, "A"), pid_of(&before, "A"));
+    assert_ne!(pid_of(&after, "B"), pid_of(&before, "B"));
+    // Every worker's process has the old environment (the old spec).
+    for w in ["A", "B", "C"] {
+        let pid = pid_of(&after, w);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        let environ = String::from_utf8_lossy(&environ);
+        let mode: Vec<&str> = environ
+            .split('\0')
+            .filter(|v| v.starts_with("WORLDPOOL_TEST_WORKER_MODE="))
+            .collect();
+        assert_eq!(mode, ["WORLDPOOL_TEST_WORKER_MODE=idle"], "{w}");
+    }
+
+    // The command line says the same, exit status 2.
+    let out = tokio::process::Command::new(bin())
+        .args(["reload", "--api", &base])
+        .env(worldpool::api::TOKEN_ENV, TOKEN)
+        .output()
+        .await
+        .expect("worldpool reload runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("reload rolled back at worker `B`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("status 1"), "{stderr}");
+    assert!(stderr.contains("nothing changed"), "{stderr}");
+    let metrics = get_text(&base, "/metrics").await;
+    assert_eq!(metric(&metrics, "failed"), 2.0);
+    assert_eq!(metric(&metrics, "applied"), 0.0);
+
+    // The config in force is still the old one: reloading it changes
+    // nothing.
+    let settled = running_pids(&base, &["A", "B", "C"]).await;
+    sup.write_config(&good);
+    let (status, report) = post_reload(&base).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        strings(&report["plan"]["unchanged"]),
+        ["A", "B", "C", "watcher"],
+        "{report}"
+    );
+    assert_eq!(running_pids(&base, &["A", "B", "C"]).await, settled);
+    sup.sigterm_and_wait();
+}

@@ -31,6 +31,11 @@ impl Fixture {
     /// Demo site on a manual clock at 09:00 site time (UTC-3), SQLite store.
     /// The config differs between layouts only in `[site.selectors]`.
     async fn new(layout: Layout) -> Fixture {
+        Fixture::sized(layout, None).await
+    }
+
+    /// The same on a generated dataset (`None`: the hand-made one).
+    async fn sized(layout: Layout, sized: Option<worldpool::demo_site::Sizing>) -> Fixture {
         let clock = Clock::manual(
             Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
                 .single()
@@ -39,6 +44,7 @@ impl Fixture {
         let site = DemoSite::start(DemoSiteOptions {
             now: clock.clone(),
             layout,
+            sized,
             ..DemoSiteOptions::default()
         })
         .await
@@ -748,6 +754,131 @@ async fn a_permanent_store_error_fails_the_run_without_retrying() {
             .last_update_time,
         None
     );
+}
+
+/// A full disk (`SQLITE_FULL`, simulated by capping the database at its
+/// size) is transient: the write fails as unavailable and is retried with
+/// the scrape kept in memory; once space is back the same update is stored
+/// exactly once, its players and deltas whole, and no failed run recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_the_scrape_and_stores_it_once_space_is_back() {
+    // Enough players that the run's deltas need new pages.
+    let f = Fixture::sized(
+        Layout::Table,
+        Some(worldpool::demo_site::Sizing {
+            worlds: 1,
+            guilds_per_world: 2,
+            players_per_guild: 150,
+        }),
+    )
+    .await;
+    let world = f.site.world_names().remove(0);
+    let site0 = f.site_xp(&world);
+    stored(f.pass(&world).await);
+    f.minutes(10);
+    f.site.advance();
+    let site1 = f.site_xp(&world);
+    let want = expected_deltas(&site0, &site1);
+    assert!(!want.is_empty());
+
+    f.store
+        .simulate_disk_full(true)
+        .await
+        .expect("cap the database");
+    // The store says a full disk is worth retrying.
+    let t = f.site.update_time(&world).expect("update time");
+    let probe = f
+        .store
+        .write_run(&worldpool::store::NewRun {
+            world: world.clone(),
+            update_time: t,
+            started_at: Utc::now(),
+            players: (0..200)
+                .map(|i| worldpool::store::ScrapedPlayer {
+                    name: format!("probe {i}"),
+                    guild: "g".into(),
+                    vocation: "v".into(),
+                    level: 1,
+                    experience: 1,
+                })
+                .collect(),
+            reset_minutes: f.config.site.reset_minutes,
+        })
+        .await
+        .expect_err("the database cannot grow");
+    assert!(probe.is_transient(), "a full disk is transient: {probe}");
+    assert!(probe.to_string().contains("full"), "{probe}");
+
+    let served = f.site.requests_served();
+    let retries = worldpool::scrape::store_retries();
+    let task = {
+        let (store, config, scraper) = (f.store.clone(), f.config.clone(), f.scraper.clone());
+        let world = config.world(&world).expect("world").clone();
+        tokio::spawn(async move {
+            process_world(
+                &scraper,
+                &store,
+                &config,
+                &world,
+                t,
+                &Reporter::none(),
+                &CancellationToken::new(),
+            )
+            .await
+        })
+    };
+    wait_for_async("the write retried", Duration::from_secs(20), || {
+        let (n, pages) = (worldpool::scrape::store_retries(), f.site.requests_served());
+        assert!(!task.is_finished(), "the run ended while the disk was full");
+        async move { (n > retries && pages > served).then_some(()) }
+    })
+    .await;
+    // Several attempts, all refused, and the worker still holds the scrape.
+    let seen = worldpool::scrape::store_retries();
+    wait_for_async("another retry", Duration::from_secs(20), || {
+        let n = worldpool::scrape::store_retries();
+        async move { (n > seen).then_some(()) }
+    })
+    .await;
+    assert!(
+        !task.is_finished(),
+        "the worker waits for space, it does not give up"
+    );
+    let scraped_pages = f.site.requests_served();
+    f.store
+        .simulate_disk_full(false)
+        .await
+        .expect("space is back");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the write succeeds once space is back")
+        .expect("no panic")
+        .expect("processed");
+    assert_eq!(
+        f.site.requests_served(),
+        scraped_pages,
+        "the kept scrape is written, the site is not read again"
+    );
+    let (rows, deltas, kind) = stored(outcome);
+    assert_eq!(kind, PassKind::Normal);
+    assert_eq!(rows, site1.len());
+    assert_eq!(deltas, want);
+    assert_eq!(f.stored_xp(&world).await, site1);
+    let runs = f.store.runs(Some(&world), 10, None).await.expect("runs");
+    assert_eq!(runs.len(), 2, "no failed run, no second copy: {runs:?}");
+    assert!(runs.iter().all(|r| r.status == "ok"), "{runs:?}");
+    let stored_deltas = f
+        .store
+        .deltas(Some(&world), None, 10_000, None)
+        .await
+        .expect("deltas");
+    let of_update: Vec<_> = stored_deltas
+        .iter()
+        .filter(|d| d.update_time == t)
+        .collect();
+    assert_eq!(of_update.len(), want.len(), "each delta stored once");
+    // Processing the same update again writes nothing.
+    assert!(matches!(f.pass(&world).await, Outcome::Unchanged { .. }));
 }
 
 /// Run a command off the runtime (the demo site answers on it meanwhile).

@@ -698,7 +698,15 @@ async fn vip_endpoints(db: TestDb) {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["success"], true);
-    let points = v["graph_data"].as_array().expect("graph_data");
+    // The replaced page's figure (JSON text), then worldpool's points.
+    let page = crate::oldpages::page_figure("graph_data", &v["graph_data"]);
+    let bars = crate::oldpages::bars(&page);
+    assert_eq!(bars.len(), 1, "{page}");
+    assert!(
+        bars[0]["y"].as_array().is_some_and(|y| !y.is_empty()),
+        "{page}"
+    );
+    let points = v["points"].as_array().expect("points");
     assert_eq!(points.len(), stored.len());
     let total: i64 = stored.iter().map(|d| d.delta_exp).sum();
     let online: i64 = stored.iter().map(|d| d.delta_online).sum();
@@ -768,7 +776,7 @@ async fn vip_endpoints(db: TestDb) {
         .and_then(|t| t.parse().ok())
         .expect("last_fetch");
     assert!((last - at).num_milliseconds().abs() < 2, "{w}");
-    let metrics = api.text("/metrics").await;
+    let metrics = api.text("/metrics").await.2;
     for want in [
         "worldpool_player_pages_total{world=\"Aurera\",result=\"ok\"} 2",
         "worldpool_player_pages_total{world=\"Aurera\",result=\"failed\"} 1",
@@ -850,11 +858,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         .spawn()
         .expect("worldpool run starts");
     let mut guard = Supervisor(child);
-    let api = Api::at(
-        format!("http://127.0.0.1:{port}"),
-        CancellationToken::new(),
-        tokio::spawn(async {}),
-    );
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
     let store = Store::open(&url, 1).await.expect("store");
     let scenario = async {
         wait_for_async("the config's players read", DEADLINE, || {
@@ -919,7 +923,7 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
         );
         let runs = store.runs(Some(WORLD), 100, None).await.expect("runs");
         assert!(runs.iter().all(|r| r.status == "ok"), "{runs:?}");
-        let metrics = api.text("/metrics").await;
+        let metrics = api.text("/metrics").await.2;
         assert!(
             metrics.contains("worldpool_player_pages_total{world=\"Aurera\",result=\"unknown\"} 1"),
             "{metrics}"

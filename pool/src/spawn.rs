@@ -13,7 +13,8 @@
 //! its own and makes system calls only: it resets the signal handlers the
 //! parent installed (they must not run in the child) and unblocks signals,
 //! puts stdin (`/dev/null`), stdout, stderr and the channel (fd 3) in
-//! place and closes every other descriptor, starts its own process group, sets `PR_SET_PDEATHSIG` and checks
+//! place (whatever numbers they had: a supervisor started with closed
+//! stdio has its pipes on 0, 1 and 2) and closes every other descriptor, starts its own process group, sets `PR_SET_PDEATHSIG` and checks
 //! the parent did not die before it, applies the rlimits, and execs.
 //! Nothing there allocates: the limits are a fixed array, the program,
 //! arguments and environment C strings built before. A step that fails
@@ -447,18 +448,29 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
 
-        for (from, to) in [(a.stdin, 0), (a.stdout, 1), (a.stderr, 2)] {
-            if libc::dup2(from, to) < 0 {
-                fail(errno());
+        // stdin, stdout, stderr and the channel to 0, 1, 2 and 3. A
+        // supervisor started with closed stdio gets its pipes on those very
+        // numbers: a source may be its own target (`dup2(fd, fd)` would
+        // keep close-on-exec and the worker would lose the stream) or the
+        // target of another (an earlier `dup2` would close it). So every
+        // source below 4 is first moved above 3 (this is the child's own
+        // descriptor table); then each `dup2` copies a distinct descriptor
+        // and clears close-on-exec on the copy. The moved ones are closed
+        // with the rest below.
+        let mut sources = [a.stdin, a.stdout, a.stderr, a.channel];
+        for fd in sources.iter_mut() {
+            if *fd <= CHANNEL_FD {
+                let moved = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, CHANNEL_FD + 1);
+                if moved < 0 {
+                    fail(errno());
+                }
+                *fd = moved;
             }
         }
-        if a.channel == CHANNEL_FD {
-            // Already in place: only clear close-on-exec.
-            if libc::fcntl(CHANNEL_FD, libc::F_SETFD, 0) < 0 {
+        for (to, from) in sources.into_iter().enumerate() {
+            if libc::dup2(from, to as RawFd) < 0 {
                 fail(errno());
             }
-        } else if libc::dup2(a.channel, CHANNEL_FD) < 0 {
-            fail(errno());
         }
         // Descriptors the supervisor inherited without close-on-exec are
         // not the worker's business (kernels before 5.9 say ENOSYS: then

@@ -88,6 +88,17 @@ pub trait Control: Send + Sync + 'static {
         })
     }
 
+    /// Send a worker a message down its channel (`GET
+    /// /api/player-details/{name}` asks for a page this way). Returns once
+    /// it is queued; the worker answers, if at all, with an event. The
+    /// default says it is not supported.
+    fn send(&self, name: &str, message: &SupervisorMessage) -> Result<(), ControlError> {
+        let _ = message;
+        Err(ControlError::Unsupported(format!(
+            "this pool cannot send worker `{name}` a message"
+        )))
+    }
+
     /// Run one verb (dispatches to `start`, `stop` or `restart`).
     fn apply<'a>(
         &'a self,
@@ -125,6 +136,10 @@ impl Control for PoolHandle {
 
     fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
         PoolHandle::subscribe(self)
+    }
+
+    fn send(&self, name: &str, message: &SupervisorMessage) -> Result<(), ControlError> {
+        PoolHandle::send(self, name, message).map_err(Into::into)
     }
 
     /// Sends [`SupervisorMessage::CheckNow`] on the worker's channel; the

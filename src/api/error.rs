@@ -22,8 +22,12 @@ pub enum ApiError {
         /// What is wrong and what is accepted.
         message: String,
     },
-    /// Control requested but no token is configured (403).
+    /// Control requested, no token is configured, and the API is not known
+    /// to listen on loopback only (403).
     ControlDisabled,
+    /// Control without a token from a page of another origin (403): a
+    /// site on the internet must not drive a pool on this machine.
+    ForeignOrigin(String),
     /// Missing or wrong bearer token (401).
     Unauthorized,
     /// `/api/runs` or `/api/deltas` without a configured store (503).
@@ -56,6 +60,25 @@ pub enum ApiError {
         /// Seconds after which to try again.
         retry_after: u32,
     },
+    /// A `Host` header naming another server (421): DNS rebinding, or a
+    /// name missing from `[api] allowed_hosts`.
+    HostNotAllowed(String),
+    /// A request other than GET from another site's page (403).
+    CrossSite,
+    /// A request body that is not JSON (415), with the type it said.
+    UnsupportedMediaType(String),
+    /// A config reload rolled back (422): a started or restarted worker did
+    /// not come back `running`; its name, state and last exit, the file,
+    /// and the same as one problem.
+    ReloadRolledBack {
+        /// The config file.
+        file: String,
+        /// The worker, its state and last exit (boxed: the error stays
+        /// small for every handler that returns it).
+        worker: Box<crate::reload::NotRunning>,
+        /// One problem naming the worker (key) and what was put back (fix).
+        problems: Vec<crate::config::Problem>,
+    },
     /// A config reload refused (422): the file and every problem.
     InvalidConfig {
         /// The config file.
@@ -74,6 +97,8 @@ struct Body<'a> {
     file: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problems: Option<&'a [crate::config::Problem]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<&'a crate::reload::NotRunning>,
 }
 
 impl ApiError {
@@ -106,13 +131,16 @@ impl ApiError {
             ApiError::MethodNotAllowed | ApiError::Moved(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParam { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::InvalidConfig { .. } | ApiError::OverCap(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidConfig { .. }
+            | ApiError::ReloadRolledBack { .. }
+            | ApiError::OverCap(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::ControlDisabled => StatusCode::FORBIDDEN,
+            ApiError::ControlDisabled | ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NoStore | ApiError::StoreUnreachable | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -129,6 +157,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadParam { .. } => "bad_parameter",
             ApiError::ControlDisabled => "control_disabled",
+            ApiError::ForeignOrigin(_) => "foreign_origin",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NoStore => "no_store",
             ApiError::StoreUnreachable => "store_unreachable",
@@ -143,6 +172,10 @@ impl ApiError {
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::OverCap(_) => "over_cap",
             ApiError::TooBusy { .. } => "too_many_requests",
+            ApiError::ReloadRolledBack { .. } => "reload_rolled_back",
+            ApiError::HostNotAllowed(_) => "host_not_allowed",
+            ApiError::CrossSite => "cross_site",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         }
     }
 
@@ -157,10 +190,17 @@ impl ApiError {
             ApiError::BadParam { param, message } => {
                 format!("bad parameter `{param}`: {message}")
             }
-            ApiError::ControlDisabled => "control endpoints are disabled: no token is configured. \
+            ApiError::ControlDisabled => "control endpoints are disabled: no token is configured \
+                 and this API does not listen on a loopback address only. \
                  Start worldpool with the environment variable WORLDPOOL_API_TOKEN set, \
                  then send `Authorization: Bearer <token>`"
                 .to_string(),
+            ApiError::ForeignOrigin(origin) => format!(
+                "without a token, control is open only to clients on this machine, and this \
+                 request comes from a page of `{origin}`. Start worldpool with \
+                 WORLDPOOL_API_TOKEN set and send `Authorization: Bearer <token>` (a reverse \
+                 proxy can add it; see the README)"
+            ),
             ApiError::Unauthorized => {
                 "missing or wrong token: send `Authorization: Bearer <token>`".to_string()
             }
@@ -190,6 +230,23 @@ impl ApiError {
                     if n == 1 { "" } else { "s" }
                 )
             }
+            ApiError::HostNotAllowed(host) => format!(
+                "this API does not answer to Host `{host}`: use localhost or the address it \
+                 listens on, or add the name to [api] allowed_hosts"
+            ),
+            ApiError::CrossSite => "refused: a request from another site's page \
+                 (Sec-Fetch-Site); use this API's own pages or a non-browser client"
+                .to_string(),
+            ApiError::UnsupportedMediaType(ct) if ct.is_empty() => {
+                "a request body must be JSON: send `Content-Type: application/json`".to_string()
+            }
+            ApiError::UnsupportedMediaType(ct) => format!(
+                "a request body must be JSON, not `{ct}`: send `Content-Type: application/json`"
+            ),
+            ApiError::ReloadRolledBack { file, worker, .. } => format!(
+                "{file}: reload rolled back, the config in force keeps running: {}",
+                worker.message
+            ),
         }
     }
 }
@@ -203,11 +260,20 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let (file, problems) = match &self {
+        let (file, problems, worker) = match &self {
             ApiError::InvalidConfig { file, problems } => {
-                (Some(file.as_str()), Some(problems.as_slice()))
+                (Some(file.as_str()), Some(problems.as_slice()), None)
             }
-            _ => (None, None),
+            ApiError::ReloadRolledBack {
+                file,
+                worker,
+                problems,
+            } => (
+                Some(file.as_str()),
+                Some(problems.as_slice()),
+                Some(worker.as_ref()),
+            ),
+            _ => (None, None, None),
         };
         let body = Body {
             error: self.code(),
@@ -215,6 +281,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             file,
             problems,
+            worker,
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::TooBusy { retry_after, .. } = &self {
@@ -244,6 +311,11 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::bad_param("limit", "nope"), 400, "bad_parameter"),
             (ApiError::ControlDisabled, 403, "control_disabled"),
+            (
+                ApiError::ForeignOrigin("https://x".into()),
+                403,
+                "foreign_origin",
+            ),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::NoStore, 503, "no_store"),
             (ApiError::StoreUnreachable, 503, "store_unreachable"),
@@ -270,6 +342,36 @@ mod tests {
                 },
                 422,
                 "invalid_config",
+            ),
+            (
+                ApiError::ReloadRolledBack {
+                    file: "w.toml".into(),
+                    worker: Box::new(crate::reload::NotRunning {
+                        worker: "B".into(),
+                        state: "backoff".into(),
+                        last_exit: Some("exited with status 1".into()),
+                        message: "worker `B` did not come back".into(),
+                    }),
+                    problems: vec![],
+                },
+                422,
+                "reload_rolled_back",
+            ),
+            (
+                ApiError::HostNotAllowed("evil.example".into()),
+                421,
+                "host_not_allowed",
+            ),
+            (ApiError::CrossSite, 403, "cross_site"),
+            (
+                ApiError::UnsupportedMediaType("text/plain".into()),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::UnsupportedMediaType(String::new()),
+                415,
+                "unsupported_media_type",
             ),
         ];
         for (e, status, code) in table {

@@ -20,6 +20,10 @@ pub struct WorldRuns {
     pub rows: u64,
     /// Delta rows stored, summed over runs.
     pub deltas: u64,
+    /// The worker that ran the world's last run.
+    pub worker: String,
+    /// Configured guilds the site did not know in the last stored run.
+    pub unknown_guilds: Vec<String>,
 }
 
 /// Run counters, updated from pool events.
@@ -33,17 +37,41 @@ impl RunCounters {
     /// `failed`) event; other events are ignored. Returns whether it
     /// counted.
     pub fn record(&self, event: &PoolEvent) -> bool {
-        let (world, status, rows, deltas) = match WorkerEvent::from_pool(event) {
-            Some(WorkerEvent::RunFinished(r)) => (r.world, "ok", r.rows, r.deltas),
-            Some(WorkerEvent::RunFailed(r)) => (r.world, "failed", 0, 0),
+        let PoolEvent::Custom { worker, .. } = event else {
+            return false;
+        };
+        let (world, status, rows, deltas, unknown) = match WorkerEvent::from_pool(event) {
+            Some(WorkerEvent::RunFinished(r)) => {
+                (r.world, "ok", r.rows, r.deltas, Some(r.unknown_guilds))
+            }
+            Some(WorkerEvent::RunFailed(r)) => (r.world, "failed", 0, 0, None),
             _ => return false,
         };
         let mut worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
         let entry = worlds.entry(world).or_default();
+        if entry.worker != *worker {
+            entry.worker = worker.clone();
+        }
+        if let Some(unknown) = unknown {
+            entry.unknown_guilds = unknown;
+        }
         *entry.by_status.entry(status.to_string()).or_insert(0) += 1;
         entry.rows += rows;
         entry.deltas += deltas;
         true
+    }
+
+    /// The guilds the site did not know in the last stored run of each
+    /// world `worker` ran, sorted.
+    pub fn unknown_guilds_of(&self, worker: &str) -> Vec<String> {
+        let worlds = self.worlds.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = worlds
+            .values()
+            .filter(|w| w.worker == worker)
+            .flat_map(|w| w.unknown_guilds.iter().cloned())
+            .collect();
+        out.sort();
+        out
     }
 
     /// A copy of the counters, sorted by world.
@@ -669,6 +697,7 @@ mod tests {
                 deltas: 4,
                 update_time: t,
                 rebased: false,
+                unknown_guilds: Vec::new(),
             }))
         };
         let failed = pool_event(WorkerEvent::RunFailed(RunFailed {

@@ -3,9 +3,10 @@
 //! [`app`] builds the router over an [`ApiState`] (a [`Control`], an
 //! optional [`Store`] and an optional control token); [`serve`] binds it and
 //! runs it until a cancellation token fires. Read endpoints need no
-//! credentials; `POST /api/workers/{world}/{restart,stop,start}`,
-//! `POST /api/manual-update` and `POST /api/vip/{add,remove}` need `Authorization: Bearer
-//! $WORLDPOOL_API_TOKEN`. Every error is `{"error": code, "message": text,
+//! credentials; the control endpoints (`POST /api/workers/{world}/{restart,stop,start}`,
+//! `/api/reload`, `/api/manual-update`, `/api/vip/{add,remove}`) need `Authorization: Bearer
+//! $WORLDPOOL_API_TOKEN` when a token is configured, and nothing from this machine's
+//! clients on a loopback bind without one (`authorize`). Every error is `{"error": code, "message": text,
 //! "status": http status}` ([`ApiError`]). The replaced system's data API
 //! lives in [`compat`] (settings from the config: [`CompatSettings`]).
 
@@ -41,6 +42,8 @@ pub mod events;
 pub mod exposition;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+mod guard;
+pub mod health;
 pub mod metrics;
 mod openapi;
 mod reload;
@@ -51,6 +54,7 @@ pub mod views;
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
+pub use guard::AllowedHosts;
 pub use server::ServerLimits;
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
@@ -126,6 +130,13 @@ pub struct ApiState {
     budget: Option<crate::budget::service::BudgetService>,
     /// Exports running at once ([`Reads::max_exports`] permits).
     exports: Arc<tokio::sync::Semaphore>,
+    /// Served on a loopback address only ([`ApiState::bound_to`]): without
+    /// a token, control is then open to this machine's clients.
+    loopback: bool,
+    /// `/api/player-details/{name}`'s recent answers.
+    player_details: Arc<compat::player_details::Cache>,
+    /// The `Host` names requests may carry (DNS rebinding: [`guard`]).
+    allowed_hosts: Arc<AllowedHosts>,
 }
 
 struct Inner {
@@ -222,8 +233,28 @@ impl ApiState {
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
             budget: None,
+            loopback: false,
+            player_details: Arc::default(),
+            allowed_hosts: Arc::new(AllowedHosts::default()),
             exports: Arc::new(tokio::sync::Semaphore::new(Reads::default().max_exports)),
         }
+    }
+
+    /// The same state, served on `addr` ([`serve`] and [`serve_dedicated`]
+    /// call this). On a loopback address with no token configured, the
+    /// control endpoints are open to this machine's clients, as the
+    /// replaced system's were (see [`authorize`]); elsewhere a token is
+    /// needed ([`check_bind`] refuses to start without one).
+    pub fn bound_to(mut self, addr: SocketAddr) -> ApiState {
+        self.loopback = addr.ip().is_loopback();
+        self
+    }
+
+    /// The same state answering to these `Host` names besides loopback
+    /// ones (`[api] allowed_hosts`); [`serve`] adds the bound address.
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> ApiState {
+        self.allowed_hosts = Arc::new(hosts);
+        self
     }
 
     /// The same state within these read limits (default [`Reads::default`]).
@@ -429,12 +460,18 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
         .route("/api/budget", get(budget::budget_handler))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::healthz))
+        .route("/memusage", get(health::memusage))
         .route("/readyz", get(readyz))
         .merge(compat::routes())
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Host, cross-site and Content-Type checks before any handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // The route template, never the raw path (names are data).
@@ -486,7 +523,11 @@ pub async fn serve_with(
     let addr = listener
         .local_addr()
         .context("cannot read the API's bound address")?;
-    let router = app(state.with_shutdown(shutdown.clone()));
+    let hosts = state.allowed_hosts.as_ref().clone().bound_to(addr);
+    let router = app(state
+        .bound_to(bind)
+        .with_shutdown(shutdown.clone())
+        .with_allowed_hosts(hosts));
     let task = tokio::spawn(server::run(listener, router, limits, shutdown));
     tracing::info!(%addr, "API listening");
     Ok((addr, task))
@@ -635,6 +676,7 @@ fn worker_list(state: &ApiState, world: Option<&str>) -> Result<Vec<u8>, serde_j
         .map(|w| {
             views::WorkerView::new(w, now, false)
                 .with_watched(views::WatchedView::of(&vips.of_worker(&w.name)))
+                .with_unknown_guilds(state.inner.shared.runs.unknown_guilds_of(&w.name))
                 .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name)))
         })
         .collect();
@@ -683,6 +725,7 @@ async fn one_worker(
         StatusCode::OK,
         &views::WorkerView::new(&w, Utc::now(), true)
             .with_watched(watched)
+            .with_unknown_guilds(state.inner.shared.runs.unknown_guilds_of(&w.name))
             .with_budget(budget.as_ref().map(|b| b.workers.get(&w.name))),
         2048,
     ))
@@ -696,9 +739,34 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Who may use a control endpoint: the one rule for every control verb
+/// (`/api/workers/{world}/…`, `/api/reload`, `/api/manual-update`,
+/// `/api/vip/add`, `/api/vip/remove`).
+///
+/// - A token is configured: the request must carry it as
+///   `Authorization: Bearer <token>` (401 otherwise).
+/// - No token, API served on loopback only ([`ApiState::bound_to`]): any
+///   client of this machine may, as in the replaced system, except a page
+///   of another origin (a browser's `Origin` that is not this machine's:
+///   403 `foreign_origin`), so a site on the internet cannot drive the pool
+///   through a visitor's browser.
+/// - No token otherwise: 403 `control_disabled`.
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.inner.token.as_deref() else {
-        return Err(ApiError::ControlDisabled);
+        if !state.loopback {
+            return Err(ApiError::ControlDisabled);
+        }
+        return match headers.get(header::ORIGIN) {
+            None => Ok(()),
+            Some(origin) => {
+                let origin = origin.to_str().unwrap_or("(not text)");
+                if local_origin(origin) {
+                    Ok(())
+                } else {
+                    Err(ApiError::ForeignOrigin(origin.chars().take(200).collect()))
+                }
+            }
+        };
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -711,6 +779,34 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         Some(token) if same_secret(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(ApiError::Unauthorized),
     }
+}
+
+/// A browser `Origin` of this machine: `http(s)://localhost`, a
+/// `*.localhost` name, or a loopback address, any port.
+fn local_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return false;
+    }
+    if rest.contains(['/', '@', '?', '#']) {
+        return false;
+    }
+    let host = match rest.strip_prefix('[') {
+        // [::1]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, port)) if port.is_empty() || port.starts_with(':') => addr,
+            _ => return false,
+        },
+        None => rest.rsplit_once(':').map_or(rest, |(h, _)| h),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Serialize)]
@@ -763,7 +859,7 @@ async fn control(
 
 async fn scraper_status(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
-    let mut status = views::ScraperStatus::of(&snapshot);
+    let mut status = views::ScraperStatus::of(&snapshot, state.compat().site_offset);
     status.last_update = state.last_update().await.map(crate::legacy::iso);
     json(StatusCode::OK, &status, 256)
 }
@@ -816,10 +912,6 @@ async fn metrics_handler(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-async fn healthz() -> Response {
-    json(StatusCode::OK, &serde_json::json!({"status": "ok"}), 32)
-}
-
 async fn readyz(State(state): State<ApiState>) -> Response {
     let mut reasons = Vec::new();
     for w in state.control().workers() {
@@ -830,22 +922,11 @@ async fn readyz(State(state): State<ApiState>) -> Response {
             }
         }
     }
-    let store = match &state.store() {
-        None => "not_configured",
-        Some(store) => match tokio::time::timeout(PING_TIMEOUT, store.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: store ping failed");
-                reasons.push("the store is unreachable".to_string());
-                "unreachable"
-            }
-            Err(_) => {
-                tracing::warn!("readiness: store ping timed out");
-                reasons.push("the store did not answer in time".to_string());
-                "unreachable"
-            }
-        },
-    };
+    let store = health::check_store(&state).await;
+    if store == health::StoreCheck::Unreachable {
+        reasons.push("the store is unreachable".to_string());
+    }
+    let store = store.as_str();
     if reasons.is_empty() {
         json(
             StatusCode::OK,
@@ -1063,6 +1144,29 @@ mod tests {
         assert!(check_bind(any, true).is_ok());
         let e = check_bind(any, false).expect_err("refused").to_string();
         assert!(e.contains(TOKEN_ENV) && e.contains("0.0.0.0:5000"), "{e}");
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://localhost:8080",
+            "https://LOCALHOST",
+            "http://[::1]:5000",
+            "http://127.1.2.3",
+            "http://app.localhost:3000",
+        ] {
+            assert!(local_origin(ok), "{ok}");
+        }
+        for foreign in [
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "null",
+            "file://",
+            "http://10.0.0.2:5000",
+            "http://[::2]:5000",
+            "http://localhost@evil.example",
+            "ftp://localhost",
+        ] {
+            assert!(!local_origin(foreign), "{foreign}");
+        }
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"abcd"));

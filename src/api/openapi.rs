@@ -35,13 +35,13 @@ fn control_op(verb: &str, summary: &str) -> Value {
         "post": {
             "operationId": format!("{verb}Worker"),
             "summary": summary,
-            "description": "Queued per worker: never refused because another request for the same worker is in progress. Needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`.",
+            "description": "Queued per worker: never refused because another request for the same worker is in progress. With a token configured, needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`; without one, on a loopback bind, clients of this machine need none.",
             "security": [{"bearer": []}],
             "parameters": [world_param()],
             "responses": {
                 "202": json_response("The action ran; the resulting state.", json!({"$ref": "#/components/schemas/ControlResult"})),
                 "401": error_response("Missing or wrong token."),
-                "403": error_response("No token configured: control is disabled (set WORLDPOOL_API_TOKEN)."),
+                "403": error_response("No token configured and the API not served on loopback only (`control_disabled`: set WORLDPOOL_API_TOKEN), or, without a token, a page of another origin (`foreign_origin`)."),
                 "404": error_response("Unknown world."),
                 "503": error_response("The pool is shutting down.")
             }
@@ -102,12 +102,12 @@ fn reload_paths() -> serde_json::Map<String, Value> {
     let doc = json!({
     "/api/reload": {"post": {
         "operationId": "reload",
-        "summary": "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart. Queued: answers once this reload was applied. Needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`.",
+        "summary": "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart. Queued: answers once this reload was applied. With a token configured, needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`; without one, on a loopback bind, clients of this machine need none.",
         "security": [{"bearer": []}],
         "responses": {
             "200": json_response("Applied: the plan.", json!({"$ref": "#/components/schemas/ReloadReport"})),
             "401": error_response("Missing or wrong token."),
-            "403": error_response("No token configured: control is disabled (set WORLDPOOL_API_TOKEN)."),
+            "403": error_response("No token configured and the API not served on loopback only (`control_disabled`: set WORLDPOOL_API_TOKEN), or, without a token, a page of another origin (`foreign_origin`)."),
             "422": json_response("The new config is invalid; nothing changed.", json!({"$ref": "#/components/schemas/InvalidConfig"})),
             "501": error_response("This server has no config to reload."),
             "503": error_response("The pool is shutting down.")
@@ -137,13 +137,17 @@ fn reload_schemas() -> serde_json::Map<String, Value> {
         "took_ms": {"type": "integer"}
     }},
     "InvalidConfig": {"type": "object", "properties": {
-        "error": {"type": "string", "enum": ["invalid_config"]},
+        "error": {"type": "string", "enum": ["invalid_config", "reload_rolled_back"]},
         "message": {"type": "string"},
         "status": {"type": "integer"},
         "file": {"type": "string"},
         "problems": {"type": "array", "items": {"type": "object", "properties": {
             "key": {"type": "string"}, "message": {"type": "string"}, "fix": {"type": "string"}
-        }}}
+        }}},
+        "worker": {"type": "object", "description": "reload_rolled_back: the worker that did not come back running.", "properties": {
+            "worker": {"type": "string"}, "state": {"type": "string"},
+            "last_exit": {"type": "string", "nullable": true}, "message": {"type": "string"}
+        }}
     }}
     });
     doc.as_object().cloned().unwrap_or_default()
@@ -219,10 +223,6 @@ fn base() -> Value {
                 "summary": "Prometheus text: per worker up, state, restarts, exits by reason, CPU, RSS, uptime, last success/check; runs by status, rows and deltas per world; pool totals.",
                 "responses": {"200": {"description": "Prometheus text format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             }},
-            "/healthz": {"get": {
-                "operationId": "healthz", "summary": "The process is alive.",
-                "responses": {"200": json_response("Alive.", json!({"type": "object", "properties": {"status": {"type": "string"}}}))}
-            }},
             "/readyz": {"get": {
                 "operationId": "readyz", "summary": "Ready: no worker fatal and the store (if any) answers.",
                 "responses": {
@@ -282,7 +282,8 @@ fn base() -> Value {
                     "last_heartbeat": ts(),
                     "exits_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
                     "recent_exits": {"type": "array", "items": {"$ref": "#/components/schemas/ExitRecord"}, "description": "Only on /api/workers/{world}."},
-                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."}
+                    "watched": {"allOf": [{"$ref": "#/components/schemas/Watched"}], "nullable": true, "description": "The worker's watched players, from its `vip_pass` events; null until its first pass over them."},
+                    "unknown_guilds": {"type": "array", "items": {"type": "string"}, "description": "Configured guilds the site did not know in the last stored run of the worker's world(s), stored with zero rows."}
                 }},
                 "Watched": {"type": "object", "required": ["count", "last_fetch", "update_time", "fetched", "failed", "unknown"], "properties": {
                     "count": {"type": "integer", "description": "Players watched (config and API) over the worker's worlds."},
@@ -300,7 +301,7 @@ fn base() -> Value {
                 "ScraperStatus": {"type": "object", "properties": {
                     "running": {"type": "boolean"},
                     "state": {"type": "string", "description": "Busiest phase among running workers (scraping > checking > sleeping > idle); `stopped` when none runs."},
-                    "last_check": ts(),
+                    "last_check": {"type": "string", "nullable": true, "description": "The latest status-page check any worker reported, site-local without offset like the replaced system (`2026-01-04T19:43:05.123000`); `/api/workers` has each worker's in UTC."},
                     "process_alive": {"type": "boolean"},
                     "pid": {"type": "integer", "description": "The supervisor's pid."},
                     "last_update": {"type": "string", "nullable": true, "description": "Newest update time of the stored deltas, site-local `2026-01-04T19:43:00`."},

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::reload::{Follower, ReloadError, ReloadStats, Trigger};
 
 /// Queue a reload and answer once it was applied (200 with the report) or
-/// refused (422 with every problem). Token first, like every control.
+/// refused (422 with every problem, or naming the worker that did not come
+/// back `running` when the rollout was rolled back). Token first, like every control.
 pub(super) async fn reload(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -35,6 +36,11 @@ pub(super) async fn reload(
         Err(ReloadError::Invalid(e)) => Err(ApiError::InvalidConfig {
             file: e.path.display().to_string(),
             problems: e.problems,
+        }),
+        Err(ReloadError::RolledBack(r)) => Err(ApiError::ReloadRolledBack {
+            file: r.file.display().to_string(),
+            worker: Box::new(r.worker),
+            problems: r.problems,
         }),
         Err(ReloadError::ShuttingDown) => Err(ApiError::ShuttingDown),
     }
@@ -247,6 +253,7 @@ mod tests {
             trigger: Trigger::Sighup,
             file: "w.toml".into(),
             problems: problems().problems,
+            worker: None,
         }));
         events.publish(AppEvent::Reloaded(report()));
         let mut body = response.into_body().into_data_stream();

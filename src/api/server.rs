@@ -342,13 +342,13 @@ mod tests {
         );
         g.count = || 100;
         let open = 100;
-        g.limit = open + 12;
+        // 100 open + 1 more + 10 in reserve: 111 fit.
+        g.limit = open + 11;
         assert!(!g.full(), "one more fits beside the reserve");
         g.accepted();
         assert!(g.full(), "the next would reach into the reserve");
         g.stale();
-        g.limit = open + 11;
-        assert!(!g.full());
+        assert!(!g.full(), "counted afresh: the accepted one closed");
         g.limit = open + 10;
         assert!(g.full());
     }

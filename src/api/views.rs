@@ -159,6 +159,9 @@ pub struct WorkerView<'a> {
     /// The watched players the worker reported (`null` until its first
     /// pass over them).
     pub watched: Option<WatchedView>,
+    /// Configured guilds the site did not know in the last stored run of
+    /// the worker's world(s) (stored with zero rows).
+    pub unknown_guilds: Vec<String>,
 }
 
 /// A worker's watched players, from its `vip_pass` events: how many, when
@@ -253,7 +256,14 @@ impl<'a> WorkerView<'a> {
             recent_exits: detail.then_some(ExitList(&w.recent_exits)),
             policy: detail.then_some(&w.policy),
             watched: None,
+            unknown_guilds: Vec::new(),
         }
+    }
+
+    /// The same view with the guilds the site did not know.
+    pub fn with_unknown_guilds(mut self, guilds: Vec<String>) -> WorkerView<'a> {
+        self.unknown_guilds = guilds;
+        self
     }
 
     /// The same view with the worker's watched players.
@@ -334,8 +344,10 @@ pub struct ScraperStatus<'a> {
     /// `sleeping` > `idle`); `stopped` when no worker runs.
     pub state: &'a str,
     /// The most recent status-page check of any worker (reported by the
-    /// workers, not the time of this request).
-    pub last_check: Option<Ts>,
+    /// workers, not the time of this request), as the replaced system wrote
+    /// it: the site's wall time without offset (`2026-01-04T19:43:05.123000`),
+    /// like `last_update`. `/api/workers` has each worker's in UTC.
+    pub last_check: Option<String>,
     /// At least one worker process exists.
     pub process_alive: bool,
     /// The supervisor's pid.
@@ -348,8 +360,9 @@ pub struct ScraperStatus<'a> {
 }
 
 impl<'a> ScraperStatus<'a> {
-    /// Summarize a snapshot.
-    pub fn of(workers: &'a [WorkerStatus]) -> ScraperStatus<'a> {
+    /// Summarize a snapshot; times are written in the site's time zone
+    /// `site` (`[site] utc_offset`).
+    pub fn of(workers: &'a [WorkerStatus], site: chrono::FixedOffset) -> ScraperStatus<'a> {
         let alive = workers.iter().filter(|w| w.pid.is_some());
         let busiest = alive
             .clone()
@@ -369,7 +382,7 @@ impl<'a> ScraperStatus<'a> {
                 .iter()
                 .filter_map(|w| w.report.last_check)
                 .max()
-                .map(Ts),
+                .map(|t| crate::legacy::iso(t.with_timezone(&site))),
             process_alive,
             pid: std::process::id(),
             workers: StateCounts::of(workers),
@@ -399,15 +412,24 @@ mod tests {
         c.pid = None;
         c.state = StateName::Stopped;
         let all = [a, b, c];
-        let s = ScraperStatus::of(&all);
+        let site = chrono::FixedOffset::west_opt(3 * 3600).expect("UTC-3");
+        let s = ScraperStatus::of(&all, site);
         assert_eq!(s.state, "checking");
-        assert_eq!(s.last_check, Some(Ts(t + chrono::Duration::seconds(5))));
+        let latest = (t + chrono::Duration::seconds(5)).with_timezone(&site);
+        assert_eq!(s.last_check, Some(crate::legacy::iso(latest)));
+        assert!(
+            s.last_check
+                .as_deref()
+                .is_some_and(|c| !c.ends_with('Z') && !c.contains('+') && c.len() >= 19),
+            "naive: {:?}",
+            s.last_check
+        );
         assert!(s.running && s.process_alive);
         assert_eq!(s.workers.total, 3);
         assert_eq!(s.workers.running, 2);
         assert_eq!(s.workers.stopped, 1);
 
-        let none = ScraperStatus::of(&[]);
+        let none = ScraperStatus::of(&[], site);
         assert_eq!(none.state, "stopped");
         assert!(!none.running && !none.process_alive);
         assert_eq!(none.last_check, None);

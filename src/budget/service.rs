@@ -96,7 +96,7 @@ async fn run(
 
 fn apply(handle: &PoolHandle, budget: &Mutex<Budget>, event: &PoolEvent) {
     match event {
-        PoolEvent::Custom { worker, kind, .. } if WorkerEvent::is_internal_kind(kind) => {
+        PoolEvent::Custom { worker, kind, .. } if WorkerEvent::is_budget_kind(kind) => {
             let now = Instant::now();
             match WorkerEvent::from_pool(event) {
                 Some(WorkerEvent::BudgetAcquire(a)) => {

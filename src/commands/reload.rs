@@ -93,6 +93,15 @@ pub struct Refused {
     /// The summary.
     #[serde(default)]
     pub message: String,
+    /// The worker that did not come back `running` (a rolled-back reload).
+    #[serde(default)]
+    pub worker: Option<WorkerAnswer>,
+}
+
+/// [`crate::reload::NotRunning`] as the API sends it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerAnswer {
+    worker: String,
 }
 
 /// [`Problem`] as the API sends it.
@@ -150,6 +159,14 @@ pub fn render_refused(r: &Refused) -> String {
     if problems.is_empty() {
         return format!("reload refused: {}\n", r.message);
     }
+    if let Some(w) = &r.worker {
+        let mut out = format!("{}: reload rolled back at worker `{}`\n", r.file, w.worker);
+        for p in &problems {
+            let _ = writeln!(out, "  {}\n  fix: {}", p.message, p.fix);
+        }
+        out.push_str("nothing changed: the config in force keeps running\n");
+        return out;
+    }
     let error = crate::config::ConfigError {
         path: r.file.clone().into(),
         problems,
@@ -186,6 +203,7 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
                 file: String::new(),
                 problems: Vec::new(),
                 message: body.chars().take(500).collect(),
+                worker: None,
             });
             eprint!("{}", render_refused(&refused));
             Ok(ExitCode::from(2))
@@ -236,6 +254,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fix: did you mean `mode`?"), "{text}");
+        assert!(text.contains("nothing changed"), "{text}");
+        let rolled: Refused = serde_json::from_value(serde_json::json!({
+            "error": "reload_rolled_back", "status": 422, "message": "m", "file": "w.toml",
+            "worker": {"worker": "B", "state": "backoff", "last_exit": "exited with status 1",
+                       "message": "worker `B` did not come back running after its restart"},
+            "problems": [{"key": "worker `B`",
+                          "message": "worker `B` did not come back running after its restart: backoff (last exit: exited with status 1)",
+                          "fix": "the workers this reload changed (B) are back on the config in force"}]
+        }))
+        .expect("answer");
+        let text = render_refused(&rolled);
+        assert!(
+            text.contains("w.toml: reload rolled back at worker `B`"),
+            "{text}"
+        );
+        assert!(text.contains("(last exit: exited with status 1)"), "{text}");
+        assert!(
+            text.contains("fix: the workers this reload changed (B)"),
+            "{text}"
+        );
         assert!(text.contains("nothing changed"), "{text}");
     }
 }

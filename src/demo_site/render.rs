@@ -660,7 +660,12 @@ fn player_table(player: Option<(&World, &Member)>, name: &str) -> String {
         &mut p,
         "Kills",
         &["Time", "World", "Victim", "Victim Level"],
-        Vec::new(),
+        vec![vec![
+            format!("{} 19:40", death_day.format("%d/%m/%Y")),
+            esc(&w.name),
+            "Rival Sombrio".to_string(),
+            m.level.saturating_sub(5).to_string(),
+        ]],
     );
     table(
         &mut p,

@@ -13,7 +13,12 @@
 //!    counted and published as a `reload_failed` [`AppEvent`];
 //! 2. computes the [`Plan`] with the pure [`plan::plan`];
 //! 3. keeps a private copy of the new config for the workers
-//!    ([`Snapshots`]), and applies the plan to the pool ([`apply::apply`]);
+//!    ([`Snapshots`]), and applies the plan to the pool ([`apply::apply`])
+//!    as a rollout that stops at the first started or restarted worker
+//!    that does not come back `running`: then every worker it changed is
+//!    put back on the config in force ([`plan::undo`]), and the reload is
+//!    refused naming that worker and its last exit
+//!    ([`ReloadError::RolledBack`], a `reload_failed` event);
 //! 4. lets the rest of the supervisor follow ([`Follower`]: the API's
 //!    config-derived state and store, the log level), then publishes a
 //!    `reloaded` event with the plan.
@@ -36,6 +41,7 @@ pub mod plan;
 mod snapshot;
 pub mod watch;
 
+pub use apply::NotRunning;
 pub use plan::{Pending, Plan, plan};
 pub use snapshot::Snapshots;
 
@@ -60,8 +66,10 @@ pub struct ReloadReport {
     pub file: PathBuf,
     /// What was done.
     pub plan: Plan,
-    /// What did not go as planned for some worker (it did not come back
-    /// running, the OS refused it): one line each. The rest was applied.
+    /// What did not go as planned for some worker (the pool refused a
+    /// command for it, e.g. it was removed by hand meanwhile): one line
+    /// each. The rest was applied. (A worker that does not come back
+    /// `running` rolls the reload back: [`ReloadError::RolledBack`].)
     pub warnings: Vec<String>,
     /// How long the reload took, milliseconds.
     pub took_ms: u64,
@@ -76,6 +84,30 @@ pub struct ReloadFailure {
     pub file: PathBuf,
     /// Every problem, each with its key and how to fix it.
     pub problems: Vec<Problem>,
+    /// The worker that did not come back `running`, when the rollout was
+    /// rolled back ([`ReloadError::RolledBack`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<NotRunning>,
+}
+
+/// A reload whose rollout stopped at a worker that did not come back
+/// `running`; every worker it had changed is back on the config in force.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBack {
+    /// The config file.
+    pub file: PathBuf,
+    /// The worker, its state and its last exit.
+    pub worker: NotRunning,
+    /// What the reload was to do.
+    pub plan: Plan,
+    /// What was put back: the workers it had started (`stopped` again) and
+    /// restarted (`restarted` again, with their previous spec).
+    pub undone: Plan,
+    /// What did not go as planned on the way back, one line each.
+    pub warnings: Vec<String>,
+    /// The same, as one problem (key: the worker) for clients that print
+    /// a refused config's problems.
+    pub problems: Vec<Problem>,
 }
 
 /// Why a reload was not applied.
@@ -84,6 +116,10 @@ pub enum ReloadError {
     /// The new config is invalid (every problem inside); nothing changed.
     #[error("{0}")]
     Invalid(ConfigError),
+    /// The rollout stopped at a worker that did not come back `running`,
+    /// and was rolled back: the config in force keeps running.
+    #[error("{}", .0.worker.message)]
+    RolledBack(Box<RolledBack>),
     /// The pool is shutting down.
     #[error("the pool is shutting down")]
     ShuttingDown,
@@ -134,7 +170,9 @@ impl PendingReload {
     pub fn answer(self, result: Result<ReloadReport, ReloadError>) {
         match &result {
             Ok(_) => self.stats.applied.fetch_add(1, Ordering::Relaxed),
-            Err(ReloadError::Invalid(_)) => self.stats.failed.fetch_add(1, Ordering::Relaxed),
+            Err(ReloadError::Invalid(_) | ReloadError::RolledBack(_)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed)
+            }
             Err(ReloadError::ShuttingDown) => 0,
         };
         // The caller may have stopped waiting (SIGHUP never waits).
@@ -239,6 +277,9 @@ pub struct Setup {
     pub exe: PathBuf,
     /// The config in force (its `path` is the file reloads read).
     pub config: Config,
+    /// The same as the running workers read it (its `path` is their
+    /// copy): what a failed rollout puts them back on.
+    pub workers: Config,
     /// Copies of the validated configs, for the workers.
     pub snapshots: Snapshots,
     /// Who hears of every reload, applied (`reloaded`) or refused
@@ -337,6 +378,12 @@ impl Reloader {
         let mut effective = plan::effective(old, &new);
         effective.path = path.clone();
         let mut specs = std::collections::HashMap::new();
+        // What the workers read afterwards: when nobody starts, the policy
+        // follows and the copy they read stays.
+        let mut workers = Config {
+            path: self.setup.workers.path.clone(),
+            ..effective.clone()
+        };
         if plan.spawns() {
             let for_workers = match self.setup.snapshots.for_workers(&effective, &text) {
                 Ok(c) => c,
@@ -359,17 +406,26 @@ impl Reloader {
             for spec in crate::topology::worker_specs(&for_workers, &self.setup.exe) {
                 specs.insert(spec.name.clone(), spec);
             }
+            workers = for_workers;
         }
-        let warnings = apply::apply(
+        let outcome = apply::apply(
             &self.setup.pool,
             &plan,
             &specs,
             &plan::policy(&effective),
             effective.pool.reload_parallel,
+            apply::OnFailure::Stop,
             &self.stop,
         )
         .await
         .map_err(|_| ReloadError::ShuttingDown)?;
+        if let Some(failure) = outcome.failure {
+            return Err(self
+                .roll_back(trigger, path, plan, outcome.done, failure, outcome.warnings)
+                .await?);
+        }
+        let warnings = outcome.warnings;
+        self.setup.workers = workers;
         let old = std::mem::replace(&mut self.setup.config, effective);
         let new = &self.setup.config;
         self.watching.store(new.pool.watch_config, Ordering::SeqCst);
@@ -397,6 +453,76 @@ impl Reloader {
         Ok(report)
     }
 
+    /// Put the workers a stopped rollout changed back on the config in
+    /// force (best effort: what fails is a warning), then log, publish and
+    /// return the refusal naming the worker that did not come back.
+    async fn roll_back(
+        &self,
+        trigger: Trigger,
+        file: PathBuf,
+        plan: Plan,
+        done: Plan,
+        failure: NotRunning,
+        mut warnings: Vec<String>,
+    ) -> Result<ReloadError, ReloadError> {
+        let undo = plan::undo(&done);
+        tracing::error!(
+            worker = %failure.worker,
+            state = %failure.state,
+            last_exit = failure.last_exit.as_deref().unwrap_or("-"),
+            "reload stopped: {}; putting back the config in force: {}",
+            failure.message,
+            undo.summary()
+        );
+        let specs: std::collections::HashMap<String, pool::WorkerSpec> =
+            crate::topology::worker_specs(&self.setup.workers, &self.setup.exe)
+                .into_iter()
+                .map(|s| (s.name.clone(), s))
+                .collect();
+        let back = apply::apply(
+            &self.setup.pool,
+            &undo,
+            &specs,
+            &plan::policy(&self.setup.config),
+            self.setup.config.pool.reload_parallel,
+            apply::OnFailure::Continue,
+            &self.stop,
+        )
+        .await
+        .map_err(|_| ReloadError::ShuttingDown)?;
+        warnings.extend(back.warnings);
+        let changed: Vec<&str> = done
+            .started
+            .iter()
+            .chain(&done.restarted)
+            .map(String::as_str)
+            .collect();
+        let problem = Problem {
+            key: format!("worker `{}`", failure.worker),
+            message: failure.message.clone(),
+            fix: format!(
+                "the workers this reload changed ({}) are back on the config in force;                  see the log of worker `{}` for why it exits, fix the file and reload again",
+                changed.join(", "),
+                failure.worker
+            ),
+        };
+        tracing::warn!("the config in force keeps running");
+        self.setup.events.reload_failed(&ReloadFailure {
+            trigger,
+            file: file.clone(),
+            problems: vec![problem.clone()],
+            worker: Some(failure.clone()),
+        });
+        Ok(ReloadError::RolledBack(Box::new(RolledBack {
+            file,
+            worker: failure,
+            plan,
+            undone: undo,
+            warnings,
+            problems: vec![problem],
+        })))
+    }
+
     /// Log, publish and return a refused reload.
     fn refuse(&self, trigger: Trigger, error: ConfigError) -> ReloadError {
         for p in &error.problems {
@@ -412,6 +538,7 @@ impl Reloader {
             trigger,
             file: error.path.clone(),
             problems: error.problems.clone(),
+            worker: None,
         });
         ReloadError::Invalid(error)
     }

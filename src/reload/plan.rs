@@ -173,6 +173,22 @@ pub fn plan(old: &Config, new: &Config) -> Plan {
     plan
 }
 
+/// What puts back on the previous config the workers a stopped rollout
+/// changed (`done`, from [`super::apply::Outcome`]): those it started are
+/// stopped, those it restarted are restarted again (with their previous
+/// spec), those it updated are updated again (with the previous policy),
+/// those it stopped are started again. Pure.
+pub fn undo(done: &Plan) -> Plan {
+    Plan {
+        started: done.stopped.clone(),
+        stopped: done.started.clone(),
+        restarted: done.restarted.clone(),
+        updated: done.updated.clone(),
+        unchanged: Vec::new(),
+        needs_restart: Vec::new(),
+    }
+}
+
 /// The settings that changed but take effect only at the next start.
 fn pending(old: &Config, new: &Config) -> Vec<Pending> {
     let mut out = Vec::new();
@@ -214,6 +230,15 @@ fn pending(old: &Config, new: &Config) -> Vec<Pending> {
             format!(
                 "the API listens on {}, the file says {}",
                 old.api.bind, new.api.bind
+            ),
+        );
+    }
+    if old.api.allowed_hosts != new.api.allowed_hosts {
+        push(
+            "api.allowed_hosts",
+            format!(
+                "the API answers to {:?} besides loopback names, the file says {:?}",
+                old.api.allowed_hosts, new.api.allowed_hosts
             ),
         );
     }
@@ -752,5 +777,59 @@ guilds = ["G3"]
             ]
         );
         assert_eq!(again.unchanged, names(&["A", "B", "C"]));
+    }
+
+    #[test]
+    fn undo_reverses_what_a_rollout_did() {
+        let list = |l: &[&str]| names(l);
+        let done = Plan {
+            started: list(&["D"]),
+            stopped: list(&["C"]),
+            restarted: list(&["A", "watcher"]),
+            updated: list(&["B"]),
+            unchanged: list(&["E"]),
+            needs_restart: vec![Pending {
+                key: "api.bind".into(),
+                message: "x".into(),
+            }],
+        };
+        let table: [(Plan, Plan); 3] = [
+            // Nothing done: nothing to undo.
+            (Plan::default(), Plan::default()),
+            // A stopped rollout: what it started goes, what it restarted
+            // restarts again (with the previous spec).
+            (
+                Plan {
+                    started: list(&["D"]),
+                    restarted: list(&["A"]),
+                    ..Plan::default()
+                },
+                Plan {
+                    stopped: list(&["D"]),
+                    restarted: list(&["A"]),
+                    ..Plan::default()
+                },
+            ),
+            // Everything: each list to its inverse; nothing left unchanged
+            // or pending.
+            (
+                done,
+                Plan {
+                    started: list(&["C"]),
+                    stopped: list(&["D"]),
+                    restarted: list(&["A", "watcher"]),
+                    updated: list(&["B"]),
+                    unchanged: vec![],
+                    needs_restart: vec![],
+                },
+            ),
+        ];
+        for (done, want) in table {
+            let back = undo(&done);
+            assert_eq!(back, want, "{done:?}");
+            // Undoing twice touches the same workers again.
+            assert_eq!(undo(&back).restarted, done.restarted);
+            assert_eq!(undo(&back).started, done.started);
+        }
     }
 }

@@ -15,6 +15,8 @@
 //!   scrape-once`).
 //! - [`Reporter`]: what the loop tells the supervisor over the channel.
 //! - [`vip`]: the watched players' pass, after each world's check.
+//! - [`player_details`]: a player's page read on the supervisor's request
+//!   (`/api/player-details/{name}`).
 
 use std::time::Duration;
 
@@ -32,11 +34,13 @@ use crate::store::{
 };
 
 pub mod classify;
+pub mod player_details;
 mod reporter;
 mod trigger;
 pub mod vip;
 
 pub use classify::{FetchedWorld, GuildRule, LayoutChanged, classify_guild_pages, history_matters};
+pub use player_details::PlayerDetailsService;
 pub use reporter::Reporter;
 pub use trigger::{CheckNow, Wake};
 pub use vip::{VipMemory, VipPassReport, VipResult, VipStatus, vip_pass};
@@ -237,6 +241,7 @@ pub async fn process_world(
             .await;
         }
     };
+    let unknown_guilds = scraped.unknown_guilds;
     let run = NewRun {
         world: world.name.clone(),
         update_time,
@@ -283,6 +288,7 @@ pub async fn process_world(
                 deltas: deltas.len() as u64,
                 update_time,
                 rebased: matches!(kind, PassKind::Rebase { .. }),
+                unknown_guilds,
             }));
             if !deltas.is_empty() {
                 reporter.event(&WorkerEvent::Deltas(DeltaBatch {

@@ -3,7 +3,8 @@
 //! - [`SiteClient`]: HTTP with retries, each request granted by the host's
 //!   budget ([`Limiter`], [`crate::budget`]).
 //! - [`parse`]: status, guild and player pages (pure functions, table-tested), read
-//!   through the configurable [`Selectors`].
+//!   through the configurable [`Selectors`]; [`parse_player_details`]: every
+//!   table of a player page (`/api/player-details/{name}`).
 //! - [`explain`]: what every selector matched on the live pages
 //!   (`scrape-once --explain`).
 //! - [`Clock`]: "now", controllable by tests (status times are relative).
@@ -14,6 +15,7 @@ pub mod explain;
 pub mod limiter;
 mod names;
 pub mod parse;
+mod player_tables;
 pub mod retry_after;
 mod selectors;
 mod settings;
@@ -24,6 +26,7 @@ pub use clock::Clock;
 pub use limiter::Limiter;
 pub use names::{MAX_PLAYER_NAME, check_player_name, player_key};
 pub use parse::{GuildPage, GuildPageKind, PlayerDay, PlayerPage, PlayerRow, WorldStatus};
+pub use player_tables::{PlayerDetails, parse_player_details};
 pub use selectors::{
     Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
     Selectors, match_key, retired_key_problem,

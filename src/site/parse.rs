@@ -819,19 +819,10 @@ pub(crate) fn player_tables<'a>(
         .collect()
 }
 
-/// The table whose headers hold `value_key`, with its rows read.
-pub(crate) fn day_table<'a>(
-    tables: &[(ElementRef<'a>, Vec<String>)],
-    sel: &Compiled,
-    value_key: &str,
-    date_key: &str,
-) -> Option<DayTable<'a>> {
-    let (table, headers, value_col) = tables
-        .iter()
-        .find_map(|(t, h)| column(h, value_key).map(|c| (*t, h.clone(), c)))?;
-    let date_col = column(&headers, date_key);
-    let rows = sel
-        .player_row
+/// The `player_row`s of a player-page table holding at least one
+/// `player_cell`, each as its cells' values.
+pub(crate) fn player_rows(table: ElementRef<'_>, sel: &Compiled) -> Vec<Vec<String>> {
+    sel.player_row
         .select_in(table)
         .into_iter()
         .map(|r| {
@@ -843,7 +834,21 @@ pub(crate) fn day_table<'a>(
                 .collect::<Vec<String>>()
         })
         .filter(|cells| !cells.is_empty())
-        .collect();
+        .collect()
+}
+
+/// The table whose headers hold `value_key`, with its rows read.
+pub(crate) fn day_table<'a>(
+    tables: &[(ElementRef<'a>, Vec<String>)],
+    sel: &Compiled,
+    value_key: &str,
+    date_key: &str,
+) -> Option<DayTable<'a>> {
+    let (table, headers, value_col) = tables
+        .iter()
+        .find_map(|(t, h)| column(h, value_key).map(|c| (*t, h.clone(), c)))?;
+    let date_col = column(&headers, date_key);
+    let rows = player_rows(table, sel);
     Some(DayTable {
         table,
         headers,

@@ -39,12 +39,13 @@ pub enum StoreError {
     /// The URL is not one we support.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
     BadUrl(String),
-    /// The database could not be reached, is busy or locked, or the
-    /// connection broke: worth retrying with backoff.
+    /// The database could not be reached, is busy or locked, its disk is
+    /// full or it is out of resources, or the connection broke: worth
+    /// retrying with backoff.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database refused the operation (a constraint, a schema it does
-    /// not know, a full disk, data it cannot read): retrying cannot help.
+    /// not know, data it cannot read): retrying cannot help.
     #[error("database error: {0}")]
     Rejected(String),
 }

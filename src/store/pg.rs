@@ -95,13 +95,25 @@ fn db(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Whether a SQLSTATE says "try again later": connection exceptions
-/// (class 08), serialization failures and deadlocks, too many connections,
-/// a server shutting down or starting, a lock or statement timeout.
+/// (class 08), serialization failures and deadlocks, insufficient
+/// resources (53000; 53100 disk full, 53200 out of memory, 53300 too many
+/// connections), a server shutting down or starting, a lock or statement
+/// timeout.
 fn transient_sqlstate(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "40001" | "40P01" | "53300" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+            "40001"
+                | "40P01"
+                | "53000"
+                | "53100"
+                | "53200"
+                | "53300"
+                | "55P03"
+                | "57014"
+                | "57P01"
+                | "57P02"
+                | "57P03"
         )
 }
 
@@ -633,12 +645,13 @@ mod classification {
     #[test]
     fn sqlstates_split_into_transient_and_permanent() {
         for code in [
-            "08006", "08001", "40001", "40P01", "53300", "57P01", "55P03",
+            "08006", "08001", "40001", "40P01", "53000", "53100", "53200", "53300", "57P01",
+            "55P03",
         ] {
             assert!(transient_sqlstate(code), "{code}");
         }
-        // unique violation, undefined table, disk full, syntax error
-        for code in ["23505", "42P01", "53100", "42601"] {
+        // unique violation, undefined table, syntax error, too many columns
+        for code in ["23505", "42P01", "42601", "54011", "53400"] {
             assert!(!transient_sqlstate(code), "{code}");
         }
     }

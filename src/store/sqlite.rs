@@ -93,14 +93,17 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// SQLite errors: busy, locked, I/O and open failures are transient;
-/// everything else (constraints, a full disk, corruption, schema or type
-/// mismatches) is permanent.
+/// SQLite errors: busy, locked, I/O and open failures and a full disk
+/// (`SQLITE_FULL`: the write is retried once space is back, the scrape kept
+/// meanwhile) are transient; everything else (constraints, corruption,
+/// schema or type mismatches) is permanent.
 fn db(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     let transient = matches!(
         e.sqlite_error_code(),
-        Some(C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::CannotOpen)
+        Some(
+            C::DatabaseBusy | C::DatabaseLocked | C::SystemIoFailure | C::CannotOpen | C::DiskFull
+        )
     );
     let message = format!("sqlite: {e}");
     if transient {
@@ -223,6 +226,23 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Rejected(format!("sqlite task: {e}")))?
+    }
+
+    /// Test hook: cap the database at the pages it has now (`PRAGMA
+    /// max_page_count`), so a write that needs one more page fails with
+    /// `SQLITE_FULL` as on a full disk; `false` lifts the cap.
+    #[cfg(feature = "test-support")]
+    pub(crate) async fn cap_pages(&self, cap: bool) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let pages: i64 = if cap {
+                c.query_row("PRAGMA page_count", [], |r| r.get(0))
+                    .map_err(db)?
+            } else {
+                i64::from(u32::MAX - 1)
+            };
+            c.pragma_update(None, "max_page_count", pages).map_err(db)
+        })
+        .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -600,14 +620,14 @@ mod classification {
     use super::db;
 
     #[test]
-    fn busy_is_transient_constraints_are_not() {
+    fn busy_and_full_are_transient_constraints_are_not() {
         let failure = |code: i32| {
             rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("x".into()))
         };
         assert!(db(failure(rusqlite::ffi::SQLITE_BUSY)).is_transient());
         assert!(db(failure(rusqlite::ffi::SQLITE_LOCKED)).is_transient());
         assert!(!db(failure(rusqlite::ffi::SQLITE_CONSTRAINT)).is_transient());
-        assert!(!db(failure(rusqlite::ffi::SQLITE_FULL)).is_transient());
+        assert!(db(failure(rusqlite::ffi::SQLITE_FULL)).is_transient());
         assert!(!db(rusqlite::Error::QueryReturnedNoRows).is_transient());
     }
 }

@@ -11,9 +11,28 @@
 //! ([`crate::store::Store::record_vip_read`]); with
 //! `WORLDPOOL_TEST_STALL_VIP_NAME` set, only that player's read stalls, so
 //! a test can kill a worker in the middle of the watched players' pass.
+//!
+//! [`Store::simulate_disk_full`]: a SQLite store's connection refuses to
+//! grow the database (`SQLITE_FULL`, as on a full disk) until lifted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Test hook: with `full`, every write that needs a new page fails with
+    /// `SQLITE_FULL` (the database is capped at its current size through
+    /// this store's connection); `false` gives the space back. SQLite only.
+    pub async fn simulate_disk_full(&self, full: bool) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.cap_pages(full).await,
+            Store::Postgres(_) => Err(StoreError::Rejected(
+                "simulate_disk_full: SQLite only".into(),
+            )),
+        }
+    }
+}
 
 /// How long a stalled write waits (the test kills it long before).
 const STALL: Duration = Duration::from_secs(60);

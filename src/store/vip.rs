@@ -18,7 +18,7 @@
 //! `POST /api/upload/makers`.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 
@@ -51,7 +51,7 @@ pub struct VipDaily {
 }
 
 /// The change of a watched player's numbers between two reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VipDelta {
     /// World.
     pub world: String,
@@ -70,7 +70,7 @@ pub struct VipDelta {
 }
 
 /// What [`Store::record_vip_read`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum VipReadOutcome {
     /// The player's first read: its numbers, no delta.

@@ -210,12 +210,17 @@ fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
             crate::scrape::CheckNow::new()
         };
         let wake = check_now.clone();
+        let reporter = Reporter::new(channel);
+        let details = crate::scrape::PlayerDetailsService::new(
+            config.clone(),
+            worlds.clone(),
+            reporter.clone(),
+        );
         tokio::spawn(async move {
             while let Some(message) = messages.recv().await {
-                route(message, &wake, limiter.as_ref());
+                route(message, &wake, limiter.as_ref(), &details);
             }
         });
-        let reporter = Reporter::new(channel);
         if args.watcher {
             crate::watcher::run_watcher(config, reporter, token, check_now)
                 .await
@@ -231,7 +236,12 @@ fn worker_main(args: WorkerOptions) -> anyhow::Result<ExitCode> {
 }
 
 /// Hand one message of the supervisor to whom it concerns.
-fn route(message: SupervisorMessage, wake: &crate::scrape::CheckNow, limiter: Option<&Limiter>) {
+fn route(
+    message: SupervisorMessage,
+    wake: &crate::scrape::CheckNow,
+    limiter: Option<&Limiter>,
+    details: &Arc<crate::scrape::PlayerDetailsService>,
+) {
     match message {
         SupervisorMessage::CheckNow => wake.request(),
         SupervisorMessage::WorldDue {
@@ -250,6 +260,7 @@ fn route(message: SupervisorMessage, wake: &crate::scrape::CheckNow, limiter: Op
                 l.requester().resync();
             }
         }
+        SupervisorMessage::PlayerDetails { id, name, world } => details.spawn(id, name, world),
     }
 }
 

@@ -1,42 +1,54 @@
-//! An API served on 127.0.0.1:0 for a test and a client that speaks to it
-//! the way the replaced system's pages do (JSON bodies, multipart uploads).
+//! Talking to a running API: a JSON client over an in-process server or a
+//! `worldpool run` on 127.0.0.1, a reader of Server-Sent Events frames, and
+//! a `worldpool run` process stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use worldpool::api::{self, ApiState};
 
-/// A running API and its client.
+use super::{bin, test_worker};
+
+/// How long one SSE read may wait.
+const SSE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A JSON client of one API; owns the server when it started it.
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    server: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl Api {
-    /// Serve `state` on a free port of 127.0.0.1.
+    /// Serve `state` on 127.0.0.1 (a free port) for this test.
     pub async fn serve(state: ApiState) -> Api {
         let stop = CancellationToken::new();
         let (addr, task) = api::serve("127.0.0.1:0".parse().expect("addr"), state, stop.clone())
             .await
             .expect("API serves");
-        Api::at(format!("http://{addr}"), stop, task)
+        Api {
+            server: Some((stop, task)),
+            ..Api::at(format!("http://{addr}"))
+        }
     }
 
-    /// A client of an API served at `base` by `task`, stopped by `stop`.
-    pub fn at(base: String, stop: CancellationToken, task: tokio::task::JoinHandle<()>) -> Api {
+    /// A client of an API served elsewhere (`worldpool run`).
+    pub fn at(base: String) -> Api {
         Api {
             base,
             http: reqwest::Client::builder()
                 .no_proxy()
+                .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
-            stop,
-            task,
+            server: None,
         }
     }
 
-    /// GET: status and JSON body (`null` when it is not JSON).
+    /// `GET`: status and JSON body (null when the body is not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
             .http
@@ -48,20 +60,17 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// GET: the body as text.
-    pub async fn text(&self, path: &str) -> String {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        r.text().await.expect("body")
-    }
-
-    /// POST a JSON body, with a bearer token when given.
-    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+    /// `POST` with an optional JSON body and bearer token.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: impl Into<Option<Value>>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(b) = body.into() {
+            req = req.json(&b);
+        }
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -115,9 +124,176 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Stop serving and wait for the server.
+    /// `GET`: status, content type and text body.
+    pub async fn text(&self, path: &str) -> (u16, String, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status().as_u16();
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, ctype, r.text().await.expect("body"))
+    }
+
+    /// Open an event stream.
+    pub async fn stream(&self, path: &str) -> reqwest::Response {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .expect("GET stream");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r
+    }
+
+    /// Stop the server this client started (nothing otherwise).
     pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+        if let Some((stop, task)) = self.server {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Read SSE frames from a response until `done` says stop; returns (event
+/// name or "message", data) pairs.
+pub async fn sse_frames(
+    resp: &mut reqwest::Response,
+    buf: &mut String,
+    mut done: impl FnMut(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut frames = Vec::new();
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let mut name = "message".to_string();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(n) = line.strip_prefix("event:") {
+                    name = n.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                }
+            }
+            if !data.is_empty() {
+                frames.push((name, data));
+            }
+        }
+        if done(&frames) {
+            return frames;
+        }
+        match tokio::time::timeout(SSE_DEADLINE, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => return frames,
+            Ok(Err(e)) => panic!("stream broke: {e}"),
+            Err(_) => panic!("no SSE frame within {SSE_DEADLINE:?}; got {frames:?}"),
+        }
+    }
+}
+
+/// `worldpool run` in a process of its own, stopped (SIGTERM, then
+/// SIGKILL after a deadline) on drop, even when the test fails.
+pub struct RunningPool {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl RunningPool {
+    /// Start `worldpool run --config CONFIG --api-bind 127.0.0.1:PORT`;
+    /// `idle_workers` runs the idle test worker instead of real workers.
+    pub fn start(config: &Path, port: u16, token: Option<&str>, idle_workers: bool) -> RunningPool {
+        RunningPool::spawn(config, port, token, idle_workers.then_some("idle"))
+    }
+
+    /// The same over the test worker in `mode`
+    /// (`WORLDPOOL_TEST_WORKER_MODE`: `idle`, `fail-start`, or per world,
+    /// `idle,Beta=fail-start`), no token.
+    pub fn with_test_workers(config: &Path, port: u16, mode: &str) -> RunningPool {
+        RunningPool::spawn(config, port, None, Some(mode))
+    }
+
+    fn spawn(
+        config: &Path,
+        port: u16,
+        token: Option<&str>,
+        test_mode: Option<&str>,
+    ) -> RunningPool {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = config.with_extension(format!("{port}.{n}.log"));
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "run",
+            "--api-bind",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(config)
+        .env_remove(worldpool::api::TOKEN_ENV)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+        if let Some(t) = token {
+            cmd.env(worldpool::api::TOKEN_ENV, t);
+        }
+        match test_mode {
+            Some(mode) => {
+                cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
+                    .env("WORLDPOOL_TEST_WORKER_MODE", mode);
+            }
+            None => {
+                cmd.env_remove(worldpool::supervise::WORKER_PROGRAM_ENV);
+            }
+        }
+        let child = cmd.spawn().expect("worldpool run starts");
+        RunningPool {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The supervisor's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM and wait for the clean exit (SIGKILL after 20 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RunningPool {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -13,19 +13,24 @@ pub const LONG: Duration = Duration::from_secs(30);
 /// The `test_worker` example, which cargo builds with the tests
 /// (`target/<profile>/examples/`, next to this binary's `deps/`).
 pub fn test_worker() -> PathBuf {
+    example("test_worker")
+}
+
+/// An example of the pool crate, built with the tests.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps/<test>");
-    let worker = profile_dir.join("examples").join("test_worker");
+    let program = profile_dir.join("examples").join(name);
     assert!(
-        worker.exists(),
+        program.exists(),
         "{} is missing: run `cargo test -p pool` (it builds the examples) or \
-         `cargo build -p pool --example test_worker`",
-        worker.display()
+         `cargo build -p pool --example {name}`",
+        program.display()
     );
-    worker
+    program
 }
 
 /// A spec running `test_worker MODE`, with short timers.

@@ -109,3 +109,52 @@ async fn a_bare_program_name_is_looked_up_in_path() {
     );
     pool.shutdown().await;
 }
+
+/// A supervisor whose stdin, stdout and stderr are closed gets its
+/// worker's channel and pipes on 0, 1 and 2 (`examples/closed_stdio.rs`,
+/// started with them closed, closes them again after Rust's runtime
+/// reopened them on `/dev/null`, before it spawns): the worker still
+/// writes to its stdout and stderr and talks on its channel, and all three
+/// reach the supervisor.
+#[test]
+fn a_supervisor_with_closed_stdio_still_gets_its_workers_streams() {
+    use std::os::unix::process::CommandExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("supervisor.log");
+    let mut cmd = std::process::Command::new(example("closed_stdio"));
+    cmd.arg(&log);
+    // SAFETY: close(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for fd in 0..3 {
+                libc::close(fd);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("closed_stdio starts");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > LONG {
+            let _ = child.kill();
+            panic!(
+                "closed_stdio did not finish: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_ne!(status.code(), Some(3), "stdio could not be closed");
+    assert!(status.success(), "{status}: {text}");
+    for line in ["closed-stdio stdout line", "closed-stdio stderr line"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(line) && l.contains("worker=\"closed\"")),
+            "{line} in:\n{text}"
+        );
+    }
+}

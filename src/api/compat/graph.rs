@@ -1,121 +1,191 @@
-//! `POST /api/graph` and `GET /api/player-graph/{name}`: a Plotly figure of
-//! each player's cumulative experience over the period, the replaced
-//! system's statistics table and the comparison rows (rank and percentile
-//! among the players of the player's world over the same period).
+//! `POST /api/graph` and `GET /api/player-graph/{name}`: the replaced
+//! system's figure of each player's experience per update (a Plotly figure
+//! sent as a JSON string, which its pages `JSON.parse`), its statistics table
+//! and the comparison rows (rank and percentile among the players of the
+//! player's world over the same period); beside them, worldpool's own
+//! cumulative figure as an object with times carrying their offset
+//! (`figure`, which the dashboard draws).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
-use serde_json::{Value, json};
 
+use super::plotly::{Axis, Layout, Line, Marker, PlotlyFigure, Title, Trace, TraceType, slots};
 use super::{ApiError, GRAPH_MAX_ROWS, PLAYERS_MAX_ROWS, query, round2, within};
-use crate::legacy::iso;
-use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange, VipDelta};
+use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange};
 
 /// Trace colours (the replaced system's palette).
 const COLOURS: [&str; 8] = [
     "#C21500", "#FFC500", "#FF6B35", "#FFE156", "#B81400", "#E6A900", "#FF8F66", "#FFD966",
 ];
+/// The replaced graphs' trend line colour.
+const TREND: &str = "#3498db";
+const HOVER_EXP: &str = "<b>%{x}</b><br>EXP: %{y:,.0f}<extra></extra>";
+/// The replaced app's title when no requested player has data.
+pub(super) const NO_DATA: &str = "No data available";
 
-/// The figure: one `scatter` trace per player that has deltas, `x` the
-/// update times (site-local ISO), `y` the experience gained since the start
-/// of the period up to each update. `rows` are sorted by name then time.
-pub(super) fn figure(names: &[String], rows: &[DeltaRow]) -> Value {
-    let mut traces = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let mine: Vec<&DeltaRow> = rows.iter().filter(|d| &d.name == name).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let mut total = 0i64;
-        let (mut x, mut y) = (
-            Vec::with_capacity(mine.len()),
-            Vec::with_capacity(mine.len()),
-        );
-        for d in mine {
-            total = total.saturating_add(d.delta);
-            x.push(iso(d.update_time));
-            y.push(total);
-        }
-        traces.push(json!({
-            "x": x,
-            "y": y,
-            "name": name,
-            "type": "scatter",
-            "mode": "lines+markers",
-            "line": {"color": COLOURS[i % COLOURS.len()], "shape": "hv"},
-            "hovertemplate": "<b>%{x}</b><br>EXP: %{y:,.0f}<extra></extra>",
-        }));
-    }
-    if traces.is_empty() {
-        return json!({"data": [], "layout": {"title": {"text": "No data available"}}});
-    }
-    json!({
-        "data": traces,
-        "layout": {
-            "title": {"text": "Experience gained over time"},
-            "xaxis": {"title": {"text": "Update time"}, "type": "date"},
-            "yaxis": {"title": {"text": "Cumulative experience"}},
-            "hovermode": "x unified",
-            "showlegend": true,
-            "height": 600,
-            "colorway": COLOURS,
-        }
-    })
+/// The requested players that have deltas, in request order, with their
+/// colour and their rows (`rows` are sorted by name then time).
+fn per_player<'a>(
+    names: &'a [String],
+    rows: &'a [DeltaRow],
+) -> Vec<(usize, &'a str, Vec<&'a DeltaRow>)> {
+    names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let mine: Vec<&DeltaRow> = rows.iter().filter(|d| &d.name == name).collect();
+            (!mine.is_empty()).then_some((i, name.as_str(), mine))
+        })
+        .collect()
 }
 
-/// The figure of one watched player's or maker's reads (`rows` oldest
-/// first): the experience gained at each read as bars on the left axis,
-/// the minutes online as a line on the right one, `x` the reads' update
-/// times (site-local ISO).
-pub(super) fn watched_figure(title: &str, rows: &[VipDelta]) -> Value {
-    let x: Vec<String> = rows.iter().map(|d| iso(d.update_time)).collect();
-    let exp: Vec<i64> = rows.iter().map(|d| d.delta_exp).collect();
-    let online: Vec<i64> = rows.iter().map(|d| d.delta_online).collect();
-    let (red, blue) = (COLOURS[0], "#3498db");
-    json!({
-        "data": [
-            {
-                "type": "bar",
-                "name": "EXP Gain",
-                "x": x,
-                "y": exp,
-                "yaxis": "y",
-                "marker": {"color": red},
-                "hovertemplate": "<b>%{x}</b><br>EXP: %{y:,.0f}<extra></extra>",
-            },
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "name": "Online Time (min)",
-                "x": x,
-                "y": online,
-                "yaxis": "y2",
-                "line": {"color": blue, "width": 2},
-                "hovertemplate": "<b>%{x}</b><br>%{y} min<extra></extra>",
+/// The replaced system's figure: for each player with deltas a bar per
+/// update of the experience gained (its value written above it) and a
+/// spline over the bars; one bar position per update any of them gained at,
+/// named by the period it covers, with runs of updates where none of them
+/// gained folded into one ([`slots`]).
+pub(super) fn legacy_figure(names: &[String], rows: &[DeltaRow]) -> PlotlyFigure {
+    let players = per_player(names, rows);
+    if players.is_empty() {
+        return PlotlyFigure::empty(NO_DATA);
+    }
+    let times: Vec<DateTime<FixedOffset>> = players
+        .iter()
+        .flat_map(|(_, _, mine)| mine.iter().map(|d| d.update_time))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let values: Vec<HashMap<DateTime<FixedOffset>, i64>> = players
+        .iter()
+        .map(|(_, _, mine)| {
+            let mut m = HashMap::new();
+            for d in mine {
+                *m.entry(d.update_time).or_insert(0i64) += d.delta;
             }
-        ],
-        "layout": {
-            "title": {"text": title},
-            "xaxis": {"title": {"text": "Update Time"}, "tickangle": -45},
-            "yaxis": {
-                "title": {"text": "Delta EXP", "font": {"color": red}},
-                "tickfont": {"color": red},
-            },
-            "yaxis2": {
-                "title": {"text": "Online Time (minutes)", "font": {"color": blue}},
-                "tickfont": {"color": blue},
-                "overlaying": "y",
-                "side": "right",
-            },
-            "height": 500,
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
-            "hovermode": "x unified",
-        }
-    })
+            m
+        })
+        .collect();
+    let value = |p: usize, i: usize| values[p].get(&times[i]).copied().unwrap_or(0);
+    let naive: Vec<_> = times.iter().map(DateTime::naive_local).collect();
+    let bars = slots(&naive, |i| (0..players.len()).all(|p| value(p, i) == 0));
+    let labels: Vec<String> = bars.iter().map(|s| s.label.clone()).collect();
+    let mut data = Vec::with_capacity(players.len() * 2);
+    for (p, (colour, name, _)) in players.iter().enumerate() {
+        let y: Vec<Option<i64>> = bars
+            .iter()
+            .map(|s| Some(s.at.map_or(0, |i| value(p, i))))
+            .collect();
+        let mut bar = Trace::new(TraceType::Bar, *name, labels.clone(), y.clone());
+        bar.marker = Some(Marker {
+            color: COLOURS[colour % COLOURS.len()],
+            size: None,
+        });
+        bar.text = Some(
+            y.iter()
+                .map(|v| match v {
+                    Some(v) if *v > 0 => v.to_string(),
+                    _ => String::new(),
+                })
+                .collect(),
+        );
+        bar.textposition = Some("outside");
+        bar.hovertemplate = Some(HOVER_EXP);
+        let mut trend = Trace::new(
+            TraceType::Scatter,
+            format!("{name} (trend)"),
+            labels.clone(),
+            y,
+        );
+        trend.mode = Some("lines");
+        trend.line = Some(Line {
+            color: TREND,
+            width: Some(3),
+            shape: Some("spline"),
+        });
+        trend.showlegend = Some(false);
+        trend.hoverinfo = Some("skip");
+        data.push(bar);
+        data.push(trend);
+    }
+    let mut layout = Layout::titled("EXP Gain Over Time");
+    layout.xaxis = Some(Axis {
+        title: Some(Title::new("Update Time")),
+        kind: Some("category"),
+        categoryorder: Some("array"),
+        categoryarray: Some(labels),
+        tickangle: Some(-45),
+        nticks: Some(20),
+        ..Axis::default()
+    });
+    layout.yaxis = Some(Axis {
+        title: Some(Title::new("Delta EXP")),
+        ..Axis::default()
+    });
+    layout.hovermode = Some("x unified");
+    layout.height = Some(600);
+    layout.showlegend = Some(true);
+    layout.barmode = Some("group");
+    layout.bargap = Some(0.0);
+    layout.colorway = Some(&COLOURS);
+    PlotlyFigure { data, layout }
 }
 
-/// A row of the statistics table, with the replaced system's column names.
+/// worldpool's figure: one `scatter` trace per player that has deltas, `x`
+/// the update times (RFC 3339 with the site's offset), `y` the experience
+/// gained since the start of the period up to each update.
+pub(super) fn cumulative_figure(names: &[String], rows: &[DeltaRow]) -> PlotlyFigure {
+    let players = per_player(names, rows);
+    if players.is_empty() {
+        return PlotlyFigure::empty(NO_DATA);
+    }
+    let data = players
+        .iter()
+        .map(|(colour, name, mine)| {
+            let mut total = 0i64;
+            let mut per_time: BTreeMap<DateTime<FixedOffset>, i64> = BTreeMap::new();
+            for d in mine {
+                *per_time.entry(d.update_time).or_insert(0) += d.delta;
+            }
+            let (x, y) = per_time
+                .into_iter()
+                .map(|(t, delta)| {
+                    total = total.saturating_add(delta);
+                    (t.to_rfc3339(), Some(total))
+                })
+                .unzip();
+            let mut trace = Trace::new(TraceType::Scatter, *name, x, y);
+            trace.mode = Some("lines+markers");
+            trace.line = Some(Line {
+                color: COLOURS[colour % COLOURS.len()],
+                width: None,
+                shape: Some("hv"),
+            });
+            trace.hovertemplate = Some(HOVER_EXP);
+            trace
+        })
+        .collect();
+    let mut layout = Layout::titled("Experience gained over time");
+    layout.xaxis = Some(Axis {
+        title: Some(Title::new("Update time")),
+        kind: Some("date"),
+        ..Axis::default()
+    });
+    layout.yaxis = Some(Axis {
+        title: Some(Title::new("Cumulative experience")),
+        ..Axis::default()
+    });
+    layout.hovermode = Some("x unified");
+    layout.showlegend = Some(true);
+    layout.height = Some(600);
+    layout.colorway = Some(&COLOURS);
+    PlotlyFigure { data, layout }
+}
+
+/// A row of the statistics table, with the replaced system's column names
+/// (pandas' `groupby('name')` columns after `reset_index()`: the page reads
+/// `stat.name` under its "Player" header).
 #[derive(Debug, Serialize)]
 struct Stat<'a> {
     name: &'a str,
@@ -142,12 +212,23 @@ struct Comparison<'a> {
     current_total_exp: i64,
 }
 
-/// The whole `/api/graph` answer: `{graph, stats, comparison}`.
-pub(super) async fn graph_answer(
+/// The `/api/graph` answer.
+#[derive(Debug, Serialize)]
+pub(super) struct GraphAnswer<'a> {
+    /// The replaced system's figure as JSON text ([`legacy_figure`]).
+    graph: String,
+    stats: Vec<Stat<'a>>,
+    comparison: Vec<Comparison<'a>>,
+    /// worldpool's cumulative figure ([`cumulative_figure`]).
+    figure: PlotlyFigure,
+}
+
+/// The whole `/api/graph` answer: `{graph, stats, comparison, figure}`.
+pub(super) async fn graph_answer<'a>(
     store: &Store,
-    names: &[String],
+    names: &'a [String],
     range: TimeRange,
-) -> Result<Value, ApiError> {
+) -> Result<GraphAnswer<'a>, ApiError> {
     let rows = query(
         "graph",
         store.player_deltas_at_most(names, range, Some(GRAPH_MAX_ROWS + 1)),
@@ -159,7 +240,8 @@ pub(super) async fn graph_answer(
         "deltas",
         "ask for fewer players or a shorter period",
     )?;
-    let figure = figure(names, &rows);
+    let graph = legacy_figure(names, &rows).to_json_string();
+    let figure = cumulative_figure(names, &rows);
 
     // Statistics of the requested players over the period.
     let mut per_name: Vec<(&str, Vec<&DeltaRow>)> = Vec::new();
@@ -231,13 +313,18 @@ pub(super) async fn graph_answer(
                 .map_or(0, |p| p.experience),
         });
     }
-    Ok(json!({"graph": figure, "stats": stats, "comparison": comparison}))
+    Ok(GraphAnswer {
+        graph,
+        stats,
+        comparison,
+        figure,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::DateTime;
+    use serde_json::{Value, json};
 
     fn d(name: &str, delta: i64, at: &str) -> DeltaRow {
         DeltaRow {
@@ -251,15 +338,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cumulative_traces_per_player() {
-        let rows = [
+    fn rows() -> Vec<DeltaRow> {
+        vec![
             d("Ana", 10, "2026-01-04T10:00:00-03:00"),
             d("Ana", 5, "2026-01-04T10:10:00-03:00"),
             d("Bob", 7, "2026-01-04T10:10:00-03:00"),
-        ];
+            d("Bob", 4, "2026-01-04T10:20:00-03:00"),
+        ]
+    }
+
+    fn as_json(f: &PlotlyFigure) -> Value {
+        serde_json::from_str(&f.to_json_string()).expect("JSON")
+    }
+
+    #[test]
+    fn cumulative_traces_per_player() {
         let names = ["Ana".to_string(), "Bob".to_string(), "Zed".to_string()];
-        let f = figure(&names, &rows);
+        let f = as_json(&cumulative_figure(&names, &rows()));
         let data = f["data"].as_array().expect("traces");
         assert_eq!(data.len(), 2, "no trace for a player without deltas");
         assert_eq!(data[0]["name"], "Ana");
@@ -267,10 +362,51 @@ mod tests {
         assert_eq!(data[0]["y"], json!([10, 15]));
         assert_eq!(
             data[0]["x"],
-            json!(["2026-01-04T10:00:00", "2026-01-04T10:10:00"])
+            json!(["2026-01-04T10:00:00-03:00", "2026-01-04T10:10:00-03:00"])
         );
-        assert!(f["layout"].is_object());
-        let empty = figure(&names, &[]);
+        assert!(f["layout"]["title"]["text"].is_string());
+        let empty = as_json(&cumulative_figure(&names, &[]));
         assert_eq!(empty["data"], json!([]));
+    }
+
+    #[test]
+    fn the_replaced_figure_is_bars_and_trends_over_periods() {
+        let names = ["Ana".to_string(), "Bob".to_string(), "Zed".to_string()];
+        let f = as_json(&legacy_figure(&names, &rows()));
+        let data = f["data"].as_array().expect("traces");
+        // A bar and a trend per player with deltas.
+        let kinds: Vec<(&str, &str)> = data
+            .iter()
+            .map(|t| {
+                (
+                    t["type"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("bar", "Ana"),
+                ("scatter", "Ana (trend)"),
+                ("bar", "Bob"),
+                ("scatter", "Bob (trend)")
+            ]
+        );
+        let labels = json!(["10:00", "10:00-10:10", "10:10-10:20"]);
+        assert_eq!(data[0]["x"], labels);
+        assert_eq!(
+            data[0]["y"],
+            json!([10, 5, 0]),
+            "zero where Ana gained nothing"
+        );
+        assert_eq!(data[0]["text"], json!(["10", "5", ""]));
+        assert_eq!(data[2]["y"], json!([0, 7, 4]));
+        assert_eq!(f["layout"]["xaxis"]["type"], "category");
+        assert_eq!(f["layout"]["xaxis"]["categoryarray"], labels);
+        assert_eq!(f["layout"]["title"]["text"], "EXP Gain Over Time");
+        let empty = as_json(&legacy_figure(&names[2..], &rows()));
+        assert_eq!(empty["data"], json!([]));
+        assert_eq!(empty["layout"]["title"]["text"], NO_DATA);
     }
 }

@@ -162,7 +162,7 @@ async fn graph(
     )
     .await?;
     rows.reverse();
-    let figure = super::graph::watched_figure(&format!("🔧 {name} - Maker Stats ({world})"), &rows);
+    let figure = super::vip::watched_figure(&format!("🔧 {name} - Maker Stats ({world})"), &rows);
     let graph_data = serde_json::to_string(&figure)
         .map_err(|e| ApiError::internal("maker graph: serializing the figure", &e))?;
     #[derive(Serialize)]

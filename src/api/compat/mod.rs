@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -35,6 +36,8 @@ mod download;
 mod graph;
 mod makers;
 pub(super) mod openapi;
+pub(super) mod player_details;
+mod plotly;
 mod upload;
 mod vip;
 
@@ -83,6 +86,10 @@ pub struct CompatSettings {
     /// The players each world watches by config (`[[worlds]] watch`);
     /// those added at run time are in the store.
     pub watch: BTreeMap<String, Vec<String>>,
+    /// How long `/api/player-details/{name}` waits for a worker's answer:
+    /// the site client's worst case (every attempt timing out, with its
+    /// backoffs) and a margin for the budget's queue.
+    pub player_details_timeout: Duration,
 }
 
 /// UTC-3, the site's default time zone.
@@ -99,6 +106,7 @@ impl Default for CompatSettings {
             config_path: None,
             single_worker: None,
             watch: BTreeMap::new(),
+            player_details_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -126,8 +134,24 @@ impl CompatSettings {
                 .filter(|w| !w.watch.is_empty())
                 .map(|w| (w.name.clone(), w.watch.clone()))
                 .collect(),
+            player_details_timeout: player_details_timeout(&config.site),
         }
     }
+}
+
+/// The site client's worst case for one page (every attempt timing out,
+/// each followed by its longest backoff) plus 5 s for the budget's queue,
+/// at most 2 minutes.
+fn player_details_timeout(site: &crate::site::SiteSettings) -> Duration {
+    let attempts = site.retries.saturating_add(1);
+    let backoff = site
+        .retry_backoff
+        .saturating_mul(2u32.saturating_pow(site.retries.min(16)))
+        .min(Duration::from_secs(30));
+    (site.request_timeout + backoff)
+        .saturating_mul(attempts)
+        .saturating_add(Duration::from_secs(5))
+        .min(Duration::from_secs(120))
 }
 
 /// The compatibility routes (merged into [`super::app`]).
@@ -141,6 +165,10 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/date-range", get(date_range))
         .route("/api/graph", post(graph_handler))
         .route("/api/player-graph/{name}", get(player_graph))
+        .route(
+            "/api/player-details/{name}",
+            get(player_details::player_details),
+        )
         .route("/api/status-data", get(status_data))
         .route(
             "/api/scraping-config",
@@ -618,11 +646,23 @@ async fn player_graph(
     )
     .await?;
     let rows = within(rows, GRAPH_MAX_ROWS, "deltas", "ask for a shorter period")?;
-    let figure = graph::figure(std::slice::from_ref(&name), &rows);
+    let names = std::slice::from_ref(&name);
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        /// The replaced system's figure as JSON text.
+        graph: String,
+        player: &'a str,
+        /// worldpool's cumulative figure.
+        figure: plotly::PlotlyFigure,
+    }
     Ok(json(
         StatusCode::OK,
-        &serde_json::json!({"graph": figure, "player": name}),
-        1024 + rows.len() * 48,
+        &Answer {
+            graph: graph::legacy_figure(names, &rows).to_json_string(),
+            player: &name,
+            figure: graph::cumulative_figure(names, &rows),
+        },
+        1024 + rows.len() * 160,
     ))
 }
 
@@ -843,33 +883,78 @@ struct ConsoleData<'a> {
     line: String,
 }
 
-fn console_event(line: &crate::logging::ConsoleLine, site: FixedOffset) -> Event {
-    let t = line.time.with_timezone(&site);
-    let data = ConsoleData {
-        time: iso(t),
-        world: &line.world,
-        level: &line.level,
-        message: &line.message,
-        stream: &line.stream,
-        line: format!(
-            "[{}] [{}] [{}] {}",
-            legacy::csv_time(t),
-            line.level,
-            line.world,
-            line.message
-        ),
-    };
-    // Unnamed events: the replaced frontend listens with `onmessage`.
-    Event::default().data(serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string()))
+/// `[2026-01-04 19:43:00] [INFO] [Aurera] message`: the replaced system's
+/// console line (site-local time), with the world in front of the message.
+fn console_text(line: &crate::logging::ConsoleLine, site: FixedOffset) -> String {
+    format!(
+        "[{}] [{}] [{}] {}",
+        legacy::csv_time(line.time.with_timezone(&site)),
+        line.level,
+        line.world,
+        line.message
+    )
 }
 
-async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
+/// What `/api/console-stream` sends in each event's `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsoleFormat {
+    /// The text line, as the replaced system's pages show `event.data`.
+    Text,
+    /// A JSON object ([`ConsoleData`]), `?format=json`.
+    Json,
+}
+
+impl ConsoleFormat {
+    fn param(v: Option<&str>) -> Result<ConsoleFormat, ApiError> {
+        match v.map(str::trim) {
+            None | Some("text") => Ok(ConsoleFormat::Text),
+            Some("json") => Ok(ConsoleFormat::Json),
+            Some(_) => Err(ApiError::bad_param(
+                "format",
+                "must be `text` (the default: each event's data is the log line) or `json`",
+            )),
+        }
+    }
+}
+
+/// The first event of a text stream, as the replaced app sent it.
+pub const CONSOLE_CONNECTED: &str = "[CONNECTED] Console stream started";
+
+fn console_event(
+    line: &crate::logging::ConsoleLine,
+    site: FixedOffset,
+    format: ConsoleFormat,
+) -> Event {
+    // Unnamed events: the replaced frontend listens with `onmessage`.
+    match format {
+        ConsoleFormat::Text => Event::default().data(console_text(line, site)),
+        ConsoleFormat::Json => {
+            let data = ConsoleData {
+                time: iso(line.time.with_timezone(&site)),
+                world: &line.world,
+                level: &line.level,
+                message: &line.message,
+                stream: &line.stream,
+                line: console_text(line, site),
+            };
+            Event::default().data(serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_string()))
+        }
+    }
+}
+
+async fn console_stream(
+    State(state): State<ApiState>,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let format = ConsoleFormat::param(Params::parse(q.as_deref()).text("format"))?;
     let rx = crate::logging::subscribe_console();
     let site = state.compat().site_offset;
+    let connected = (format == ConsoleFormat::Text)
+        .then(|| Ok::<_, Infallible>(Event::default().data(CONSOLE_CONNECTED)));
     let events = stream::unfold(Some(rx), move |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
-            Ok(line) => Some((console_event(&line, site), Some(rx))),
+            Ok(line) => Some((console_event(&line, site, format), Some(rx))),
             Err(RecvError::Lagged(missed)) => {
                 tracing::info!(missed, "console consumer too slow; disconnecting it");
                 let ev = Event::default()
@@ -880,9 +965,11 @@ async fn console_stream(State(state): State<ApiState>) -> impl IntoResponse {
             Err(RecvError::Closed) => None,
         }
     })
-    .map(Ok::<_, Infallible>)
-    .take_until(state.shutdown.clone().cancelled_owned());
-    Sse::new(events).keep_alive(KeepAlive::default())
+    .map(Ok::<_, Infallible>);
+    let events = stream::iter(connected)
+        .chain(events)
+        .take_until(state.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 // ----- health and scraper status -------------------------------------------

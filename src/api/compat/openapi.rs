@@ -105,18 +105,35 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
     }}));
     p.insert("/api/graph".into(), json!({"post": {
         "operationId": "graph", "tags": ["compatibility"],
-        "summary": "Cumulative experience of the named players over the period as a Plotly figure, their statistics, and where each stands among its world's players.",
+        "summary": "The named players' experience over the period: `graph`, the replaced system's Plotly figure as JSON text (bars per update), `figure`, worldpool's cumulative figure; their statistics, and where each stands among its world's players.",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GraphRequest"}}}},
         "responses": store_errors(responses("200", ok("Graph, statistics, comparison.", json!({"$ref": "#/components/schemas/GraphAnswer"}))))
     }}));
     p.insert("/api/player-graph/{name}".into(), json!({"get": {
         "operationId": "playerGraph", "tags": ["compatibility"],
-        "summary": "One player's cumulative experience as a Plotly figure.",
+        "summary": "One player's experience: `graph`, the replaced system's Plotly figure as JSON text; `figure`, worldpool's cumulative figure.",
         "parameters": [
             {"name": "name", "in": "path", "required": true, "description": "Player name, URL-encoded.", "schema": {"type": "string"}},
             time_query("datetime1"), time_query("datetime2")
         ],
-        "responses": store_errors(responses("200", ok("The graph.", json!({"type": "object", "required": ["graph", "player"], "properties": {"graph": {"$ref": "#/components/schemas/PlotlyFigure"}, "player": {"type": "string"}}}))))
+        "responses": store_errors(responses("200", ok("The graph.", json!({"type": "object", "required": ["graph", "player", "figure"], "properties": {"graph": {"$ref": "#/components/schemas/PlotlyFigureText"}, "player": {"type": "string"}, "figure": {"$ref": "#/components/schemas/PlotlyFigure"}}}))))
+    }}));
+    let details = |d: &str| ok(d, json!({"$ref": "#/components/schemas/PlayerDetails"}));
+    p.insert("/api/player-details/{name}".into(), json!({"get": {
+        "operationId": "playerDetails", "tags": ["compatibility"],
+        "summary": "The player page's tables, read live from the site by a worker (a grant of the pool's budget), kept 60 s; a watched player's numbers are recorded. Every answer has `success`; a failure adds `error`, `message` and `status`.",
+        "parameters": [
+            {"name": "name", "in": "path", "required": true, "description": "Player name, URL-encoded.", "schema": {"type": "string"}},
+            query("world", "The player's world (any case). Default: where it is watched, else where the store has it.", "string")
+        ],
+        "responses": {
+            "200": details("The tables."),
+            "400": details("A bad name (`bad_parameter`)."),
+            "404": details("The site does not know the player (`unknown_player`), or no such world (`unknown_world`)."),
+            "502": details("The site failed after the client's retries (`site_error`; `response_status` is its status)."),
+            "503": details("No world worker is running (`no_worker`)."),
+            "504": details("No worker answered in time (`worker_timeout`).")
+        }
     }}));
     p.insert("/api/status-data".into(), json!({"get": {
         "operationId": "statusData", "tags": ["compatibility"],
@@ -141,13 +158,13 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
     }));
     p.insert("/api/manual-update".into(), json!({"post": {
         "operationId": "manualUpdate", "tags": ["compatibility"],
-        "summary": "Ask every worker (or `?world=`) to check the site now. Needs the token: `Authorization: Bearer <WORLDPOOL_API_TOKEN>` (or `password` in a JSON or form body, as the replaced system took it).",
+        "summary": "Ask every worker (or `?world=`) to check the site now. With a token configured it needs it: `Authorization: Bearer <WORLDPOOL_API_TOKEN>` (or `password` in a JSON or form body, as the replaced system took it); without one, on a loopback bind, clients of this machine need none.",
         "security": [{"bearer": []}],
         "parameters": [query("world", "Only this world's worker.", "string")],
         "responses": {
             "202": ok("Requested.", json!({"type": "object", "required": ["success", "message", "worlds", "busy"], "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}, "worlds": {"type": "array", "items": {"type": "string"}, "description": "Workers asked to check now."}, "busy": {"type": "array", "items": {"type": "string"}, "description": "Workers skipped: already scraping."}}})),
             "401": error("Missing or wrong token."),
-            "403": error("No token configured."),
+            "403": error("No token configured and not served on loopback (`control_disabled`), or a page of another origin (`foreign_origin`)."),
             "404": error("Unknown world."),
             "409": error("That worker (or every worker) is already scraping, or none is running."),
             "501": error("This pool cannot deliver the request to workers yet."),
@@ -156,8 +173,12 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
     }}));
     p.insert("/api/console-stream".into(), json!({"get": {
         "operationId": "consoleStream", "tags": ["compatibility"],
-        "summary": "Server-Sent Events of the workers' log lines: unnamed events (`onmessage`) whose data is a ConsoleLine as JSON; keep-alive comments; a client that falls 1024 lines behind gets `event: lagged` and is disconnected.",
-        "responses": {"200": {"description": "An event stream.", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/ConsoleLine"}}}}}
+        "summary": "Server-Sent Events of the workers' log lines: unnamed events (`onmessage`) whose data is the text line `[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`, the first being `[CONNECTED] Console stream started`; with `?format=json`, a ConsoleLine as JSON instead (no CONNECTED line). Keep-alive comments; a client that falls 1024 lines behind gets `event: lagged` and is disconnected.",
+        "parameters": [query("format", "`text` (default) or `json`.", "string")],
+        "responses": {
+            "200": {"description": "An event stream.", "content": {"text/event-stream": {"schema": {"oneOf": [{"type": "string"}, {"$ref": "#/components/schemas/ConsoleLine"}]}}}},
+            "400": error("`format` is neither `text` nor `json`.")
+        }
     }}));
     for (path, id, columns) in [
         (
@@ -189,7 +210,7 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
             error("A body without a valid `name` or `world`."),
         );
         r.insert("401".into(), error("Missing or wrong token."));
-        r.insert("403".into(), error("No token configured."));
+        r.insert("403".into(), error("No token configured and not served on loopback (`control_disabled`), or a page of another origin (`foreign_origin`)."));
         r.insert("404".into(), error("The world is not configured."));
         r.insert(
             "503".into(),
@@ -243,6 +264,22 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
         "responses": store_errors(responses("200", ok("Graph data and statistics.", json!({"$ref": "#/components/schemas/VipGraph"}))))
     }}));
     makers_and_uploads(&mut p);
+    p.insert("/healthz".into(), json!({"get": {
+        "operationId": "healthz", "tags": ["compatibility"],
+        "summary": "The pool's health in the replaced system's shape: `degraded` when a worker is fatal or backing off or the store does not answer (`reason` says which), `unhealthy` when no worker process is alive and some have failed.",
+        "responses": {
+            "200": ok("Healthy or degraded.", json!({"$ref": "#/components/schemas/Health"})),
+            "503": ok("Unhealthy.", json!({"$ref": "#/components/schemas/Health"}))
+        }
+    }}));
+    p.insert("/memusage".into(), json!({"get": {
+        "operationId": "memusage", "tags": ["compatibility"],
+        "summary": "Memory of the pool (supervisor + live workers: RSS and PSS sums) and of the machine (/proc/meminfo), in the replaced system's shape.",
+        "responses": {
+            "200": ok("Memory.", json!({"$ref": "#/components/schemas/MemUsage"})),
+            "500": error("/proc could not be read.")
+        }
+    }}));
     p.insert("/health".into(), json!({"get": {
         "operationId": "health", "tags": ["compatibility"],
         "summary": "The replaced system's health check.",
@@ -293,9 +330,11 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
         "datetime1": {"type": "string", "nullable": true},
         "datetime2": {"type": "string", "nullable": true}
     }}));
+    s.insert("PlotlyFigureText".into(), json!({"type": "string",
+        "description": "A Plotly figure `{data: [traces], layout}` serialized as JSON text, as the replaced system sent it (`fig.to_json()`; its pages `JSON.parse` it and call `Plotly.newPlot(el, fig.data, fig.layout)`). Traces: per player a `bar` of the experience gained at each update and a `scatter` spline over it (`<name> (trend)`); `x` are category labels naming the period each bar covers (`10:00-10:10`; two or more updates without gain fold into one bar); with no data, no trace and the title `No data available`."}));
     s.insert("PlotlyFigure".into(), json!({"type": "object", "required": ["data", "layout"], "properties": {
         "data": {"type": "array", "items": {"type": "object", "required": ["x", "y", "name", "type", "mode"], "properties": {
-            "x": {"type": "array", "items": time},
+            "x": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "Update times, RFC 3339 with the site's offset."},
             "y": {"type": "array", "items": {"type": "integer"}, "description": "Experience gained since the start of the period, at each update."},
             "name": {"type": "string"},
             "type": {"type": "string", "enum": ["scatter"]},
@@ -303,8 +342,9 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
         }}},
         "layout": {"type": "object"}
     }}));
-    s.insert("GraphAnswer".into(), json!({"type": "object", "required": ["graph", "stats", "comparison"], "properties": {
-        "graph": {"$ref": "#/components/schemas/PlotlyFigure"},
+    s.insert("GraphAnswer".into(), json!({"type": "object", "required": ["graph", "stats", "comparison", "figure"], "properties": {
+        "graph": {"$ref": "#/components/schemas/PlotlyFigureText"},
+        "figure": {"$ref": "#/components/schemas/PlotlyFigure"},
         "stats": {"type": "array", "items": {"type": "object", "properties": {
             "name": {"type": "string"}, "Total EXP": {"type": "integer"}, "Average EXP": {"type": "number"},
             "Updates": {"type": "integer"}, "Max EXP": {"type": "integer"}, "Min EXP": {"type": "integer"}
@@ -319,6 +359,18 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
                 "total_exp_period": {"type": "integer"},
                 "current_total_exp": {"type": "integer", "description": "Its latest stored experience (0 if none)."}
             }}}
+    }}));
+    s.insert("PlayerDetails".into(), json!({"type": "object", "required": ["success", "name", "world", "response_status", "tables"], "properties": {
+        "success": {"type": "boolean"}, "name": {"type": "string"},
+        "world": {"type": "string", "nullable": true, "description": "The world the page was read for."},
+        "response_status": {"type": "integer", "nullable": true, "description": "The site's HTTP status (null: not reached)."},
+        "tables": {"type": "array", "items": {"type": "object", "required": ["columns", "data"], "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}, "description": "Rows, newest first on the real site, cells as the site shows them."}
+        }}},
+        "truncated_rows": {"type": "integer", "description": "Oldest rows left out to fit 60 KiB (absent: none)."},
+        "recorded": {"type": "object", "description": "A watched player's read recorded: `outcome` is baseline, rebased, unchanged, delta or already_stored."},
+        "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}
     }}));
     s.insert("StatusData".into(), json!({"type": "object", "required": ["fetch_time", "worlds"], "properties": {
         "fetch_time": time,
@@ -358,9 +410,10 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
     s.insert("VipGraphRequest".into(), json!({"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string"}, "world": {"type": "string", "nullable": true, "description": "Only this world (empty = every world)."}
     }}));
-    s.insert("VipGraph".into(), json!({"type": "object", "required": ["success", "name", "world", "graph_data", "stats"], "properties": {
+    s.insert("VipGraph".into(), json!({"type": "object", "required": ["success", "name", "world", "graph_data", "stats", "points"], "properties": {
         "success": {"type": "boolean"}, "name": {"type": "string"}, "world": {"type": "string", "nullable": true},
-        "graph_data": {"type": "array", "items": {"type": "object",
+        "graph_data": {"type": "string", "description": "The replaced system's Plotly figure as JSON text: `EXP Gain` bars and an `EXP Trend` spline on `y`, `Online Time (min)` on `y2` (hover: online minutes / minutes since the previous read); periods labelled as in PlotlyFigureText."},
+        "points": {"type": "array", "description": "worldpool's form: each read, oldest first, with running totals.", "items": {"type": "object",
             "required": ["update_time", "date", "delta_exp", "delta_online", "total_exp", "total_online"],
             "properties": {
                 "update_time": time, "date": {"type": "string", "format": "date"},
@@ -372,6 +425,38 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
             "total_exp": {"type": "integer"}, "avg_exp": {"type": "number", "description": "Per update, 2 decimals."},
             "max_exp": {"type": "integer"}, "total_online": {"type": "integer"},
             "avg_online": {"type": "number", "description": "Per update, 2 decimals."}, "updates": {"type": "integer"}
+        }}
+    }}));
+    s.insert("Health".into(), json!({"type": "object", "required": ["status", "checks", "timestamp"], "properties": {
+        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+        "reason": {"type": "string", "description": "Why not healthy: each fatal or backing-off worker, the store; absent when healthy."},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "checks": {"type": "object", "properties": {
+            "scraper_alive": {"type": "boolean", "description": "Some worker process exists."},
+            "scraper_state": {"type": "string"},
+            "workers": {"type": "integer"}, "workers_running": {"type": "integer"},
+            "workers_backoff": {"type": "integer"}, "workers_fatal": {"type": "integer"},
+            "store": {"type": "string", "enum": ["ok", "unreachable", "not_configured"]},
+            "database_accessible": {"type": "boolean"},
+            "last_update": {"type": "string", "nullable": true, "description": "Newest update of the deltas, site-local."}
+        }}
+    }}));
+    let mb = |d: &str| json!({"type": "number", "description": d});
+    s.insert("MemUsage".into(), json!({"type": "object", "required": ["process", "system"], "properties": {
+        "process": {"type": "object", "required": ["rss_bytes", "rss_mb", "percent", "pss_bytes", "pss_mb", "pss_percent", "processes"], "properties": {
+            "rss_bytes": {"type": "integer", "description": "RSS of the supervisor plus every live worker (shared pages count once per process)."},
+            "rss_mb": mb("The same in MiB, 2 decimals."),
+            "percent": mb("rss_bytes / the machine's memory × 100, 2 decimals."),
+            "pss_bytes": {"type": "integer", "description": "PSS sum: what the pool really costs."},
+            "pss_mb": mb("In MiB."), "pss_percent": mb("Of the machine's memory."),
+            "processes": {"type": "integer"},
+            "supervisor_rss_bytes": {"type": "integer"}, "supervisor_pss_bytes": {"type": "integer"}
+        }},
+        "system": {"type": "object", "properties": {
+            "total_bytes": {"type": "integer"}, "total_mb": mb("MemTotal in MiB."), "total_gb": mb("In GiB."),
+            "available_bytes": {"type": "integer"}, "available_mb": mb("MemAvailable in MiB."), "available_gb": mb("In GiB."),
+            "used_bytes": {"type": "integer"}, "used_mb": mb("Total − available, MiB."), "used_gb": mb("In GiB."),
+            "percent": mb("Used / total × 100.")
         }}
     }}));
     s.insert("ConsoleLine".into(), json!({"type": "object", "properties": {

@@ -14,6 +14,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::plotly::{
+    Axis, Font, Layout, Legend, Line, Marker, PlotlyFigure, Title, Trace, TraceType, slots,
+};
 use super::{Params, authorize_compat, query, round2, store};
 use crate::api::{ApiError, ApiState, json};
 use crate::legacy::iso;
@@ -411,6 +414,140 @@ pub(super) fn stats_of(rows: &[VipDelta]) -> Stats {
     }
 }
 
+const EXP_COLOUR: &str = "#C21500";
+const ONLINE_COLOUR: &str = "#3498db";
+
+/// The replaced system's figure of a watched player (oldest first `rows`):
+/// a bar of experience per read with a spline over it, and the minutes
+/// online on a second axis, hovered as `online / minutes since the previous
+/// read`; a run of reads with neither folded into one bar ([`slots`]).
+fn vip_figure(name: &str, world: Option<&str>, rows: &[VipDelta]) -> PlotlyFigure {
+    let title = match world {
+        Some(w) => format!("🌟 {name} - VIP Stats ({w})"),
+        None => format!("🌟 {name} - VIP Stats"),
+    };
+    watched_figure(&title, rows)
+}
+
+/// The figure of a watched player or a maker, under `title` (see
+/// [`vip_figure`]).
+pub(super) fn watched_figure(title: &str, rows: &[VipDelta]) -> PlotlyFigure {
+    let title = title.to_string();
+    if rows.is_empty() {
+        return PlotlyFigure::empty(&format!("{title}: {}", super::graph::NO_DATA));
+    }
+    let times: Vec<_> = rows.iter().map(|d| d.update_time.naive_local()).collect();
+    let bars = slots(&times, |i| {
+        rows[i].delta_exp == 0 && rows[i].delta_online == 0
+    });
+    let labels: Vec<String> = bars.iter().map(|s| s.label.clone()).collect();
+    let exp: Vec<Option<i64>> = bars
+        .iter()
+        .map(|s| Some(s.at.map_or(0, |i| rows[i].delta_exp)))
+        .collect();
+    // Online 0 while experience grew means the site had not counted the
+    // minutes yet: a gap, not a zero.
+    let online: Vec<Option<i64>> = bars
+        .iter()
+        .map(|s| match s.at {
+            None => Some(0),
+            Some(i) if rows[i].delta_online == 0 && rows[i].delta_exp > 0 => None,
+            Some(i) => Some(rows[i].delta_online),
+        })
+        .collect();
+    let online_text: Vec<String> = bars
+        .iter()
+        .map(|s| match s.at {
+            None => "0 / 0 min".to_string(),
+            Some(i) => format!("{} / {} min", rows[i].delta_online, s.minutes),
+        })
+        .collect();
+
+    let mut bar = Trace::new(TraceType::Bar, "EXP Gain", labels.clone(), exp.clone());
+    bar.marker = Some(Marker {
+        color: EXP_COLOUR,
+        size: None,
+    });
+    bar.text = Some(
+        exp.iter()
+            .map(|v| match v {
+                Some(v) if *v > 0 => v.to_string(),
+                _ => String::new(),
+            })
+            .collect(),
+    );
+    bar.textposition = Some("outside");
+    bar.hovertemplate = Some("<b>%{x}</b><br>EXP: %{y:,.0f}<extra></extra>");
+    bar.yaxis = Some("y");
+    let mut trend = Trace::new(TraceType::Scatter, "EXP Trend", labels.clone(), exp);
+    trend.mode = Some("lines");
+    trend.line = Some(Line {
+        color: EXP_COLOUR,
+        width: Some(2),
+        shape: Some("spline"),
+    });
+    trend.showlegend = Some(false);
+    trend.hoverinfo = Some("skip");
+    trend.yaxis = Some("y");
+    let mut minutes = Trace::new(TraceType::Scatter, "Online Time (min)", labels, online);
+    minutes.mode = Some("lines+markers");
+    minutes.line = Some(Line {
+        color: ONLINE_COLOUR,
+        width: Some(2),
+        shape: Some("spline"),
+    });
+    minutes.marker = Some(Marker {
+        color: ONLINE_COLOUR,
+        size: Some(8),
+    });
+    minutes.text = Some(online_text);
+    minutes.hovertemplate = Some("<b>%{x}</b><br>%{text}<extra></extra>");
+    minutes.connectgaps = Some(true);
+    minutes.yaxis = Some("y2");
+
+    let mut layout = Layout::titled(&title);
+    layout.xaxis = Some(Axis {
+        title: Some(Title::new("Update Time")),
+        tickangle: Some(-45),
+        ..Axis::default()
+    });
+    layout.yaxis = Some(Axis {
+        title: Some(Title {
+            text: "Delta EXP".to_string(),
+            font: Some(Font { color: EXP_COLOUR }),
+        }),
+        tickfont: Some(Font { color: EXP_COLOUR }),
+        ..Axis::default()
+    });
+    layout.yaxis2 = Some(Axis {
+        title: Some(Title {
+            text: "Online Time (minutes)".to_string(),
+            font: Some(Font {
+                color: ONLINE_COLOUR,
+            }),
+        }),
+        tickfont: Some(Font {
+            color: ONLINE_COLOUR,
+        }),
+        overlaying: Some("y"),
+        side: Some("right"),
+        ..Axis::default()
+    });
+    layout.height = Some(500);
+    layout.legend = Some(Legend {
+        orientation: "h",
+        yanchor: "bottom",
+        y: 1.02,
+        xanchor: "right",
+        x: 1.0,
+    });
+    layout.hovermode = Some("x unified");
+    PlotlyFigure {
+        data: vec![bar, trend, minutes],
+        layout,
+    }
+}
+
 pub(super) async fn graph(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -429,16 +566,20 @@ pub(super) async fn graph(
     )
     .await?;
     rows.reverse();
-    let (graph_data, stats) = graph_of(&rows);
+    let (points, stats) = graph_of(&rows);
+    let graph_data = vip_figure(&name, world.as_deref(), &rows).to_json_string();
     #[derive(Serialize)]
     struct Answer<'a> {
         success: bool,
         name: &'a str,
         world: Option<&'a str>,
-        graph_data: Vec<Point>,
+        /// The replaced system's figure as JSON text ([`vip_figure`]).
+        graph_data: String,
         stats: Stats,
+        /// worldpool's form: each read with running totals.
+        points: Vec<Point>,
     }
-    let n = graph_data.len();
+    let n = points.len();
     Ok(json(
         StatusCode::OK,
         &Answer {
@@ -447,8 +588,9 @@ pub(super) async fn graph(
             world: world.as_deref(),
             graph_data,
             stats,
+            points,
         },
-        256 + n * 160,
+        512 + n * 400,
     ))
 }
 
@@ -495,6 +637,55 @@ mod tests {
         let (points, stats) = graph_of(&[]);
         assert!(points.is_empty());
         assert_eq!((stats.updates, stats.avg_exp, stats.max_exp), (0, 0.0, 0));
+    }
+
+    #[test]
+    fn the_replaced_figure_has_exp_bars_and_online_minutes() {
+        let t = |m: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-11-29T11:{m:02}:00-03:00")).expect("time")
+        };
+        let d = |xp: i64, on: i64, m: u32| VipDelta {
+            world: "Aurera".into(),
+            name: "Zé".into(),
+            date: NaiveDate::from_ymd_opt(2026, 11, 29).expect("date"),
+            delta_exp: xp,
+            delta_online: on,
+            update_time: t(m),
+            prev_update_time: None,
+        };
+        let rows = [
+            d(100, 10, 10),
+            d(50, 0, 20),
+            d(0, 0, 30),
+            d(0, 0, 40),
+            d(7, 5, 50),
+        ];
+        let fig: serde_json::Value =
+            serde_json::from_str(&vip_figure("Zé", Some("Aurera"), &rows).to_json_string())
+                .expect("JSON");
+        let data = fig["data"].as_array().expect("traces");
+        assert_eq!(data.len(), 3);
+        assert_eq!(
+            (&data[0]["type"], &data[0]["name"]),
+            (&"bar".into(), &"EXP Gain".into())
+        );
+        assert_eq!(
+            data[0]["x"],
+            serde_json::json!(["11:10", "11:10-11:20", "11:20-11:40", "11:40-11:50"])
+        );
+        assert_eq!(data[0]["y"], serde_json::json!([100, 50, 0, 7]));
+        assert_eq!(data[2]["y"], serde_json::json!([10, null, 0, 5]), "online");
+        assert_eq!(data[2]["yaxis"], "y2");
+        assert_eq!(data[2]["text"][3], "5 / 10 min");
+        assert_eq!(fig["layout"]["yaxis2"]["overlaying"], "y");
+        assert!(
+            fig["layout"]["title"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Zé") && t.contains("Aurera"))
+        );
+        let empty: serde_json::Value =
+            serde_json::from_str(&vip_figure("Zé", None, &[]).to_json_string()).expect("JSON");
+        assert_eq!(empty["data"], serde_json::json!([]));
     }
 
     #[test]

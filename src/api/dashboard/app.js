@@ -1073,7 +1073,7 @@
       return;
     }
     panel.dataset.state = "ready";
-    const figure = (res.body && res.body.graph) || {};
+    const figure = graphFigure(res.body);
     const drawn = drawChart(figure);
     showMsg(graphMsg, drawn ? "" : "No experience recorded for these players in this period.", null);
     renderComparison(comparison, (res.body && res.body.comparison) || []);
@@ -1083,6 +1083,22 @@
     e.preventDefault();
     plot();
   });
+
+  // worldpool's cumulative figure (`figure`, times with their offset); a
+  // server that only has the replaced system's answer sends `graph`, a
+  // Plotly figure as an object or as JSON text.
+  function graphFigure(body) {
+    if (!body) return {};
+    if (body.figure && typeof body.figure === "object") return body.figure;
+    if (typeof body.graph === "string") {
+      try {
+        return JSON.parse(body.graph);
+      } catch (e) {
+        return {};
+      }
+    }
+    return body.graph || {};
+  }
 
   // Plotly-style traces ({x, y, name}) drawn with uPlot on one time axis.
   function drawChart(figure) {
