@@ -952,8 +952,6 @@ async fn worker_loop_keeps_status_pages_and_checks_now() {
 /// manual update says the pool cannot deliver it yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
-    use std::process::{Command, Stdio};
-
     let site = DemoSite::start(DemoSiteOptions::default())
         .await
         .expect("demo site");
@@ -962,7 +960,7 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
     let config = dir.path().join("worldpool.toml");
     std::fs::write(&config, site.config_toml(&url, Mode::Pool)).expect("config");
     let port = crate::helper::free_port();
-    let log = std::fs::File::create(dir.path().join("run.log")).expect("log");
+    let log = dir.path().join("run.log");
     /// Stops the supervisor even when an assertion fails.
     struct Stop(std::process::Child);
     impl Drop for Stop {
@@ -972,19 +970,17 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
             let _ = self.0.wait();
         }
     }
-    let child = Command::new(crate::helper::bin())
-        .args(["run", "--config"])
-        .arg(&config)
-        .args(["--api-bind", &format!("127.0.0.1:{port}")])
-        .env(worldpool::api::TOKEN_ENV, TOKEN)
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
-        .env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("worldpool run starts");
+    let child = crate::helper::supervisor::run_command(
+        &config,
+        &log,
+        &crate::helper::supervisor::Launch {
+            api_port: Some(port),
+            token: Some(TOKEN),
+            ..Default::default()
+        },
+    )
+    .spawn()
+    .expect("worldpool run starts");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let result = async {

@@ -2,10 +2,11 @@
 //! itself is tested in `pool/tests/` with its own test worker.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::helper::{bin, children_of, pid_alive, test_worker, wait_for};
+use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::{children_of, pid_alive, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -38,18 +39,18 @@ fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Supervi
     }
     std::fs::write(&config, text).expect("config written");
     let log = dir.path().join("supervisor.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(bin())
-        .args(["--log-json", "run", "--no-api", "--config"])
-        .arg(&config)
-        .env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-        .env("WORLDPOOL_TEST_WORKER_MODE", test_mode)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("worldpool run starts");
+    let child = run_command(
+        &config,
+        &log,
+        &Launch {
+            no_api: true,
+            log_json: true,
+            test_mode: Some(test_mode),
+            ..Launch::default()
+        },
+    )
+    .spawn()
+    .expect("worldpool run starts");
     Supervisor {
         child,
         log,
@@ -189,22 +190,17 @@ fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
     .expect("config written");
     let port = crate::helper::free_port();
     let log = dir.path().join("supervisor.log");
-    let child = Command::new(bin())
-        .args([
-            "run",
-            "--api-bind",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(&config)
-        .env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-        .env("WORLDPOOL_TEST_WORKER_MODE", "idle")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("worldpool run starts");
+    let child = run_command(
+        &config,
+        &log,
+        &Launch {
+            api_port: Some(port),
+            test_mode: Some("idle"),
+            ..Launch::default()
+        },
+    )
+    .spawn()
+    .expect("worldpool run starts");
     let _sup = Supervisor {
         child,
         log: log.clone(),

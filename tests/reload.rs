@@ -3,7 +3,7 @@
 //! SIGHUP and the file watcher.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -11,7 +11,8 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions};
 use worldpool::store::Store;
 
-use crate::helper::{bin, test_worker, wait_for, wait_for_async};
+use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::{bin, wait_for, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(30);
 const TOKEN: &str = "reload-test-token";
@@ -45,26 +46,19 @@ impl Supervisor {
 
     fn start_at(config: &Path, test_worker_mode: Option<&str>) -> Supervisor {
         let log = config.with_extension("log");
-        let mut cmd = Command::new(bin());
-        cmd.args(["--log-json", "run", "--api-bind", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .env(worldpool::api::TOKEN_ENV, TOKEN)
-            .env("RUST_LOG", "info")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        match test_worker_mode {
-            Some(mode) => {
-                cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-                    .env("WORLDPOOL_TEST_WORKER_MODE", mode);
-            }
-            None => {
-                cmd.env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
-                    .env_remove("WORLDPOOL_TEST_WORKER_MODE");
-            }
-        }
-        let child = cmd.spawn().expect("worldpool run starts");
+        let child = run_command(
+            config,
+            &log,
+            &Launch {
+                api_port: Some(0),
+                log_json: true,
+                token: Some(TOKEN),
+                test_mode: test_worker_mode,
+                ..Launch::default()
+            },
+        )
+        .spawn()
+        .expect("worldpool run starts");
         let addr = wait_for("the API's address in the log", LONG, || {
             std::fs::read_to_string(&log)
                 .ok()?

@@ -843,20 +843,18 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
     let text = text.replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");
     let (config, _) = write_config(dir.path(), &text);
     let port = crate::helper::free_port();
-    let log = std::fs::File::create(dir.path().join("run.log")).expect("log");
-    let child = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&config)
-        .args(["--api-bind", &format!("127.0.0.1:{port}")])
-        .env(worldpool::api::TOKEN_ENV, TOKEN)
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
-        .env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("worldpool run starts");
+    let log = dir.path().join("run.log");
+    let child = crate::helper::supervisor::run_command(
+        &config,
+        &log,
+        &crate::helper::supervisor::Launch {
+            api_port: Some(port),
+            token: Some(TOKEN),
+            ..Default::default()
+        },
+    )
+    .spawn()
+    .expect("worldpool run starts");
     let mut guard = Supervisor(child);
     let api = Api::at(format!("http://127.0.0.1:{port}"));
     let store = Store::open(&url, 1).await.expect("store");

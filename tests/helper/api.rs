@@ -3,14 +3,12 @@
 //! a `worldpool run` process stopped on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use worldpool::api::{self, ApiState};
-
-use super::{bin, test_worker};
 
 /// How long one SSE read may wait.
 const SSE_DEADLINE: Duration = Duration::from_secs(30);
@@ -230,32 +228,16 @@ impl RunningPool {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = config.with_extension(format!("{port}.{n}.log"));
-        let mut cmd = Command::new(bin());
-        cmd.args([
-            "run",
-            "--api-bind",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(config)
-        .env_remove(worldpool::api::TOKEN_ENV)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"));
-        if let Some(t) = token {
-            cmd.env(worldpool::api::TOKEN_ENV, t);
-        }
-        match test_mode {
-            Some(mode) => {
-                cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-                    .env("WORLDPOOL_TEST_WORKER_MODE", mode);
-            }
-            None => {
-                cmd.env_remove(worldpool::supervise::WORKER_PROGRAM_ENV);
-            }
-        }
+        let mut cmd = super::supervisor::run_command(
+            config,
+            &log,
+            &super::supervisor::Launch {
+                api_port: Some(port),
+                token,
+                test_mode,
+                ..Default::default()
+            },
+        );
         let child = cmd.spawn().expect("worldpool run starts");
         RunningPool {
             child: Some(child),

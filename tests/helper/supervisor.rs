@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -50,6 +50,69 @@ impl Default for Options {
     }
 }
 
+/// How [`run_command`] starts `worldpool run`.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// `--api-bind 127.0.0.1:PORT` (else the config's `[api] bind`).
+    pub api_port: Option<u16>,
+    /// `--no-api`.
+    pub no_api: bool,
+    /// `--log-json`: one JSON object per log line.
+    pub log_json: bool,
+    /// `WORLDPOOL_API_TOKEN` (never inherited from the test's environment).
+    pub token: Option<&'a str>,
+    /// The test worker in this mode (`WORLDPOOL_TEST_WORKER_MODE`); `None`
+    /// runs the real worker.
+    pub test_mode: Option<&'a str>,
+    /// More environment.
+    pub env: &'a [(String, String)],
+    /// `RLIMIT_NOFILE` (soft, hard).
+    pub nofile: Option<(u64, u64)>,
+}
+
+/// The one way the tests start `worldpool run --config CONFIG`: stdin and
+/// stdout closed, stderr (the log, `RUST_LOG=info`) into `log`, and none of
+/// the test's own token, database URL or worker program leaking in.
+pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
+    let mut cmd = Command::new(bin());
+    if launch.log_json {
+        cmd.arg("--log-json");
+    }
+    cmd.arg("run");
+    if let Some(port) = launch.api_port {
+        cmd.args(["--api-bind", &format!("127.0.0.1:{port}")]);
+    }
+    if launch.no_api {
+        cmd.arg("--no-api");
+    }
+    cmd.arg("--config")
+        .arg(config)
+        .env_remove(worldpool::api::TOKEN_ENV)
+        .env_remove("DATABASE_URL")
+        .env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    if let Some(t) = launch.token {
+        cmd.env(worldpool::api::TOKEN_ENV, t);
+    }
+    if let Some(mode) = launch.test_mode {
+        cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
+            .env("WORLDPOOL_TEST_WORKER_MODE", mode);
+    }
+    for (k, v) in launch.env {
+        cmd.env(k, v);
+    }
+    if let Some((soft, hard)) = launch.nofile {
+        // SAFETY: setrlimit is async-signal-safe; nothing is allocated.
+        unsafe {
+            cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
+        }
+    }
+    cmd
+}
+
 /// A running `worldpool run`.
 pub struct Supervisor {
     pub child: Child,
@@ -89,28 +152,17 @@ impl Supervisor {
         }
         std::fs::write(&config, text).expect("config written");
         let log = dir.path().join("supervisor.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(bin());
-        cmd.args(["--log-json", "run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .env_remove(worldpool::api::TOKEN_ENV)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        if let Some(mode) = &options.test_mode {
-            cmd.env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-                .env("WORLDPOOL_TEST_WORKER_MODE", mode);
-        }
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        if let Some((soft, hard)) = options.nofile {
-            // SAFETY: setrlimit is async-signal-safe; nothing is allocated.
-            unsafe {
-                cmd.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, soft, hard));
-            }
-        }
+        let mut cmd = run_command(
+            &config,
+            &log,
+            &Launch {
+                log_json: true,
+                test_mode: options.test_mode.as_deref(),
+                env: &options.env,
+                nofile: options.nofile,
+                ..Launch::default()
+            },
+        );
         let child = cmd.spawn().expect("worldpool run starts");
         let sup = Supervisor {
             child,
