@@ -181,7 +181,7 @@ impl Store {
             ))
         } else {
             Err(StoreError::BadUrl(format!(
-                "`{url}`: use sqlite://PATH or postgres://…"
+                "`{url}`: unsupported: use sqlite://PATH or postgres://…"
             )))
         }
     }
