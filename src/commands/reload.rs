@@ -174,7 +174,8 @@ pub fn render_refused(r: &Refused) -> String {
     format!("{error}nothing changed: the config in force keeps running\n")
 }
 
-/// 0 with the plan printed, 2 with every problem of a refused config, 1
+/// 0 with the plan printed, 2 with every problem of a refused config (or
+/// the worker a rolled-back rollout stopped at), 1
 /// when the API cannot be reached or refuses the request.
 pub async fn run(args: ReloadArgs) -> anyhow::Result<ExitCode> {
     let base = args.api.trim_end_matches('/');

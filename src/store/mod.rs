@@ -36,8 +36,9 @@ pub use vip::{Maker, VipDaily, VipDelta, VipReadOutcome, WatchedPlayer};
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The URL is not one we support.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
+    /// The URL is not one we can use (its scheme, or a parameter such as
+    /// `sslmode`): the URL (password hidden) and what is wrong.
+    #[error("bad database URL {0}")]
     BadUrl(String),
     /// The database could not be reached, is busy or locked, its disk is
     /// full or it is out of resources, or the connection broke: worth
@@ -206,7 +207,9 @@ impl Store {
                 pg::PgStore::open(url, max_connections.max(1)).await?,
             ))
         } else {
-            Err(StoreError::BadUrl(url.to_string()))
+            Err(StoreError::BadUrl(format!(
+                "`{url}`: unsupported: use sqlite://PATH or postgres://…"
+            )))
         }
     }
 
