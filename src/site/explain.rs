@@ -19,7 +19,8 @@ use super::parse::{
     self, GuildPageKind, PlayerPage, closed_unless_ranking, complete_check, day_table,
     extract_guild, extract_player, extract_status, player_tables, scan_status,
 };
-use super::selectors::{Compiled, Css, Field, match_key, walk_elements};
+use super::selectors::{Compiled, Css, Field, walk_elements};
+use super::text::match_key;
 use super::{SiteClient, find_world};
 
 /// How many first values a line shows.
@@ -562,7 +563,7 @@ pub fn explain_status(
     // Hints from the text: what looks like a title, a routine entry, a
     // routine name, a time, whatever the markup.
     let is_title = |t: &str| parse::world_of_title(&sel.world_pattern, t).is_some();
-    let is_routine = |t: &str| match_key(t).contains(&sel.routine_key);
+    let is_routine = |t: &str| match_key(t).contains(&sel.routine);
     let is_time = |t: &str| parse::parse_site_time(t, now, offset).is_some();
     let by_text = |report: &mut SelectorReport,
                    scope: ElementRef<'_>,
@@ -761,7 +762,7 @@ pub fn explain_status(
             let (Some(name), time) = (&r.name, &r.time) else {
                 continue;
             };
-            let is_routine = match_key(name).contains(&sel.routine_key);
+            let is_routine = match_key(name).contains(&sel.routine);
             let parsed =
                 time.as_deref()
                     .map(|raw| match parse::parse_site_time(raw, now, offset) {
@@ -822,7 +823,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
     let root = doc.root_element();
     let mut selectors = Vec::new();
     let mut findings = Vec::new();
-    let index = sel.source.ranking_index;
+    let index = sel.ranking_index;
 
     let (mut ranking_report, containers) = css_report(&sel.ranking, "the page", root, true);
     ranking_report.first = containers
@@ -894,7 +895,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
                 "ranking",
             ));
             for k in [1, 0, 2, 3, 4] {
-                selectors.push(SelectorReport::not_checked(sel.cells[k].describe(), "row"));
+                selectors.push(SelectorReport::not_checked(sel.cells()[k].describe(), "row"));
             }
         }
         Some(ranking) => {
@@ -915,7 +916,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
             let data_rows: Vec<ElementRef<'_>> = rows
                 .iter()
                 .copied()
-                .filter(|r| sel.cells.iter().any(|f| f.css.first_in(*r).is_some()))
+                .filter(|r| sel.cells().iter().any(|f| f.css.first_in(*r).is_some()))
                 .collect();
             if rows.len() > data_rows.len() {
                 findings.push(format!(
@@ -930,7 +931,7 @@ pub fn explain_guild(html_text: &str, sel: &Compiled, url: &str, guild: &str) ->
                 data_rows
             };
             for k in [1, 0, 2, 3, 4] {
-                let mut r = field_report(&sel.cells[k], "rows", &scopes, *ranking);
+                let mut r = field_report(&sel.cells()[k], "rows", &scopes, *ranking);
                 if k != 0 && k != 2 {
                     // Numbers: show what they read as.
                     let bad: Vec<&String> = r
@@ -1038,7 +1039,12 @@ pub fn explain_player(html_text: &str, sel: &Compiled, url: &str, name: &str) ->
         .map(|(_, h)| h.join(" | "))
         .collect();
     selectors.push(headers_report);
-    let [xp_key, xp_date_key, online_key, online_date_key] = &sel.player_columns;
+    let (xp_key, xp_date_key, online_key, online_date_key) = (
+        &sel.xp_column,
+        &sel.xp_date_column,
+        &sel.online_column,
+        &sel.online_date_column,
+    );
     let src = &sel.source;
     let all_headers: Vec<String> = tables
         .iter()

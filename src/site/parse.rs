@@ -16,7 +16,9 @@ use scraper::{ElementRef, Html};
 use serde::Serialize;
 
 use super::SiteError;
-use super::selectors::{Compiled, Field, attr_of, match_key, walk_elements};
+use super::selectors::{Compiled, Field, attr_of, walk_elements};
+pub use super::text::clean_text;
+use super::text::match_key;
 
 /// One world's line of the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,28 +116,6 @@ pub enum PlayerPage {
     NoDays,
     /// Neither table is there: the site does not know the player.
     Unknown,
-}
-
-/// The text of pieces as a browser shows it: pieces joined as they are (no
-/// separator between elements), runs of whitespace (non-breaking spaces,
-/// CR, LF included) collapsed to one space, trimmed.
-pub fn clean_text<'a>(parts: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::new();
-    let mut space = false;
-    for part in parts {
-        for c in part.chars() {
-            if c.is_whitespace() {
-                space = !out.is_empty();
-            } else {
-                if space {
-                    out.push(' ');
-                    space = false;
-                }
-                out.push(c);
-            }
-        }
-    }
-    out
 }
 
 /// Parse `74.287.224`, `74,287,224`, `74 287 224` or `74287224`.
@@ -308,7 +288,7 @@ fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
 }
 
 pub(crate) fn complete_check(html_text: &str, sel: &Compiled, url: &str) -> Result<(), SiteError> {
-    let marker = &sel.source.complete_marker;
+    let marker = &sel.complete_marker;
     if !marker.is_empty() && !contains_ignore_ascii_case(html_text, marker) {
         return Err(SiteError::Truncated {
             url: url.to_string(),
@@ -511,7 +491,7 @@ pub fn extract_status(
             continue;
         };
         any_name = true;
-        if !match_key(&name).contains(&sel.routine_key) {
+        if !match_key(&name).contains(&sel.routine) {
             continue;
         }
         // The first entry of a block wins; a world written twice, too.
@@ -584,7 +564,7 @@ pub(crate) fn closed_unless_ranking(
 /// The ranking containers (up to the ranking) and the first next link
 /// outside the ranking.
 fn containers<'a>(doc: &'a Html, sel: &Compiled) -> (Vec<ElementRef<'a>>, Option<String>) {
-    let index = sel.source.ranking_index;
+    let index = sel.ranking_index;
     let root = doc.root_element();
     match (&sel.ranking.fast, &sel.next_page.css.fast) {
         (Some(container), Some(next_m)) => {
@@ -622,10 +602,10 @@ pub(crate) fn ranking_rows<'a>(
     sel: &Compiled,
     next: &mut Option<String>,
 ) -> (Vec<ElementRef<'a>>, Vec<RowCells<'a>>) {
-    let fast = sel.fast_rows.then(|| {
+    let fast = sel.fast_rows().then(|| {
         (
             sel.ranking_row.fast.as_ref(),
-            sel.cells.each_ref().map(|c| c.css.fast.as_ref()),
+            sel.cells().map(|c| c.css.fast.as_ref()),
             sel.next_page.css.fast.as_ref(),
         )
     });
@@ -675,7 +655,7 @@ pub(crate) fn ranking_rows<'a>(
         .map(|(i, tr)| (tr.id(), i))
         .collect();
     let mut cells: Vec<RowCells<'a>> = vec![[None; 5]; rows.len()];
-    for (k, field) in sel.cells.iter().enumerate() {
+    for (k, field) in sel.cells().iter().enumerate() {
         for el in field.css.select_in(ranking) {
             if let Some(&i) = el.ancestors().find_map(|a| index.get(&a.id())) {
                 cells[i][k].get_or_insert(el);
@@ -695,7 +675,7 @@ pub(crate) fn ranking_rows<'a>(
 /// without the ranking is a whole document).
 pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage, SiteError> {
     let (found, mut next) = containers(doc, sel);
-    let Some(ranking) = found.get(sel.source.ranking_index) else {
+    let Some(ranking) = found.get(sel.ranking_index) else {
         let not_found = sel
             .unknown_guild
             .as_ref()
@@ -714,7 +694,7 @@ pub fn extract_guild(doc: &Html, sel: &Compiled, url: &str) -> Result<GuildPage,
     };
     let (row_els, cells) = ranking_rows(*ranking, sel, &mut next);
     let mut rows = Vec::with_capacity(row_els.len());
-    let [name_f, rank_f, voc_f, level_f, xp_f] = &sel.cells;
+    let [name_f, rank_f, voc_f, level_f, xp_f] = sel.cells();
     for slots in &cells {
         // Header and spacer rows hold none of the fields.
         if slots.iter().all(Option::is_none) {
@@ -902,7 +882,12 @@ pub fn parse_player(html_text: &str, sel: &Compiled, url: &str) -> Result<Player
 /// The part of [`parse_player`] after the HTML parser.
 pub fn extract_player(doc: &Html, sel: &Compiled, url: &str) -> Result<PlayerPage, SiteError> {
     let tables = player_tables(doc, sel);
-    let [xp_key, xp_date_key, online_key, online_date_key] = &sel.player_columns;
+    let (xp_key, xp_date_key, online_key, online_date_key) = (
+        &sel.xp_column,
+        &sel.xp_date_column,
+        &sel.online_column,
+        &sel.online_date_column,
+    );
     let xp = day_table(&tables, sel, xp_key, xp_date_key);
     let online = day_table(&tables, sel, online_key, online_date_key);
     let s = &sel.source;
@@ -957,25 +942,6 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0)
             .single()
             .expect("time")
-    }
-
-    #[test]
-    fn text_is_joined_as_shown() {
-        let table: &[(&[&str], &str)] = &[
-            (
-                &["🔥", "Daily Raw Ranking", "Rotina de coleta"],
-                "🔥Daily Raw RankingRotina de coleta",
-            ),
-            (
-                &["\r\n   Auroria", " Status ", "Servidor\r\n"],
-                "Auroria Status Servidor",
-            ),
-            (&["  Zé \u{a0}  Pequeno "], "Zé Pequeno"),
-            (&["", "  ", ""], ""),
-        ];
-        for (parts, want) in table {
-            assert_eq!(clean_text(parts.iter().copied()), *want, "{parts:?}");
-        }
     }
 
     #[test]
@@ -1043,7 +1009,7 @@ mod tests {
 
     #[test]
     fn world_names_from_titles() {
-        let re = Regex::new(crate::site::selectors::DEFAULT_WORLD_PATTERN).expect("valid");
+        let re = Regex::new(crate::site::DEFAULT_WORLD_PATTERN).expect("valid");
         let table: &[(&str, Option<&str>)] = &[
             ("Auroria Status Servidor", Some("Auroria")),
             ("AuroriaStatusServidor", Some("Auroria")),
@@ -1295,7 +1261,7 @@ mod tests {
         }
         .compile()
         .expect("valid");
-        assert!(fast.fast_rows && !generic.fast_rows);
+        assert!(fast.fast_rows() && !generic.fast_rows());
         assert!(generic.ranking.fast.is_none() && generic.next_page.css.fast.is_none());
         let a = parse_guild(&page, &fast, "u").expect("fast");
         let b = parse_guild(&page, &generic, "u").expect("generic");
@@ -1340,7 +1306,7 @@ mod tests {
         }
         .compile()
         .expect("valid");
-        assert!(s.fast_rows);
+        assert!(s.fast_rows());
         let page = r#"<html><body><div class="ranking">
             <div class="row head"><span>#</span></div>
             <div class="row"><span class="pos">1º</span><span class="who"><a href="/p">Zé</a><small>Líder</small></span>
