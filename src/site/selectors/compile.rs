@@ -385,9 +385,7 @@ impl NotFoundMarker {
     pub(crate) fn matches(&self, root: ElementRef<'_>) -> bool {
         match self {
             NotFoundMarker::Css(css) => css.first_in(root).is_some(),
-            NotFoundMarker::Text(key) => {
-                match_key(&clean_text(root.text())).contains(key.as_str())
-            }
+            NotFoundMarker::Text(key) => match_key(&clean_text(root.text())).contains(key.as_str()),
         }
     }
 }
