@@ -69,11 +69,10 @@ fn ms(d: Duration) -> String {
 
 /// Live children of `ppid` (from /proc).
 fn children(ppid: u32) -> Vec<u32> {
-    let mut out: Vec<u32> = worldpool::bench::procfs::children(ppid)
-        .into_keys()
-        .collect();
-    out.sort_unstable();
-    out
+    pool::procfs::children(ppid)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn wait_children(ppid: u32, n: usize) -> Vec<u32> {

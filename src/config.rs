@@ -214,11 +214,31 @@ impl Config {
     }
 
     /// Parse and validate TOML text (`path` is for messages).
+    /// Every unknown key is reported at once, each with its path, line and
+    /// the nearest known key.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+        let fail = |problems| ConfigError {
             path: path.to_path_buf(),
-            problems: vec![toml_problem(text, &e)],
-        })?;
+            problems,
+        };
+        let doc = toml::de::DeTable::parse(text).map_err(|e| fail(vec![toml_problem(text, &e)]))?;
+        let de =
+            toml::de::Deserializer::parse(text).map_err(|e| fail(vec![toml_problem(text, &e)]))?;
+        let mut unknown = Vec::new();
+        let raw: Result<RawConfig, _> =
+            serde_ignored::deserialize(de, |p| unknown.push(KeyPath::of(&p)));
+        // The unknown keys first, and alone: the checks of the known keys
+        // would mostly repeat them (a misspelled `guilds` is a world
+        // without guilds).
+        let mut problems = unknown_key_problems(text, doc.get_ref(), unknown);
+        let raw = match raw {
+            Ok(raw) if problems.is_empty() => raw,
+            Ok(_) => return Err(fail(problems)),
+            Err(e) => {
+                problems.push(toml_problem(text, &e));
+                return Err(fail(problems));
+            }
+        };
         let mut v = Validator::default();
         let config = v.config(path, raw);
         if v.problems.is_empty() {
@@ -253,28 +273,6 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
         .map(|l| format!("line {l}"))
         .unwrap_or_else(|| "(file)".to_string());
     let message = e.message().trim().to_string();
-    if let Some((unknown, expected)) = unknown_field(&message) {
-        let section = line.map(|l| section_at(text, l)).unwrap_or_default();
-        let key = match (section.is_empty(), line) {
-            (true, Some(l)) => format!("{unknown} (line {l})"),
-            (false, Some(l)) => format!("{section}.{unknown} (line {l})"),
-            (_, None) => unknown.clone(),
-        };
-        let fix = match nearest(&unknown, &expected) {
-            Some(best) => {
-                format!("did you mean `{best}`? (config/worlds.toml documents every key)")
-            }
-            None => format!(
-                "remove or rename the key; known keys here: {}",
-                expected.join(", ")
-            ),
-        };
-        return Problem {
-            key,
-            message: format!("unknown key `{unknown}`"),
-            fix,
-        };
-    }
     let fix = if message.contains("missing field") {
         "add the key; config/worlds.toml documents every key".to_string()
     } else {
@@ -287,18 +285,184 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
     }
 }
 
-/// The unknown field and the expected ones of serde's `unknown field
-/// `x`, expected one of `a`, `b`` message.
-fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (unknown, rest) = rest.split_once('`')?;
-    let expected = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_string)
+/// Where a key sits in the config: `worlds`, `[1]`, `guild`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// The path of a key, as `serde_ignored` reports the keys no field takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyPath(Vec<Segment>);
+
+impl KeyPath {
+    fn of(path: &serde_ignored::Path<'_>) -> KeyPath {
+        use serde_ignored::Path;
+        match path {
+            Path::Root => KeyPath(Vec::new()),
+            Path::Seq { parent, index } => {
+                let mut p = KeyPath::of(parent);
+                p.0.push(Segment::Index(*index));
+                p
+            }
+            Path::Map { parent, key } => {
+                let mut p = KeyPath::of(parent);
+                p.0.push(Segment::Key(key.clone()));
+                p
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => KeyPath::of(parent),
+        }
+    }
+
+    /// The last key (the unknown one).
+    fn last_key(&self) -> String {
+        match self.0.last() {
+            Some(Segment::Key(k)) => k.clone(),
+            Some(Segment::Index(i)) => format!("[{i}]"),
+            None => String::new(),
+        }
+    }
+
+    /// The 1-based line of the key in `doc` (parsed from `text`).
+    fn line(&self, text: &str, doc: &toml::de::DeTable<'_>) -> Option<usize> {
+        use toml::de::DeValue;
+        let mut table = Some(doc);
+        let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
+        let mut span = None;
+        for segment in &self.0 {
+            let value = match segment {
+                Segment::Key(k) => {
+                    let (key, value) =
+                        table?.iter().find(|(key, _)| key.get_ref().as_ref() == k)?;
+                    span = Some(key.span());
+                    value
+                }
+                Segment::Index(i) => array?.get(*i)?,
+            };
+            (table, array) = match value.get_ref() {
+                DeValue::Table(t) => (Some(t), None),
+                DeValue::Array(a) => (None, Some(&a[..])),
+                _ => (None, None),
+            };
+        }
+        let start = span?.start.min(text.len());
+        Some(text[..start].matches('\n').count() + 1)
+    }
+
+    /// The keys known where this key sits (its parent's fields).
+    fn known_keys(&self) -> Option<&'static [&'static str]> {
+        use Segment::{Index, Key};
+        let parent = &self.0[..self.0.len().saturating_sub(1)];
+        Some(match parent {
+            [] => fields_of::<RawConfig>(),
+            [Key(table)] => match table.as_str() {
+                "pool" => fields_of::<RawPool>(),
+                "limits" => fields_of::<RawLimits>(),
+                "site" => fields_of::<RawSite>(),
+                "storage" => fields_of::<RawStorage>(),
+                "api" => fields_of::<RawApi>(),
+                "log" => fields_of::<RawLog>(),
+                _ => return None,
+            },
+            [Key(worlds), Index(_)] if worlds == "worlds" => fields_of::<RawWorld>(),
+            [Key(worlds), Index(_), Key(limits)] if worlds == "worlds" && limits == "limits" => {
+                fields_of::<RawLimits>()
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(k) if i == 0 => write!(f, "{k}")?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One problem per unknown key, in the order of the file: its path and
+/// line, and the nearest known key.
+fn unknown_key_problems(
+    text: &str,
+    doc: &toml::de::DeTable<'_>,
+    unknown: Vec<KeyPath>,
+) -> Vec<Problem> {
+    let mut found: Vec<(Option<usize>, Problem)> = unknown
+        .into_iter()
+        .map(|path| {
+            let line = path.line(text, doc);
+            let name = path.last_key();
+            let key = match line {
+                Some(l) => format!("{path} (line {l})"),
+                None => path.to_string(),
+            };
+            let known: Vec<String> = path
+                .known_keys()
+                .unwrap_or_default()
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
+            let fix = match nearest(&name, &known) {
+                Some(best) => {
+                    format!("did you mean `{best}`? (config/worlds.toml documents every key)")
+                }
+                None if known.is_empty() => {
+                    "remove or rename the key; config/worlds.toml documents every key".to_string()
+                }
+                None => format!(
+                    "remove or rename the key; known keys here: {}",
+                    known.join(", ")
+                ),
+            };
+            let problem = Problem {
+                key,
+                message: format!("unknown key `{name}`"),
+                fix,
+            };
+            (line, problem)
+        })
         .collect();
-    Some((unknown.to_string(), expected))
+    found.sort_by_key(|(line, _)| line.unwrap_or(usize::MAX));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The field names of a derived `Deserialize` struct: serde hands them to
+/// `deserialize_struct`, and this deserializer only listens for them.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value::Error};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(Error::custom("only the fields were asked for"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
 }
 
 /// The known key closest to `unknown` (edit distance at most a third of
@@ -326,41 +490,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-/// The dotted path of the table in effect at 1-based `line` (`pool`,
-/// `site.selectors`, `worlds[2]`, plus an inline table opened on that line
-/// such as `worlds[0].limits`).
-fn section_at(text: &str, line: usize) -> String {
-    let mut section = String::new();
-    let mut arrays: std::collections::HashMap<String, usize> = Default::default();
-    let mut current_line = "";
-    for (i, l) in text.lines().enumerate() {
-        if i + 1 > line {
-            break;
-        }
-        current_line = l;
-        let t = l.trim();
-        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
-            let name = name.0.trim().to_string();
-            let n = arrays.entry(name.clone()).or_insert(0);
-            section = format!("{name}[{n}]");
-            *n += 1;
-        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
-            section = name.0.trim().to_string();
-        }
-    }
-    if let Some((key, _)) = current_line.split_once("= {") {
-        let key = key.trim();
-        if !key.is_empty() && !key.contains(['[', ' ']) {
-            return if section.is_empty() {
-                key.to_string()
-            } else {
-                format!("{section}.{key}")
-            };
-        }
-    }
-    section
 }
 
 /// `[log]` of a config file, read leniently before the full load (the
@@ -522,10 +651,11 @@ pub fn bind_problem(env: &Environment, api_bind: Option<SocketAddr>) -> Option<P
 }
 
 // ---------------------------------------------------------------------------
-// Raw (as written) structures.
+// Raw (as written) structures. Without `deny_unknown_fields`: the keys no
+// field takes are collected by `serde_ignored` ([`Config::parse`]), every
+// one of them at once, with its path.
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     pool: RawPool,
@@ -544,14 +674,12 @@ struct RawConfig {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<String>,
     level: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawPool {
     mode: Option<Mode>,
     restart: Option<String>,
@@ -574,7 +702,6 @@ struct RawPool {
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
 struct RawLimits {
     cpu_time: Option<String>,
     memory: Option<String>,
@@ -582,7 +709,6 @@ struct RawLimits {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawSite {
     base_url: Option<String>,
     status_path: Option<String>,
@@ -608,14 +734,12 @@ struct RawSite {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawStorage {
     url: Option<String>,
     max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawApi {
     bind: Option<String>,
     enabled: Option<bool>,
@@ -631,7 +755,6 @@ struct RawApi {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawWorld {
     name: String,
     #[serde(default)]
@@ -1509,6 +1632,54 @@ watch = ["Zé", " ", "zé", "a\tb"]
                 None => assert!(p.fix.contains("known keys here"), "{p:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once() {
+        let err = parse(
+            "polo = 1\n[pool]\nrestrat = \"always\"\nmoed = \"pool\"\n\
+             [api]\nbnd = \"127.0.0.1:1\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n\
+             limits = { memroy = \"1GiB\" }\n[[worlds]]\nname = \"B\"\nguilds = [\"G\"]\n\
+             zzzzzz = 1\n",
+        )
+        .expect_err("unknown keys");
+        let got: Vec<(&str, &str, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.key.as_str(), p.message.as_str(), p.fix.as_str()))
+            .collect();
+        let unknown = [
+            ("polo (line 1)", "polo", Some("pool")),
+            ("pool.restrat (line 3)", "restrat", Some("restart")),
+            ("pool.moed (line 4)", "moed", Some("mode")),
+            ("api.bnd (line 6)", "bnd", Some("bind")),
+            (
+                "worlds[0].limits.memroy (line 10)",
+                "memroy",
+                Some("memory"),
+            ),
+            ("worlds[1].zzzzzz (line 14)", "zzzzzz", None),
+        ];
+        assert_eq!(got.len(), unknown.len(), "{got:#?}");
+        for ((key, message, fix), (want_key, name, hint)) in got.iter().zip(unknown) {
+            assert_eq!(*key, want_key, "{got:#?}");
+            assert_eq!(*message, format!("unknown key `{name}`"));
+            match hint {
+                Some(h) => assert!(fix.starts_with(&format!("did you mean `{h}`?")), "{fix}"),
+                None => assert!(fix.contains("known keys here: name, guilds"), "{fix}"),
+            }
+        }
+        // A value of the wrong type stops the reading: it is reported with
+        // the unknown keys read before it (a table's keys are read in
+        // alphabetical order).
+        let err = parse("[pool]\nbackof_max = \"1s\"\nmax_restarts = \"many\"\n").expect_err("bad");
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["pool.backof_max (line 2)", "line 3"],
+            "{:?}",
+            err.problems
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::helper::exposition::parse_exposition;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -12,7 +13,6 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-use worldpool::api::exposition::parse_exposition;
 use worldpool::api::fake::FakeControl;
 use worldpool::api::{self, ApiState, Verb};
 use worldpool::protocol::{RunFailed, RunFinished, WorkerEvent};

@@ -785,7 +785,7 @@ async fn vip_endpoints(db: TestDb) {
     ] {
         assert!(metrics.contains(want), "{want} not in\n{metrics}");
     }
-    worldpool::api::exposition::parse_exposition(&metrics).expect("valid exposition text");
+    crate::helper::exposition::parse_exposition(&metrics).expect("valid exposition text");
     let (_, doc) = api.get("/api/openapi.json").await;
     for p in [
         "/api/vip/list",

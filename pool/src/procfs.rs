@@ -7,6 +7,10 @@
 //!   and PSS (each shared page divided by the number of processes mapping
 //!   it: what the process really costs); the kernel walks the process's
 //!   page tables, about 20–40 µs for a worker.
+//! - `/proc/PID/status`: the peak RSS (`VmHWM`), for measuring a run.
+//! - [`children`]: the live children of a process with their command lines
+//!   (a scan of `/proc`, for a benchmark watching a supervisor it did not
+//!   start through this crate).
 
 use std::io::{self, Read};
 use std::time::Duration;
@@ -32,6 +36,10 @@ pub(crate) struct Stat {
     pub cpu_ticks: u64,
     /// Start time after boot, clock ticks.
     pub start_ticks: u64,
+    /// The parent's pid.
+    pub ppid: u32,
+    /// Exited, not yet reaped (state `Z`).
+    pub zombie: bool,
 }
 
 /// Reads /proc files into a reused buffer.
@@ -73,6 +81,22 @@ impl Reader {
         parse_rollup(self.read(pid, "smaps_rollup").ok()?)
     }
 
+    /// `/proc/PID/status`: the peak resident set size (`VmHWM`), bytes.
+    pub fn peak_rss(&mut self, pid: u32) -> Option<u64> {
+        status_bytes(self.read(pid, "status").ok()?, "VmHWM")
+    }
+
+    /// `/proc/PID/cmdline`: the arguments.
+    pub fn cmdline(&mut self, pid: u32) -> Option<Vec<String>> {
+        let raw = self.read(pid, "cmdline").ok()?;
+        Some(
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+        )
+    }
+
     /// Convert clock ticks to a duration.
     pub fn ticks(&self, ticks: u64) -> Duration {
         Duration::from_millis(ticks.saturating_mul(1000) / self.hz)
@@ -85,22 +109,79 @@ pub fn memory(pid: u32) -> Option<Memory> {
     Reader::new().memory(pid)
 }
 
+/// User + system CPU time of any process (not of its children). `None`
+/// when the process is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut r = Reader::new();
+    let stat = r.stat(pid)?;
+    Some(r.ticks(stat.cpu_ticks))
+}
+
+/// Peak resident set size (`VmHWM`) of any process, in bytes. `None` when
+/// the process is gone.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    Reader::new().peak_rss(pid)
+}
+
+/// The live (not zombie) children of `ppid`, each with its command line,
+/// in pid order.
+pub fn children(ppid: u32) -> Vec<(u32, Vec<String>)> {
+    let mut r = Reader::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !r.stat(pid).is_some_and(|s| s.ppid == ppid && !s.zombie) {
+            continue;
+        }
+        if let Some(args) = r.cmdline(pid) {
+            out.push((pid, args));
+        }
+    }
+    out.sort_unstable_by_key(|(pid, _)| *pid);
+    out
+}
+
+/// A `kB` line of `/proc/PID/status` (`VmHWM:    1234 kB`), in bytes.
+fn status_bytes(text: &[u8], field: &str) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.split_ascii_whitespace().next()?.parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+
 /// Fields after the `(comm)` of /proc/PID/stat (the name may hold spaces
 /// and parentheses: split at the last `)`).
 fn parse_stat(text: &[u8]) -> Option<Stat> {
     let close = text.iter().rposition(|b| *b == b')')?;
     let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
     // After comm: state(0) ppid(1) … utime(11) stime(12) … starttime(19).
+    let mut zombie = false;
+    let mut ppid = None;
     let mut utime = None;
     let mut stime = None;
     for (i, field) in rest.split_ascii_whitespace().enumerate() {
         match i {
+            0 => zombie = field == "Z",
+            1 => ppid = field.parse::<u32>().ok(),
             11 => utime = field.parse::<u64>().ok(),
             12 => stime = field.parse::<u64>().ok(),
             19 => {
                 return Some(Stat {
                     cpu_ticks: utime? + stime?,
                     start_ticks: field.parse().ok()?,
+                    ppid: ppid?,
+                    zombie,
                 });
             }
             _ => {}
@@ -170,9 +251,13 @@ mod tests {
             parse_stat(line),
             Some(Stat {
                 cpu_ticks: 10,
-                start_ticks: 12345
+                start_ticks: 12345,
+                ppid: 1,
+                zombie: false,
             })
         );
+        let zombie = b"43 (z) Z 7 43 43 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 99 0 0 0";
+        assert!(parse_stat(zombie).is_some_and(|s| s.zombie && s.ppid == 7));
         assert_eq!(parse_stat(b"42 (x) S 1"), None);
     }
 
@@ -188,6 +273,39 @@ Anonymous:          2300 kB\nSwap:                  0 kB\n";
         assert_eq!(m.rss_anon, 2300 * 1024);
         assert_eq!(m.rss_file, (12896 - 2300) * 1024);
         assert_eq!(parse_rollup(b"Rss: 1 kB\n"), None, "no Pss line");
+    }
+
+    #[test]
+    fn status_lines() {
+        let text = b"Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4096 kB\n";
+        assert_eq!(status_bytes(text, "VmHWM"), Some(5120 * 1024));
+        assert_eq!(status_bytes(text, "VmRSS"), Some(4096 * 1024));
+        assert_eq!(status_bytes(text, "VmSwap"), None);
+    }
+
+    #[test]
+    fn children_with_their_command_lines() {
+        let mut child = std::process::Command::new("sleep")
+            .args(["30", "1"])
+            .spawn()
+            .expect("sleep runs");
+        let me = std::process::id();
+        let found = children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        let mine = found.iter().find(|(pid, _)| *pid == child.id());
+        assert_eq!(
+            mine.map(|(_, args)| args.as_slice()),
+            Some(&["sleep".to_string(), "30".into(), "1".into()][..]),
+            "{found:?}"
+        );
+        assert!(
+            children(me).iter().all(|(pid, _)| *pid != child.id()),
+            "reaped"
+        );
+        let peak = peak_rss(me).expect("VmHWM of this process");
+        assert!(peak > 1 << 20, "{peak}");
+        assert!(cpu_time(me).is_some() && cpu_time(u32::MAX).is_none());
     }
 
     #[test]

@@ -39,8 +39,11 @@ pub mod control;
 pub mod dashboard;
 mod error;
 pub mod events;
-#[cfg(any(test, feature = "test-support"))]
-pub mod exposition;
+/// What `/metrics` serves, read strictly: the test suite's reader
+/// (tests/helper/exposition.rs), for the unit tests.
+#[cfg(test)]
+#[path = "../../tests/helper/exposition.rs"]
+pub(crate) mod exposition;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 mod guard;

@@ -19,7 +19,6 @@
 pub mod load;
 pub mod memory;
 pub mod polite;
-pub mod procfs;
 pub mod report;
 pub mod stats;
 
@@ -426,11 +425,11 @@ impl Samples {
 
     fn workers(&mut self, supervisor: u32) -> HashMap<u32, String> {
         let mut live = HashMap::new();
-        for (pid, args) in procfs::children(supervisor) {
-            let Some(slot) = procfs::worker_slot(&args) else {
+        for (pid, args) in pool::procfs::children(supervisor) {
+            let Some(slot) = worker_slot(&args) else {
                 continue;
             };
-            if let Some(rss) = procfs::peak_rss(pid) {
+            if let Some(rss) = pool::procfs::peak_rss(pid) {
                 let e = self.worker_peak.entry(slot.clone()).or_default();
                 *e = (*e).max(rss);
             }
@@ -622,7 +621,7 @@ async fn measure(
     });
     let pages_start = site.requests_served();
     let rows_start = stored_rows(store).await?;
-    let cpu_start = procfs::cpu_seconds(supervisor).unwrap_or(0.0);
+    let cpu_start = cpu_seconds(supervisor).unwrap_or(0.0);
     let started = Instant::now();
     let measured_from = samples.memory.elapsed_s();
     let mut latencies = Vec::new();
@@ -682,8 +681,8 @@ async fn measure(
     progress.line("");
     let pages = site.requests_served().saturating_sub(pages_start);
     let rows = stored_rows(store).await?.saturating_sub(rows_start);
-    let supervisor_cpu_s = procfs::cpu_seconds(supervisor).unwrap_or(0.0) - cpu_start;
-    let supervisor_peak = procfs::peak_rss(supervisor).unwrap_or(0);
+    let supervisor_cpu_s = cpu_seconds(supervisor).unwrap_or(0.0) - cpu_start;
+    let supervisor_peak = pool::procfs::peak_rss(supervisor).unwrap_or(0);
     samples.next_memory = None;
     samples.sample(supervisor);
     stop_load.cancel();
@@ -745,7 +744,22 @@ fn stage_binaries(exe: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn procfs_alive(pid: u32) -> bool {
-    procfs::cpu_seconds(pid).is_some()
+    pool::procfs::cpu_time(pid).is_some()
+}
+
+/// User + system CPU seconds of a process (not of its children).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    pool::procfs::cpu_time(pid).map(|t| t.as_secs_f64())
+}
+
+/// The worker slot a command line belongs to: the value after `--world`,
+/// or the single worker for `--all`.
+fn worker_slot(args: &[String]) -> Option<String> {
+    if args.iter().any(|a| a == "--all") {
+        return Some(crate::config::SINGLE_WORKER.to_string());
+    }
+    let i = args.iter().position(|a| a == "--world")?;
+    args.get(i + 1).cloned()
 }
 
 /// All runs of the store, newest first, paged.
@@ -872,4 +886,23 @@ fn bench_config(toml: &str, chaos: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_slots_from_command_lines() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            worker_slot(&s(&["wp", "worker", "--world", "Aurera"])),
+            Some("Aurera".into())
+        );
+        assert_eq!(
+            worker_slot(&s(&["wp", "worker", "--all"])),
+            Some("single".into())
+        );
+        assert_eq!(worker_slot(&s(&["wp", "run"])), None);
+    }
 }

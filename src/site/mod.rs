@@ -19,6 +19,7 @@ mod player_tables;
 pub mod retry_after;
 mod selectors;
 mod settings;
+mod text;
 mod urls;
 
 pub use client::{Fetched, GuildRanking, SiteClient, backoff_delay, find_world, host_key};
@@ -29,9 +30,10 @@ pub use parse::{GuildPage, GuildPageKind, PlayerDay, PlayerPage, PlayerRow, Worl
 pub use player_tables::{PlayerDetails, parse_player_details};
 pub use selectors::{
     Compiled, Css, DEFAULT_WORLD_PATTERN, Field, KEYS, RENAMED_KEYS, RETIRED_KEYS, SelectorProblem,
-    Selectors, match_key, retired_key_problem,
+    Selectors, retired_key_problem,
 };
 pub use settings::{BudgetScope, SiteSettings};
+pub use text::match_key;
 pub use urls::{guild_url, player_url, resolve_next};
 
 /// Errors of fetching or parsing a page.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bare_site;
 pub mod browser;
+pub mod exposition;
 pub mod pg;
 pub mod supervisor;
 
