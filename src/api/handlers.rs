@@ -74,7 +74,7 @@ pub(super) async fn list_workers(State(state): State<ApiState>) -> Response {
     // makes this body stale at once.
     let generation = shared.generation.load(Ordering::Acquire);
     if !ttl.is_zero()
-        && let Some(body) = shared.cached_workers(generation, ttl)
+        && let Some(body) = shared.workers_cache.get(generation, ttl)
     {
         return json_bytes(body);
     }
@@ -87,7 +87,7 @@ pub(super) async fn list_workers(State(state): State<ApiState>) -> Response {
     };
     let body = Bytes::from(buf);
     if !ttl.is_zero() {
-        shared.store_workers(generation, built, body.clone());
+        shared.workers_cache.put(generation, built, body.clone());
     }
     json_bytes(body)
 }
@@ -161,11 +161,31 @@ pub(super) async fn control(
     }
 }
 
+/// `/api/scraper-status`, which the replaced pages poll: built from the
+/// pool's snapshot and the last run event, and reused like `/api/workers`'
+/// body until a pool event or `workers_ttl`.
 pub(super) async fn scraper_status(State(state): State<ApiState>) -> Response {
+    let shared = &state.inner.shared;
+    let ttl = state.workers_ttl;
+    let generation = shared.generation.load(Ordering::Acquire);
+    if !ttl.is_zero()
+        && let Some(body) = shared.status_cache.get(generation, ttl)
+    {
+        return json_bytes(body);
+    }
+    let built = Instant::now();
     let snapshot = state.control().workers();
     let mut status = views::ScraperStatus::of(&snapshot, state.compat().site_offset);
     status.last_update = state.last_update().await.map(crate::legacy::iso);
-    json(StatusCode::OK, &status, 256)
+    let mut buf = Vec::with_capacity(256);
+    if let Err(e) = serde_json::to_writer(&mut buf, &status) {
+        return ApiError::internal("cannot serialize the scraper status", &e).into_response();
+    }
+    let body = Bytes::from(buf);
+    if !ttl.is_zero() {
+        shared.status_cache.put(generation, built, body.clone());
+    }
+    json_bytes(body)
 }
 
 pub(super) async fn events_handler(

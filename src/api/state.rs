@@ -81,8 +81,17 @@ pub(super) struct Shared {
     /// Bumped on every pool event: a cached `/api/workers` body built at an
     /// older generation is stale.
     pub(super) generation: AtomicU64,
-    pub(super) workers_cache: RwLock<Option<Arc<CachedBody>>>,
+    /// The serialized `/api/workers` body, reused for `workers_ttl`.
+    pub(super) workers_cache: BodyCache,
+    /// The serialized `/api/scraper-status` body, likewise: the replaced
+    /// pages poll it.
+    pub(super) status_cache: BodyCache,
 }
+
+/// A serialized answer built at a pool-event generation, reused until an
+/// event arrives or its time is up.
+#[derive(Default)]
+pub(super) struct BodyCache(RwLock<Option<Arc<CachedBody>>>);
 
 pub(super) struct CachedBody {
     pub(super) generation: u64,
@@ -90,20 +99,18 @@ pub(super) struct CachedBody {
     pub(super) body: Bytes,
 }
 
-impl Shared {
-    pub(super) fn cached_workers(&self, generation: u64, ttl: Duration) -> Option<Bytes> {
-        let slot = self.workers_cache.read().unwrap_or_else(|e| e.into_inner());
+impl BodyCache {
+    /// The body built at `generation`, if younger than `ttl`.
+    pub(super) fn get(&self, generation: u64, ttl: Duration) -> Option<Bytes> {
+        let slot = self.0.read().unwrap_or_else(|e| e.into_inner());
         slot.as_ref()
             .filter(|c| c.generation == generation && c.built.elapsed() < ttl)
             .map(|c| c.body.clone())
     }
 
-    pub(super) fn store_workers(&self, generation: u64, built: Instant, body: Bytes) {
-        let mut slot = self
-            .workers_cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        // Never replace a newer body with an older one.
+    /// Keep `body`, unless a newer one is kept already.
+    pub(super) fn put(&self, generation: u64, built: Instant, body: Bytes) {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
         let newer = |c: &Arc<CachedBody>| {
             c.generation < generation || (c.generation == generation && c.built <= built)
         };
