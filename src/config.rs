@@ -141,6 +141,17 @@ pub struct ApiSettings {
     pub fd_reserve: u64,
     /// How long open responses run on once shutdown begins.
     pub shutdown_grace: Duration,
+    /// How long a client may leave a response unread (one write blocked)
+    /// before the connection is cut.
+    pub send_timeout: Duration,
+    /// Read connections of the API's store (SQLite read-only connections
+    /// on threads of their own; the PostgreSQL pool, exports included).
+    pub store_readers: usize,
+    /// How long one store query of the API may run before it is stopped
+    /// and answered 503.
+    pub query_timeout: Duration,
+    /// CSV exports at once; beyond it 429 with `Retry-After`.
+    pub max_exports: usize,
     /// `Host` names the API answers to besides loopback ones and its
     /// bound address (`"*"`: any); others get 421 (DNS rebinding).
     pub allowed_hosts: Vec<String>,
@@ -612,6 +623,10 @@ struct RawApi {
     header_timeout: Option<String>,
     fd_reserve: Option<u64>,
     shutdown_grace: Option<String>,
+    send_timeout: Option<String>,
+    store_readers: Option<usize>,
+    query_timeout: Option<String>,
+    max_exports: Option<usize>,
     allowed_hosts: Option<Vec<String>>,
 }
 
@@ -964,7 +979,37 @@ impl Validator {
                     "leave it out for the default, 512",
                 );
             }
+            let store_readers = raw.api.store_readers.unwrap_or(4);
+            let max_exports = raw.api.max_exports.unwrap_or(2);
+            if store_readers == 0 {
+                self.problem(
+                    "api.store_readers",
+                    "must be at least 1",
+                    "leave it out for the default, 4",
+                );
+            } else if max_exports >= store_readers {
+                self.problem(
+                    "api.max_exports",
+                    format!(
+                        "{max_exports} exports at once would take every one of the \
+                         {store_readers} store readers (api.store_readers)"
+                    ),
+                    "keep api.max_exports below api.store_readers (defaults: 2 and 4)",
+                );
+            }
             ApiSettings {
+                send_timeout: self.positive_duration(
+                    "api.send_timeout",
+                    raw.api.send_timeout.as_ref(),
+                    Duration::from_secs(10),
+                ),
+                store_readers: store_readers.max(1),
+                query_timeout: self.positive_duration(
+                    "api.query_timeout",
+                    raw.api.query_timeout.as_ref(),
+                    Duration::from_secs(5),
+                ),
+                max_exports,
                 bind,
                 enabled: raw.api.enabled.unwrap_or(true),
                 max_connections: max_connections.max(1),

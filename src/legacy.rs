@@ -36,6 +36,36 @@ pub fn csv_time(t: DateTime<FixedOffset>) -> String {
     t.naive_local().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// First characters that make a spreadsheet read a cell as a formula
+/// (OWASP, "CSV Injection"): `=`, `+`, `-`, `@`, tab, carriage return.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether `text` is a formula start behind zero or more `'`.
+fn formula_like(text: &str) -> bool {
+    text.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
+
+/// A text cell of an exported CSV file, defused as OWASP recommends: one
+/// `'` before a cell starting with `=`, `+`, `-`, `@`, tab or CR (and
+/// before such a cell already behind quotes, so [`csv_cell_read`] gives
+/// back exactly what was written). Numbers and times are written as is.
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// A cell as [`csv_cell`] wrote it, read back: the one `'` it added is
+/// removed; any other cell is unchanged.
+pub fn csv_cell_read(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
 /// Now, in the site's time zone.
 pub fn now_at(site: FixedOffset) -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&site)
@@ -114,6 +144,27 @@ pub const ACCEPTED_TIMES: &str = "an ISO 8601 time such as 2026-01-04T19:43, 202
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_are_defused_and_read_back_unchanged() {
+        let table = [
+            ("Zé Pequeno", "Zé Pequeno"),
+            ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("'plain", "'plain"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ];
+        for (text, written) in table {
+            assert_eq!(csv_cell(text), written, "{text:?}");
+            assert_eq!(csv_cell_read(written), text, "{written:?}");
+        }
+    }
 
     fn site() -> FixedOffset {
         FixedOffset::west_opt(3 * 3600).expect("offset")

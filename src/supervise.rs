@@ -124,8 +124,13 @@ pub async fn run_with(
 
     let api_task = match api_bind {
         Some(bind) => {
-            // Two connections: a long query never queues every other one.
-            let store = match crate::store::Store::open(&config.storage_url(), 2).await {
+            // Read connections of its own, each query within a deadline.
+            let store = match crate::store::Store::open_reading(
+                &config.storage_url(),
+                crate::api::read_settings(&config.api),
+            )
+            .await
+            {
                 Ok(store) => Some(store),
                 Err(e) => {
                     tracing::warn!(error = %e, "the API serves no runs or deltas: the store did not open");
@@ -135,6 +140,7 @@ pub async fn run_with(
             let control: std::sync::Arc<dyn crate::api::Control> =
                 std::sync::Arc::new(handle.clone());
             let mut state = crate::api::ApiState::new(control, store, token)
+                .with_reads(crate::api::Reads::from_config(&config.api))
                 .with_compat(crate::api::CompatSettings::from_config(&config))
                 .with_reload(reload.clone())
                 .with_app_events(app_events.clone())
@@ -154,6 +160,7 @@ pub async fn run_with(
                         header_timeout: config.api.header_timeout,
                         fd_reserve: config.api.fd_reserve,
                         shutdown_grace: config.api.shutdown_grace,
+                        send_timeout: config.api.send_timeout,
                     },
                     ..crate::api::DedicatedOptions::default()
                 },

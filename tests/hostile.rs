@@ -487,3 +487,555 @@ fn a_name_in_allowed_hosts_is_answered_and_others_are_not() {
     assert_eq!(status, 421, "{body}");
     assert_eq!(error_code(&body), "host_not_allowed");
 }
+
+// ----- the API's data path: stalled downloads, abandoned queries, caps ----
+
+/// Seeded deltas: players × updates, names and guilds long enough that an
+/// export (~20 MB) is far larger than any socket buffer.
+const SEED_PLAYERS: usize = 1_000;
+const SEED_UPDATES: usize = 100;
+
+fn site_zone() -> chrono::FixedOffset {
+    chrono::FixedOffset::west_opt(3 * 3600).expect("UTC-3")
+}
+
+/// 100k deltas of world `A`, every 30 minutes up to an hour ago, written
+/// through the store's import (one transaction).
+fn seed_deltas(url: &str) {
+    use worldpool::store::{ImportBatch, ImportDelta, Store};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::open(url, 2).await.expect("store opens");
+        let now = chrono::Utc::now().timestamp() / 60 * 60;
+        let step = chrono::Duration::minutes(30);
+        let first = chrono::DateTime::from_timestamp(now, 0)
+            .expect("now")
+            .with_timezone(&site_zone())
+            - step * (SEED_UPDATES as i32 + 2);
+        let mut batch = ImportBatch::default();
+        for u in 0..SEED_UPDATES {
+            let t = first + step * u as i32;
+            for p in 0..SEED_PLAYERS {
+                batch.deltas.push(ImportDelta {
+                    world: "A".into(),
+                    name: format!("Player {p:04} {}", "n".repeat(80)),
+                    guild: format!("Guild {}", "g".repeat(80)),
+                    delta: (p * 7 + u) as i64 + 1,
+                    update_time: t,
+                    previous_update_time: (u > 0).then(|| t - step),
+                });
+            }
+        }
+        store.import(&batch, false).await.expect("deltas seeded");
+    });
+}
+
+/// A download that reads its response head and nothing after, on a socket
+/// with a small receive buffer: its status, its head and the socket.
+fn stalled_download(sup: &Supervisor, path: &str) -> (u16, String, TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let mut s = TcpStream::connect_timeout(&sup.api, Duration::from_secs(5)).expect("connect");
+    let size: libc::c_int = 4096;
+    // SAFETY: a valid socket, an int option of the right size.
+    let set = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_RCVBUF");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!(
+                "no response head for {path}: {other:?} after {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head, s)
+}
+
+/// `/api/delta` answers 200, `times` times, each within `within`.
+fn feed_answers_quickly(sup: &Supervisor, within: Duration, times: usize) {
+    for _ in 0..times {
+        let started = std::time::Instant::now();
+        let answer = sup.get("/api/delta?limit=10");
+        let took = started.elapsed();
+        assert!(
+            matches!(&answer, Some((200, body)) if body["deltas"].as_array().is_some_and(|d| d.len() == 10)),
+            "{answer:?}"
+        );
+        assert!(
+            took < within,
+            "/api/delta took {took:?}; log:\n{}",
+            std::fs::read_to_string(&sup.log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.contains("\"running\"") && !l.contains("spawned"))
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        eprintln!("/api/delta {took:?}");
+    }
+}
+
+#[test]
+fn stalled_downloads_neither_slow_the_feed_nor_pass_the_export_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    seed_deltas(&url);
+    let sup = Supervisor::start(Options {
+        storage_url: Some(url),
+        api_toml: "send_timeout = \"5s\"\nmax_exports = 2\n".into(),
+        ..Options::default()
+    });
+    let stalled: Vec<_> = (0..2)
+        .map(|_| stalled_download(&sup, "/api/download/deltas"))
+        .collect();
+    for (status, head, _) in &stalled {
+        assert_eq!(*status, 200, "{head}");
+    }
+    // Both still in flight: a third is refused, and told when to retry.
+    let (status, head, _third) = stalled_download(&sup, "/api/download/deltas");
+    assert_eq!(status, 429, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
+    feed_answers_quickly(&sup, Duration::from_secs(2), 10);
+    // A client that reads nothing for send_timeout is cut: downloads are
+    // served again (each try here reads the head and goes away).
+    wait_for("the stalled downloads cut after send_timeout", LONG, || {
+        let (status, _, s) = stalled_download(&sup, "/api/download/deltas");
+        drop(s);
+        (status == 200).then_some(())
+    });
+    drop(stalled);
+}
+
+#[test]
+fn sigterm_with_a_stalled_download_exits_0_within_the_graces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("seeded.db").display());
+    seed_deltas(&url);
+    // stop_grace is 2 s (the fixture); the send deadline is not what ends
+    // the download here.
+    let mut sup = Supervisor::start(Options {
+        storage_url: Some(url),
+        api_toml: "send_timeout = \"120s\"\nshutdown_grace = \"2s\"\n".into(),
+        ..Options::default()
+    });
+    let workers = [sup.running_pid("A", LONG), sup.running_pid("B", LONG)];
+    let (status, head, _stalled) = stalled_download(&sup, "/api/download/deltas");
+    assert_eq!(status, 200, "{head}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let started = std::time::Instant::now();
+    let exit = wait_for("the supervisor exits", LONG, || {
+        sup.child.try_wait().ok().flatten()
+    });
+    let took = started.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    // stop_grace + shutdown_grace + a margin.
+    assert!(took < Duration::from_secs(2 + 2 + 4), "exit took {took:?}");
+    for pid in workers {
+        assert!(
+            !crate::helper::pid_alive(pid),
+            "worker {pid} outlived the supervisor"
+        );
+    }
+}
+
+#[test]
+fn abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    abandoned_heavy_queries(format!(
+        "sqlite://{}",
+        dir.path().join("seeded.db").display()
+    ));
+}
+
+#[test]
+fn pg_abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    abandoned_heavy_queries(rt.block_on(crate::helper::pg::fresh_database_url()));
+}
+
+fn abandoned_heavy_queries(url: String) {
+    seed_deltas(&url);
+    let sup = Supervisor::start(Options {
+        storage_url: Some(url),
+        ..Options::default()
+    });
+    // 40 clients ask for the whole rankings table and give up after 0.5 s.
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let api = sup.api;
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect_timeout(&api, Duration::from_secs(5))?;
+                write!(
+                    s,
+                    "POST /api/rankings-table HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                     Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+                )?;
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                let _ = s.read(&mut [0u8; 64]);
+                Ok::<(), std::io::Error>(())
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client thread").expect("client");
+    }
+    feed_answers_quickly(&sup, Duration::from_secs(2), 10);
+    // A period longer than the cap: 422 naming it.
+    let (status, body) = sup
+        .post_json(
+            "/api/rankings-table",
+            &serde_json::json!({"datetime1": "2020-01-01T00:00", "datetime2": "2026-01-01T00:00"}),
+        )
+        .expect("an answer");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "over_cap", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("366 days")),
+        "{body}"
+    );
+    // The whole table of the seeded period is within the caps.
+    let (status, body) = sup
+        .post_json("/api/rankings-table", &serde_json::json!({}))
+        .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rankings"].as_array().map(Vec::len),
+        Some(SEED_PLAYERS),
+        "{body}"
+    );
+}
+
+#[test]
+fn pg_stalled_downloads_share_the_pool_and_leave_the_server_to_others() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let admin = rt.block_on(crate::helper::pg::fresh_database_url());
+    let db = url::Url::parse(&admin).expect("url").path()[1..].to_string();
+    // The database takes 20 connections at most, like a server with
+    // max_connections = 20, for a role that is not a superuser (the limit
+    // does not hold for superusers): the store and the supervisor use it.
+    let role = format!("{db}_user");
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let task = tokio::spawn(conn);
+        c.batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER;
+             ALTER DATABASE {db} OWNER TO {role};
+             ALTER SCHEMA public OWNER TO {role};
+             ALTER DATABASE {db} CONNECTION LIMIT 20"
+        ))
+        .await
+        .expect("a limited role");
+        drop(c);
+        let _ = task.await;
+    });
+    let mut limited = url::Url::parse(&admin).expect("url");
+    limited.set_username(&role).expect("user");
+    let url = limited.to_string();
+    // The limit holds: a 21st connection is refused.
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("one of 20");
+            held.push((c, tokio::spawn(conn)));
+        }
+        let refused = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+        assert!(
+            refused
+                .as_ref()
+                .err()
+                .and_then(tokio_postgres::Error::code)
+                .is_some_and(|c| *c == tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS),
+            "{:?}",
+            refused.err()
+        );
+        for (c, task) in held {
+            drop(c);
+            let _ = task.await;
+        }
+    });
+    seed_deltas(&url);
+    let sup = Supervisor::start(Options {
+        storage_url: Some(url.clone()),
+        api_toml: "send_timeout = \"120s\"\n".into(),
+        ..Options::default()
+    });
+    let downloads: Vec<_> = (0..25)
+        .map(|_| stalled_download(&sup, "/api/download/deltas"))
+        .collect();
+    let served = downloads.iter().filter(|(s, _, _)| *s == 200).count();
+    let refused = downloads.iter().filter(|(s, _, _)| *s == 429).count();
+    assert_eq!(
+        (served, refused),
+        (2, 23),
+        "{:?}",
+        downloads.iter().map(|d| d.0).collect::<Vec<_>>()
+    );
+    feed_answers_quickly(&sup, Duration::from_secs(2), 10);
+    // Another client of the database is served beside them.
+    let n = rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("another client connects");
+        let task = tokio::spawn(conn);
+        let n: i64 = c
+            .query_one("SELECT COUNT(*) FROM deltas", &[])
+            .await
+            .expect("count")
+            .get(0);
+        drop(c);
+        let _ = task.await;
+        n
+    });
+    assert_eq!(n, (SEED_PLAYERS * SEED_UPDATES) as i64);
+    drop(downloads);
+}
+
+/// A delta whose cells start like formulas, exported and imported again.
+async fn csv_export_import_round_trip(url: String, again: String) {
+    use worldpool::import::{CsvFile, ImportOptions, run_file};
+    use worldpool::store::{ImportBatch, ImportDelta, Store};
+    let store = Store::open(&url, 2).await.expect("store");
+    let t = chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00-03:00").expect("time");
+    let names = [
+        "=HYPERLINK(\"http://x\",\"y\")",
+        "+plus",
+        "-minus",
+        "@at",
+        "'=quoted",
+        "Plain",
+    ];
+    let batch = ImportBatch {
+        deltas: names
+            .iter()
+            .map(|n| ImportDelta {
+                world: "Aurera".into(),
+                name: (*n).into(),
+                guild: "=Guild".into(),
+                delta: 1234,
+                update_time: t,
+                previous_update_time: None,
+            })
+            .collect(),
+        ..ImportBatch::default()
+    };
+    store.import(&batch, false).await.expect("seeded");
+    let fake = std::sync::Arc::new(worldpool::api::fake::FakeControl::new(&["Aurera"]));
+    let api =
+        crate::helper::api::Api::serve(worldpool::api::ApiState::new(fake, Some(store), None))
+            .await;
+    let (status, ctype, csv) = api.text("/api/download/deltas").await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(ctype.starts_with("text/csv"), "{ctype}");
+    assert!(csv.contains("'=HYPERLINK("), "{csv}");
+    assert!(csv.contains(",'=Guild\n"), "{csv}");
+    assert!(csv.contains("\n'+plus,1234,"), "{csv}");
+    assert!(csv.contains("\n''=quoted,1234,"), "{csv}");
+    assert!(csv.contains("\nPlain,1234,"), "{csv}");
+    let target = Store::open(&again, 2).await.expect("second store");
+    let options = ImportOptions {
+        from: "deltas.csv".into(),
+        default_world: None,
+        default_guild: None,
+        site_offset: site_zone(),
+        reset_minutes: 0,
+    };
+    run_file(
+        &target,
+        CsvFile::Deltas,
+        "deltas.csv",
+        csv.into_bytes(),
+        &options,
+        false,
+    )
+    .await
+    .expect("imported");
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    let mut got = target.player_names(None, None).await.expect("names");
+    got.sort();
+    assert_eq!(got, expected);
+    let rows = target
+        .player_deltas(&expected, worldpool::store::TimeRange::all())
+        .await
+        .expect("deltas");
+    assert!(
+        rows.iter().all(|d| d.guild == "=Guild" && d.delta == 1234),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn csv_cells_are_defused_and_import_reads_them_back_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    csv_export_import_round_trip(
+        format!("sqlite://{}", dir.path().join("a.db").display()),
+        format!("sqlite://{}", dir.path().join("b.db").display()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn csv_cells_are_defused_and_import_reads_them_back_postgres() {
+    csv_export_import_round_trip(
+        crate::helper::pg::fresh_database_url().await,
+        crate::helper::pg::fresh_database_url().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn scraper_status_follows_run_events_without_a_query_per_request() {
+    use worldpool::protocol::{RunFinished, WorkerEvent};
+    use worldpool::store::{ImportBatch, ImportDelta, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        &format!("sqlite://{}", dir.path().join("s.db").display()),
+        2,
+    )
+    .await
+    .expect("store");
+    let t1 = chrono::DateTime::parse_from_rfc3339("2026-11-28T10:00:00-03:00").expect("time");
+    let batch = ImportBatch {
+        deltas: vec![ImportDelta {
+            world: "Aurera".into(),
+            name: "Ana".into(),
+            guild: "G".into(),
+            delta: 10,
+            update_time: t1,
+            previous_update_time: None,
+        }],
+        ..ImportBatch::default()
+    };
+    store.import(&batch, false).await.expect("seeded");
+    let fake = std::sync::Arc::new(worldpool::api::fake::FakeControl::new(&["Aurera"]));
+    let api = crate::helper::api::Api::serve(worldpool::api::ApiState::new(
+        fake.clone(),
+        Some(store),
+        None,
+    ))
+    .await;
+    // Seeded by one store read.
+    let (status, body) = api.get("/api/scraper-status").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["last_update"], "2026-11-28T10:00:00", "{body}");
+    // A run the store never saw (the event alone): the status follows it.
+    let t2 = chrono::DateTime::parse_from_rfc3339("2026-11-28T10:30:00-03:00").expect("time");
+    let finished = |deltas, update_time| {
+        let event = WorkerEvent::RunFinished(RunFinished {
+            world: "Aurera".into(),
+            rows: 1,
+            deltas,
+            update_time,
+            rebased: false,
+            unknown_guilds: Vec::new(),
+        });
+        let pool::WorkerMessage::Event { kind, data } = event.to_message() else {
+            panic!("an event message");
+        };
+        pool::PoolEvent::Custom {
+            worker: "Aurera".into(),
+            kind,
+            data,
+        }
+    };
+    // A rebase (no deltas) is not a new last update.
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00-03:00").expect("time");
+    fake.emit(finished(0, t0));
+    fake.emit(finished(3, t2));
+    crate::helper::wait_for_async("the last update from the run event", LONG, || {
+        let api = &api;
+        async move {
+            let (_, body) = api.get("/api/scraper-status").await;
+            (body["last_update"] == "2026-11-28T10:30:00").then_some(())
+        }
+    })
+    .await;
+}
+
+/// A read past the API's query deadline is stopped and reported as
+/// unavailable; an export, as long as its client reads, is not.
+fn reads_stop_at_their_deadline_and_exports_do_not(url: String) {
+    use worldpool::store::{ReadSettings, Store, TimeRange};
+    seed_deltas(&url);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::open_reading(
+            &url,
+            ReadSettings {
+                readers: 2,
+                query_timeout: Duration::from_millis(5),
+                nice: 0,
+            },
+        )
+        .await
+        .expect("store opens");
+        let err = store
+            .player_totals(TimeRange::all(), None, None)
+            .await
+            .expect_err("a whole-history ranking takes longer than 5 ms");
+        // SQLite: interrupted by its reader; PostgreSQL: statement_timeout.
+        let stopped = err.to_string();
+        assert!(
+            err.is_transient()
+                && (stopped.contains("longer than 5 ms") || stopped.contains("57014")),
+            "{err}"
+        );
+        let mut rx = store.export_deltas();
+        let mut rows = 0;
+        while let Some(chunk) = rx.recv().await {
+            rows += chunk.expect("an export chunk").len();
+        }
+        assert_eq!(rows, SEED_PLAYERS * SEED_UPDATES);
+    });
+}
+
+#[test]
+fn sqlite_reads_stop_at_their_deadline_and_exports_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    reads_stop_at_their_deadline_and_exports_do_not(format!(
+        "sqlite://{}",
+        dir.path().join("seeded.db").display()
+    ));
+}
+
+#[test]
+fn pg_reads_stop_at_their_deadline_and_exports_do_not() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    reads_stop_at_their_deadline_and_exports_do_not(
+        rt.block_on(crate::helper::pg::fresh_database_url()),
+    );
+}

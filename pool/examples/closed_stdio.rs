@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(Mutex::new(writer))
+        .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
         .init();
 

@@ -22,6 +22,7 @@ mod handle;
 mod lines;
 mod link;
 mod output;
+pub mod priority;
 pub mod procfs;
 mod sampler;
 mod signals;

@@ -50,6 +50,16 @@ pub enum ApiError {
     NotSupported(String),
     /// A request body over its limit (413), saying the limit.
     PayloadTooLarge(String),
+    /// A request over one of the API's caps (422), naming the cap and how
+    /// to stay within it.
+    OverCap(String),
+    /// Too many of these requests at once (429, with `Retry-After`).
+    TooBusy {
+        /// What is busy, and the limit.
+        message: String,
+        /// Seconds after which to try again.
+        retry_after: u32,
+    },
     /// A `Host` header naming another server (421): DNS rebinding, or a
     /// name missing from `[api] allowed_hosts`.
     HostNotAllowed(String),
@@ -63,8 +73,9 @@ pub enum ApiError {
     ReloadRolledBack {
         /// The config file.
         file: String,
-        /// The worker, its state and last exit.
-        worker: crate::reload::NotRunning,
+        /// The worker, its state and last exit (boxed: the error stays
+        /// small for every handler that returns it).
+        worker: Box<crate::reload::NotRunning>,
         /// One problem naming the worker (key) and what was put back (fix).
         problems: Vec<crate::config::Problem>,
     },
@@ -123,9 +134,10 @@ impl ApiError {
             ApiError::HostNotAllowed(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidConfig { .. } | ApiError::ReloadRolledBack { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidConfig { .. }
+            | ApiError::ReloadRolledBack { .. }
+            | ApiError::OverCap(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ControlDisabled | ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
@@ -158,6 +170,8 @@ impl ApiError {
             ApiError::NotSupported(_) => "not_supported",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::OverCap(_) => "over_cap",
+            ApiError::TooBusy { .. } => "too_many_requests",
             ApiError::ReloadRolledBack { .. } => "reload_rolled_back",
             ApiError::HostNotAllowed(_) => "host_not_allowed",
             ApiError::CrossSite => "cross_site",
@@ -202,7 +216,9 @@ impl ApiError {
             | ApiError::Moved(m)
             | ApiError::Conflict(m)
             | ApiError::NotSupported(m)
-            | ApiError::PayloadTooLarge(m) => m.clone(),
+            | ApiError::PayloadTooLarge(m)
+            | ApiError::OverCap(m)
+            | ApiError::TooBusy { message: m, .. } => m.clone(),
             ApiError::InvalidConfig { file, problems } => {
                 let n = problems.len();
                 let first = problems
@@ -252,7 +268,11 @@ impl IntoResponse for ApiError {
                 file,
                 worker,
                 problems,
-            } => (Some(file.as_str()), Some(problems.as_slice()), Some(worker)),
+            } => (
+                Some(file.as_str()),
+                Some(problems.as_slice()),
+                Some(worker.as_ref()),
+            ),
             _ => (None, None, None),
         };
         let body = Body {
@@ -264,6 +284,11 @@ impl IntoResponse for ApiError {
             worker,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::TooBusy { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if self == ApiError::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -301,6 +326,15 @@ mod tests {
             (ApiError::Moved("x".into()), 405, "method_not_allowed"),
             (ApiError::Conflict("x".into()), 409, "conflict"),
             (ApiError::NotSupported("x".into()), 501, "not_supported"),
+            (ApiError::OverCap("x".into()), 422, "over_cap"),
+            (
+                ApiError::TooBusy {
+                    message: "x".into(),
+                    retry_after: 5,
+                },
+                429,
+                "too_many_requests",
+            ),
             (
                 ApiError::InvalidConfig {
                     file: "w.toml".into(),
@@ -312,12 +346,12 @@ mod tests {
             (
                 ApiError::ReloadRolledBack {
                     file: "w.toml".into(),
-                    worker: crate::reload::NotRunning {
+                    worker: Box::new(crate::reload::NotRunning {
                         worker: "B".into(),
                         state: "backoff".into(),
                         last_exit: Some("exited with status 1".into()),
                         message: "worker `B` did not come back".into(),
-                    },
+                    }),
                     problems: vec![],
                 },
                 422,

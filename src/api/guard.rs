@@ -73,7 +73,7 @@ impl AllowedHosts {
             return true;
         }
         let name = host_name(host).to_ascii_lowercase();
-        if name == "localhost" || self.extra.iter().any(|h| *h == name) {
+        if name == "localhost" || self.extra.contains(&name) {
             return true;
         }
         match name.parse::<IpAddr>() {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use pool::{StateName, WorkerStatus};
 use serde::Serialize;
 
-use super::{ApiError, ApiState, STORE_TIMEOUT, compat, json, views};
+use super::{ApiError, ApiState, PING_TIMEOUT, json, views};
 
 /// What the store said when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +41,12 @@ impl StoreCheck {
     }
 }
 
-/// Ping the store in force (at most [`STORE_TIMEOUT`]); failures are logged.
+/// Ping the store in force (at most [`PING_TIMEOUT`]); failures are logged.
 pub(super) async fn check_store(state: &ApiState) -> StoreCheck {
     let Some(store) = state.store() else {
         return StoreCheck::NotConfigured;
     };
-    match tokio::time::timeout(STORE_TIMEOUT, store.ping()).await {
+    match tokio::time::timeout(PING_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => StoreCheck::Ok,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health: store ping failed");
@@ -150,7 +150,7 @@ pub(super) async fn healthz(State(state): State<ApiState>) -> Response {
     let (status, reasons) = assess(&workers, store);
     let count = |s: StateName| workers.iter().filter(|w| w.state == s).count();
     let last_update = match store {
-        StoreCheck::Ok => compat::last_update(&state).await,
+        StoreCheck::Ok => state.last_update().await.map(crate::legacy::iso),
         _ => None,
     };
     let health = Health {

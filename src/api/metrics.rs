@@ -81,6 +81,80 @@ impl RunCounters {
     }
 }
 
+/// The newest update time of the stored deltas, as `/api/scraper-status`
+/// shows it: followed from `run_finished` events (a run that stored
+/// deltas), seeded by one store read ([`LastUpdate::seed`]), so the status
+/// costs no query per request.
+#[derive(Debug, Default)]
+pub struct LastUpdate {
+    state: Mutex<LastUpdateState>,
+}
+
+#[derive(Debug, Default)]
+struct LastUpdateState {
+    newest: Option<chrono::DateTime<chrono::FixedOffset>>,
+    seeded: bool,
+    /// When the last seed was tried (tries are spaced).
+    tried: Option<std::time::Instant>,
+}
+
+impl LastUpdate {
+    /// Space between seed tries while the store does not answer.
+    pub const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LastUpdateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Follow a `run_finished` event that stored deltas; other events are
+    /// ignored. Returns whether it counted.
+    pub fn record(&self, event: &PoolEvent) -> bool {
+        match WorkerEvent::from_pool(event) {
+            Some(WorkerEvent::RunFinished(r)) if r.deltas > 0 => {
+                self.saw(Some(r.update_time));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn saw(&self, t: Option<chrono::DateTime<chrono::FixedOffset>>) {
+        let mut s = self.lock();
+        if t > s.newest {
+            s.newest = t;
+        }
+    }
+
+    /// The newest update known, and whether a seed is due (never seeded,
+    /// and no try in the last [`LastUpdate::RETRY`]); a due seed is marked
+    /// tried, so one caller seeds at a time.
+    pub fn get(&self) -> (Option<chrono::DateTime<chrono::FixedOffset>>, bool) {
+        let mut s = self.lock();
+        let due = !s.seeded && s.tried.is_none_or(|t| t.elapsed() >= Self::RETRY);
+        if due {
+            s.tried = Some(std::time::Instant::now());
+        }
+        (s.newest, due)
+    }
+
+    /// What the store said the newest update is.
+    pub fn seed(&self, newest: Option<chrono::DateTime<chrono::FixedOffset>>) {
+        self.saw(newest);
+        self.lock().seeded = true;
+    }
+
+    /// Forget everything (a new store, or deltas imported): the next
+    /// [`LastUpdate::get`] asks for a seed.
+    pub fn reset(&self, keep: bool) {
+        let mut s = self.lock();
+        if !keep {
+            s.newest = None;
+        }
+        s.seeded = false;
+        s.tried = None;
+    }
+}
+
 /// What the workers told of one world's watched players (`vip_pass`
 /// events).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

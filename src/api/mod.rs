@@ -72,8 +72,47 @@ pub const MAX_LIMIT: u32 = 500;
 /// samples, heartbeats, check times, uptime).
 pub const DEFAULT_WORKERS_CACHE: Duration = Duration::from_millis(100);
 
-/// How long a store query may take before the API answers 503.
-const STORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the API waits for any store call, whatever the backend: reads
+/// are stopped sooner by the store itself (`[api] query_timeout`, 5 s by
+/// default: [`crate::store::ReadSettings`]); this bounds writes and a store
+/// that stopped answering altogether.
+const STORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `/readyz` waits for the store's answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The API's store reads from the config (`[api] store_readers`,
+/// `query_timeout`).
+pub fn read_settings(api: &crate::config::ApiSettings) -> crate::store::ReadSettings {
+    crate::store::ReadSettings {
+        readers: api.store_readers,
+        query_timeout: api.query_timeout,
+        ..crate::store::ReadSettings::default()
+    }
+}
+
+/// Limits of the API's heavy reads (`[api] max_exports`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// CSV exports at once; beyond it 429 with `Retry-After`.
+    pub max_exports: usize,
+}
+
+impl Default for Reads {
+    /// 2 exports at once.
+    fn default() -> Self {
+        Reads { max_exports: 2 }
+    }
+}
+
+impl Reads {
+    /// From `[api]`.
+    pub fn from_config(api: &crate::config::ApiSettings) -> Reads {
+        Reads {
+            max_exports: api.max_exports,
+        }
+    }
+}
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -89,6 +128,8 @@ pub struct ApiState {
     reload: Option<crate::reload::ReloadHandle>,
     /// The pool's per-host request budget (pool mode with a watcher).
     budget: Option<crate::budget::service::BudgetService>,
+    /// Exports running at once ([`Reads::max_exports`] permits).
+    exports: Arc<tokio::sync::Semaphore>,
     /// Served on a loopback address only ([`ApiState::bound_to`]): without
     /// a token, control is then open to this machine's clients.
     loopback: bool,
@@ -113,6 +154,7 @@ struct Inner {
 struct Shared {
     runs: metrics::RunCounters,
     vips: metrics::VipCounters,
+    last_update: metrics::LastUpdate,
     /// Bumped on every pool event: a cached `/api/workers` body built at an
     /// older generation is stale.
     generation: AtomicU64,
@@ -194,6 +236,7 @@ impl ApiState {
             loopback: false,
             player_details: Arc::default(),
             allowed_hosts: Arc::new(AllowedHosts::default()),
+            exports: Arc::new(tokio::sync::Semaphore::new(Reads::default().max_exports)),
         }
     }
 
@@ -212,6 +255,18 @@ impl ApiState {
     pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> ApiState {
         self.allowed_hosts = Arc::new(hosts);
         self
+    }
+
+    /// The same state within these read limits (default [`Reads::default`]).
+    pub fn with_reads(mut self, reads: Reads) -> ApiState {
+        self.exports = Arc::new(tokio::sync::Semaphore::new(reads.max_exports));
+        self
+    }
+
+    /// A place for one more export, or `None` when [`Reads::max_exports`]
+    /// run already.
+    pub(crate) fn export_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.exports.clone().try_acquire_owned().ok()
     }
 
     /// The same state showing the pool's request budget (`/api/budget`,
@@ -254,6 +309,35 @@ impl ApiState {
     /// Replace the store (every clone of this state sees it).
     pub fn set_store(&self, store: Option<Store>) {
         *self.inner.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+        self.inner.shared.last_update.reset(false);
+    }
+
+    /// The newest update time of the stored deltas, from the workers' run
+    /// events; the first call (and, while the store does not answer, one
+    /// call every few seconds) asks the store once to seed it.
+    pub(crate) async fn last_update(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+        let cached = &self.inner.shared.last_update;
+        let (newest, due) = cached.get();
+        if !due {
+            return newest;
+        }
+        let store = self.store()?;
+        // A status must answer even when the store is slow: give it a second.
+        match tokio::time::timeout(Duration::from_secs(1), store.delta_time_range(None, None)).await
+        {
+            Ok(Ok(range)) => cached.seed(range.map(|(_, last)| last)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "scraper status: no last update from the store");
+            }
+            Err(_) => tracing::warn!("scraper status: the store did not answer within 1 s"),
+        }
+        cached.get().0
+    }
+
+    /// Deltas were written outside the workers (an upload): the next
+    /// [`ApiState::last_update`] asks the store again.
+    pub(crate) fn deltas_imported(&self) {
+        self.inner.shared.last_update.reset(true);
     }
 
     /// The same state whose `/api/events` also carries these application
@@ -341,6 +425,7 @@ async fn follow_events(
             Ok(ev) => {
                 shared.runs.record(&ev);
                 shared.vips.record(&ev);
+                shared.last_update.record(&ev);
             }
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "run counter lagged behind pool events");
@@ -471,18 +556,9 @@ impl Default for DedicatedOptions {
     }
 }
 
-/// Lower the calling thread's scheduling priority (Linux nice is per
-/// thread). Failures are logged: it is an optimisation.
+/// Lower the calling thread's scheduling priority.
 fn lower_thread_priority(nice: i32) {
-    if nice <= 0 {
-        return;
-    }
-    // SAFETY: setpriority has no memory-safety preconditions; `who` = 0 is
-    // the calling thread on Linux.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower API thread priority");
-    }
+    pool::priority::lower_thread_priority(nice);
 }
 
 /// Like [`serve`], but on a runtime of its own, on its own OS threads at a
@@ -784,7 +860,7 @@ async fn control(
 async fn scraper_status(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
     let mut status = views::ScraperStatus::of(&snapshot, state.compat().site_offset);
-    status.last_update = compat::last_update(&state).await;
+    status.last_update = state.last_update().await.map(crate::legacy::iso);
     json(StatusCode::OK, &status, 256)
 }
 

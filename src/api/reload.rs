@@ -12,9 +12,6 @@ use super::{ApiError, ApiState, BoxFuture, CompatSettings, authorize, json};
 use crate::config::Config;
 use crate::reload::{Follower, ReloadError, ReloadStats, Trigger};
 
-/// Connections of the API's store (as `worldpool run` opens it).
-const API_STORE_CONNECTIONS: usize = 2;
-
 /// Queue a reload and answer once it was applied (200 with the report) or
 /// refused (422 with every problem, or naming the worker that did not come
 /// back `running` when the rollout was rolled back). Token first, like every control.
@@ -42,7 +39,7 @@ pub(super) async fn reload(
         }),
         Err(ReloadError::RolledBack(r)) => Err(ApiError::ReloadRolledBack {
             file: r.file.display().to_string(),
-            worker: r.worker,
+            worker: Box::new(r.worker),
             problems: r.problems,
         }),
         Err(ReloadError::ShuttingDown) => Err(ApiError::ShuttingDown),
@@ -76,9 +73,9 @@ impl Follower for ApiState {
         Box::pin(async move {
             self.set_compat(CompatSettings::from_config(new));
             if old.storage != new.storage {
-                let store = match crate::store::Store::open(
+                let store = match crate::store::Store::open_reading(
                     &new.storage_url(),
-                    API_STORE_CONNECTIONS,
+                    super::read_settings(&new.api),
                 )
                 .await
                 {

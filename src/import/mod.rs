@@ -568,7 +568,13 @@ impl<'o> Reader<'o> {
         for record in reader.records() {
             let record = record.map_err(|e| read_err(&e))?;
             cells.clear();
-            cells.extend(record.iter().map(String::from));
+            // A cell defused against formulas by an export loses the
+            // one quote the export added.
+            cells.extend(
+                record
+                    .iter()
+                    .map(|c| crate::legacy::csv_cell_read(c).to_string()),
+            );
             if cells.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }

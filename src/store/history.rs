@@ -125,9 +125,19 @@ impl Store {
         world: Option<&str>,
         guild: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
+        self.player_names_at_most(world, guild, None).await
+    }
+
+    /// [`Store::player_names`], the first `limit` only.
+    pub async fn player_names_at_most(
+        &self,
+        world: Option<&str>,
+        guild: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<String>, StoreError> {
         match self {
-            Store::Sqlite(s) => s.player_names(world, guild).await,
-            Store::Postgres(s) => s.player_names(world, guild).await,
+            Store::Sqlite(s) => s.player_names(world, guild, limit).await,
+            Store::Postgres(s) => s.player_names(world, guild, limit).await,
         }
     }
 
@@ -150,12 +160,22 @@ impl Store {
         names: &[String],
         range: TimeRange,
     ) -> Result<Vec<DeltaRow>, StoreError> {
+        self.player_deltas_at_most(names, range, None).await
+    }
+
+    /// [`Store::player_deltas`], the first `limit` only.
+    pub async fn player_deltas_at_most(
+        &self,
+        names: &[String],
+        range: TimeRange,
+        limit: Option<u32>,
+    ) -> Result<Vec<DeltaRow>, StoreError> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
         match self {
-            Store::Sqlite(s) => s.player_deltas(names, range).await,
-            Store::Postgres(s) => s.player_deltas(names, range).await,
+            Store::Sqlite(s) => s.player_deltas(names, range, limit).await,
+            Store::Postgres(s) => s.player_deltas(names, range, limit).await,
         }
     }
 

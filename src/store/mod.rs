@@ -160,6 +160,33 @@ pub enum WriteOutcome {
     AlreadyStored,
 }
 
+/// How the API's store reads ([`Store::open_reading`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSettings {
+    /// Read connections: SQLite read-only connections, each on a thread
+    /// of its own; PostgreSQL: the size of the pool, exports included.
+    pub readers: usize,
+    /// How long one query may run: past it the query is stopped (SQLite's
+    /// interrupt; PostgreSQL's `statement_timeout` and a cancel request)
+    /// and the read fails as unavailable.
+    pub query_timeout: std::time::Duration,
+    /// Nice value of the read threads (SQLite readers and exports, 0..=19):
+    /// above the API's own, so the API can always answer and cancel while
+    /// they are busy, and the pool's threads come first.
+    pub nice: i32,
+}
+
+impl Default for ReadSettings {
+    /// 4 readers, 5 s per query.
+    fn default() -> Self {
+        ReadSettings {
+            readers: 4,
+            query_timeout: std::time::Duration::from_secs(5),
+            nice: 15,
+        }
+    }
+}
+
 /// A store backend.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -177,6 +204,25 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(
                 pg::PgStore::open(url, max_connections.max(1)).await?,
+            ))
+        } else {
+            Err(StoreError::BadUrl(url.to_string()))
+        }
+    }
+
+    /// Open (and migrate) the store for an API: reads go through `reads`
+    /// (read-only connections of their own on SQLite; on PostgreSQL a pool
+    /// of `reads.readers` connections with `statement_timeout` and
+    /// `idle_in_transaction_session_timeout` set), every read is stopped at
+    /// its deadline, and a read whose caller went away is cancelled.
+    pub async fn open_reading(url: &str, reads: ReadSettings) -> Result<Store, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Store::Sqlite(
+                sqlite::SqliteStore::open_reading(path, reads).await?,
+            ))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(
+                pg::PgStore::open_reading(url, reads).await?,
             ))
         } else {
             Err(StoreError::BadUrl(url.to_string()))

@@ -79,8 +79,6 @@ CREATE TABLE world_state (
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    /// For the dedicated connection of a streamed export.
-    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -140,9 +138,125 @@ fn fixed(t: DateTime<Utc>, offset_secs: i32) -> DateTime<FixedOffset> {
     t.with_timezone(&off)
 }
 
+/// A pooled connection for one read: dropped while its query runs (the
+/// caller timed out or its client went away), it sends the server a cancel
+/// request and closes, so the query stops and the connection is never
+/// handed to another caller with a cancel on its way.
+pub(super) struct ReadConn {
+    obj: Option<deadpool_postgres::Object>,
+    busy: std::sync::atomic::AtomicBool,
+}
+
+impl ReadConn {
+    fn client(&self) -> &tokio_postgres::Client {
+        self.obj
+            .as_ref()
+            .expect("a ReadConn holds its connection until dropped")
+    }
+
+    async fn watch<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, tokio_postgres::Error> {
+        use std::sync::atomic::Ordering;
+        self.busy.store(true, Ordering::Release);
+        let out = query.await;
+        self.busy.store(false, Ordering::Release);
+        out
+    }
+
+    /// [`tokio_postgres::Client::query`], cancelled when dropped.
+    pub(super) async fn query<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>
+    where
+        T: ?Sized + tokio_postgres::ToStatement,
+    {
+        self.watch(self.client().query(statement, params)).await
+    }
+
+    /// [`tokio_postgres::Client::query_opt`], cancelled when dropped.
+    pub(super) async fn query_opt<T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error>
+    where
+        T: ?Sized + tokio_postgres::ToStatement,
+    {
+        self.watch(self.client().query_opt(statement, params)).await
+    }
+}
+
+impl Drop for ReadConn {
+    fn drop(&mut self) {
+        if !self.busy.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let (Some(obj), Ok(rt)) = (self.obj.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        // Out of the pool for good: it closes once the cancel is sent.
+        let client = deadpool_postgres::Object::take(obj);
+        let token = client.cancel_token();
+        rt.spawn(async move {
+            if let Err(e) = token.cancel_query(NoTls).await {
+                tracing::debug!(error = %e, "cannot cancel an abandoned query");
+            }
+            drop(client);
+        });
+    }
+}
+
+/// The options the API's connections start with: statements end at the
+/// read deadline, and a transaction left idle is ended by the server.
+fn reading_options(url: &str, reads: super::ReadSettings) -> Result<String, StoreError> {
+    let parsed: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
+    let timeout = reads.query_timeout.as_millis().max(1);
+    let idle = (reads.query_timeout * 4)
+        .max(Duration::from_secs(30))
+        .as_millis();
+    let ours =
+        format!("-c statement_timeout={timeout} -c idle_in_transaction_session_timeout={idle}");
+    Ok(match parsed.get_options() {
+        Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+        _ => ours,
+    })
+}
+
 impl PgStore {
     /// Build the pool, connect once, migrate.
     pub async fn open(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, max_connections, None).await
+    }
+
+    /// [`PgStore::open`] for an API: `reads.readers` connections with
+    /// `statement_timeout` at `reads.query_timeout`; waiting for a free
+    /// connection is bounded by the same deadline.
+    pub async fn open_reading(
+        url: &str,
+        reads: super::ReadSettings,
+    ) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, reads.readers.max(1), Some(reads)).await
+    }
+
+    /// A connection for a read ([`ReadConn`]).
+    pub(super) async fn reader(&self) -> Result<ReadConn, StoreError> {
+        Ok(ReadConn {
+            obj: Some(self.client().await?),
+            busy: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    async fn open_with(
+        url: &str,
+        max_connections: usize,
+        reads: Option<super::ReadSettings>,
+    ) -> Result<PgStore, StoreError> {
         let mut cfg = Config::new();
         cfg.url = Some(url.to_string());
         cfg.manager = Some(ManagerConfig {
@@ -150,16 +264,17 @@ impl PgStore {
         });
         let mut pool_cfg = PoolConfig::new(max_connections);
         pool_cfg.timeouts.wait = Some(Duration::from_secs(10));
+        if let Some(reads) = reads {
+            cfg.options = Some(reading_options(url, reads)?);
+            pool_cfg.timeouts.wait = Some(reads.query_timeout);
+        }
         pool_cfg.timeouts.create = Some(Duration::from_secs(5));
         pool_cfg.timeouts.recycle = Some(Duration::from_secs(5));
         cfg.pool = Some(pool_cfg);
         let pool = cfg
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
-        let store = PgStore {
-            pool,
-            url: url.to_string(),
-        };
+        let store = PgStore { pool };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.
         let weak = store.pool.weak();
@@ -236,7 +351,7 @@ impl PgStore {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<RunRow>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 "SELECT id, world, update_time, site_offset, started_at, finished_at, status,
@@ -270,7 +385,7 @@ impl PgStore {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 "SELECT id, world, name, guild, delta, update_time, previous_update_time, site_offset
@@ -306,7 +421,7 @@ impl PgStore {
     }
 
     pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 "SELECT world, name, guild, vocation, level, experience, update_time, site_offset
@@ -539,5 +654,32 @@ mod classification {
         for code in ["23505", "42P01", "42601", "54011", "53400"] {
             assert!(!transient_sqlstate(code), "{code}");
         }
+    }
+}
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    #[test]
+    fn the_apis_connections_end_long_statements_and_idle_transactions() {
+        let reads = crate::store::ReadSettings {
+            query_timeout: Duration::from_millis(2500),
+            ..crate::store::ReadSettings::default()
+        };
+        assert_eq!(
+            reading_options("postgres://u@127.0.0.1/db", reads).expect("options"),
+            "-c statement_timeout=2500 -c idle_in_transaction_session_timeout=30000"
+        );
+        // The URL's own options are kept, ours come after (the last wins).
+        let theirs = "postgres://u@127.0.0.1/db?options=-c%20search_path%3Dx";
+        assert_eq!(
+            reading_options(theirs, reads).expect("options"),
+            "-c search_path=x -c statement_timeout=2500 -c idle_in_transaction_session_timeout=30000"
+        );
+        assert!(matches!(
+            reading_options("postgres://u@127.0.0.1/db?sslmode=nonsense", reads),
+            Err(StoreError::BadUrl(_))
+        ));
     }
 }

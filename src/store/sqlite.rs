@@ -1,5 +1,8 @@
 //! SQLite backend: one connection per process (WAL, busy timeout; several
 //! worker processes write the same file), blocking calls on the blocking pool.
+//! The API's store also has read-only connections on threads of their own
+//! ([`readers`]): its reads never wait behind a write or an export, and
+//! never hold the API runtime's blocking threads.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use super::{
 };
 
 mod ext;
+mod readers;
 
 /// Versioned migrations, applied in order, each once. Never edit one that
 /// shipped: append.
@@ -75,6 +79,10 @@ CREATE TABLE world_state (
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Read-only connections (the API's store; none elsewhere).
+    readers: Option<Arc<readers::Readers>>,
+    /// Nice value of the read threads (readers, exports).
+    read_nice: i32,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -168,7 +176,43 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            readers: None,
+            read_nice: 0,
         })
+    }
+
+    /// [`SqliteStore::open`], with `reads.readers` read-only connections
+    /// on threads of their own serving the reads, each within
+    /// `reads.query_timeout` (an in-memory database has none: it cannot be
+    /// shared).
+    pub async fn open_reading(
+        path: &str,
+        reads: super::ReadSettings,
+    ) -> Result<SqliteStore, StoreError> {
+        let mut store = SqliteStore::open(path).await?;
+        if store.path.as_os_str() != ":memory:" && reads.readers > 0 {
+            let p = store.path.clone();
+            let readers = tokio::task::spawn_blocking(move || {
+                readers::Readers::open(&p, reads.readers, reads.query_timeout, reads.nice)
+            })
+            .await
+            .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
+            store.readers = Some(Arc::new(readers));
+            store.read_nice = reads.nice;
+        }
+        Ok(store)
+    }
+
+    /// A read: on a read-only connection when the store has them,
+    /// otherwise like [`SqliteStore::with`].
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.readers {
+            Some(r) => r.run(f).await,
+            None => self.with(f).await,
+        }
     }
 
     async fn with<T: Send + 'static>(
@@ -229,7 +273,7 @@ impl SqliteStore {
         before_id: Option<i64>,
     ) -> Result<Vec<RunRow>, StoreError> {
         let world = world.map(str::to_string);
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT id, world, update_time, started_at, finished_at, status, rows, deltas, error
@@ -281,7 +325,7 @@ impl SqliteStore {
     ) -> Result<Vec<DeltaRow>, StoreError> {
         let world = world.map(str::to_string);
         let guild = guild.map(str::to_string);
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT id, world, name, guild, delta, update_time, previous_update_time
@@ -323,12 +367,12 @@ impl SqliteStore {
 
     pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
         let world = world.to_string();
-        self.with(move |c| read_state(c, &world)).await
+        self.read(move |c| read_state(c, &world)).await
     }
 
     pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
         let world = world.to_string();
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT world, name, guild, vocation, level, experience, update_time

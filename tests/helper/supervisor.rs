@@ -31,6 +31,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `RLIMIT_NOFILE` (soft, hard) for the supervisor.
     pub nofile: Option<(u64, u64)>,
+    /// `[storage] url`; `None`: a SQLite file in the temporary directory.
+    pub storage_url: Option<String>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             pool_toml: String::new(),
             env: Vec::new(),
             nofile: None,
+            storage_url: None,
         }
     }
 }
@@ -72,10 +75,13 @@ impl Supervisor {
             "[pool]\nmin_uptime = \"300ms\"\nstop_grace = \"2s\"\n\
              heartbeat_timeout = \"5s\"\nstart_timeout = \"10s\"\n{}\n\
              [api]\nbind = \"127.0.0.1:{port}\"\n{}\n\
-             [storage]\nurl = \"sqlite://{}\"\n{}\n",
+             [storage]\nurl = \"{}\"\n{}\n",
             options.pool_toml,
             options.api_toml,
-            dir.path().join("store.db").display(),
+            options
+                .storage_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("store.db").display())),
             options.extra_toml,
         );
         for w in &options.worlds {
@@ -137,6 +143,30 @@ impl Supervisor {
         let status = head.split_whitespace().nth(1)?.parse().ok()?;
         // Bodies may come chunked: take the JSON between the first `{`/`[`
         // and the last `}`/`]`.
+        let start = body.find(['{', '['])?;
+        let end = body.rfind(['}', ']'])?;
+        let value = serde_json::from_str(&body[start..=end]).unwrap_or(Value::Null);
+        Some((status, value))
+    }
+
+    /// `POST path` with a JSON body on a connection of its own: status and
+    /// JSON body, or `None` when the API does not answer within 5 s.
+    pub fn post_json(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let body = body.to_string();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
         let start = body.find(['{', '['])?;
         let end = body.rfind(['}', ']'])?;
         let value = serde_json::from_str(&body[start..=end]).unwrap_or(Value::Null);

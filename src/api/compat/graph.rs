@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 
 use super::plotly::{Axis, Layout, Line, Marker, PlotlyFigure, Title, Trace, TraceType, slots};
-use super::{ApiError, query, round2};
+use super::{ApiError, GRAPH_MAX_ROWS, PLAYERS_MAX_ROWS, query, round2, within};
 use crate::store::{DeltaRow, PlayerTotal, Store, TimeRange};
 
 /// Trace colours (the replaced system's palette).
@@ -229,7 +229,17 @@ pub(super) async fn graph_answer<'a>(
     names: &'a [String],
     range: TimeRange,
 ) -> Result<GraphAnswer<'a>, ApiError> {
-    let rows = query("graph", store.player_deltas(names, range)).await?;
+    let rows = query(
+        "graph",
+        store.player_deltas_at_most(names, range, Some(GRAPH_MAX_ROWS + 1)),
+    )
+    .await?;
+    let rows = within(
+        rows,
+        GRAPH_MAX_ROWS,
+        "deltas",
+        "ask for fewer players or a shorter period",
+    )?;
     let graph = legacy_figure(names, &rows).to_json_string();
     let figure = cumulative_figure(names, &rows);
 
@@ -272,7 +282,17 @@ pub(super) async fn graph_answer<'a>(
             continue;
         };
         if !world_totals.contains_key(&world) {
-            let totals = query("graph", store.player_totals(range, Some(&world), None)).await?;
+            let totals = query(
+                "graph",
+                store.player_totals(range, Some(&world), Some(PLAYERS_MAX_ROWS + 1)),
+            )
+            .await?;
+            let totals = within(
+                totals,
+                PLAYERS_MAX_ROWS,
+                "players in the world over the period",
+                "ask for a shorter period",
+            )?;
             world_totals.insert(world.clone(), totals);
         }
         let totals = world_totals.get(&world).map(Vec::as_slice).unwrap_or(&[]);

@@ -51,6 +51,16 @@ pub const TOP_DEFAULT_LIMIT: u32 = 10;
 pub const COMPAT_MAX_LIMIT: u32 = 5_000;
 /// Most players in one `/api/graph` request.
 pub const GRAPH_MAX_NAMES: usize = 50;
+/// Longest period of one request (`datetime1` to `datetime2`), in days: a
+/// longer one is refused (422); an open start is read as this long before
+/// the end (or before the newest update).
+pub const PERIOD_MAX_DAYS: i64 = 366;
+/// Most players one `/api/rankings-table` or `/api/players` answer (or a
+/// graph's world comparison) may hold; more is refused (422).
+pub const PLAYERS_MAX_ROWS: u32 = 20_000;
+/// Most deltas one `/api/graph` or `/api/player-graph` answer may hold;
+/// more is refused (422).
+pub const GRAPH_MAX_ROWS: u32 = 50_000;
 
 /// One configured world as `/api/scraping-config` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,6 +257,70 @@ fn period(d1: Option<&str>, d2: Option<&str>, site: FixedOffset) -> Result<TimeR
     Ok(range)
 }
 
+/// `range` within [`PERIOD_MAX_DAYS`]: a closed period longer than that,
+/// or an open end further than that from its start, is refused; an open
+/// start becomes the cap's length before the end (`to`, else the newest
+/// update, else now).
+fn capped(
+    range: TimeRange,
+    newest: Option<DateTime<FixedOffset>>,
+    now: DateTime<FixedOffset>,
+) -> Result<TimeRange, ApiError> {
+    let cap = chrono::Duration::days(PERIOD_MAX_DAYS);
+    let over = |from: DateTime<FixedOffset>, to: DateTime<FixedOffset>| {
+        ApiError::OverCap(format!(
+            "the period spans {} days, over the cap of {PERIOD_MAX_DAYS} days per request: \
+             ask for a shorter period (datetime1, datetime2)",
+            (to - from).num_days()
+        ))
+    };
+    match (range.from, range.to) {
+        (Some(from), Some(to)) if to - from > cap => Err(over(from, to)),
+        (Some(from), None) => {
+            let end = newest.unwrap_or(now).max(from);
+            if end - from > cap {
+                Err(over(from, end))
+            } else {
+                Ok(range)
+            }
+        }
+        (None, to) => {
+            let end = to.or(newest).unwrap_or(now);
+            Ok(TimeRange {
+                from: Some(end - cap),
+                to,
+            })
+        }
+        _ => Ok(range),
+    }
+}
+
+/// The request's period ([`period`]) within the cap ([`capped`]).
+async fn capped_period(
+    state: &ApiState,
+    d1: Option<&str>,
+    d2: Option<&str>,
+) -> Result<TimeRange, ApiError> {
+    let site = state.compat().site_offset;
+    let range = period(d1, d2, site)?;
+    let newest = match range.from {
+        Some(_) if range.to.is_some() => None,
+        _ => state.last_update().await,
+    };
+    capped(range, newest, legacy::now_at(site))
+}
+
+/// Refuse an answer of more than `cap` rows (the query asked for one more).
+fn within<T>(rows: Vec<T>, cap: u32, what: &str, narrow: &str) -> Result<Vec<T>, ApiError> {
+    if rows.len() > cap as usize {
+        Err(ApiError::OverCap(format!(
+            "more than {cap} {what} (the cap per request): {narrow}"
+        )))
+    } else {
+        Ok(rows)
+    }
+}
+
 /// `{datetime1?, datetime2?}` (strings or null; an empty body is `{}`).
 #[derive(Debug, Default, Deserialize)]
 struct PeriodBody {
@@ -394,11 +468,7 @@ async fn top_players(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref());
     let limit = p.limit(TOP_DEFAULT_LIMIT)?;
-    let range = period(
-        p.text("datetime1"),
-        p.text("datetime2"),
-        state.compat().site_offset,
-    )?;
+    let range = capped_period(&state, p.text("datetime1"), p.text("datetime2")).await?;
     let store = store(&state)?;
     let totals = query(
         "top players",
@@ -432,17 +502,19 @@ async fn rankings_table(
 ) -> Result<Response, ApiError> {
     let b: PeriodBody = json_body(&body, "{datetime1?, datetime2?}")?;
     let p = Params::parse(q.as_deref());
-    let range = period(
-        b.datetime1.as_deref(),
-        b.datetime2.as_deref(),
-        state.compat().site_offset,
-    )?;
+    let range = capped_period(&state, b.datetime1.as_deref(), b.datetime2.as_deref()).await?;
     let store = store(&state)?;
     let totals = query(
         "rankings table",
-        store.player_totals(range, p.text("world"), None),
+        store.player_totals(range, p.text("world"), Some(PLAYERS_MAX_ROWS + 1)),
     )
     .await?;
+    let totals = within(
+        totals,
+        PLAYERS_MAX_ROWS,
+        "players in the period",
+        "ask for one world (?world=) or a shorter period",
+    )?;
     #[derive(Serialize)]
     struct Ranking<'a> {
         name: &'a str,
@@ -482,9 +554,15 @@ async fn players(
     let store = store(&state)?;
     let names = query(
         "players",
-        store.player_names(p.text("world"), p.text("guild")),
+        store.player_names_at_most(p.text("world"), p.text("guild"), Some(PLAYERS_MAX_ROWS + 1)),
     )
     .await?;
+    let names = within(
+        names,
+        PLAYERS_MAX_ROWS,
+        "players",
+        "ask for one world (?world=) or one guild (?guild=)",
+    )?;
     Ok(json(StatusCode::OK, &names, 16 + names.len() * 24))
 }
 
@@ -538,11 +616,7 @@ async fn graph_handler(State(state): State<ApiState>, body: Bytes) -> Result<Res
             "at most {GRAPH_MAX_NAMES} names per graph"
         )));
     }
-    let range = period(
-        b.datetime1.as_deref(),
-        b.datetime2.as_deref(),
-        state.compat().site_offset,
-    )?;
+    let range = capped_period(&state, b.datetime1.as_deref(), b.datetime2.as_deref()).await?;
     let store = store(&state)?;
     let answer = graph::graph_answer(&store, &names, range).await?;
     Ok(json(StatusCode::OK, &answer, 4096))
@@ -564,17 +638,14 @@ async fn player_graph(
         }
     };
     let p = Params::parse(q.as_deref());
-    let range = period(
-        p.text("datetime1"),
-        p.text("datetime2"),
-        state.compat().site_offset,
-    )?;
+    let range = capped_period(&state, p.text("datetime1"), p.text("datetime2")).await?;
     let store = store(&state)?;
     let rows = query(
         "player graph",
-        store.player_deltas(std::slice::from_ref(&name), range),
+        store.player_deltas_at_most(std::slice::from_ref(&name), range, Some(GRAPH_MAX_ROWS + 1)),
     )
     .await?;
+    let rows = within(rows, GRAPH_MAX_ROWS, "deltas", "ask for a shorter period")?;
     let names = std::slice::from_ref(&name);
     #[derive(Serialize)]
     struct Answer<'a> {
@@ -914,22 +985,6 @@ async fn health(State(state): State<ApiState>) -> Response {
     )
 }
 
-/// The newest update time of the deltas, as `/api/scraper-status` shows it
-/// (`None` without a store, without deltas, or when the store does not
-/// answer: the status must not fail for that).
-pub(super) async fn last_update(state: &ApiState) -> Option<String> {
-    let store = state.store()?;
-    // A status must answer even when the store is slow: give it a second.
-    match tokio::time::timeout(Duration::from_secs(1), store.delta_time_range(None, None)).await {
-        Ok(Ok(range)) => range.map(|(_, last)| iso(last)),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "scraper status: no last update from the store");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -944,6 +999,62 @@ mod tests {
         assert_eq!(limit_value(Some("999999"), 100), Ok(COMPAT_MAX_LIMIT));
         assert!(limit_value(Some("0"), 100).is_err());
         assert!(limit_value(Some("ten"), 100).is_err());
+    }
+
+    #[test]
+    fn periods_are_capped() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).expect("time");
+        let now = t("2026-12-01T00:00:00-03:00");
+        let newest = Some(t("2026-11-30T12:00:00-03:00"));
+        let cap = chrono::Duration::days(PERIOD_MAX_DAYS);
+        let closed = |a: &str, b: &str| TimeRange::between(t(a), t(b));
+        // Within the cap: unchanged.
+        let ok = closed("2026-01-01T00:00:00-03:00", "2026-12-01T00:00:00-03:00");
+        assert_eq!(capped(ok, newest, now), Ok(ok));
+        // Over it: 422 naming the cap.
+        let long = closed("2024-01-01T00:00:00-03:00", "2026-01-01T00:00:00-03:00");
+        match capped(long, newest, now) {
+            Err(ApiError::OverCap(m)) => assert!(m.contains("366 days"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // An open end measured to the newest update.
+        let open_end = TimeRange {
+            from: Some(t("2025-01-01T00:00:00-03:00")),
+            to: None,
+        };
+        assert!(capped(open_end, newest, now).is_err());
+        let recent = TimeRange {
+            from: Some(t("2026-06-01T00:00:00-03:00")),
+            to: None,
+        };
+        assert_eq!(capped(recent, newest, now), Ok(recent));
+        // An open start: the cap's length before the end.
+        assert_eq!(
+            capped(TimeRange::all(), newest, now),
+            Ok(TimeRange {
+                from: newest.map(|n| n - cap),
+                to: None
+            })
+        );
+        let to = t("2026-03-01T00:00:00-03:00");
+        assert_eq!(
+            capped(
+                TimeRange {
+                    from: None,
+                    to: Some(to)
+                },
+                None,
+                now
+            ),
+            Ok(TimeRange::between(to - cap, to))
+        );
+        assert_eq!(
+            capped(TimeRange::all(), None, now),
+            Ok(TimeRange {
+                from: Some(now - cap),
+                to: None
+            })
+        );
     }
 
     #[test]

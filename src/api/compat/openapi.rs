@@ -39,8 +39,12 @@ fn store_errors(mut responses: Map<String, Value>) -> Value {
         error("A bad parameter or body (named in the message)."),
     );
     responses.insert(
+        "422".into(),
+        error("Over a cap (`over_cap`): a period longer than 366 days, too many players or deltas; the message names the cap."),
+    );
+    responses.insert(
         "503".into(),
-        error("No store configured, or the store is unreachable."),
+        error("No store configured, the store is unreachable, or the query was stopped at its deadline."),
     );
     Value::Object(responses)
 }
@@ -190,9 +194,10 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
     ] {
         p.insert(path.into(), json!({"get": {
             "operationId": id, "tags": ["compatibility"],
-            "summary": format!("CSV with the columns `{columns}` (times `YYYY-MM-DD HH:MM:SS`, site-local), streamed."),
+            "summary": format!("CSV with the columns `{columns}` (times `YYYY-MM-DD HH:MM:SS`, site-local), streamed; text cells starting with `=`, `+`, `-`, `@`, tab or CR get a leading `'`."),
             "responses": {
                 "200": {"description": "CSV.", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                "429": error("`[api] max_exports` downloads run already; retry after `Retry-After` seconds."),
                 "503": error("No store configured.")
             }
         }}));

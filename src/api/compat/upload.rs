@@ -210,6 +210,9 @@ async fn upload(
         CsvFile::MainMakers => w.makers,
     };
     tracing::info!(file = %label, records, written, "upload imported");
+    if matches!(file, CsvFile::Deltas) && written > 0 {
+        state.deltas_imported();
+    }
     let answer = Uploaded {
         success: true,
         records,

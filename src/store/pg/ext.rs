@@ -210,7 +210,7 @@ impl Where {
 
 impl PgStore {
     async fn rows(&self, sql: &str, w: &Where) -> Result<Vec<Row>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         client.query(sql, &w.refs()).await.map_err(pg_err)
     }
 
@@ -263,10 +263,15 @@ impl PgStore {
         &self,
         world: Option<&str>,
         guild: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let w = Where::default().eq("world", world).eq("guild", guild);
+        let mut w = Where::default().eq("world", world).eq("guild", guild);
+        let lim = match limit {
+            Some(n) => format!("LIMIT {}", w.push(Box::new(i64::from(n)))),
+            None => String::new(),
+        };
         let sql = format!(
-            "SELECT DISTINCT name COLLATE \"C\" FROM deltas {} ORDER BY 1",
+            "SELECT DISTINCT name COLLATE \"C\" FROM deltas {} ORDER BY 1 {lim}",
             w.sql()
         );
         Ok(self
@@ -289,7 +294,7 @@ impl PgStore {
                 w.sql()
             )
         };
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let first = client
             .query_opt(&one("ASC"), &w.refs())
             .await
@@ -308,10 +313,15 @@ impl PgStore {
         &self,
         names: &[String],
         range: TimeRange,
+        limit: Option<u32>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let w = Where::default().any_of("name", names).range(range);
+        let mut w = Where::default().any_of("name", names).range(range);
+        let lim = match limit {
+            Some(n) => format!("LIMIT {}", w.push(Box::new(i64::from(n)))),
+            None => String::new(),
+        };
         let sql = format!(
-            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name COLLATE \"C\", update_time, id",
+            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name COLLATE \"C\", update_time, id {lim}",
             w.sql()
         );
         Ok(self.rows(&sql, &w).await?.iter().map(delta_of).collect())
@@ -352,7 +362,7 @@ impl PgStore {
     }
 
     pub async fn status_pages(&self) -> Result<Vec<StatusPage>, StoreError> {
-        let client = self.client().await?;
+        let client = self.reader().await?;
         let rows = client
             .query(
                 "SELECT world, fetch_time, site_offset, routines FROM status_pages
@@ -383,15 +393,26 @@ impl PgStore {
         F: Fn(&Row) -> T + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
-        let url = self.url.clone();
+        let store = self.clone();
         tokio::spawn(async move {
+            // A connection of the pool (exports share it with every other
+            // query: they never open connections of their own), used once.
+            let obj = match store.client().await {
+                Ok(obj) => obj,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
             let run = async {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                // An export lasts as long as its client reads: the read
+                // deadline (`statement_timeout`) is not for it. The
+                // connection is closed after, never reused with this.
+                obj.batch_execute("SET statement_timeout = 0")
                     .await
                     .map_err(pg_err)?;
-                let conn_task = tokio::spawn(conn);
                 let params: [&(dyn ToSql + Sync); 0] = [];
-                let rows = client
+                let rows = obj
                     .query_raw(sql, params.iter().map(|p| *p as &dyn ToSql))
                     .await
                     .map_err(pg_err)?;
@@ -402,21 +423,28 @@ impl PgStore {
                     if chunk.len() == EXPORT_CHUNK {
                         let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
                         if tx.send(Ok(full)).await.is_err() {
-                            conn_task.abort();
-                            return Ok(()); // the client went away
+                            return Ok(false); // the client went away
                         }
                     }
                 }
                 if !chunk.is_empty() {
                     let _ = tx.send(Ok(chunk)).await;
                 }
-                drop(client);
-                let _ = conn_task.await;
-                Ok::<(), StoreError>(())
+                Ok::<bool, StoreError>(true)
             };
-            if let Err(e) = run.await {
-                let _ = tx.send(Err(e)).await;
+            match run.await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Stop the server's side of the query too.
+                    if let Err(e) = obj.cancel_token().cancel_query(tokio_postgres::NoTls).await {
+                        tracing::debug!(error = %e, "cannot cancel an abandoned export");
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
             }
+            drop(deadpool_postgres::Object::take(obj));
         });
         rx
     }
@@ -663,6 +691,11 @@ impl PgStore {
     ) -> Result<ImportWritten, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
+        // An import is as long as its file: the API's read deadline
+        // (`statement_timeout`) is not for it.
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(pg_err)?;
         let out = import_tx(&tx, batch).await?;
         if dry_run {
             tx.rollback().await.map_err(pg_err)?;

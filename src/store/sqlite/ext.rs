@@ -248,7 +248,7 @@ impl SqliteStore {
             "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY update_ts DESC, name LIMIT {lim}",
             w.sql()
         );
-        self.with(move |c| query_deltas(c, &sql, &w.params)).await
+        self.read(move |c| query_deltas(c, &sql, &w.params)).await
     }
 
     pub async fn player_totals(
@@ -264,7 +264,7 @@ impl SqliteStore {
              GROUP BY name ORDER BY 2 DESC, name LIMIT {lim}",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), |r| {
@@ -286,10 +286,15 @@ impl SqliteStore {
         &self,
         world: Option<&str>,
         guild: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let w = Where::default().eq("world", world).eq("guild", guild);
-        let sql = format!("SELECT DISTINCT name FROM deltas {} ORDER BY name", w.sql());
-        self.with(move |c| {
+        let mut w = Where::default().eq("world", world).eq("guild", guild);
+        let lim = w.push(Value::Integer(limit.map_or(-1, i64::from)));
+        let sql = format!(
+            "SELECT DISTINCT name FROM deltas {} ORDER BY name LIMIT {lim}",
+            w.sql()
+        );
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), |r| r.get(0))
@@ -313,7 +318,7 @@ impl SqliteStore {
             "SELECT update_time FROM deltas {} ORDER BY update_ts DESC LIMIT 1",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let one = |sql: &str| -> Result<Option<String>, StoreError> {
                 c.query_row(sql, rusqlite::params_from_iter(&w.params), |r| r.get(0))
                     .optional()
@@ -331,13 +336,15 @@ impl SqliteStore {
         &self,
         names: &[String],
         range: TimeRange,
+        limit: Option<u32>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        let w = Where::default().any_of("name", names).range(range);
+        let mut w = Where::default().any_of("name", names).range(range);
+        let lim = w.push(Value::Integer(limit.map_or(-1, i64::from)));
         let sql = format!(
-            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name, update_ts, id",
+            "SELECT {DELTA_COLUMNS} FROM deltas {} ORDER BY name, update_ts, id LIMIT {lim}",
             w.sql()
         );
-        self.with(move |c| query_deltas(c, &sql, &w.params)).await
+        self.read(move |c| query_deltas(c, &sql, &w.params)).await
     }
 
     pub async fn players_named(
@@ -349,7 +356,7 @@ impl SqliteStore {
             "SELECT {PLAYER_COLUMNS} FROM players {} ORDER BY name, world",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), raw_player)
@@ -381,7 +388,7 @@ impl SqliteStore {
     }
 
     pub async fn status_pages(&self) -> Result<Vec<StatusPage>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c
                 .prepare_cached(
                     "SELECT world, fetch_time, routines FROM status_pages ORDER BY world",
@@ -424,7 +431,9 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
         let path = self.path.clone();
         let shared = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let nice = self.read_nice;
+        let work = move || {
+            pool::priority::lower_thread_priority(nice);
             let run = |c: &Connection| -> Result<(), StoreError> {
                 let mut stmt = c.prepare(sql).map_err(db)?;
                 let mut rows = stmt.query([]).map_err(db)?;
@@ -461,7 +470,20 @@ impl SqliteStore {
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));
             }
-        });
+        };
+        // A thread of its own: an export waits on its client for as long
+        // as the client reads, and must not hold one of the runtime's
+        // blocking threads meanwhile. (The API bounds exports at once.)
+        if let Err(e) = std::thread::Builder::new()
+            .name("store-export".to_string())
+            .spawn(work)
+        {
+            let (tx, rx) = mpsc::channel(1);
+            let _ = tx.try_send(Err(StoreError::Unavailable(format!(
+                "cannot start an export: {e}"
+            ))));
+            return rx;
+        }
         rx
     }
 
@@ -516,7 +538,7 @@ impl SqliteStore {
             "SELECT world, name, added_at FROM watched_players {} ORDER BY world, name",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), |r| {
@@ -600,7 +622,7 @@ impl SqliteStore {
                FROM vip_daily {}) WHERE newest = 1",
             w.sql()
         );
-        self.with(move |c| query_vip_daily(c, &sql, &w.params))
+        self.read(move |c| query_vip_daily(c, &sql, &w.params))
             .await
     }
 
@@ -614,7 +636,7 @@ impl SqliteStore {
             "SELECT {VIP_DAILY_COLUMNS} FROM vip_daily {} ORDER BY date DESC, world, name",
             w.sql()
         );
-        self.with(move |c| query_vip_daily(c, &sql, &w.params))
+        self.read(move |c| query_vip_daily(c, &sql, &w.params))
             .await
     }
 
@@ -654,7 +676,7 @@ impl SqliteStore {
              FROM vip_deltas {} ORDER BY update_ts DESC, world, name LIMIT {lim}",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), |r| {
@@ -693,7 +715,7 @@ impl SqliteStore {
             "SELECT world, name, main, main_world, added_at FROM makers {} ORDER BY world, name",
             w.sql()
         );
-        self.with(move |c| {
+        self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql).map_err(db)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(&w.params), |r| {

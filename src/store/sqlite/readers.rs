@@ -1,0 +1,270 @@
+//! The API's read-only connections to a SQLite file: a few threads of
+//! their own, each holding one connection opened read-only (WAL readers:
+//! they see the last committed snapshot and never wait for a writer, and
+//! writers never wait for them). Queries wait in a bounded queue; a query
+//! whose caller went away (timeout, client gone) is skipped if it has not
+//! started and interrupted (`sqlite3_interrupt`) if it has, so an abandoned
+//! heavy query costs nothing once abandoned.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, InterruptHandle, OpenFlags};
+
+use super::{StoreError, busy_retry, db};
+
+/// Queries waiting for a reader, per reader; beyond it a read answers
+/// "unavailable" at once instead of queueing without bound.
+const QUEUE_PER_READER: usize = 32;
+
+/// A read job as the reader threads see it.
+type Work = Box<dyn FnOnce(&mut Connection) + Send>;
+
+struct Job {
+    work: Work,
+    ticket: Arc<Ticket>,
+}
+
+/// Where a job is: its caller and its reader thread agree through this.
+#[derive(Default)]
+struct Ticket(Mutex<Phase>);
+
+#[derive(Default)]
+enum Phase {
+    #[default]
+    Waiting,
+    Running(InterruptHandle),
+    Finished,
+    Abandoned,
+}
+
+impl Ticket {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The caller's side of a ticket: dropped before the answer came (the
+/// caller timed out or was dropped), it abandons the job.
+struct Abandon(Option<Arc<Ticket>>);
+
+impl Abandon {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            let mut phase = ticket.lock();
+            // Interrupt under the lock: the reader marks the job finished
+            // under the same lock before it takes the next one, so the
+            // interrupt can only reach this job's statement.
+            if let Phase::Running(handle) = &*phase {
+                handle.interrupt();
+            }
+            *phase = Phase::Abandoned;
+        }
+    }
+}
+
+/// The read-only connections and their threads. Dropping the last clone of
+/// the store closes the queue; the threads then end.
+pub(super) struct Readers {
+    jobs: SyncSender<Job>,
+    timeout: Duration,
+}
+
+impl Readers {
+    /// Open `count` read-only connections to `path`, each on a thread.
+    pub(super) fn open(
+        path: &Path,
+        count: usize,
+        timeout: Duration,
+        nice: i32,
+    ) -> Result<Readers, StoreError> {
+        let count = count.max(1);
+        let (jobs, queue) = sync_channel::<Job>(count * QUEUE_PER_READER);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..count {
+            let mut conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(|e| StoreError::Unavailable(format!("sqlite {}: {e}", path.display())))?;
+            conn.busy_handler(Some(busy_retry)).map_err(db)?;
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("store-reader-{n}"))
+                .spawn(move || {
+                    pool::priority::lower_thread_priority(nice);
+                    serve(conn, &queue);
+                })
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start a store reader: {e}"))
+                })?;
+        }
+        Ok(Readers { jobs, timeout })
+    }
+
+    /// Run `f` on a reader within the deadline. Dropping the returned
+    /// future abandons the query (interrupting it if it runs).
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ticket = Arc::new(Ticket::default());
+        let job = Job {
+            work: Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }),
+            ticket: ticket.clone(),
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Unavailable(
+                "too many store reads are waiting: try again later".to_string(),
+            ),
+            TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("the store's readers stopped".to_string())
+            }
+        })?;
+        let abandon = Abandon(Some(ticket));
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(answer)) => {
+                abandon.answered();
+                answer
+            }
+            Ok(Err(_)) => Err(StoreError::Unavailable(
+                "a store reader stopped during the query".to_string(),
+            )),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the query took longer than {} ms and was stopped",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// One reader thread: take jobs until the queue closes.
+fn serve(mut conn: Connection, queue: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = {
+            let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        {
+            let mut phase = job.ticket.lock();
+            if matches!(*phase, Phase::Abandoned) {
+                continue;
+            }
+            *phase = Phase::Running(conn.get_interrupt_handle());
+        }
+        (job.work)(&mut conn);
+        *job.ticket.lock() = Phase::Finished;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with_rows(n: i64) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let c = Connection::open(&path).expect("open");
+        c.pragma_update(None, "journal_mode", "WAL").expect("wal");
+        c.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("table");
+        c.execute_batch(&format!(
+            "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < {n})
+             INSERT INTO t SELECT x FROM s"
+        ))
+        .expect("rows");
+        (dir, path)
+    }
+
+    /// A query that runs for minutes unless interrupted.
+    const ENDLESS: &str = "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s)
+                           SELECT COUNT(*) FROM s";
+
+    #[tokio::test]
+    async fn reads_answer_and_are_read_only() {
+        let (_dir, path) = file_with_rows(10);
+        let r = Readers::open(&path, 2, Duration::from_secs(5), 0).expect("readers");
+        let n: i64 = r
+            .run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            })
+            .await
+            .expect("count");
+        assert_eq!(n, 10);
+        let write = r
+            .run(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(db))
+            .await;
+        assert!(write.is_err(), "a reader cannot write: {write:?}");
+    }
+
+    #[tokio::test]
+    async fn a_query_past_its_deadline_is_interrupted_and_the_reader_serves_again() {
+        let (_dir, path) = file_with_rows(10);
+        let r = Readers::open(&path, 1, Duration::from_millis(200), 0).expect("readers");
+        let started = std::time::Instant::now();
+        let slow = r
+            .run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db))
+            .await;
+        assert!(
+            matches!(&slow, Err(StoreError::Unavailable(m)) if m.contains("200 ms")),
+            "{slow:?}"
+        );
+        // The one reader is free again: the endless query was interrupted.
+        let n: i64 = r
+            .run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            })
+            .await
+            .expect("the reader serves again");
+        assert_eq!(n, 10);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_caller_abandons_its_query() {
+        let (_dir, path) = file_with_rows(10);
+        let r = Readers::open(&path, 1, Duration::from_secs(30), 0).expect("readers");
+        for _ in 0..5 {
+            let slow = r.run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db));
+            // Given up after 50 ms, like a client that closes its socket.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(50), slow)
+                    .await
+                    .is_err()
+            );
+        }
+        let n: i64 = tokio::time::timeout(
+            Duration::from_secs(2),
+            r.run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(db)
+            }),
+        )
+        .await
+        .expect("abandoned queries do not hold the reader")
+        .expect("count");
+        assert_eq!(n, 10);
+    }
+}
