@@ -117,6 +117,9 @@ impl Latency {
     }
 
     fn cell(&self) -> String {
+        if self.count == 0 {
+            return format!("none answered ({} failed)", self.errors);
+        }
         let mut s = format!("{:.2} / {:.2} ms", self.p50_ms, self.p99_ms);
         s.push_str(&format!(" (max {:.1}", self.max_ms));
         if self.errors > 0 {
@@ -307,9 +310,9 @@ pub async fn run(opts: HostileOptions) -> anyhow::Result<ExitCode> {
         }
     };
     let restart_clock = if connector.is_some() {
-        "kill -9 → replacement exec'd: the old worker's exit → the new one's exec, kernel clock (netlink process connector)"
+        "the old worker's exit → its replacement's exec, kernel clock"
     } else {
-        "kill -9 → replacement seen in /proc (polled every 1 ms)"
+        "kill → the replacement seen in /proc, polled every 1 ms"
     }
     .to_string();
     let wrk = which("wrk");
@@ -961,7 +964,7 @@ pub fn table(r: &HostileResults) -> String {
     );
     out.push_str("| measure | idle | under attack | goal | |\n|---|---|---|---|---|\n");
     out.push_str(&format!(
-        "| restart ({}), median / p99 | {} | {} | p99 under attack ≤ 2× idle | {} |\n",
+        "| restart after `kill -9` ({}), median / p99 | {} | {} | p99 under attack ≤ 2× idle | {} |\n",
         r.restart_clock,
         i.restart.cell(),
         a.restart.cell(),
