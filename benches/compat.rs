@@ -31,7 +31,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use worldpool::api::fake::FakeControl;
 use worldpool::api::{self, ApiState, CompatSettings};
-use worldpool::bench::history::{start, world};
+use worldpool::bench::history::start;
 use worldpool::store::{ImportBatch, Store};
 
 const WORLDS: usize = 5;
