@@ -204,7 +204,9 @@ pub fn kill_and_measure(
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let (mut exit, mut fork, mut child) = (None, None, None);
     while Instant::now() < deadline {
-        let Some(ev) = conn.next_event()? else { continue };
+        let Some(ev) = conn.next_event()? else {
+            continue;
+        };
         match ev {
             Event::Exit { pid, tgid, ns } if pid == victim && tgid == victim => exit = Some(ns),
             Event::Fork {

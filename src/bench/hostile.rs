@@ -558,7 +558,8 @@ async fn measure(
     eprintln!("hostile {name}: {} x GET /api/delta", plan.requests);
     let delta = api_latency(&sup.base, "/api/delta?limit=100", plan.requests).await?;
     eprintln!("hostile {name}: GET /api/scraper-status under load");
-    let (rps, errors) = scraper_status(&sup.base, wrk, plan.load_for).await?;
+    let wrk_out = sup.log.with_file_name(format!("wrk-{name}.txt"));
+    let (rps, errors) = scraper_status(&sup.base, wrk, plan.load_for, &wrk_out).await?;
     stop_sampling.cancel();
     let _ = sampler.await;
     Ok(Phase {
@@ -672,11 +673,12 @@ async fn api_latency(base: &str, path: &str, n: usize) -> anyhow::Result<Latency
 }
 
 /// `GET /api/scraper-status` as fast as 32 connections go for `secs`:
-/// requests per second and failed requests.
+/// requests per second and failed requests (wrk's report into `wrk_out`).
 async fn scraper_status(
     base: &str,
     wrk: Option<&Path>,
     secs: Duration,
+    wrk_out: &Path,
 ) -> anyhow::Result<(f64, u64)> {
     let url = format!("{base}/api/scraper-status");
     if let Some(wrk) = wrk {
@@ -691,6 +693,9 @@ async fn scraper_status(
             .context("wrk did not finish")?
             .context("running wrk")?;
         let text = String::from_utf8_lossy(&out.stdout);
+        // wrk's own report, kept beside the results.
+        std::fs::write(wrk_out, text.as_bytes())
+            .with_context(|| format!("writing {}", wrk_out.display()))?;
         return Ok(parse_wrk(&text));
     }
     let deadline = Instant::now() + secs;
