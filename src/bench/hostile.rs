@@ -25,7 +25,8 @@
 //! is measured on a second start of the same config and store. Every
 //! process started is stopped, and no worker may outlive its supervisor.
 //!
-//! Writes `hostile.json` into `--out`, prints a Markdown table.
+//! Writes `hostile.json` into `--out` (wrk's own reports and the
+//! supervisors' logs under `hostile/`), prints a Markdown table.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
