@@ -28,11 +28,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chrono::{DateTime, FixedOffset, TimeZone};
 use tokio_util::sync::CancellationToken;
 use worldpool::api::fake::FakeControl;
 use worldpool::api::{self, ApiState, CompatSettings};
-use worldpool::store::{ImportBatch, ImportDelta, ImportPlayer, Store};
+use worldpool::bench::history::start;
+use worldpool::store::{ImportBatch, Store};
 
 const WORLDS: usize = 5;
 const PLAYERS: usize = 200;
@@ -44,63 +44,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn site() -> FixedOffset {
-    FixedOffset::west_opt(3 * 3600).unwrap_or_else(|| unreachable!("a valid offset"))
-}
-
-fn start() -> DateTime<FixedOffset> {
-    site()
-        .with_ymd_and_hms(2026, 1, 1, 10, 10, 0)
-        .single()
-        .unwrap_or_else(|| unreachable!("a valid time"))
-}
-
-fn world(w: usize) -> String {
-    format!("World {w}")
-}
-
-/// About `target` deltas: every 10 minutes, about half of the players of
-/// every world gain (a deterministic pattern).
+/// About `target` deltas over 5 worlds × 200 players.
 fn history(target: usize) -> ImportBatch {
-    let per_update = WORLDS * PLAYERS / 2;
-    let updates = target.div_ceil(per_update);
-    let mut batch = ImportBatch::default();
-    batch.deltas.reserve(target);
-    let mut totals = vec![0i64; WORLDS * PLAYERS];
-    for u in 0..updates {
-        let t = start() + chrono::Duration::minutes(10 * u as i64);
-        let prev = (u > 0).then(|| t - chrono::Duration::minutes(10));
-        for w in 0..WORLDS {
-            for p in 0..PLAYERS {
-                if (p * 7 + u * 13 + w) % 2 != 0 || batch.deltas.len() >= target {
-                    continue;
-                }
-                let d = 1_000 + ((p * 31 + u * 17 + w * 5) % 997) as i64 * 1_000;
-                totals[w * PLAYERS + p] += d;
-                batch.deltas.push(ImportDelta {
-                    world: world(w),
-                    name: format!("Player {w}-{p:03}"),
-                    guild: format!("Guild {}", p % 4),
-                    delta: d,
-                    update_time: t,
-                    previous_update_time: prev,
-                });
-            }
-        }
-    }
-    let last = batch.deltas.last().map_or(start(), |d| d.update_time);
-    for w in 0..WORLDS {
-        for p in 0..PLAYERS {
-            batch.players.push(ImportPlayer {
-                world: world(w),
-                name: format!("Player {w}-{p:03}"),
-                guild: format!("Guild {}", p % 4),
-                experience: totals[w * PLAYERS + p],
-                update_time: last,
-            });
-        }
-    }
-    batch
+    worldpool::bench::history::synthetic(target, WORLDS, PLAYERS)
 }
 
 fn rss_kib() -> u64 {

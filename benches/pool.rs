@@ -16,14 +16,12 @@
 //!
 //! Run: `cargo bench --bench pool`.
 
-#[path = "support/cnproc.rs"]
-mod cnproc;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pool::{Pool, PoolEvent, PoolOptions, StateName, WorkerSpec};
+use worldpool::bench::cnproc;
 use worldpool::bench::report::mib;
 use worldpool::bench::{BenchOptions, report::Results};
 use worldpool::config::Mode;

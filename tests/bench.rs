@@ -124,3 +124,96 @@ fn short_soak_with_the_api_under_load_does_not_grow() {
     let csv = std::fs::read_to_string(out_dir.path().join("memory-pool.csv")).expect("csv");
     assert!(csv.lines().count() > 10, "{csv}");
 }
+
+/// `--hostile --quick`: the same pool measured idle and under attack in
+/// one run; both phases have every measure, the attack was in place, and
+/// both supervisors exited 0 on SIGTERM leaving no worker behind.
+#[test]
+fn quick_hostile_bench_measures_idle_and_under_attack() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(bin())
+        .args(["bench", "--hostile", "--quick", "--out"])
+        .arg(out_dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("runs worldpool bench --hostile");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench --hostile failed: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("| measure | idle | under attack | goal |"),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(out_dir.path().join("hostile.json")).expect("hostile.json");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(r["workers"], 10, "{text}");
+    for phase in ["idle", "under_attack"] {
+        let p = &r[phase];
+        // Every series was measured (how well the API holds under attack
+        // is the bench's finding, not this test's).
+        for series in ["restart", "workers", "delta"] {
+            let s = &p[series];
+            let (count, errors) = (s["count"].as_u64(), s["errors"].as_u64());
+            assert!(
+                count.zip(errors).is_some_and(|(c, e)| c + e > 0),
+                "{phase} {series}: {p}"
+            );
+            if count > Some(0) {
+                let (p50, p99) = (s["p50_ms"].as_f64(), s["p99_ms"].as_f64());
+                assert!(
+                    p50.zip(p99).is_some_and(|(a, b)| a > 0.0 && b >= a),
+                    "{phase} {series}: {p}"
+                );
+            }
+        }
+        assert!(
+            p["restart"]["count"].as_u64().is_some_and(|n| n > 0),
+            "{phase}: no restart timed: {p}"
+        );
+        assert!(
+            p["scraper_status_rps"].as_f64().is_some_and(|v| v >= 0.0),
+            "{phase}: {p}"
+        );
+        assert!(
+            p["fds_max"].as_u64().is_some_and(|v| v > 10),
+            "{phase}: {p}"
+        );
+        assert_eq!(p["workers_left"], 0, "{phase}: {p}");
+        assert_eq!(p["exit"], "exit status: 0", "{phase}: {p}");
+        assert!(
+            p["exit_s"].as_f64().is_some_and(|v| v > 0.0 && v < 30.0),
+            "{phase}: {p}"
+        );
+    }
+    let attack = &r["under_attack"]["attack"];
+    let sockets: u64 = [
+        "idle_sockets",
+        "half_heads",
+        "stalled_downloads",
+        "abandoned_queries",
+    ]
+    .iter()
+    .map(|k| r["attack"][k].as_u64().expect("attack size"))
+    .sum();
+    assert!(
+        attack["connections"].as_u64().is_some_and(|n| n >= sockets),
+        "{attack}"
+    );
+    assert!(
+        attack["queries_abandoned"].as_u64().is_some_and(|n| n > 0),
+        "{attack}"
+    );
+    assert!(r["idle"]["attack"].is_null(), "{text}");
+    let idle = &r["idle"];
+    for series in ["workers", "delta"] {
+        assert_eq!(idle[series]["errors"], 0, "idle {series}: {idle}");
+    }
+    assert!(
+        idle["scraper_status_rps"].as_f64().is_some_and(|v| v > 0.0),
+        "{idle}"
+    );
+}

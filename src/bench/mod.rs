@@ -16,6 +16,9 @@
 //! supervisor's RSS and open descriptors at the end are within 5 % of
 //! those after the first minute (soak.json, soak.svg).
 
+pub mod cnproc;
+pub mod history;
+pub mod hostile;
 pub mod load;
 pub mod memory;
 pub mod polite;

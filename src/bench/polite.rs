@@ -180,7 +180,7 @@ struct Case<'a> {
 
 /// Replace (or add) `keys` in `[section]` of a TOML text written by
 /// [`DemoSite::config_toml`].
-fn set_keys(toml: &str, section: &str, keys: &[(&str, String)]) -> String {
+pub(super) fn set_keys(toml: &str, section: &str, keys: &[(&str, String)]) -> String {
     let header = format!("[{section}]");
     let mut out = Vec::new();
     let mut current = String::new();

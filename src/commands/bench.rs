@@ -66,6 +66,19 @@ pub struct BenchArgs {
     /// --quick).
     #[arg(long, value_parser = parse_duration_arg)]
     pub idle_for: Option<Duration>,
+    /// Measure the pool idle and under attack instead, side by side: a
+    /// `worldpool run` of `--worlds` workers (default 100) with its API on
+    /// 127.0.0.1 and a store of `--deltas` deltas; restart latency, API
+    /// latency, scraper-status throughput (wrk when installed), descriptors
+    /// and SIGTERM → exit, before and during 500 idle sockets, 50 half-sent
+    /// heads, 20 stalled downloads and 40 abandoned heavy queries. Writes
+    /// hostile.json into --out.
+    #[arg(long)]
+    pub hostile: bool,
+    /// `--hostile`: deltas seeded into the store (default 400000; 20000
+    /// with --quick).
+    #[arg(long)]
+    pub deltas: Option<usize>,
     /// The supervisor serves the API on 127.0.0.1, kept busy with
     /// `--api-rate` requests per second and an event-stream client.
     #[arg(long)]
@@ -115,6 +128,15 @@ impl From<BenchArgs> for BenchOptions {
 
 /// Run the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.hostile {
+        return crate::bench::hostile::run(crate::bench::hostile::HostileOptions {
+            out: args.out,
+            quick: args.quick,
+            workers: args.worlds,
+            deltas: args.deltas,
+        })
+        .await;
+    }
     if args.polite {
         let quick = args.quick;
         return crate::bench::polite::run(crate::bench::polite::PoliteOptions {

@@ -123,7 +123,7 @@ impl Connector {
     }
 
     /// The next event, or `None` after the receive timeout (200 ms).
-    pub fn next(&mut self) -> io::Result<Option<Event>> {
+    pub fn next_event(&mut self) -> io::Result<Option<Event>> {
         loop {
             // SAFETY: buf is a live buffer of buf.len() bytes.
             let n = unsafe {
@@ -204,7 +204,9 @@ pub fn kill_and_measure(
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let (mut exit, mut fork, mut child) = (None, None, None);
     while Instant::now() < deadline {
-        let Some(ev) = conn.next()? else { continue };
+        let Some(ev) = conn.next_event()? else {
+            continue;
+        };
         match ev {
             Event::Exit { pid, tgid, ns } if pid == victim && tgid == victim => exit = Some(ns),
             Event::Fork {
