@@ -254,3 +254,92 @@ fn the_scan_finds_a_cycle_when_there_is_one_and_skips_unit_tests() {
     );
     assert_eq!(graph["d"].keys().collect::<Vec<_>>(), ["a", "c"]);
 }
+
+/// `from → {to → files}` between the modules of `site` (its files and
+/// folders), and inside each of its folders between their files. A file
+/// names a module with `crate::site::x`, `super::x` or `super::super::x`;
+/// names that are not modules (items re-exported by `site/mod.rs`) are not
+/// followed, and the `mod.rs` files (declarations and re-exports) are not
+/// sources.
+fn site_imports(root: &Path) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let refs =
+        Regex::new(r"(crate::site|super::super|super)::(?:(\w+)|\{([^}]*)\})").expect("regex");
+    let first = Regex::new(r"(?:^|,)\s*(\w+)").expect("regex");
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    let module = |p: &Path| -> Vec<String> {
+        let rel = p.strip_prefix(root).expect("under root");
+        let mut parts: Vec<String> = rel
+            .iter()
+            .map(|s| s.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        if parts.last().is_some_and(|l| l == "mod") {
+            parts.pop();
+        }
+        parts
+    };
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|f| module(f)).collect();
+    let mut graph: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for file in &files {
+        if file.file_name().is_some_and(|n| n == "mod.rs") {
+            continue;
+        }
+        let from = module(file);
+        let code = product_code(&std::fs::read_to_string(file).expect("read source"));
+        for c in refs.captures_iter(&code) {
+            // The module the path starts from.
+            let base: Vec<String> = match &c[1] {
+                "crate::site" => Vec::new(),
+                "super::super" => from[..from.len().saturating_sub(2)].to_vec(),
+                _ => from[..from.len().saturating_sub(1)].to_vec(),
+            };
+            let names: Vec<String> = match (c.get(2), c.get(3)) {
+                (Some(n), _) => vec![n.as_str().to_string()],
+                (_, Some(g)) => first
+                    .captures_iter(g.as_str())
+                    .map(|m| m[1].to_string())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for name in names {
+                let mut to = base.clone();
+                to.push(name);
+                if !modules.contains(&to) {
+                    continue;
+                }
+                // Between the top-level modules of `site`, and between
+                // siblings of a folder.
+                let (a, b) = if from[0] != to[0] {
+                    (from[0].clone(), to[0].clone())
+                } else if from.len() > 1 && to.len() > 1 && from[1] != to[1] {
+                    (from[..2].join("/"), to[..2].join("/"))
+                } else {
+                    continue;
+                };
+                graph.entry(a).or_default().entry(b).or_default().insert(
+                    file.strip_prefix(root)
+                        .expect("under root")
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn site_files_import_one_another_without_a_cycle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/site");
+    let graph = site_imports(&root);
+    let found = cycles(&graph);
+    let text: Vec<String> = found.iter().map(|c| describe(&graph, c)).collect();
+    assert!(found.is_empty(), "{}", text.join("\n"));
+    // The scan sees the imports it is about.
+    assert!(graph["parse"].contains_key("selectors"), "{graph:?}");
+    assert!(graph["selectors"].contains_key("text"), "{graph:?}");
+    assert!(
+        graph["explain/status"].contains_key("explain/report"),
+        "{graph:?}"
+    );
+}

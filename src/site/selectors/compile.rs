@@ -6,7 +6,6 @@ use scraper::{ElementRef, Selector};
 
 use super::css::{Css, Field, Matcher, ident_len};
 use super::problems::{SelectorProblem, regex_error_words, selector_error_words, toml_quote};
-use super::schema::Compiled;
 use crate::site::text::{clean_text, match_key};
 
 /// How a kind of `[site.selectors]` key is read: `Raw` is its type in the
@@ -348,24 +347,6 @@ fn split_attr(text: &str) -> Result<(&str, Option<&str>), String> {
         ));
     }
     Ok((&t[..at], Some(name)))
-}
-
-impl Compiled {
-    /// The cells of a ranking row: name, rank, vocation, level, experience.
-    pub(crate) fn cells(&self) -> [&Field; 5] {
-        [
-            &self.name,
-            &self.rank,
-            &self.vocation,
-            &self.level,
-            &self.experience,
-        ]
-    }
-
-    /// Whether the row and all five cells have fast matchers.
-    pub(crate) fn fast_rows(&self) -> bool {
-        self.ranking_row.fast.is_some() && self.cells().iter().all(|c| c.css.fast.is_some())
-    }
 }
 
 /// `unknown_guild`: what marks the site's "not found" page.

@@ -29,10 +29,10 @@
 //! `"span.xp::attr(data-value)"`. [`Selectors::compile`] checks every key and
 //! reports each problem in plain words with its position.
 //!
-//! The files: [`schema`] declares every key once (struct, defaults, key
-//! lists, compiled form); [`compile`] says how each kind of key is checked
-//! and compiled; [`css`] is the CSS matcher; [`problems`] the diagnostics and
-//! the retired keys.
+//! The files: `schema` declares every key once (struct, defaults, key
+//! lists, compiled form, retired keys); `compile` says how each kind of key
+//! is checked and compiled; `css` is the CSS matcher; `problems` the
+//! diagnostics.
 
 mod compile;
 mod css;
@@ -41,5 +41,8 @@ mod schema;
 
 pub use css::{Css, Field};
 pub(crate) use css::{attr_of, walk_elements};
-pub use problems::{RETIRED_KEYS, SelectorProblem, retired_key_problem};
-pub use schema::{Compiled, DEFAULT_WORLD_PATTERN, KEYS, RENAMED_KEYS, Selectors};
+pub use problems::SelectorProblem;
+pub use schema::{
+    Compiled, DEFAULT_WORLD_PATTERN, KEYS, RENAMED_KEYS, RETIRED_KEYS, Selectors,
+    retired_key_problem,
+};

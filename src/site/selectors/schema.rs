@@ -2,12 +2,14 @@
 //! type, default, how it is compiled and the name it had before. The
 //! [`selector_keys!`] table below makes the [`Selectors`] struct, its
 //! defaults, [`KEYS`], [`RENAMED_KEYS`], the [`Compiled`] struct and
-//! [`Selectors::compile`] from it.
+//! [`Selectors::compile`] from it. The retired keys, no longer read, are
+//! here too ([`RETIRED_KEYS`]), each with what replaces it.
 
 use serde::Deserialize;
 
 use super::compile::{Container, Index, Kind, Link, Marker, Pattern, Text, Value, Words};
-use super::problems::SelectorProblem;
+use super::css::Field;
+use super::problems::{SelectorProblem, toml_quote};
 
 /// The default `world_pattern`.
 pub const DEFAULT_WORLD_PATTERN: &str = r"(?i)^\s*(?P<world>.+?)\s*status";
@@ -185,4 +187,124 @@ selector_keys! {
     /// Player page: header words of the online table's date column.
     online_date_column: String = "Date",
         read as Words("the column's header as the player page shows it");
+}
+
+impl Compiled {
+    /// The cells of a ranking row: name, rank, vocation, level, experience.
+    pub(crate) fn cells(&self) -> [&Field; 5] {
+        [
+            &self.name,
+            &self.rank,
+            &self.vocation,
+            &self.level,
+            &self.experience,
+        ]
+    }
+
+    /// Whether the row and all five cells have fast matchers.
+    pub(crate) fn fast_rows(&self) -> bool {
+        self.ranking_row.fast.is_some() && self.cells().iter().all(|c| c.css.fast.is_some())
+    }
+}
+
+/// Keys of `[site.selectors]` that existed before the current model, and
+/// what replaces each. `ranking_table`, `ranking_table_index` and
+/// `status_routine` are still read (as `ranking`, `ranking_index` and
+/// `routine`); these are not.
+pub const RETIRED_KEYS: [&str; 4] = [
+    "status_row",
+    "status_cell",
+    "status_title_suffix",
+    "name_link",
+];
+
+/// A retired key found in a config, with the replacement to write.
+pub fn retired_key_problem(key: &str, value: &str, current: &Selectors) -> SelectorProblem {
+    let q = |s: &str| toml_quote(s);
+    let (message, fix) = match key {
+        "status_row" => (
+            "is retired: a world block is now a title plus the routine entries after it"
+                .to_string(),
+            format!(
+                "write routine_entry = {} (the element of one routine) and world_title = {} (the element holding \"<World> Status\")",
+                q(value),
+                q(&current.world_title)
+            ),
+        ),
+        "status_cell" => (
+            "is retired: the cells are now named one by one".to_string(),
+            format!(
+                "write world_title = {}, routine_name = {} and routine_time = {} (sub-selectors inside routine_entry)",
+                q(value),
+                q(&current.routine_name),
+                q(&current.routine_time)
+            ),
+        ),
+        "status_title_suffix" => {
+            let word = value.trim();
+            let pattern = format!(r"(?i)^\s*(?P<world>.+?)\s*{}", regex::escape(word));
+            (
+                "is retired: the world name is now extracted by a pattern, since the title carries labels and markup around it".to_string(),
+                format!("write world_pattern = {}", q(&pattern)),
+            )
+        }
+        _ => {
+            // name_link
+            let combined = format!("{} {}", current.name.trim(), value.trim());
+            (
+                "is retired: name reads the element that holds the name directly".to_string(),
+                format!(
+                    "write name = {} (the link inside the name cell)",
+                    q(&combined)
+                ),
+            )
+        }
+    };
+    SelectorProblem {
+        key: key.to_string(),
+        message,
+        fix,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+
+    #[test]
+    fn retired_keys_name_their_replacement() {
+        let s = Selectors::default();
+        for (key, value, want) in [
+            ("status_row", "tr", "routine_entry = \"tr\""),
+            ("status_cell", "th, td", "world_title = \"th, td\""),
+            ("status_title_suffix", " Status", "world_pattern = "),
+            ("name_link", "a", "name = "),
+        ] {
+            let p = retired_key_problem(key, value, &s);
+            assert_eq!(p.key, key);
+            assert!(p.fix.contains(want), "{key}: {}", p.fix);
+        }
+        let p = retired_key_problem(
+            "name_link",
+            "a",
+            &Selectors {
+                name: "td.col-name".into(),
+                ..Selectors::default()
+            },
+        );
+        assert!(p.fix.contains("name = \"td.col-name a\""), "{}", p.fix);
+        let p = retired_key_problem("status_title_suffix", " Status", &s);
+        let pattern = p.fix.trim_start_matches("write world_pattern = ");
+        let pattern: String = toml::from_str::<toml::Table>(&format!("p = {pattern}"))
+            .expect("a TOML string")["p"]
+            .as_str()
+            .expect("str")
+            .to_string();
+        let re = Regex::new(&pattern).expect("the suggested pattern is valid");
+        assert_eq!(
+            &re.captures("Aurera Status").expect("matches")["world"],
+            "Aurera"
+        );
+    }
 }
