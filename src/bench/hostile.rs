@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::polite::set_keys;
-use super::{cnproc, procfs, stats};
+use super::{cnproc, stats, worker_slot};
 use crate::api::client::HttpClient;
 use crate::config::Mode;
 use crate::demo_site::{DemoSite, DemoSiteOptions, Sizing};
@@ -436,9 +436,9 @@ impl Supervisor {
 
     /// Worker pids by slot (world).
     fn workers(&self) -> Vec<(u32, String)> {
-        let mut out: Vec<(u32, String)> = procfs::children(self.pid)
+        let mut out: Vec<(u32, String)> = pool::procfs::children(self.pid)
             .into_iter()
-            .filter_map(|(pid, args)| Some((pid, procfs::worker_slot(&args)?)))
+            .filter_map(|(pid, args)| Some((pid, worker_slot(&args)?)))
             .collect();
         out.sort_unstable();
         out
@@ -464,7 +464,7 @@ impl Supervisor {
                     return Ok(());
                 }
             }
-            if procfs::cpu_seconds(self.pid).is_none() {
+            if pool::procfs::cpu_time(self.pid).is_none() {
                 bail!(
                     "the supervisor exited during start-up; see {}",
                     self.log.display()
