@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use super::vip::{DeltaOut, VIP_DELTAS_DEFAULT_LIMIT, VIP_GRAPH_MAX_POINTS};
+use super::vip::{VIP_DELTAS_DEFAULT_LIMIT, VIP_GRAPH_MAX_POINTS};
 use super::{Params, query, store};
 use crate::api::{ApiError, ApiState, json};
 
@@ -122,16 +122,7 @@ async fn deltas(
         store.maker_deltas(p.text("world"), p.text("name"), limit),
     )
     .await?;
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        deltas: Vec<DeltaOut<'a>>,
-    }
-    let deltas: Vec<DeltaOut<'_>> = rows.iter().map(DeltaOut::from).collect();
-    Ok(json(
-        StatusCode::OK,
-        &Answer { deltas },
-        64 + rows.len() * 200,
-    ))
+    Ok(super::vip::deltas_answer(&rows))
 }
 
 /// `POST /api/makers/graph {name, world}` → `{success, name, world,

@@ -343,16 +343,18 @@ pub(super) async fn deltas(
         store.vip_deltas(p.text("world"), p.text("name"), limit),
     )
     .await?;
+    Ok(deltas_answer(&rows))
+}
+
+/// `{deltas: [...]}` of watched players' (or makers') delta rows, as the
+/// replaced pages' feeds read them.
+pub(super) fn deltas_answer(rows: &[VipDelta]) -> Response {
     #[derive(Serialize)]
     struct Answer<'a> {
         deltas: Vec<DeltaOut<'a>>,
     }
     let deltas: Vec<DeltaOut<'_>> = rows.iter().map(DeltaOut::from).collect();
-    Ok(json(
-        StatusCode::OK,
-        &Answer { deltas },
-        64 + rows.len() * 200,
-    ))
+    json(StatusCode::OK, &Answer { deltas }, 64 + rows.len() * 200)
 }
 
 /// One point of `graph_data`: a delta, oldest first, with running totals.
