@@ -396,6 +396,32 @@ async fn old_pages_read_worldpool_postgres() {
 /// The header's health from a real pool: a world whose worker cannot start
 /// makes it degraded (named in `reason`, still 200); no worker able to run
 /// makes it unhealthy (503), which the page shows as "✗ Unhealthy".
+/// A pool over the test worker in `mode`, once `/healthz` says `want`: the
+/// pool, the HTTP status and the answer.
+async fn health_when(
+    config: &std::path::Path,
+    mode: &str,
+    want: &'static str,
+) -> (RunningPool, u16, Value) {
+    let port = free_port();
+    let pool = RunningPool::with_test_workers(config, port, mode);
+    let api = Api::at(format!("http://127.0.0.1:{port}"));
+    let client = &api;
+    let (status, h) = wait_for_async(want, DEADLINE, || async move {
+        let r = client
+            .http
+            .get(format!("{}/healthz", client.base))
+            .send()
+            .await
+            .ok()?;
+        let status = r.status().as_u16();
+        let h: Value = r.json().await.ok()?;
+        (h["status"] == want).then_some((status, h))
+    })
+    .await;
+    (pool, status, h)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_follows_the_pool() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -412,22 +438,7 @@ async fn health_follows_the_pool() {
     )
     .expect("config");
 
-    let port = free_port();
-    let mut pool = RunningPool::with_test_workers(&config, port, "idle,Beta=fail-start");
-    let api = Api::at(format!("http://127.0.0.1:{port}"));
-    let client = &api;
-    let (status, h) = wait_for_async("degraded", DEADLINE, || async move {
-        let r = client
-            .http
-            .get(format!("{}/healthz", client.base))
-            .send()
-            .await
-            .ok()?;
-        let status = r.status().as_u16();
-        let h: Value = r.json().await.ok()?;
-        (h["status"] == "degraded").then_some((status, h))
-    })
-    .await;
+    let (mut pool, status, h) = health_when(&config, "idle,Beta=fail-start", "degraded").await;
     assert_eq!(status, 200, "{h}");
     let reason = h["reason"].as_str().unwrap_or_default();
     assert!(
@@ -437,22 +448,7 @@ async fn health_follows_the_pool() {
     assert_eq!(h["checks"]["scraper_alive"], true, "{h}");
     pool.stop();
 
-    let port = free_port();
-    let mut pool = RunningPool::with_test_workers(&config, port, "fail-start");
-    let api = Api::at(format!("http://127.0.0.1:{port}"));
-    let client = &api;
-    let (status, h) = wait_for_async("unhealthy", DEADLINE, || async move {
-        let r = client
-            .http
-            .get(format!("{}/healthz", client.base))
-            .send()
-            .await
-            .ok()?;
-        let status = r.status().as_u16();
-        let h: Value = r.json().await.ok()?;
-        (h["status"] == "unhealthy").then_some((status, h))
-    })
-    .await;
+    let (mut pool, status, h) = health_when(&config, "fail-start", "unhealthy").await;
     assert_eq!(status, 503, "{h}");
     assert!(
         h["reason"]
