@@ -961,16 +961,8 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
     std::fs::write(&config, site.config_toml(&url, Mode::Pool)).expect("config");
     let port = crate::helper::free_port();
     let log = dir.path().join("run.log");
-    /// Stops the supervisor even when an assertion fails.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-            let _ = self.0.wait();
-        }
-    }
-    let child = crate::helper::supervisor::run_command(
+    // Killed even when an assertion fails.
+    let mut sup = crate::helper::supervisor::Process::spawn(
         &config,
         &log,
         &crate::helper::supervisor::Launch {
@@ -978,9 +970,7 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
             token: Some(TOKEN),
             ..Default::default()
         },
-    )
-    .spawn()
-    .expect("worldpool run starts");
+    );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let result = async {
@@ -1067,13 +1057,10 @@ async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
         .await;
         assert!(asked.is_subset(&woke), "asked {asked:?}, woke {woke:?}");
     };
-    let mut guard = Stop(child);
     tokio::time::timeout(Duration::from_secs(60), result)
         .await
         .expect("within a minute");
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(guard.0.id() as i32, libc::SIGTERM) };
-    let status = guard.0.wait().expect("waits");
+    let status = sup.sigterm_and_wait(DEADLINE);
     assert!(status.success(), "a clean stop: {status:?}");
     site.shutdown().await;
 }

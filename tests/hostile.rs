@@ -12,7 +12,7 @@ const LONG: Duration = Duration::from_secs(30);
 
 /// The JSON log's `fields` of `message` for `worker`.
 fn logged(sup: &Supervisor, message: &str, worker: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(&sup.log)
+    std::fs::read_to_string(&sup.process.log)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -69,7 +69,7 @@ fn idle_sockets_and_half_sent_heads_do_not_keep_a_killed_worker_down() {
     }
     assert!(held.len() >= 200, "only {} connections opened", held.len());
     wait_for("the API stops accepting at the reserve", LONG, || {
-        std::fs::read_to_string(&sup.log)
+        std::fs::read_to_string(&sup.process.log)
             .unwrap_or_default()
             .contains("open-files reserve for spawning workers is reached")
             .then_some(())
@@ -83,7 +83,7 @@ fn idle_sockets_and_half_sent_heads_do_not_keep_a_killed_worker_down() {
         running_pids(&sup, "A").into_iter().find(|p| *p != first)
     });
     assert_ne!(next, first);
-    let log = std::fs::read_to_string(&sup.log).unwrap_or_default();
+    let log = std::fs::read_to_string(&sup.process.log).unwrap_or_default();
     assert!(!log.contains("spawn_failed"), "a spawn failed:\n{log}");
     assert!(!log.contains("Too many open files"), "{log}");
     // The clients go away: the API serves again.
@@ -178,7 +178,7 @@ fn workers_hold_no_api_token_and_only_an_allow_listed_environment() {
             .map(|kv| String::from_utf8_lossy(kv).into_owned())
             .collect::<Vec<_>>()
     };
-    let own = read_env(sup.child.id());
+    let own = read_env(sup.process.child.id());
     assert!(
         own.iter().any(|kv| kv.contains("secret-token-xyz")),
         "the supervisor has it"
@@ -583,7 +583,7 @@ fn feed_answers_quickly(sup: &Supervisor, within: Duration, times: usize) {
         assert!(
             took < within,
             "/api/delta took {took:?}; log:\n{}",
-            std::fs::read_to_string(&sup.log)
+            std::fs::read_to_string(&sup.process.log)
                 .unwrap_or_default()
                 .lines()
                 .filter(|l| !l.contains("\"running\"") && !l.contains("spawned"))
@@ -646,13 +646,13 @@ fn sigterm_with_a_stalled_download_exits_0_within_the_graces() {
     let (status, head, _stalled) = stalled_download(&sup, "/api/download/deltas");
     assert_eq!(status, 200, "{head}");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sup.child.id() as i32),
+        nix::unistd::Pid::from_raw(sup.process.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("SIGTERM");
     let started = std::time::Instant::now();
     let exit = wait_for("the supervisor exits", LONG, || {
-        sup.child.try_wait().ok().flatten()
+        sup.process.child.try_wait().ok().flatten()
     });
     let took = started.elapsed();
     assert!(exit.success(), "{exit:?}");

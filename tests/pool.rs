@@ -1,11 +1,10 @@
 //! Tests: `worldpool run` as a real process, with real signals. The pool
 //! itself is tested in `pool/tests/` with its own test worker.
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::supervisor::{Launch, Process};
 use crate::helper::{children_of, pid_alive, wait_for};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -13,20 +12,9 @@ const LONG: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------
 // `worldpool run` as a real process.
 
-struct Supervisor {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Supervisor {
+/// `worldpool run` without an API over `worlds`, the test worker in
+/// `test_mode`.
+fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Process {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("worlds.toml");
     let mut text = format!(
@@ -39,7 +27,7 @@ fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Supervi
     }
     std::fs::write(&config, text).expect("config written");
     let log = dir.path().join("supervisor.log");
-    let child = run_command(
+    Process::spawn(
         &config,
         &log,
         &Launch {
@@ -49,23 +37,7 @@ fn run_supervisor(worlds: &[&str], test_mode: &str, stop_grace: &str) -> Supervi
             ..Launch::default()
         },
     )
-    .spawn()
-    .expect("worldpool run starts");
-    Supervisor {
-        child,
-        log,
-        _dir: dir,
-    }
-}
-
-/// The JSON log lines' `fields` objects.
-fn log_fields(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("fields").cloned())
-        .collect()
+    .in_dir(dir)
 }
 
 fn field<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
@@ -73,9 +45,9 @@ fn field<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 }
 
 /// Wait until every world logged "running"; returns the workers' pids.
-fn wait_workers_running(sup: &Supervisor, worlds: &[&str]) -> Vec<u32> {
+fn wait_workers_running(sup: &Process, worlds: &[&str]) -> Vec<u32> {
     wait_for("every worker running (supervisor log)", LONG, || {
-        let fields = log_fields(&sup.log);
+        let fields = sup.log_fields();
         let mut pids = Vec::new();
         for w in worlds {
             let pid = fields
@@ -121,20 +93,13 @@ fn sigterm_of_the_supervisor_stops_every_worker_and_exits_0() {
     let mut sup = run_supervisor(&worlds, "B=ignore-term,*=idle", "1s");
     let pids = wait_workers_running(&sup, &worlds);
     let sent = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sup.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM the supervisor");
-    let status = wait_for("the supervisor exits", LONG, || {
-        sup.child.try_wait().expect("try_wait")
-    });
+    let status = sup.sigterm_and_wait(LONG);
     let took = sent.elapsed();
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
     // B ignores SIGTERM: the supervisor waited stop_grace, then SIGKILLed it.
     assert!(took >= Duration::from_secs(1), "stopped after {took:?}");
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
-    let fields = log_fields(&sup.log);
+    let fields = sup.log_fields();
     let exit_of = |w: &str| {
         fields
             .iter()
@@ -190,7 +155,7 @@ fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
     .expect("config written");
     let port = crate::helper::free_port();
     let log = dir.path().join("supervisor.log");
-    let child = run_command(
+    let _sup = Process::spawn(
         &config,
         &log,
         &Launch {
@@ -199,13 +164,7 @@ fn a_refused_limit_is_a_visible_failure_and_never_parks_the_worker() {
             ..Launch::default()
         },
     )
-    .spawn()
-    .expect("worldpool run starts");
-    let _sup = Supervisor {
-        child,
-        log: log.clone(),
-        _dir: dir,
-    };
+    .in_dir(dir);
     let get = |path: &str| -> Option<String> {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;

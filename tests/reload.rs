@@ -3,7 +3,6 @@
 //! SIGHUP and the file watcher.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -12,7 +11,7 @@ use worldpool::demo_site::{DemoSite, DemoSiteOptions};
 use worldpool::store::Store;
 
 use crate::helper::cli::{command, output};
-use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::supervisor::{Launch, Process};
 use crate::helper::{wait_for, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -20,17 +19,9 @@ const TOKEN: &str = "reload-test-token";
 
 /// `worldpool run` on a config file, its API on a free port.
 struct Supervisor {
-    child: Child,
+    process: Process,
     base: String,
     config: PathBuf,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Supervisor {
@@ -41,15 +32,14 @@ impl Supervisor {
         let config = dir.path().join("worlds.toml");
         std::fs::write(&config, text).expect("config written");
         let mut sup = Supervisor::start_at(&config, test_worker_mode);
-        sup._dir = Some(dir);
+        sup.process.dir = Some(dir);
         sup
     }
 
     fn start_at(config: &Path, test_worker_mode: Option<&str>) -> Supervisor {
-        let log = config.with_extension("log");
-        let child = run_command(
+        let process = Process::spawn(
             config,
-            &log,
+            &config.with_extension("log"),
             &Launch {
                 api_port: Some(0),
                 log_json: true,
@@ -57,21 +47,12 @@ impl Supervisor {
                 test_mode: test_worker_mode,
                 ..Launch::default()
             },
-        )
-        .spawn()
-        .expect("worldpool run starts");
-        let addr = wait_for("the API's address in the log", LONG, || {
-            std::fs::read_to_string(&log)
-                .ok()?
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find_map(|v| v["fields"]["addr"].as_str().map(str::to_string))
-        });
+        );
+        let addr = process.logged_api_addr(LONG);
         Supervisor {
-            child,
+            process,
             base: format!("http://{addr}"),
             config: config.to_path_buf(),
-            _dir: None,
         }
     }
 
@@ -83,22 +64,11 @@ impl Supervisor {
     }
 
     fn sighup(&self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGHUP,
-        )
-        .expect("SIGHUP the supervisor");
+        self.process.signal(nix::sys::signal::Signal::SIGHUP);
     }
 
     fn sigterm_and_wait(mut self) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM the supervisor");
-        let status = wait_for("the supervisor exits", LONG, || {
-            self.child.try_wait().expect("try_wait")
-        });
+        let status = self.process.sigterm_and_wait(LONG);
         assert!(status.success(), "supervisor exit: {status}");
     }
 }

@@ -27,6 +27,7 @@ use worldpool::store::{PassKind, Store, VipDaily, VipDelta, VipReadOutcome};
 
 use crate::helper::api::Api;
 use crate::helper::cli::{output, scrape_once, write_config};
+use crate::helper::supervisor::{Launch, Process};
 use crate::helper::{wait_for, wait_for_async};
 use crate::store::TestDb;
 
@@ -806,19 +807,6 @@ async fn vip_endpoints_postgres() {
 
 // ----- real processes --------------------------------------------------------
 
-/// Stops the supervisor even when an assertion fails.
-struct Supervisor(std::process::Child);
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.0.wait();
-    }
-}
-
 /// A real `worldpool run` (real workers, an hour between checks, so only a
 /// "check now" down the channel makes them look) against the demo site: a
 /// player added over the API is read at once, an unknown one shows as a
@@ -837,18 +825,16 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
     let (config, _) = write_config(dir.path(), &text);
     let port = crate::helper::free_port();
     let log = dir.path().join("run.log");
-    let child = crate::helper::supervisor::run_command(
+    // Killed even when an assertion fails.
+    let mut sup = Process::spawn(
         &config,
         &log,
-        &crate::helper::supervisor::Launch {
+        &Launch {
             api_port: Some(port),
             token: Some(TOKEN),
-            ..Default::default()
+            ..Launch::default()
         },
-    )
-    .spawn()
-    .expect("worldpool run starts");
-    let mut guard = Supervisor(child);
+    );
     let api = Api::at(format!("http://127.0.0.1:{port}"));
     let store = Store::open(&url, 1).await.expect("store");
     let scenario = async {
@@ -998,18 +984,9 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
     tokio::time::timeout(Duration::from_secs(120), scenario)
         .await
         .expect("within two minutes");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(guard.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM the supervisor");
-    let status = tokio::task::spawn_blocking(move || {
-        let s = guard.0.wait().expect("waits");
-        std::mem::forget(guard);
-        s
-    })
-    .await
-    .expect("join");
+    let status = tokio::task::spawn_blocking(move || sup.sigterm_and_wait(DEADLINE))
+        .await
+        .expect("join");
     assert!(status.success(), "a clean stop: {status:?}");
     site.shutdown().await;
 }

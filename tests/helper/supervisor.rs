@@ -1,6 +1,7 @@
-//! A `worldpool run` as a real process, with its API on a free loopback
-//! port, the test worker by default, and its JSON log in a file. Killed
-//! (SIGKILL) when dropped.
+//! `worldpool run` as a real process: [`run_command`] builds it,
+//! [`Process`] owns it (killed with SIGKILL when dropped), [`Supervisor`]
+//! runs one on a generated config with its API on a free loopback port,
+//! the test worker by default, and its JSON log in a file.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -126,19 +127,81 @@ pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
     cmd
 }
 
-/// A running `worldpool run`.
-pub struct Supervisor {
+/// A `worldpool run` process started by [`run_command`], killed (SIGKILL)
+/// and reaped when dropped, then its temporary directory removed.
+pub struct Process {
     pub child: Child,
-    pub api: SocketAddr,
+    /// Its log (stderr).
     pub log: PathBuf,
-    pub dir: tempfile::TempDir,
+    /// The directory it runs in, if the process owns it.
+    pub dir: Option<tempfile::TempDir>,
 }
 
-impl Drop for Supervisor {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+impl Process {
+    /// Spawn `worldpool run --config CONFIG`, its log into `log`.
+    pub fn spawn(config: &Path, log: &Path, launch: &Launch<'_>) -> Process {
+        let child = run_command(config, log, launch)
+            .spawn()
+            .expect("worldpool run starts");
+        Process {
+            child,
+            log: log.to_path_buf(),
+            dir: None,
+        }
+    }
+
+    /// The same, owning `dir` (removed once the process is gone).
+    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Process {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Send `signal` to the supervisor.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal)
+            .unwrap_or_else(|e| panic!("{signal} to the supervisor: {e}"));
+    }
+
+    /// SIGTERM, then wait up to `deadline` for the exit.
+    pub fn sigterm_and_wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        wait_for("the supervisor exits", deadline, || {
+            self.child.try_wait().expect("try_wait")
+        })
+    }
+
+    /// The JSON log lines' `fields` objects (`Launch::log_json`).
+    pub fn log_fields(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.get("fields").cloned())
+            .collect()
+    }
+
+    /// The address the API logged it listens on (`Launch::log_json`;
+    /// `api_port: Some(0)` lets it take any).
+    pub fn logged_api_addr(&self, deadline: Duration) -> String {
+        wait_for("the API's address in the log", deadline, || {
+            self.log_fields()
+                .iter()
+                .find_map(|f| f["addr"].as_str().map(str::to_string))
+        })
+    }
+}
+
+/// A running `worldpool run` on a generated config, its API answering.
+pub struct Supervisor {
+    pub process: Process,
+    pub api: SocketAddr,
 }
 
 impl Supervisor {
@@ -165,7 +228,7 @@ impl Supervisor {
         }
         std::fs::write(&config, text).expect("config written");
         let log = dir.path().join("supervisor.log");
-        let mut cmd = run_command(
+        let process = Process::spawn(
             &config,
             &log,
             &Launch {
@@ -175,13 +238,11 @@ impl Supervisor {
                 nofile: options.nofile,
                 ..Launch::default()
             },
-        );
-        let child = cmd.spawn().expect("worldpool run starts");
+        )
+        .in_dir(dir);
         let sup = Supervisor {
-            child,
+            process,
             api: SocketAddr::from(([127, 0, 0, 1], port)),
-            log,
-            dir,
         };
         wait_for("the API answers", Duration::from_secs(30), || {
             sup.get("/api/workers")
