@@ -20,6 +20,7 @@ use worldpool::site::Clock;
 use worldpool::store::Store;
 
 use crate::helper::api::{Api, sse_frames};
+use crate::helper::demo::Demo;
 use crate::helper::wait_for_async;
 
 use crate::store::TestDb;
@@ -858,11 +859,7 @@ async fn downloads_stream_many_rows() {
 
 #[tokio::test]
 async fn worker_loop_keeps_status_pages_and_checks_now() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     // An hour between checks: only "check now" makes a second one soon.
     let toml = site
         .config_toml(&url, Mode::Single)
@@ -952,11 +949,7 @@ async fn worker_loop_keeps_status_pages_and_checks_now() {
 /// manual update says the pool cannot deliver it yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worldpool_run_streams_worker_lines_and_keeps_status_pages() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let config = dir.path().join("worldpool.toml");
     std::fs::write(&config, site.config_toml(&url, Mode::Pool)).expect("config");
     let port = crate::helper::free_port();

@@ -19,6 +19,7 @@ use worldpool::site::parse::{parse_duration_minutes, parse_number};
 use worldpool::store::{Store, VipDaily};
 
 use crate::helper::api::{Api, RunningPool};
+use crate::helper::demo::Demo;
 use crate::helper::{free_port, wait_for_async};
 use crate::store::TestDb;
 
@@ -398,11 +399,7 @@ async fn player_details_through_the_world_s_worker(db: TestDb) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn player_details_in_single_mode() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let (supervisor, api, store) = start(&site, dir.path(), &url, Mode::Single).await;
     let scenario = async {
         // The single worker scrapes the worlds in turn: Cèlesta's ranking
@@ -448,11 +445,7 @@ async fn player_details_in_single_mode() {
 /// answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_does_not_answer_times_out() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let text = site
         .config_toml(&url, Mode::Pool)
         .replace("request_timeout = \"5s\"", "request_timeout = \"1s\"")

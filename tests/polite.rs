@@ -15,6 +15,7 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault, Sizing};
 use worldpool::store::Store;
 
+use crate::helper::demo::Demo;
 use crate::helper::supervisor::{Launch, run_command};
 use crate::helper::{free_port, wait_for_async};
 
@@ -58,7 +59,7 @@ impl Default for Setup {
 
 impl Run {
     async fn start(setup: Setup) -> Run {
-        let site = DemoSite::start(DemoSiteOptions {
+        let Demo { site, dir, url } = Demo::start(DemoSiteOptions {
             latency: setup.latency,
             sized: Some(Sizing {
                 worlds: setup.worlds,
@@ -68,10 +69,7 @@ impl Run {
             guild_pages: setup.guild_pages,
             ..DemoSiteOptions::default()
         })
-        .await
-        .expect("demo site");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/wp.db", dir.path().display());
+        .await;
         let mut text = String::new();
         for line in site.config_toml(&url, setup.mode).lines() {
             let key = line.split('=').next().unwrap_or("").trim();

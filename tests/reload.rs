@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use worldpool::config::Mode;
-use worldpool::demo_site::{DemoSite, DemoSiteOptions};
+use worldpool::demo_site::DemoSiteOptions;
 use worldpool::store::Store;
 
 use crate::helper::cli::{command, output};
+use crate::helper::demo::Demo;
 use crate::helper::supervisor::{Launch, Process};
 use crate::helper::{wait_for, wait_for_async};
 
@@ -503,11 +504,7 @@ async fn sighup_and_the_file_watcher_reload_like_the_api() {
 /// is stored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_run_is_lost_or_duplicated_across_reloads() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let config = dir.path().join("worlds.toml");
     let text = |timeout: &str| {
         site.config_toml(&url, Mode::Pool)

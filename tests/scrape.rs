@@ -17,6 +17,7 @@ use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store};
 
 use crate::helper::cli::{output, scrape_once, write_config};
+use crate::helper::demo::Demo;
 use crate::helper::supervisor::{Launch, run_command};
 use crate::helper::{wait_for, wait_for_async};
 
@@ -43,16 +44,13 @@ impl Fixture {
                 .single()
                 .expect("time"),
         );
-        let site = DemoSite::start(DemoSiteOptions {
+        let Demo { site, dir, url } = Demo::start(DemoSiteOptions {
             now: clock.clone(),
             layout,
             sized,
             ..DemoSiteOptions::default()
         })
-        .await
-        .expect("demo site starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/wp.db", dir.path().display());
+        .await;
         let (_, config) = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
         let scraper = Scraper::new(&config, clock.clone()).expect("scraper");
         let store = Store::open(&url, 1).await.expect("store");
@@ -309,11 +307,7 @@ async fn golden_scenario(layout: Layout) {
 
 #[tokio::test]
 async fn worker_loop_scrapes_every_world_and_stops_cleanly() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let (_, config) = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
     let worlds = site.world_names();
     let stop = CancellationToken::new();
@@ -360,14 +354,11 @@ async fn site_and_config() -> (DemoSite, tempfile::TempDir, PathBuf, String) {
 }
 
 async fn site_and_config_in(layout: Layout) -> (DemoSite, tempfile::TempDir, PathBuf, String) {
-    let site = DemoSite::start(DemoSiteOptions {
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions {
         layout,
         ..DemoSiteOptions::default()
     })
-    .await
-    .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    .await;
     let (path, _) = write_config(dir.path(), &site.config_toml(&url, Mode::Pool));
     (site, dir, path, url)
 }

@@ -27,6 +27,7 @@ use worldpool::store::{PassKind, Store, VipDaily, VipDelta, VipReadOutcome};
 
 use crate::helper::api::Api;
 use crate::helper::cli::{output, scrape_once, write_config};
+use crate::helper::demo::Demo;
 use crate::helper::supervisor::{Launch, Process};
 use crate::helper::{wait_for, wait_for_async};
 use crate::store::TestDb;
@@ -435,11 +436,7 @@ async fn golden(layout: Layout) {
 /// with an hour between checks: only the request can make it happen soon.
 #[tokio::test]
 async fn check_now_reads_an_added_player_at_once() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let (_, config) = write_config(
         dir.path(),
         &site
@@ -814,11 +811,7 @@ async fn vip_endpoints_postgres() {
 /// SIGKILL the replacement keeps reading the added player.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill() {
-    let site = DemoSite::start(DemoSiteOptions::default())
-        .await
-        .expect("demo site");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/wp.db", dir.path().display());
+    let Demo { site, dir, url } = Demo::start(DemoSiteOptions::default()).await;
     let text = site.config_toml(&url, Mode::Pool);
     assert!(text.contains("poll_interval = \"1s\""), "{text}");
     let text = text.replace("poll_interval = \"1s\"", "poll_interval = \"1h\"");

@@ -5,6 +5,7 @@ pub mod api;
 pub mod bare_site;
 pub mod browser;
 pub mod cli;
+pub mod demo;
 pub mod exposition;
 pub mod pg;
 pub mod supervisor;
