@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helper::api::RunningPool;
 use crate::helper::browser::{Browser, png_size};
+use crate::helper::supervisor::RunningPool;
 use crate::helper::{free_port, wait_for_async};
 
 const DEADLINE: Duration = Duration::from_secs(30);

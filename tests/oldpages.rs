@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use worldpool::config::{Config, Mode};
 use worldpool::demo_site::{DemoSite, DemoSiteOptions};
 
-use crate::helper::api::{Api, RunningPool, sse_frames};
+use crate::helper::api::{Api, sse_frames};
+use crate::helper::supervisor::RunningPool;
 use crate::helper::{free_port, wait_for_async};
 use crate::store::TestDb;
 

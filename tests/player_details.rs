@@ -18,8 +18,9 @@ use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault};
 use worldpool::site::parse::{parse_duration_minutes, parse_number};
 use worldpool::store::{Store, VipDaily};
 
-use crate::helper::api::{Api, RunningPool};
+use crate::helper::api::Api;
 use crate::helper::demo::Demo;
+use crate::helper::supervisor::RunningPool;
 use crate::helper::{free_port, wait_for_async};
 use crate::store::TestDb;
 

@@ -1,10 +1,8 @@
 //! Talking to a running API: a JSON client over an in-process server or a
-//! `worldpool run` on 127.0.0.1, a reader of Server-Sent Events frames, and
-//! a `worldpool run` process stopped on drop.
+//! `worldpool run` on 127.0.0.1 (started with [`super::supervisor`]), and a
+//! reader of Server-Sent Events frames.
 
-use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -195,87 +193,5 @@ pub async fn sse_frames(
             Ok(Err(e)) => panic!("stream broke: {e}"),
             Err(_) => panic!("no SSE frame within {SSE_DEADLINE:?}; got {frames:?}"),
         }
-    }
-}
-
-/// `worldpool run` in a process of its own, stopped (SIGTERM, then
-/// SIGKILL after a deadline) on drop, even when the test fails.
-pub struct RunningPool {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl RunningPool {
-    /// Start `worldpool run --config CONFIG --api-bind 127.0.0.1:PORT`;
-    /// `idle_workers` runs the idle test worker instead of real workers.
-    pub fn start(config: &Path, port: u16, token: Option<&str>, idle_workers: bool) -> RunningPool {
-        RunningPool::spawn(config, port, token, idle_workers.then_some("idle"))
-    }
-
-    /// The same over the test worker in `mode`
-    /// (`WORLDPOOL_TEST_WORKER_MODE`: `idle`, `fail-start`, or per world,
-    /// `idle,Beta=fail-start`), no token.
-    pub fn with_test_workers(config: &Path, port: u16, mode: &str) -> RunningPool {
-        RunningPool::spawn(config, port, None, Some(mode))
-    }
-
-    fn spawn(
-        config: &Path,
-        port: u16,
-        token: Option<&str>,
-        test_mode: Option<&str>,
-    ) -> RunningPool {
-        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let log = config.with_extension(format!("{port}.{n}.log"));
-        let mut cmd = super::supervisor::run_command(
-            config,
-            &log,
-            &super::supervisor::Launch {
-                api_port: Some(port),
-                token,
-                test_mode,
-                ..Default::default()
-            },
-        );
-        let child = cmd.spawn().expect("worldpool run starts");
-        RunningPool {
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Its stderr so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The supervisor's pid while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// SIGTERM and wait for the clean exit (SIGKILL after 20 s).
-    pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for RunningPool {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -169,12 +169,28 @@ impl Process {
             .unwrap_or_else(|e| panic!("{signal} to the supervisor: {e}"));
     }
 
-    /// SIGTERM, then wait up to `deadline` for the exit.
+    /// SIGTERM, then wait up to `deadline` for the exit (panics after).
     pub fn sigterm_and_wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
         self.signal(nix::sys::signal::Signal::SIGTERM);
         wait_for("the supervisor exits", deadline, || {
             self.child.try_wait().expect("try_wait")
         })
+    }
+
+    /// SIGTERM, then wait up to `grace` for the exit; `None` when it is
+    /// still running (never panics: safe in `Drop`).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Err(_) => return None,
+                Ok(None) if std::time::Instant::now() >= deadline => return None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
 
     /// The JSON log lines' `fields` objects (`Launch::log_json`).
@@ -314,5 +330,77 @@ impl Supervisor {
                 .then(|| w["pid"].as_u64())?
                 .map(|p| p as u32)
         })
+    }
+}
+
+/// `worldpool run --config CONFIG --api-bind 127.0.0.1:PORT` on a config
+/// the test wrote, stopped (SIGTERM, then SIGKILL after 20 s) on drop,
+/// even when the test fails.
+pub struct RunningPool {
+    process: Option<Process>,
+    log: PathBuf,
+}
+
+impl RunningPool {
+    /// Start it; `idle_workers` runs the idle test worker instead of real
+    /// workers.
+    pub fn start(config: &Path, port: u16, token: Option<&str>, idle_workers: bool) -> RunningPool {
+        RunningPool::spawn(config, port, token, idle_workers.then_some("idle"))
+    }
+
+    /// The same over the test worker in `mode`
+    /// (`WORLDPOOL_TEST_WORKER_MODE`: `idle`, `fail-start`, or per world,
+    /// `idle,Beta=fail-start`), no token.
+    pub fn with_test_workers(config: &Path, port: u16, mode: &str) -> RunningPool {
+        RunningPool::spawn(config, port, None, Some(mode))
+    }
+
+    fn spawn(
+        config: &Path,
+        port: u16,
+        token: Option<&str>,
+        test_mode: Option<&str>,
+    ) -> RunningPool {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = config.with_extension(format!("{port}.{n}.log"));
+        let process = Process::spawn(
+            config,
+            &log,
+            &Launch {
+                api_port: Some(port),
+                token,
+                test_mode,
+                ..Launch::default()
+            },
+        );
+        RunningPool {
+            process: Some(process),
+            log,
+        }
+    }
+
+    /// Its stderr so far (kept after it stopped).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The supervisor's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.child.id())
+    }
+
+    /// SIGTERM and wait for the exit (SIGKILL after 20 s).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            // Still running after the grace: dropping it kills it.
+            let _ = process.terminate(Duration::from_secs(20));
+        }
+    }
+}
+
+impl Drop for RunningPool {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
