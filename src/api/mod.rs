@@ -34,6 +34,7 @@ use crate::store::Store;
 mod auth;
 pub mod budget;
 pub mod client;
+mod cluster;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -118,6 +119,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
         .route("/api/budget", get(budget::budget_handler))
+        .route("/api/cluster", get(cluster::cluster_handler))
         .route("/healthz", get(health::healthz))
         .route("/memusage", get(health::memusage))
         .route("/readyz", get(readyz))

@@ -499,6 +499,7 @@ fn read_state(c: &Connection, world: &str) -> Result<WorldState, StoreError> {
     Ok(WorldState {
         last_update_time: last.as_deref().map(parse_time).transpose()?,
         last_rebase: rebase.as_deref().map(parse_time).transpose()?,
+        epoch: None,
     })
 }
 
