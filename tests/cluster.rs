@@ -299,6 +299,44 @@ async fn runs_are_clean(url: &str, nodes: &[&Supervisor]) {
     }
 }
 
+/// The warnings and errors of the nodes' logs (last 12 each), for a
+/// failure's message.
+fn diag(nodes: &[&Supervisor]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("fenced"))
+                .collect();
+            let tail = &lines[lines.len().saturating_sub(12)..];
+            format!("node {i}:\n{}", tail.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// [`wait_for_async`] that shows the nodes' warnings when it times out.
+async fn until<F, Fut>(what: &str, deadline: Duration, nodes: &[&Supervisor], mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let began = Instant::now();
+    loop {
+        let last = match cond().await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        if began.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}: {last}\n{}", diag(nodes));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Wait until the database shows `want` (sorted counts) among live owners
 /// and each node runs exactly the worlds it holds; returns how long it took.
 fn settled(url: &str, nodes: &[&Supervisor], want: &[usize], deadline: Duration) -> Duration {
@@ -425,17 +463,26 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     }
     // Runs went on: no gap longer than 2 TTL + the poll interval (+ the
     // site's 1 s between updates) in the worlds that moved.
-    wait_for_async("runs after the takeover", Duration::from_secs(30), || async {
-        let n: i64 = sql(
+    let after = chrono::Utc::now().to_rfc3339();
+    until("runs after the takeover", Duration::from_secs(30), &[&a, &b], || async {
+        let rows = sql(
             &url,
             &format!(
-                "SELECT count(DISTINCT world) FROM runs WHERE status = 'ok' AND finished_at > '{}'",
-                (chrono::Utc::now()).to_rfc3339()
+                "SELECT world, count(*) FILTER (WHERE status = 'ok'), count(*) FILTER (WHERE status = 'failed'), max(error)
+                 FROM runs WHERE finished_at > '{after}' GROUP BY world ORDER BY world"
             ),
         )
-        .await[0]
-            .get(0);
-        (n as usize == WORLDS).then_some(())
+        .await;
+        let ok = rows.iter().filter(|r| r.get::<_, i64>(1) > 0).count();
+        if ok == WORLDS {
+            return Ok(());
+        }
+        Err(format!(
+            "{ok} worlds stored a run: {:?}",
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2), r.get::<_, Option<String>>(3)))
+                .collect::<Vec<_>>()
+        ))
     })
     .await;
     let gap_limit = (TTL * 2 + POLL + Duration::from_secs(1)).as_secs_f64();
@@ -510,10 +557,14 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     wait_for("the paused node's workers killed", TICK * 3, || {
         running(&c).is_empty().then_some(())
     });
-    wait_for("the fenced exit counted", Duration::from_secs(10), || {
-        let v = view(&c)?;
-        (v["counters"]["fenced"].as_u64()? >= 1).then_some(())
-    });
+    until("the fenced exit counted", Duration::from_secs(10), &[&c], || async {
+        let v = view(&c).ok_or("no view")?;
+        match v["counters"]["fenced"].as_u64() {
+            Some(n) if n >= 1 => Ok(()),
+            _ => Err(format!("counters {}", v["counters"])),
+        }
+    })
+    .await;
     settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 4 + Duration::from_secs(10));
     checker.finish().await;
     runs_are_clean(&url, &[&a, &b, &c]).await;

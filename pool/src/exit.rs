@@ -140,10 +140,15 @@ pub struct ExitContext {
 ///   most one `sample_interval` old);
 /// - `memory_limit` on [`EXIT_OUT_OF_MEMORY`], or SIGABRT with a memory
 ///   limit set (Rust's default alloc-error path aborts);
-/// - `fenced` on [`EXIT_FENCED`], even while stopping (the worker said
-///   so before the pool's signal could matter);
+/// - `fenced` on [`EXIT_FENCED`] first, even while stopping or after the
+///   watchdog fired (the worker said so itself);
 /// - `crashed` on any other signal, `exited` otherwise.
 pub fn classify(code: Option<i32>, signal: Option<i32>, ctx: &ExitContext) -> ExitReason {
+    // Said by the worker itself, whatever the pool was doing meanwhile (a
+    // watchdog that fired late, after the supervisor was paused).
+    if code == Some(EXIT_FENCED) {
+        return ExitReason::Fenced;
+    }
     if ctx.hung {
         return ExitReason::Hung;
     }
@@ -202,6 +207,7 @@ mod tests {
             (Some(86), None, none, ExitReason::MemoryLimit),
             (Some(87), None, none, ExitReason::Fenced),
             (Some(87), None, stopping, ExitReason::Fenced),
+            (Some(87), None, hung, ExitReason::Fenced),
             (None, Some(6), mem, ExitReason::MemoryLimit),
             (None, Some(6), none, ExitReason::Crashed),
             (None, Some(9), hung, ExitReason::Hung),

@@ -174,7 +174,7 @@ pub struct TickAnswer {
     pub renewed: Vec<(String, i64)>,
     /// The leases taken, with their new epochs.
     pub acquired: Vec<(String, i64)>,
-    /// Who was alive and held what, before the acquisitions.
+    /// Who was alive and held what, after the acquisitions.
     pub snapshot: LeaseSnapshot,
 }
 

@@ -198,6 +198,19 @@ impl PgStore {
         } else {
             Vec::new()
         };
+        // What the API shows: the leases after this tick's acquisitions.
+        let snapshot = if acquired.is_empty() {
+            snapshot
+        } else {
+            let leases: Vec<LeaseRow> = tx
+                .query(LEASES, &[])
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(lease_of)
+                .collect();
+            LeaseSnapshot::new(db_now, snapshot.nodes, leases, req.worlds)
+        };
         tx.commit().await.map_err(pg_err)?;
         Ok(TickAnswer {
             db_now,
