@@ -17,7 +17,8 @@ use worldpool::api::fake::FakeControl;
 use worldpool::api::{self, ApiState, Verb};
 use worldpool::protocol::{RunFailed, RunFinished, WorkerEvent};
 
-use crate::helper::{bin, pid_alive, wait_for_async};
+use crate::helper::cli::{command, output};
+use crate::helper::{pid_alive, wait_for_async};
 
 const TOKEN: &str = "s3cret-t0ken";
 const WORLDS: [&str; 3] = ["Aurora", "São Paulo", "Zuna Nova"];
@@ -1142,11 +1143,7 @@ async fn status_command_prints_a_table_and_explains_unreachable_api() {
     )
     .await
     .expect("serves");
-    let out = tokio::process::Command::new(bin())
-        .args(["status", "--api", &format!("http://{addr}")])
-        .output()
-        .await
-        .expect("runs");
+    let out = output(command(["status", "--api", &format!("http://{addr}")])).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     for needle in [
@@ -1178,11 +1175,7 @@ async fn status_command_prints_a_table_and_explains_unreachable_api() {
     task.await.expect("server task");
 
     // Nothing listens there any more.
-    let out = tokio::process::Command::new(bin())
-        .args(["status", "--api", &format!("http://{addr}")])
-        .output()
-        .await
-        .expect("runs");
+    let out = output(command(["status", "--api", &format!("http://{addr}")])).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

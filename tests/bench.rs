@@ -1,17 +1,13 @@
 //! `worldpool bench --quick` with chaos: runs both modes end to end and
 //! loses nothing.
 
-use std::process::Command;
-
-use crate::helper::bin;
+use crate::helper::cli::command;
 
 #[test]
 fn quick_bench_with_chaos_loses_nothing() {
     let out_dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(bin())
-        .args(["bench", "--quick", "--chaos-kill-every", "300ms", "--out"])
+    let out = command(["bench", "--quick", "--chaos-kill-every", "300ms", "--out"])
         .arg(out_dir.path())
-        .env("RUST_LOG", "warn")
         .output()
         .expect("runs worldpool bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -70,10 +66,8 @@ fn quick_bench_with_chaos_loses_nothing() {
 #[test]
 fn short_soak_with_the_api_under_load_does_not_grow() {
     let out_dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(bin())
-        .args(["bench", "--quick", "--soak", "20s", "--out"])
+    let out = command(["bench", "--quick", "--soak", "20s", "--out"])
         .arg(out_dir.path())
-        .env("RUST_LOG", "warn")
         .output()
         .expect("runs worldpool bench --soak");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -131,10 +125,8 @@ fn short_soak_with_the_api_under_load_does_not_grow() {
 #[test]
 fn quick_hostile_bench_measures_idle_and_under_attack() {
     let out_dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(bin())
-        .args(["bench", "--hostile", "--quick", "--out"])
+    let out = command(["bench", "--hostile", "--quick", "--out"])
         .arg(out_dir.path())
-        .env("RUST_LOG", "warn")
         .output()
         .expect("runs worldpool bench --hostile");
     let stdout = String::from_utf8_lossy(&out.stdout);

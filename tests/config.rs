@@ -1,8 +1,8 @@
 //! Config: every shipped example is valid; bad configs name file, key and fix.
 
-use std::process::Command;
+use std::path::Path;
 
-use crate::helper::bin;
+use crate::helper::cli::{check_config, command};
 
 /// Every `.toml` under `dir`, subdirectories (config/examples/) included.
 fn toml_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -34,11 +34,7 @@ fn every_file_in_config_dir_is_valid() {
         if let Err(e) = worldpool::config::Config::load(&path) {
             panic!("shipped config does not load:\n{e}");
         }
-        let out = Command::new(bin())
-            .args(["check-config", "--config"])
-            .arg(&path)
-            .output()
-            .expect("runs");
+        let out = check_config(&path).output().expect("runs");
         assert!(
             out.status.success(),
             "check-config {}: {:?}",
@@ -58,11 +54,7 @@ fn check_config_reports_every_problem_and_exits_2() {
         "[pool]\nrestart = \"sometimes\"\n[limits]\nmemory = \"lots\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
     )
     .expect("write");
-    let out = Command::new(bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("runs");
+    let out = check_config(&path).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [
@@ -78,8 +70,7 @@ fn check_config_reports_every_problem_and_exits_2() {
 
 #[test]
 fn missing_config_file_is_a_clear_error() {
-    let out = Command::new(bin())
-        .args(["check-config", "--config", "/nonexistent/worlds.toml"])
+    let out = check_config(Path::new("/nonexistent/worlds.toml"))
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -90,14 +81,12 @@ fn missing_config_file_is_a_clear_error() {
     );
 }
 
-fn check_config(text: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+/// `check-config` of `text`: exit status, stdout, stderr.
+fn check_text(text: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("worlds.toml");
     std::fs::write(&path, text).expect("write");
-    let mut cmd = Command::new(bin());
-    cmd.args(["check-config", "--config"])
-        .arg(&path)
-        .env_remove("WORLDPOOL_API_TOKEN");
+    let mut cmd = check_config(&path);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -124,7 +113,7 @@ fn check_config_compares_limits_with_the_os_hard_limits() {
         "[[worlds]]\nname = \"Aurera\"\nguilds = [\"G\"]\n\
          [[worlds]]\nname = \"Bellum\"\nguilds = [\"G\"]\nlimits = {{ open_files = {too_many} }}\n"
     );
-    let (code, _, err) = check_config(&text, &[]);
+    let (code, _, err) = check_text(&text, &[]);
     assert_eq!(code, Some(2), "{err}");
     for want in [
         "worlds[1] (Bellum) limits.open_files",
@@ -140,20 +129,20 @@ fn check_config_compares_limits_with_the_os_hard_limits() {
 #[test]
 fn check_config_flags_a_public_bind_without_a_token() {
     let text = "[api]\nbind = \"0.0.0.0:5000\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n";
-    let (code, _, err) = check_config(text, &[]);
+    let (code, _, err) = check_text(text, &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("api.bind") && err.contains("WORLDPOOL_API_TOKEN"),
         "{err}"
     );
-    let (code, out, err) = check_config(text, &[("WORLDPOOL_API_TOKEN", "s3cret")]);
+    let (code, out, err) = check_text(text, &[("WORLDPOOL_API_TOKEN", "s3cret")]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("valid"), "{out}");
 }
 
 #[test]
 fn an_unknown_key_suggests_the_nearest_known_one() {
-    let (code, _, err) = check_config(
+    let (code, _, err) = check_text(
         "[pool]\nmod = \"single\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
         &[],
     );
@@ -165,14 +154,13 @@ fn an_unknown_key_suggests_the_nearest_known_one() {
 /// The shipped binary has no test modes: they live in the test worker.
 #[test]
 fn the_worldpool_binary_rejects_test_modes() {
-    let out = Command::new(bin())
-        .args(["worker", "--world", "A", "--test-mode", "idle"])
+    let out = command(["worker", "--world", "A", "--test-mode", "idle"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--test-mode"), "{err}");
-    let out = Command::new(bin()).arg("--help").output().expect("runs");
+    let out = command(["--help"]).output().expect("runs");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("test"));
 }
 
@@ -185,11 +173,7 @@ fn bad_selectors_and_retired_keys_are_reported_in_plain_words() {
         "[site.selectors]\nrank = \"td[[[\"\nworld_pattern = \"(?P<world>.+\"\nstatus_title_suffix = \" Status\"\n[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
     )
     .expect("write");
-    let out = Command::new(bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("runs");
+    let out = check_config(&path).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     for want in [

@@ -4,13 +4,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone};
 use worldpool::import::{ImportError, ImportOptions, run};
 use worldpool::store::{Store, TimeRange};
 
-use crate::helper::bin;
+use crate::helper::cli::command;
 use crate::store::TestDb;
 
 const WORLD: &str = "Auroria";
@@ -491,14 +490,11 @@ on_both_backends!(
 );
 
 fn import_cmd(config: &Path, from: &Path, extra: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .args(["import", "--config"])
+    command(["import", "--config"])
         .arg(config)
         .arg("--from")
         .arg(from)
         .args(extra)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
         .output()
         .expect("worldpool import runs")
 }

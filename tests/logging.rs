@@ -2,10 +2,11 @@
 //! `[log] level` (or `RUST_LOG`).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use crate::helper::{bin, test_worker, wait_for};
+use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::wait_for;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -18,18 +19,14 @@ fn start(dir: &Path, extra_toml: &str, args: &[&str]) -> (Child, std::path::Path
     )
     .expect("config");
     let log = dir.join("run.log");
-    let child = Command::new(bin())
-        .args(args)
-        .args(["run", "--no-api", "--config"])
-        .arg(&config)
-        .env(worldpool::supervise::WORKER_PROGRAM_ENV, test_worker())
-        .env("WORLDPOOL_TEST_WORKER_MODE", "idle")
-        .env_remove("RUST_LOG")
-        .env_remove("WORLDPOOL_LOG_FORMAT")
-        .env_remove("WORLDPOOL_LOG_JSON")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
+    let launch = Launch {
+        no_api: true,
+        test_mode: Some("idle"),
+        flags: args,
+        no_rust_log: true,
+        ..Launch::default()
+    };
+    let child = run_command(&config, &log, &launch)
         .spawn()
         .expect("worldpool run starts");
     (child, log)

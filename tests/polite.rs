@@ -8,7 +8,6 @@
 //! before.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,7 +15,8 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Fault, Sizing};
 use worldpool::store::Store;
 
-use crate::helper::{bin, free_port, wait_for_async};
+use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::{free_port, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(60);
 const TOKEN: &str = "polite-test-token";
@@ -83,20 +83,13 @@ impl Run {
         let config = dir.path().join("worlds.toml");
         std::fs::write(&config, text).expect("config");
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("supervisor.log")).expect("log");
-        let child = tokio::process::Command::new(bin())
-            .args([
-                "run",
-                "--api-bind",
-                &format!("127.0.0.1:{port}"),
-                "--config",
-            ])
-            .arg(&config)
-            .env("WORLDPOOL_API_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
+        let launch = Launch {
+            api_port: Some(port),
+            token: Some(TOKEN),
+            ..Launch::default()
+        };
+        let log = dir.path().join("supervisor.log");
+        let child = tokio::process::Command::from(run_command(&config, &log, &launch))
             .kill_on_drop(true)
             .spawn()
             .expect("worldpool run");

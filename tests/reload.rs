@@ -11,8 +11,9 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions};
 use worldpool::store::Store;
 
+use crate::helper::cli::{command, output};
 use crate::helper::supervisor::{Launch, run_command};
-use crate::helper::{bin, wait_for, wait_for_async};
+use crate::helper::{wait_for, wait_for_async};
 
 const LONG: Duration = Duration::from_secs(30);
 const TOKEN: &str = "reload-test-token";
@@ -127,6 +128,13 @@ async fn get_text(base: &str, path: &str) -> String {
         .text()
         .await
         .expect("text")
+}
+
+/// `worldpool reload --api BASE` with the token.
+async fn reload_cli(base: &str) -> std::process::Output {
+    let mut cmd = command(["reload", "--api", base]);
+    cmd.env(worldpool::api::TOKEN_ENV, TOKEN);
+    output(cmd).await
 }
 
 async fn post_reload(base: &str) -> (u16, Value) {
@@ -410,12 +418,7 @@ async fn a_bad_config_changes_nothing_and_a_policy_change_restarts_nothing() {
     assert_eq!(running_pids(&base, &["A", "B", "C"]).await, before);
 
     // The command line says the same, with exit status 2.
-    let out = tokio::process::Command::new(bin())
-        .args(["reload", "--api", &base])
-        .env(worldpool::api::TOKEN_ENV, TOKEN)
-        .output()
-        .await
-        .expect("worldpool reload runs");
+    let out = reload_cli(&base).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -438,12 +441,7 @@ async fn a_bad_config_changes_nothing_and_a_policy_change_restarts_nothing() {
 
     // Fixed, with a new backoff_max: applied to the same processes.
     sup.write_config(&good.replace("backoff_max = \"30s\"", "backoff_max = \"7s\""));
-    let out = tokio::process::Command::new(bin())
-        .args(["reload", "--api", &base])
-        .env(worldpool::api::TOKEN_ENV, TOKEN)
-        .output()
-        .await
-        .expect("worldpool reload runs");
+    let out = reload_cli(&base).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -707,12 +705,7 @@ async fn a_rollout_stops_at_the_first_worker_that_does_not_come_back() {
     }
 
     // The command line says the same, exit status 2.
-    let out = tokio::process::Command::new(bin())
-        .args(["reload", "--api", &base])
-        .env(worldpool::api::TOKEN_ENV, TOKEN)
-        .output()
-        .await
-        .expect("worldpool reload runs");
+    let out = reload_cli(&base).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -3,8 +3,8 @@
 //! writing leaves no partial run).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -16,7 +16,9 @@ use worldpool::scrape::{Outcome, Scraper, process_world};
 use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store};
 
-use crate::helper::{bin, wait_for, wait_for_async};
+use crate::helper::cli::{output, scrape_once, write_config};
+use crate::helper::supervisor::{Launch, run_command};
+use crate::helper::{wait_for, wait_for_async};
 
 struct Fixture {
     site: DemoSite,
@@ -51,7 +53,7 @@ impl Fixture {
         .expect("demo site starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/wp.db", dir.path().display());
-        let config = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
+        let (_, config) = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
         let scraper = Scraper::new(&config, clock.clone()).expect("scraper");
         let store = Store::open(&url, 1).await.expect("store");
         Fixture {
@@ -103,12 +105,6 @@ impl Fixture {
     fn minutes(&self, m: i64) {
         self.clock.advance(chrono::Duration::minutes(m));
     }
-}
-
-pub(crate) fn write_config(dir: &Path, text: &str) -> Config {
-    let path = dir.join("worldpool.toml");
-    std::fs::write(&path, text).expect("write config");
-    Config::load(&path).unwrap_or_else(|e| panic!("generated config is valid: {e}"))
 }
 
 pub(crate) fn stored(outcome: Outcome) -> (usize, Vec<(String, String, i64)>, PassKind) {
@@ -318,7 +314,7 @@ async fn worker_loop_scrapes_every_world_and_stops_cleanly() {
         .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/wp.db", dir.path().display());
-    let config = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
+    let (_, config) = write_config(dir.path(), &site.config_toml(&url, Mode::Single));
     let worlds = site.world_names();
     let stop = CancellationToken::new();
     let task = tokio::spawn(worldpool::scrape::run_worker(
@@ -359,16 +355,6 @@ async fn worker_loop_scrapes_every_world_and_stops_cleanly() {
     site.shutdown().await;
 }
 
-pub(crate) fn scrape_once(config: &Path, world: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(["scrape-once", "--world", world, "--config"])
-        .arg(config)
-        .args(extra)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
 async fn site_and_config() -> (DemoSite, tempfile::TempDir, PathBuf, String) {
     site_and_config_in(Layout::Table).await
 }
@@ -382,21 +368,14 @@ async fn site_and_config_in(layout: Layout) -> (DemoSite, tempfile::TempDir, Pat
     .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/wp.db", dir.path().display());
-    let path = dir.path().join("worldpool.toml");
-    std::fs::write(&path, site.config_toml(&url, Mode::Pool)).expect("write");
+    let (path, _) = write_config(dir.path(), &site.config_toml(&url, Mode::Pool));
     (site, dir, path, url)
 }
 
 #[tokio::test]
 async fn scrape_once_prints_the_documented_json() {
     let (site, _dir, config, url) = site_and_config().await;
-    let out = tokio::task::spawn_blocking(move || {
-        scrape_once(&config, "Aurera", &["--json"])
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("join");
+    let out = output(scrape_once(&config, "Aurera", None, &["--json"])).await;
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in ["world", "update_time", "players", "deltas", "stored"] {
@@ -435,14 +414,8 @@ async fn kill_9_in_the_middle_of_writing_leaves_no_partial_run_postgres() {
 async fn kill_9_in_the_middle_of_writing(database_url: Option<String>) {
     let (site, dir, config, sqlite_url) = site_and_config().await;
     let url = database_url.clone().unwrap_or(sqlite_url);
-    let with_db = |mut cmd: Command| {
-        if let Some(db) = &database_url {
-            cmd.env("DATABASE_URL", db);
-        }
-        cmd
-    };
     let marker = dir.path().join("in-tx");
-    let mut child = with_db(scrape_once(&config, "Aurera", &[]))
+    let mut child = scrape_once(&config, "Aurera", database_url.as_deref(), &[])
         .env("WORLDPOOL_TEST_STALL_IN_TX", &marker)
         .stdout(Stdio::null())
         .spawn()
@@ -484,10 +457,13 @@ async fn kill_9_in_the_middle_of_writing(database_url: Option<String>) {
     );
 
     // The next run completes it.
-    let mut cmd = with_db(scrape_once(&config, "Aurera", &["--json"]));
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("join");
+    let out = output(scrape_once(
+        &config,
+        "Aurera",
+        database_url.as_deref(),
+        &["--json"],
+    ))
+    .await;
     assert!(out.status.success(), "{out:?}");
     let runs = store.runs(None, 10, None).await.expect("runs");
     assert_eq!(runs.len(), 1);
@@ -547,7 +523,7 @@ async fn store_down_mid_run_keeps_the_scrape_and_retries() {
         .await
         .expect("demo site");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &site.config_toml(&cluster.url(), Mode::Pool));
+    let (_, config) = write_config(dir.path(), &site.config_toml(&cluster.url(), Mode::Pool));
     let store = Store::open(&cluster.url(), 1).await.expect("store");
     let scraper = Scraper::new(&config, Clock::System).expect("scraper");
     let status = scraper.status().await.expect("status");
@@ -627,16 +603,20 @@ async fn store_down_mid_run_keeps_the_scrape_and_retries() {
 async fn pool_worker_killed_mid_write_is_restarted_and_completes_the_run() {
     let (site, dir, config, url) = site_and_config().await;
     let marker = dir.path().join("in-tx");
-    let mut supervisor = tokio::process::Command::new(bin())
-        .args(["run", "--no-api", "--config"])
-        .arg(&config)
-        .env("WORLDPOOL_TEST_STALL_IN_TX", &marker)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn worldpool run");
+    let stall = [(
+        "WORLDPOOL_TEST_STALL_IN_TX".to_string(),
+        marker.display().to_string(),
+    )];
+    let launch = Launch {
+        no_api: true,
+        env: &stall,
+        ..Launch::default()
+    };
+    let mut supervisor =
+        tokio::process::Command::from(run_command(&config, &dir.path().join("run.log"), &launch))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn worldpool run");
     let supervisor_pid = supervisor.id().expect("pid");
 
     // The first worker to reach its commit writes its pid and stalls.
@@ -881,13 +861,6 @@ async fn a_full_disk_keeps_the_scrape_and_stores_it_once_space_is_back() {
     assert!(matches!(f.pass(&world).await, Outcome::Unchanged { .. }));
 }
 
-/// Run a command off the runtime (the demo site answers on it meanwhile).
-pub(crate) async fn output(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("join")
-}
-
 /// `scrape-once --explain` on both layouts with their own selectors: every
 /// key matched, the world titles, the routine rows with parsed times, the
 /// rows of each guild; nothing stored.
@@ -895,7 +868,7 @@ pub(crate) async fn output(mut cmd: Command) -> std::process::Output {
 async fn scrape_once_explain_shows_what_every_selector_matched() {
     for layout in [Layout::Table, Layout::Alt] {
         let (site, _dir, config, url) = site_and_config_in(layout).await;
-        let out = output(scrape_once(&config, "Aurera", &["--explain"])).await;
+        let out = output(scrape_once(&config, "Aurera", None, &["--explain"])).await;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{layout:?}: {out:?}\n{text}");
         for want in [
@@ -949,7 +922,7 @@ async fn scrape_once_explain_names_broken_keys_and_the_nearest_elements() {
     let parsed = Config::load(&config).expect("valid config");
     assert_eq!(parsed.site.selectors, worldpool::site::Selectors::default());
 
-    let out = output(scrape_once(&config, "Aurera", &["--explain"])).await;
+    let out = output(scrape_once(&config, "Aurera", None, &["--explain"])).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for want in [
@@ -982,7 +955,7 @@ async fn a_page_matching_nothing_fails_with_selector_and_url_and_stores_nothing(
     let old = format!("{head}[[worlds]]{tail}");
     let config = dir.path().join("old.toml");
     std::fs::write(&config, &old).expect("write");
-    let out = output(scrape_once(&config, "Aurera", &[])).await;
+    let out = output(scrape_once(&config, "Aurera", None, &[])).await;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
@@ -1004,7 +977,7 @@ async fn a_page_matching_nothing_fails_with_selector_and_url_and_stores_nothing(
         .collect();
     let half = format!("{head}[site.selectors]\n{status_only}\n[[worlds]]{tail}");
     let f_dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(f_dir.path(), &half);
+    let (_, config) = write_config(f_dir.path(), &half);
     let scraper = Scraper::new(&config, Clock::System).expect("scraper");
     let store = Store::open(&url, 1).await.expect("store");
     let status = scraper.status().await.expect("status page reads");

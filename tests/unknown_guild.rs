@@ -18,7 +18,8 @@ use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store};
 
 use crate::helper::bare_site::{self, BareSite};
-use crate::scrape::{expected_deltas, output, scrape_once, stored, write_config};
+use crate::helper::cli::{output, scrape_once, write_config};
+use crate::scrape::{expected_deltas, stored};
 
 const WORLD: &str = "Cèlesta";
 const KNOWN: &str = "Dragões de Éter";
@@ -111,7 +112,7 @@ impl Fixture {
     fn config(&self, name: &str, edit: impl FnOnce(String) -> String) -> (Config, Scraper) {
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir).expect("config dir");
-        let config = write_config(&dir, &edit(self.text.clone()));
+        let (_, config) = write_config(&dir, &edit(self.text.clone()));
         let scraper = Scraper::new(&config, self.clock.clone()).expect("scraper");
         (config, scraper)
     }
@@ -418,7 +419,7 @@ async fn scrape_once_states_the_rule_of_each_guild_page() {
         path
     };
     let as_is = write("as-is", &|t| t);
-    let out = output(scrape_once(&as_is, WORLD, &["--explain"])).await;
+    let out = output(scrape_once(&as_is, WORLD, None, &["--explain"])).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}\n{text}");
     for want in [
@@ -436,7 +437,7 @@ async fn scrape_once_states_the_rule_of_each_guild_page() {
 
     // The unknown guild alone, no history: unknown, and why.
     let alone = write("alone", &|t| with_guilds(&t, &[UNKNOWN]));
-    let out = output(scrape_once(&alone, WORLD, &["--explain"])).await;
+    let out = output(scrape_once(&alone, WORLD, None, &["--explain"])).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}\n{text}");
     for want in [
@@ -450,7 +451,7 @@ async fn scrape_once_states_the_rule_of_each_guild_page() {
 
     // A renamed ranking: exit 1, the world's verdict names the key.
     let renamed = write("renamed", &|t| with_selector(&t, RENAMED.0, RENAMED.1));
-    let out = output(scrape_once(&renamed, WORLD, &["--explain"])).await;
+    let out = output(scrape_once(&renamed, WORLD, None, &["--explain"])).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{out:?}\n{text}");
     for want in [
@@ -463,7 +464,7 @@ async fn scrape_once_states_the_rule_of_each_guild_page() {
     }
 
     // The scrape itself: the unknown guild listed, a warning, exact rows.
-    let out = output(scrape_once(&as_is, WORLD, &["--json"])).await;
+    let out = output(scrape_once(&as_is, WORLD, None, &["--json"])).await;
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["unknown_guilds"], serde_json::json!([UNKNOWN]));

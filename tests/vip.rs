@@ -8,8 +8,7 @@
 //! backends).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +26,8 @@ use worldpool::site::Clock;
 use worldpool::store::{PassKind, Store, VipDaily, VipDelta, VipReadOutcome};
 
 use crate::helper::api::Api;
-use crate::helper::{bin, wait_for, wait_for_async};
+use crate::helper::cli::{output, scrape_once, write_config};
+use crate::helper::{wait_for, wait_for_async};
 use crate::store::TestDb;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -36,13 +36,6 @@ const WORLD: &str = "Aurera";
 /// In no guild of Aurera; not watched by the generated config.
 const GUILDLESS: &str = "Andarilha";
 const NOBODY: &str = "Ninguém Aqui";
-
-fn write_config(dir: &Path, text: &str) -> (PathBuf, Config) {
-    let path = dir.join("worldpool.toml");
-    std::fs::write(&path, text).expect("write config");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("generated config is valid: {e}"));
-    (path, config)
-}
 
 /// The library-level worker of one world: demo site on a manual clock at
 /// 09:00 site time, a store, the ranking pass then the watched players'
@@ -1021,26 +1014,6 @@ async fn worldpool_run_reads_an_added_player_and_keeps_it_across_a_worker_kill()
     site.shutdown().await;
 }
 
-fn scrape_once(config: &Path, database_url: Option<&str>, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.args(["scrape-once", "--world", WORLD, "--config"])
-        .arg(config)
-        .args(extra)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    if let Some(db) = database_url {
-        cmd.env("DATABASE_URL", db);
-    }
-    cmd
-}
-
-async fn output(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("runs"))
-        .await
-        .expect("join")
-}
-
 #[tokio::test]
 async fn killed_in_the_middle_of_the_watched_pass_redoes_nothing_sqlite() {
     killed_in_the_middle_of_the_watched_pass(None).await;
@@ -1068,7 +1041,7 @@ async fn killed_in_the_middle_of_the_watched_pass(database_url: Option<String>) 
     // Read in name order: the second one stalls.
     let (first, second) = ("Solitário Sem Guilda", "Zé Pequeno");
 
-    let out = output(scrape_once(&config, db, &["--json"])).await;
+    let out = output(scrape_once(&config, WORLD, db, &["--json"])).await;
     assert!(out.status.success(), "{out:?}");
     let t1 = site.update_time(WORLD).expect("time");
     let store = Store::open(&url, 1).await.expect("store");
@@ -1099,7 +1072,7 @@ async fn killed_in_the_middle_of_the_watched_pass(database_url: Option<String>) 
     assert_eq!((hits(first), hits(second)), (1, 1));
 
     let marker = dir.path().join("in-vip-tx");
-    let mut child = scrape_once(&config, db, &[])
+    let mut child = scrape_once(&config, WORLD, db, &[])
         .env("WORLDPOOL_TEST_STALL_IN_VIP_TX", &marker)
         .env("WORLDPOOL_TEST_STALL_VIP_NAME", second)
         .stdout(Stdio::null())
@@ -1155,7 +1128,7 @@ async fn killed_in_the_middle_of_the_watched_pass(database_url: Option<String>) 
     assert_eq!((latest[first], latest[second]), (t2, t1));
 
     // The next run: only the second player's page, stored once.
-    let out = output(scrape_once(&config, db, &["--json"])).await;
+    let out = output(scrape_once(&config, WORLD, db, &["--json"])).await;
     assert!(out.status.success(), "{out:?}");
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let read: Vec<&str> = v["watched"]
@@ -1184,7 +1157,7 @@ async fn killed_in_the_middle_of_the_watched_pass(database_url: Option<String>) 
         );
     }
     // And again: nothing to do.
-    let out = output(scrape_once(&config, db, &["--json"])).await;
+    let out = output(scrape_once(&config, WORLD, db, &["--json"])).await;
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["watched"], json!([]), "{v}");
     site.shutdown().await;

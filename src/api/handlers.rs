@@ -222,9 +222,11 @@ pub(super) async fn metrics_handler(State(state): State<ApiState>) -> Response {
         &state.run_counters().snapshot(),
         &state.vip_counters().snapshot(),
     );
-    reload::render_metrics(&mut text, state.reload.as_ref().map(|r| r.stats()));
+    text.push_str(&metrics::reload::render(
+        state.reload.as_ref().map(|r| r.stats()),
+    ));
     if let Some(b) = &state.budget {
-        text.push_str(&budget::render(&b.snapshot()));
+        text.push_str(&metrics::budget::render(&b.snapshot()));
     }
     (
         [(

@@ -1,7 +1,6 @@
-//! `POST /api/reload`, the reload counters of `/metrics`, and the API
-//! following an applied reload (its config-derived state and its store).
+//! `POST /api/reload` and the API following an applied reload (its
+//! config-derived state and its store); its metrics: `metrics/reload.rs`.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
@@ -10,7 +9,7 @@ use axum::response::Response;
 
 use super::{ApiError, ApiState, BoxFuture, CompatSettings, authorize, json};
 use crate::config::Config;
-use crate::reload::{Follower, ReloadError, ReloadStats, Trigger};
+use crate::reload::{Follower, ReloadError, Trigger};
 
 /// Queue a reload and answer once it was applied (200 with the report) or
 /// refused (422 with every problem, or naming the worker that did not come
@@ -44,25 +43,6 @@ pub(super) async fn reload(
         }),
         Err(ReloadError::ShuttingDown) => Err(ApiError::ShuttingDown),
     }
-}
-
-/// Append `worldpool_reloads_total{outcome}` (zeros without a reloader).
-pub(super) fn render_metrics(out: &mut String, stats: Option<&ReloadStats>) {
-    let (applied, failed) = stats.map(ReloadStats::counts).unwrap_or((0, 0));
-    let _ = writeln!(
-        out,
-        "# HELP worldpool_reloads_total Config reloads since the pool started, by outcome \
-         (applied, or failed: the config in force kept running)."
-    );
-    let _ = writeln!(out, "# TYPE worldpool_reloads_total counter");
-    let _ = writeln!(
-        out,
-        "worldpool_reloads_total{{outcome=\"applied\"}} {applied}"
-    );
-    let _ = writeln!(
-        out,
-        "worldpool_reloads_total{{outcome=\"failed\"}} {failed}"
-    );
 }
 
 /// The API after a reload: `/api/scraping-config`, the site's time zone and

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bare_site;
 pub mod browser;
+pub mod cli;
 pub mod exposition;
 pub mod pg;
 pub mod supervisor;
@@ -16,7 +17,7 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_worldpool"))
 }
 
-/// Path of the misbehaving test worker (`tests/support/test_worker.rs`).
+/// Path of the misbehaving test worker (`tests/bin/test_worker.rs`).
 pub fn test_worker() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_worldpool-test-worker"))
 }

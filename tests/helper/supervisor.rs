@@ -68,13 +68,20 @@ pub struct Launch<'a> {
     pub env: &'a [(String, String)],
     /// `RLIMIT_NOFILE` (soft, hard).
     pub nofile: Option<(u64, u64)>,
+    /// Global flags before the verb (`--log-format json`).
+    pub flags: &'a [&'a str],
+    /// Leave `RUST_LOG` unset (the config's `[log] level` decides) instead
+    /// of `info`.
+    pub no_rust_log: bool,
 }
 
 /// The one way the tests start `worldpool run --config CONFIG`: stdin and
 /// stdout closed, stderr (the log, `RUST_LOG=info`) into `log`, and none of
-/// the test's own token, database URL or worker program leaking in.
+/// the test's own token, database URL, worker program or log format
+/// leaking in. One-shot commands are [`super::cli`]'s.
 pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
     let mut cmd = Command::new(bin());
+    cmd.args(launch.flags);
     if launch.log_json {
         cmd.arg("--log-json");
     }
@@ -90,10 +97,16 @@ pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
         .env_remove(worldpool::api::TOKEN_ENV)
         .env_remove("DATABASE_URL")
         .env_remove(worldpool::supervise::WORKER_PROGRAM_ENV)
-        .env("RUST_LOG", "info")
+        .env_remove("WORLDPOOL_LOG_FORMAT")
+        .env_remove("WORLDPOOL_LOG_JSON")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"));
+    if launch.no_rust_log {
+        cmd.env_remove("RUST_LOG");
+    } else {
+        cmd.env("RUST_LOG", "info");
+    }
     if let Some(t) = launch.token {
         cmd.env(worldpool::api::TOKEN_ENV, t);
     }
