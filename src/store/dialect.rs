@@ -237,10 +237,7 @@ impl Sql {
     pub(crate) fn any_of(mut self, column: &str, values: &[String]) -> Sql {
         let clause = match self.d {
             Dialect::Sqlite => {
-                let marks: Vec<String> = values
-                    .iter()
-                    .map(|v| self.bind(Value::text(v)))
-                    .collect();
+                let marks: Vec<String> = values.iter().map(|v| self.bind(Value::text(v))).collect();
                 format!("{column} IN ({})", marks.join(", "))
             }
             Dialect::Postgres => {
@@ -425,7 +422,6 @@ impl Insert {
             params,
         )
     }
-
 }
 
 #[cfg(test)]

@@ -39,8 +39,7 @@ pub(crate) trait Exec {
     /// A world's state, read so that no other writer can change it before
     /// this transaction ends (PostgreSQL locks its row, first creating it
     /// with `offset`; a SQLite write transaction is exclusive already).
-    async fn world_state_locked(&self, world: &str, offset: i32)
-    -> Result<WorldState, StoreError>;
+    async fn world_state_locked(&self, world: &str, offset: i32) -> Result<WorldState, StoreError>;
 
     /// Test hook: stall before committing the read of a watched player
     /// (see `store/testing.rs`).

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset};
 
-use super::vip::{VipDaily, VipDelta};
 use super::exec::ready;
+use super::vip::{VipDaily, VipDelta};
 use super::{Store, StoreError, pg, query};
 
 /// A player's latest experience.

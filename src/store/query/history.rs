@@ -5,10 +5,10 @@
 //! time DESC, name)`, `(name, update time, delta)` and `(world, guild,
 //! name)`.
 
+use super::super::StoreError;
 use super::super::dialect::{Col, Dialect, Insert, Query, Sql, Value};
 use super::super::history::{StatusPage, TimeRange};
 use super::super::row::{delta_columns, player_columns, status_page_columns};
-use super::super::StoreError;
 
 /// Deltas, newest update first, then by name.
 pub(crate) fn delta_feed(

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, FixedOffset};
 
+use super::super::StoreError;
 use super::super::dialect::{Col, Dialect, Insert, Query, Value};
 use super::super::exec::{Done, Exec};
 use super::super::import::{ImportBatch, ImportWritten, delta_updates, latest_per_world};
 use super::super::row::{RowGet, text_of};
-use super::super::StoreError;
 use super::{makers, vip};
 
 /// Successful runs: `id, world, update time` (seconds).
@@ -197,7 +197,10 @@ pub(crate) async fn import(
         .iter()
         .map(|(world, name)| vip::watched_row(world, name))
         .collect();
-    out.watched = e.insert(&vip::add_watched(), &watched, text_of).await?.len();
+    out.watched = e
+        .insert(&vip::add_watched(), &watched, text_of)
+        .await?
+        .len();
     let daily: Vec<Vec<Value>> = batch.vip_daily.iter().map(vip::daily_row).collect();
     out.vip_daily = e
         .insert(&vip::upsert_daily(d, true), &daily, text_of)
@@ -227,9 +230,7 @@ pub(crate) async fn import(
             .map(|(_, t)| *t)
             .max();
         let any = latest.get(world).copied().or(reset);
-        let state = e
-            .world_state_locked(world, any.map_or(0, offset))
-            .await?;
+        let state = e.world_state_locked(world, any.map_or(0, offset)).await?;
         let last = state.last_update_time.max(latest.get(world).copied());
         let rebase = state.last_rebase.max(reset);
         if (last, rebase) == (state.last_update_time, state.last_rebase) {

@@ -1,12 +1,12 @@
 //! Watched players and their reads: the list, the day's numbers, the
 //! deltas between reads, and the transactions recording a read.
 
+use super::super::StoreError;
 use super::super::dialect::{Col, Dialect, Insert, Query, Sql, Value};
 use super::super::exec::{Done, Exec};
 use super::super::logic::vip_outcome;
 use super::super::row::{vip_daily_columns, vip_daily_of, vip_delta_columns};
 use super::super::vip::{VipDaily, VipDelta, VipReadOutcome};
-use super::super::StoreError;
 
 const WATCHED: &[(&str, Col)] = &[
     ("world", Col::Text),
@@ -154,7 +154,11 @@ pub(crate) async fn write_read(
     e.execute(&upsert_daily(d, false).one_row(d, &daily_row(daily)))
         .await?;
     let stored = match delta {
-        Some(delta) => e.execute(&insert_delta().one_row(d, &delta_row(delta))).await? == 1,
+        Some(delta) => {
+            e.execute(&insert_delta().one_row(d, &delta_row(delta)))
+                .await?
+                == 1
+        }
         None => false,
     };
     Ok(Done::commit(stored))
@@ -185,7 +189,9 @@ pub(crate) async fn record_read(
     e.execute(&upsert_daily(d, true).one_row(d, &daily_row(read)))
         .await?;
     if let VipReadOutcome::Delta(delta) = &outcome
-        && e.execute(&insert_delta().one_row(d, &delta_row(delta))).await? == 0
+        && e.execute(&insert_delta().one_row(d, &delta_row(delta)))
+            .await?
+            == 0
     {
         return Ok(Done::rollback(VipReadOutcome::AlreadyStored));
     }
@@ -223,12 +229,7 @@ pub(crate) fn vip_daily(d: Dialect, world: Option<&str>, name: Option<&str>) -> 
 }
 
 /// Deltas, newest first.
-pub(crate) fn vip_deltas(
-    d: Dialect,
-    world: Option<&str>,
-    name: Option<&str>,
-    limit: u32,
-) -> Query {
+pub(crate) fn vip_deltas(d: Dialect, world: Option<&str>, name: Option<&str>, limit: u32) -> Query {
     deltas_where(Sql::new(d).eq("world", world).eq("name", name), d, limit)
 }
 
