@@ -25,6 +25,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
 
+use super::StoreError;
 use super::history::TimeRange;
 
 /// A SQL dialect.
@@ -321,6 +322,23 @@ pub(crate) struct Insert {
 }
 
 impl Insert {
+    /// Every row gives one value per column that takes one.
+    pub(crate) fn check(&self, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+        let width = self
+            .columns
+            .iter()
+            .filter(|(_, c)| !matches!(c, Col::Now | Col::Sql(_)))
+            .count();
+        match rows.iter().find(|r| r.len() != width) {
+            Some(r) => Err(StoreError::Rejected(format!(
+                "insert into {}: a row of {} values for {width} columns",
+                self.table,
+                r.len()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn has_time(&self) -> bool {
         self.columns.iter().any(|(_, c)| *c == Col::Time)
     }
@@ -380,7 +398,7 @@ impl Insert {
     }
 
     /// The statement for many rows (PostgreSQL) and the parameters of
-    /// `rows`: one array per column.
+    /// `rows`: one array per column. The rows passed [`Insert::check`].
     pub(crate) fn unnest(&self, rows: &[Vec<Value>]) -> Query {
         let d = Dialect::Postgres;
         let mut arrays = Vec::new();
@@ -393,7 +411,7 @@ impl Insert {
                 Col::Now => exprs.push(d.now().to_string()),
                 Col::Sql(s) => exprs.push(s.to_string()),
                 _ => {
-                    let column = rows.iter().map(|r| r[k].clone()).collect();
+                    let column = rows.iter().filter_map(|r| r.get(k).cloned()).collect();
                     k += 1;
                     params.push(Value::List(column));
                     arrays.push(format!("{}::{}[]", d.mark(k), c.pg_type()));
@@ -450,6 +468,8 @@ mod tests {
             vec![Value::text("A"), Value::Time(t(1))],
             vec![Value::text("B"), Value::Time(t(2))],
         ];
+        assert!(ins.check(&rows).is_ok());
+        assert!(ins.check(&[vec![Value::text("A")]]).is_err());
         let one = ins.one_row(Dialect::Sqlite, &rows[0]);
         assert_eq!(
             one.sql,

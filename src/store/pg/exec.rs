@@ -130,6 +130,7 @@ impl<C: GenericClient> Exec for PgExec<'_, C> {
         rows: &[Vec<Value>],
         map: Map<T>,
     ) -> Result<Vec<T>, StoreError> {
+        ins.check(rows)?;
         let mut out = Vec::new();
         for chunk in rows.chunks(INSERT_CHUNK) {
             out.extend(self.fetch(&ins.unnest(chunk), map).await?);

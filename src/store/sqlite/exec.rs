@@ -105,6 +105,7 @@ fn insert<T>(
     rows: &[Vec<Value>],
     map: Map<T>,
 ) -> Result<Vec<T>, StoreError> {
+    ins.check(rows)?;
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
