@@ -22,10 +22,14 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 pub mod cluster;
+mod dialect;
+mod exec;
 pub mod history;
 pub mod import;
 pub mod logic;
 mod pg;
+mod query;
+mod row;
 mod sqlite;
 #[cfg(feature = "test-support")]
 mod testing;

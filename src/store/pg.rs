@@ -14,8 +14,10 @@ use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, W
 /// Connections idle longer than this are closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
 
-mod ext;
+mod exec;
+pub(crate) use exec::{PgExec, begin, finish};
 mod lease;
+mod migrations;
 mod tls;
 
 /// Versioned migrations, applied in order, each once, under an advisory
@@ -71,9 +73,9 @@ CREATE TABLE world_state (
 );
 "#,
     ),
-    (2, ext::MIGRATION_2),
-    (3, ext::MIGRATION_3),
-    (4, ext::MIGRATION_4),
+    (2, migrations::MIGRATION_2),
+    (3, migrations::MIGRATION_3),
+    (4, migrations::MIGRATION_4),
     (5, lease::MIGRATION_5),
 ];
 
@@ -194,18 +196,6 @@ impl ReadConn {
         T: ?Sized + tokio_postgres::ToStatement,
     {
         self.watch(self.client().query(statement, params)).await
-    }
-
-    /// [`tokio_postgres::Client::query_opt`], cancelled when dropped.
-    pub(super) async fn query_opt<T>(
-        &self,
-        statement: &T,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error>
-    where
-        T: ?Sized + tokio_postgres::ToStatement,
-    {
-        self.watch(self.client().query_opt(statement, params)).await
     }
 }
 
