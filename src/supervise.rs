@@ -116,7 +116,12 @@ pub async fn run_with(
         vec![std::sync::Arc::new(crate::reload::LogLevel)];
     // The pool's budget and the watcher's relay (application tasks over
     // the pool's events and channels; see crate::budget, crate::watcher).
-    let services = crate::watcher::start_services(&config, &handle, stop.clone());
+    // A cluster node hears the status watcher wherever it runs.
+    let news = joining.as_ref().and_then(|j| {
+        let silence = config.site.poll_interval * 3 + config.cluster.lease_ttl;
+        crate::cluster::news::link(&j.store, &j.info.node_id, silence)
+    });
+    let services = crate::watcher::start_services(&config, &handle, stop.clone(), news);
     let share = NodeShare::default();
     if let Some(budget) = &services.budget {
         followers.push(std::sync::Arc::new(BudgetFollower {
@@ -183,6 +188,7 @@ pub async fn run_with(
                 state = state.with_budget(budget.clone());
             }
             if let Some((cluster, _)) = &cluster {
+                app_events.follow_cluster(cluster);
                 state = state.with_cluster(cluster.clone());
             }
             followers.push(std::sync::Arc::new(state.clone()));

@@ -67,7 +67,7 @@ pub struct Roles {
 /// default, in both modes).
 pub fn roles(config: &Config) -> Roles {
     Roles {
-        watcher: config.pool.mode == Mode::Pool && config.pool.watcher && !config.cluster.enabled,
+        watcher: config.pool.mode == Mode::Pool && config.pool.watcher,
         pool_budget: config.site.budget == crate::site::BudgetScope::Pool,
     }
 }
@@ -133,21 +133,11 @@ pub fn as_pool(config: &Config) -> Config {
     c
 }
 
-/// The roles of a cluster node's workers: the pool's budget as
-/// configured; no status watcher yet (each world's worker polls the
-/// status page itself).
-pub fn cluster_roles(config: &Config) -> Roles {
-    Roles {
-        watcher: false,
-        ..roles(config)
-    }
-}
-
 /// In cluster mode, the spec of one leased worker — a world's, or the
 /// watcher's — as the pool mode of the same config would run it (`None`
 /// for a name the config does not run).
 pub fn cluster_spec(config: &Config, exe: &Path, name: &str) -> Option<pool::WorkerSpec> {
-    let roles = cluster_roles(config);
+    let roles = roles(config);
     let config = as_pool(config);
     if config.pool.mode != Mode::Pool {
         return None;

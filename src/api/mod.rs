@@ -35,6 +35,7 @@ mod auth;
 pub mod budget;
 pub mod client;
 mod cluster;
+mod cluster_table;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -69,6 +70,7 @@ pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
 pub use guard::AllowedHosts;
 pub use server::ServerLimits;
+pub use cluster_table::{fetch_cluster, render_cluster};
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.

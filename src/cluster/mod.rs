@@ -30,6 +30,7 @@ use tokio::sync::broadcast;
 
 pub mod balance;
 pub mod clock;
+pub mod news;
 mod node;
 pub mod view;
 

@@ -75,6 +75,7 @@ pub fn start(
         release: Vec::new(),
         last_ok: None,
         joined: false,
+        registered: false,
         live_nodes: BTreeSet::new(),
         unowned_since: HashMap::new(),
         notes,
@@ -96,7 +97,7 @@ fn world_names(config: &Config) -> Vec<String> {
 }
 
 fn watcher_lease(config: &Config) -> Option<String> {
-    crate::topology::cluster_roles(config)
+    crate::topology::roles(config)
         .watcher
         .then(|| crate::topology::WATCHER_NAME.to_string())
 }
@@ -115,6 +116,11 @@ struct Node {
     /// The start of the last committed tick.
     last_ok: Option<BootInstant>,
     joined: bool,
+    /// The last tick committed: this one may take leases. After a failed
+    /// tick (the database was away) a node first registers again, so that
+    /// the node back first does not take every world before the others
+    /// are counted.
+    registered: bool,
     live_nodes: BTreeSet<String>,
     /// When this node first saw each world without a live owner.
     unowned_since: HashMap<String, Instant>,
@@ -224,7 +230,7 @@ impl Node {
             worlds: &names,
             held: &held,
             release: &release,
-            acquire: self.joined,
+            acquire: self.registered,
         };
         let timeout = renew_timeout(self.ttl(), self.setup.workers.cluster.renew_every);
         let answer =
@@ -247,6 +253,7 @@ impl Node {
             .renew_micros_last
             .store(micros, std::sync::atomic::Ordering::Relaxed);
         self.last_ok = Some(began);
+        self.registered = true;
         if !self.joined {
             self.joined = true;
             tracing::info!(node = %self.setup.info.node_id, "cluster: joined");
@@ -256,6 +263,7 @@ impl Node {
 
     fn tick_failed(&mut self, error: String, release: Vec<(String, i64)>) {
         Counters::add(&self.counters().ticks_failed, 1);
+        self.registered = false;
         tracing::warn!(%error, "cluster: tick failed; the leases are trusted until lease_ttl − margin after the last renewal");
         // Try the releases again next time.
         self.release.extend(release);

@@ -281,6 +281,23 @@ impl Store {
         }
     }
 
+    /// `NOTIFY channel, payload` (PostgreSQL only).
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.notify(channel, payload).await,
+            Store::Sqlite(_) => Err(postgres_only("notify")),
+        }
+    }
+
+    /// The payloads of `NOTIFY channel` on a connection of its own that
+    /// reconnects; `None` on SQLite.
+    pub fn listen(&self, channel: &str) -> Option<tokio::sync::mpsc::Receiver<String>> {
+        match self {
+            Store::Postgres(s) => Some(s.listen(channel)),
+            Store::Sqlite(_) => None,
+        }
+    }
+
     /// Live nodes and every lease, read-only.
     pub async fn lease_view(&self, worlds: &[String]) -> Result<LeaseSnapshot, StoreError> {
         match self {

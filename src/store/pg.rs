@@ -87,6 +87,8 @@ pub struct PgStore {
     tls: tls::MakeRustls,
     /// The lease a fenced writer's run writes check first.
     fence: Option<super::Fence>,
+    /// The URL as `tokio-postgres` takes it (a `LISTEN` connection's).
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -318,6 +320,7 @@ impl PgStore {
             pool,
             tls: connector,
             fence: None,
+            url: url.to_string(),
         };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.

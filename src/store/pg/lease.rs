@@ -276,6 +276,81 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// `NOTIFY channel, payload`.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    /// The payloads of `NOTIFY channel`, on a connection of its own that
+    /// reconnects (with backoff) whenever it breaks, until the receiver is
+    /// dropped. Notifications sent while it was down are lost: callers
+    /// have a fallback.
+    pub fn listen(&self, channel: &str) -> tokio::sync::mpsc::Receiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (url, tls, channel) = (self.url.clone(), self.tls.clone(), channel.to_string());
+        tokio::spawn(async move {
+            let mut attempt = 0u32;
+            while !tx.is_closed() {
+                match listen_once(&url, tls.clone(), &channel, &tx).await {
+                    Ok(()) => attempt = 0,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %channel, "LISTEN connection lost; reconnecting");
+                        attempt = attempt.saturating_add(1);
+                    }
+                }
+                let delay = Duration::from_millis(200 * u64::from(attempt.min(10)) + 100);
+                tokio::time::sleep(delay).await;
+            }
+        });
+        rx
+    }
+}
+
+/// One `LISTEN` connection: forwards payloads until it breaks or nobody
+/// listens.
+async fn listen_once(
+    url: &str,
+    tls: super::tls::MakeRustls,
+    channel: &str,
+    tx: &tokio::sync::mpsc::Sender<String>,
+) -> Result<(), StoreError> {
+    use futures_util::StreamExt as _;
+    let (client, mut connection) = tokio_postgres::connect(url, tls).await.map_err(pg_err)?;
+    let (msgs_tx, mut msgs) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if msgs_tx.send(n.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "LISTEN connection error");
+                    break;
+                }
+            }
+        }
+    });
+    let quoted = format!("LISTEN \"{}\"", channel.replace('"', "\"\""));
+    client.batch_execute(&quoted).await.map_err(pg_err)?;
+    while let Some(payload) = msgs.recv().await {
+        if tx.send(payload).await.is_err() {
+            break;
+        }
+    }
+    driver.abort();
+    Ok(())
+}
+
 /// The fence of a write, first statement of its transaction: the lease of
 /// the world must still be this node's at this epoch. `FOR KEY SHARE` holds
 /// it until the commit (an acquisition's `FOR UPDATE SKIP LOCKED` passes it
