@@ -26,6 +26,7 @@ pub mod api;
 pub mod app_events;
 pub mod bench;
 pub mod budget;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod demo_site;

@@ -20,6 +20,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::{NewDelta, VipReadOutcome};
 
+/// Environment variables of a world worker in cluster mode: the node that
+/// holds the world's lease and the lease's epoch. The worker's run writes
+/// check them first ([`crate::store::Fence`]).
+pub const FENCE_NODE_ENV: &str = "WORLDPOOL_FENCE_NODE";
+/// See [`FENCE_NODE_ENV`].
+pub const FENCE_EPOCH_ENV: &str = "WORLDPOOL_FENCE_EPOCH";
+
+/// The environment that gives a worker its fence.
+pub fn fence_env(fence: &crate::store::Fence) -> Vec<(String, String)> {
+    vec![
+        (FENCE_NODE_ENV.to_string(), fence.node.clone()),
+        (FENCE_EPOCH_ENV.to_string(), fence.epoch.to_string()),
+    ]
+}
+
+/// The fence this worker was started with, if any.
+pub fn fence_from_env() -> Option<crate::store::Fence> {
+    let node = std::env::var(FENCE_NODE_ENV).ok()?;
+    let epoch = std::env::var(FENCE_EPOCH_ENV).ok()?.parse().ok()?;
+    Some(crate::store::Fence { node, epoch })
+}
+
 /// Environment variable the supervisor sets to the heartbeat period in
 /// milliseconds (`heartbeat_timeout / 3`).
 pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";

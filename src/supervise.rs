@@ -103,6 +103,11 @@ pub async fn run_with(
     tracing::debug!(nofile, "open-files limit");
     let snapshots = crate::reload::Snapshots::new().context("creating the config copies")?;
     let workers = snapshots.initial(&config);
+    // A cluster node checks it may join before any worker starts.
+    let joining = match config.cluster.enabled {
+        true => Some(Joining::check(&config, api_bind).await?),
+        false => None,
+    };
     let pool = start_pool(&workers, &exe)?;
     let handle = pool.handle();
     let (reload, reload_queue) = crate::reload::ReloadHandle::new();
@@ -111,10 +116,44 @@ pub async fn run_with(
         vec![std::sync::Arc::new(crate::reload::LogLevel)];
     // The pool's budget and the watcher's relay (application tasks over
     // the pool's events and channels; see crate::budget, crate::watcher).
-    let services = crate::watcher::start_services(&config, &handle, stop.clone());
+    // A cluster node hears the status watcher wherever it runs.
+    let news = joining.as_ref().and_then(|j| {
+        let silence = config.site.poll_interval * 3 + config.cluster.lease_ttl;
+        crate::cluster::news::link(&j.store, &j.info.node_id, silence)
+    });
+    let services = crate::watcher::start_services(&config, &handle, stop.clone(), news);
+    let share = NodeShare::default();
     if let Some(budget) = &services.budget {
-        followers.push(std::sync::Arc::new(budget.clone()));
+        followers.push(std::sync::Arc::new(BudgetFollower {
+            budget: budget.clone(),
+            share: share.clone(),
+        }));
     }
+    let cluster = joining.map(|joining| {
+        let (configs, configs_rx) = tokio::sync::watch::channel(workers.clone());
+        followers.push(std::sync::Arc::new(ClusterFollower(configs)));
+        let budget = services.budget.clone();
+        let limits_of = config.site.clone();
+        let on_share = share.clone();
+        let on_nodes = Box::new(move |nodes: usize| {
+            on_share.set(nodes);
+            if let Some(budget) = &budget {
+                budget.set_limits(on_share.limits(&limits_of));
+            }
+        });
+        crate::cluster::start(
+            crate::cluster::NodeSetup {
+                workers: workers.clone(),
+                exe: exe.clone(),
+                pool: handle.clone(),
+                store: joining.store,
+                info: joining.info,
+                on_nodes,
+            },
+            configs_rx,
+            stop.clone(),
+        )
+    });
     tracing::info!(
         workers = handle.names().len(),
         mode = ?config.pool.mode,
@@ -147,6 +186,10 @@ pub async fn run_with(
                 .with_allowed_hosts(crate::api::AllowedHosts::new(&config.api.allowed_hosts));
             if let Some(budget) = &services.budget {
                 state = state.with_budget(budget.clone());
+            }
+            if let Some((cluster, _)) = &cluster {
+                app_events.follow_cluster(cluster);
+                state = state.with_cluster(cluster.clone());
             }
             followers.push(std::sync::Arc::new(state.clone()));
             let (addr, task) = crate::api::serve_dedicated(
@@ -197,6 +240,10 @@ pub async fn run_with(
     stop.cancel();
     pool.shutdown().await;
     tracing::info!("all workers stopped");
+    if let Some((_, task)) = cluster {
+        // Releases the leases now that their workers are stopped.
+        let _ = task.await;
+    }
     let _ = reloader.await;
     if let Some(task) = api_task {
         let _ = task.await;
@@ -204,21 +251,103 @@ pub async fn run_with(
     Ok(())
 }
 
+/// A node about to join a cluster: its lease store, who it is.
+struct Joining {
+    store: crate::store::Store,
+    info: crate::store::cluster::NodeInfo,
+}
+
+impl Joining {
+    /// Open the lease store and refuse to join a cluster whose live nodes
+    /// run another `lease_ttl` or world list.
+    async fn check(config: &Config, api_bind: Option<SocketAddr>) -> anyhow::Result<Joining> {
+        let settings = &config.cluster;
+        let store = crate::store::Store::open_leases(
+            &config.storage_url(),
+            crate::cluster::renew_timeout(settings.lease_ttl, settings.renew_every),
+        )
+        .await
+        .context("opening the cluster's lease store")?;
+        let (node_id, node_name) = crate::cluster::node_identity(config);
+        let info = crate::store::cluster::NodeInfo {
+            node_id,
+            node_name,
+            started_at: chrono::Utc::now(),
+            lease_ttl: settings.lease_ttl,
+            worlds_hash: crate::cluster::worlds_hash(config),
+            api: api_bind.map(|a| a.to_string()),
+        };
+        let worlds: Vec<String> = config.worlds.iter().map(|w| w.name.clone()).collect();
+        crate::cluster::check_join(&store, &info, &worlds)
+            .await
+            .with_context(|| format!("{}: [cluster]", config.path.display()))?;
+        tracing::info!(node = %info.node_id, name = %info.node_name, "cluster: joining");
+        Ok(Joining { store, info })
+    }
+}
+
+/// This node's share of the site's limits: 1 / the live nodes.
+#[derive(Debug, Clone)]
+struct NodeShare(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Default for NodeShare {
+    fn default() -> Self {
+        NodeShare(std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1)))
+    }
+}
+
+impl NodeShare {
+    fn set(&self, nodes: usize) {
+        self.0
+            .store(nodes.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `[site] rate_limit` and `max_concurrent` divided among the live
+    /// nodes (at least one request at a time each).
+    fn limits(&self, site: &crate::site::SiteSettings) -> crate::budget::Limits {
+        let nodes = self.0.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        crate::budget::Limits {
+            rate: site.rate_limit / nodes as f64,
+            max_concurrent: (site.max_concurrent / nodes).max(1),
+        }
+    }
+}
+
+/// The cluster node hears the workers' config of each reload.
+struct ClusterFollower(tokio::sync::watch::Sender<Config>);
+
+impl crate::reload::Follower for ClusterFollower {
+    fn follow<'a>(
+        &'a self,
+        _old: &'a Config,
+        _new: &'a Config,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn workers_follow(&self, workers: &Config) {
+        let _ = self.0.send(workers.clone());
+    }
+}
+
 /// The pool's budget follows `[site] rate_limit` and `max_concurrent`
-/// across reloads (wired here, where the services meet).
-impl crate::reload::Follower for crate::budget::service::BudgetService {
+/// across reloads (wired here, where the services meet), divided among a
+/// cluster's live nodes.
+struct BudgetFollower {
+    budget: crate::budget::service::BudgetService,
+    share: NodeShare,
+}
+
+impl crate::reload::Follower for BudgetFollower {
     fn follow<'a>(
         &'a self,
         old: &'a crate::config::Config,
         new: &'a crate::config::Config,
     ) -> futures_util::future::BoxFuture<'a, ()> {
         Box::pin(async move {
-            let limits = |c: &crate::config::Config| crate::budget::Limits {
-                rate: c.site.rate_limit,
-                max_concurrent: c.site.max_concurrent,
-            };
-            if limits(old) != limits(new) {
-                self.set_limits(limits(new));
+            let (before, after) = (self.share.limits(&old.site), self.share.limits(&new.site));
+            if before != after {
+                self.budget.set_limits(after);
                 tracing::info!(
                     rate_limit = new.site.rate_limit,
                     max_concurrent = new.site.max_concurrent,

@@ -96,8 +96,13 @@ impl Roles {
 }
 
 /// The worker names of a config, in order, as `mode` runs them (the
-/// status watcher last, when there is one).
+/// status watcher last, when there is one). In cluster mode none: the
+/// node starts each world's worker, and the watcher's, when it holds the
+/// lease ([`cluster_spec`]).
 pub fn worker_names(config: &Config, mode: Mode) -> Vec<String> {
+    if config.cluster.enabled {
+        return Vec::new();
+    }
     match mode {
         Mode::Pool => {
             let mut names: Vec<String> = config.worlds.iter().map(|w| w.name.clone()).collect();
@@ -113,25 +118,71 @@ pub fn worker_names(config: &Config, mode: Mode) -> Vec<String> {
 /// The worker specs for a config: one per world in pool mode
 /// (`worldpool worker --world NAME --config PATH`), a single one named
 /// `single` (`worldpool worker --all --config PATH`) in single mode.
+/// In cluster mode none (see [`worker_names`]).
 pub fn worker_specs(config: &Config, exe: &Path) -> Vec<pool::WorkerSpec> {
+    if config.cluster.enabled {
+        return Vec::new();
+    }
     worker_specs_with(config, exe, &|_| Vec::new())
 }
 
-/// Like [`worker_specs`], with `extra_args(worker name)` appended to each
-/// worker's command line.
-pub fn worker_specs_with(
-    config: &Config,
-    exe: &Path,
-    extra_args: &dyn Fn(&str) -> Vec<String>,
-) -> Vec<pool::WorkerSpec> {
-    let config_path = absolute(&config.path);
-    let spec = |name: &str, selection: Vec<String>, limits: pool::Limits| {
+/// The config as a lone node would run it: `[cluster]` off.
+pub fn as_pool(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.cluster.enabled = false;
+    c
+}
+
+/// In cluster mode, the spec of one leased worker — a world's, or the
+/// watcher's — as the pool mode of the same config would run it (`None`
+/// for a name the config does not run).
+pub fn cluster_spec(config: &Config, exe: &Path, name: &str) -> Option<pool::WorkerSpec> {
+    let roles = roles(config);
+    let config = as_pool(config);
+    if config.pool.mode != Mode::Pool {
+        return None;
+    }
+    let common = Common::of(&config);
+    if name == WATCHER_NAME {
+        return roles
+            .watcher
+            .then(|| common.spec(name, exe, roles.watcher_flags(), config.limits.clone(), &[]));
+    }
+    let world = config.world(name)?;
+    let mut selection = vec!["--world".to_string(), world.name.clone()];
+    selection.extend(roles.world_flags());
+    Some(common.spec(name, exe, selection, world.limits.clone(), &[]))
+}
+
+/// What every worker spec of a config shares.
+struct Common<'a> {
+    config: &'a Config,
+    config_path: PathBuf,
+}
+
+impl<'a> Common<'a> {
+    fn of(config: &'a Config) -> Common<'a> {
+        Common {
+            config,
+            config_path: absolute(&config.path),
+        }
+    }
+
+    fn spec(
+        &self,
+        name: &str,
+        exe: &Path,
+        selection: Vec<String>,
+        limits: pool::Limits,
+        extra: &[String],
+    ) -> pool::WorkerSpec {
+        let config = self.config;
         let mut s = pool::WorkerSpec::new(name, exe);
         s.args = vec!["worker".to_string()];
         s.args.extend(selection);
         s.args.push("--config".to_string());
-        s.args.push(config_path.display().to_string());
-        s.args.extend(extra_args(name));
+        s.args.push(self.config_path.display().to_string());
+        s.args.extend(extra.iter().cloned());
         s.limits = limits;
         s.restart = config.pool.restart.clone();
         s.stop_grace = config.pool.stop_grace;
@@ -145,6 +196,19 @@ pub fn worker_specs_with(
         s.env.extend(config.pool.env.iter().cloned());
         s.inherit_env = Some(inherited_env());
         s
+    }
+}
+
+/// Like [`worker_specs`], with `extra_args(worker name)` appended to each
+/// worker's command line.
+pub fn worker_specs_with(
+    config: &Config,
+    exe: &Path,
+    extra_args: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<pool::WorkerSpec> {
+    let common = Common::of(config);
+    let spec = |name: &str, selection: Vec<String>, limits: pool::Limits| {
+        common.spec(name, exe, selection, limits, &extra_args(name))
     };
     let roles = roles(config);
     match config.pool.mode {

@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["watcher"],
     &["worker"],
     &["reload"],
+    &["cluster"],
     &["app_events"],
     &["api"],
     &["supervise"],

@@ -493,6 +493,59 @@ async fn compat_queries_read_the_history(db: TestDb) {
             .collect::<Vec<_>>(),
         [("Aurera", 170), ("Bellum", 7)]
     );
+    let named = s
+        .players_named(&["Dee".into(), "Ana".into()])
+        .await
+        .expect("players");
+    assert_eq!(
+        named
+            .iter()
+            .map(|p| (p.name.as_str(), p.world.as_str()))
+            .collect::<Vec<_>>(),
+        [("Ana", "Aurera"), ("Ana", "Bellum"), ("Dee", "Bellum")],
+        "by name, then world"
+    );
+    assert!(s.players_named(&[]).await.expect("players").is_empty());
+
+    // The bounded forms the API uses: at most `limit` names or series
+    // rows; a series over a period; a guild's time range.
+    assert_eq!(
+        s.player_names_at_most(None, Some("G"), Some(1))
+            .await
+            .expect("names"),
+        ["Ana"]
+    );
+    assert_eq!(
+        s.player_names_at_most(Some("Aurera"), None, Some(10))
+            .await
+            .expect("names"),
+        ["Ana", "Bob", "Cy"]
+    );
+    let period = TimeRange::between(at(29, 9, 10), at(29, 9, 20));
+    let some = s
+        .player_deltas_at_most(&["Cy".into(), "Ana".into()], period, Some(3))
+        .await
+        .expect("series");
+    assert_eq!(
+        some.iter()
+            .map(|d| (d.name.as_str(), d.delta, d.update_time))
+            .collect::<Vec<_>>(),
+        [
+            ("Ana", 60, at(29, 9, 10)),
+            ("Ana", 7, at(29, 9, 15)),
+            ("Ana", 10, at(29, 9, 20))
+        ]
+    );
+    assert!(
+        s.player_deltas(&[], TimeRange::all())
+            .await
+            .expect("series")
+            .is_empty()
+    );
+    assert_eq!(
+        s.delta_time_range(None, Some("H")).await.expect("range"),
+        Some((at(29, 9, 0), at(29, 9, 20)))
+    );
 
     // Exports: every row, in order, in chunks.
     let mut rx = s.export_deltas();

@@ -6,6 +6,7 @@ mod helper;
 mod api;
 mod bench;
 mod browser;
+mod cluster;
 mod compat;
 mod config;
 mod hostile;

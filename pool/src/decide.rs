@@ -560,11 +560,13 @@ fn after_run(
     now: Instant,
     jitter: f64,
 ) -> Vec<Action> {
-    let restart = match policy.restart.mode {
-        RestartMode::Always => true,
-        RestartMode::OnFailure => exit.is_failure(),
-        RestartMode::Never => false,
-    };
+    // A fenced worker lost its right to run: never restarted.
+    let restart = exit.reason != crate::exit::ExitReason::Fenced
+        && match policy.restart.mode {
+            RestartMode::Always => true,
+            RestartMode::OnFailure => exit.is_failure(),
+            RestartMode::Never => false,
+        };
     if !restart {
         return vec![Action::Transition(State::Stopped)];
     }

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// limit (the worker's alloc-error path exits with it instead of aborting).
 pub const EXIT_OUT_OF_MEMORY: i32 = 86;
 
+/// Exit status a worker uses when it learnt that it no longer holds the
+/// right to run (another holder took its lease: a write was refused by
+/// the fence). Such an exit is `fenced` and never restarted: whoever gave
+/// the right decides whether the worker runs again.
+pub const EXIT_FENCED: i32 = 87;
+
 /// Why a worker run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,11 +32,14 @@ pub enum ExitReason {
     /// No process was started: the spawn failed (program missing, a limit
     /// the OS refused…). The record's `error` says why.
     SpawnFailed,
+    /// Exited with [`EXIT_FENCED`]: it lost the right to run. Not
+    /// restarted.
+    Fenced,
 }
 
 impl ExitReason {
     /// All reasons, for metrics.
-    pub const ALL: [ExitReason; 7] = [
+    pub const ALL: [ExitReason; 8] = [
         ExitReason::Exited,
         ExitReason::Crashed,
         ExitReason::CpuLimit,
@@ -38,6 +47,7 @@ impl ExitReason {
         ExitReason::Hung,
         ExitReason::Stopped,
         ExitReason::SpawnFailed,
+        ExitReason::Fenced,
     ];
 
     /// The snake_case name used in JSON.
@@ -50,6 +60,7 @@ impl ExitReason {
             ExitReason::Hung => "hung",
             ExitReason::Stopped => "stopped",
             ExitReason::SpawnFailed => "spawn_failed",
+            ExitReason::Fenced => "fenced",
         }
     }
 }
@@ -129,8 +140,15 @@ pub struct ExitContext {
 ///   most one `sample_interval` old);
 /// - `memory_limit` on [`EXIT_OUT_OF_MEMORY`], or SIGABRT with a memory
 ///   limit set (Rust's default alloc-error path aborts);
+/// - `fenced` on [`EXIT_FENCED`] first, even while stopping or after the
+///   watchdog fired (the worker said so itself);
 /// - `crashed` on any other signal, `exited` otherwise.
 pub fn classify(code: Option<i32>, signal: Option<i32>, ctx: &ExitContext) -> ExitReason {
+    // Said by the worker itself, whatever the pool was doing meanwhile (a
+    // watchdog that fired late, after the supervisor was paused).
+    if code == Some(EXIT_FENCED) {
+        return ExitReason::Fenced;
+    }
     if ctx.hung {
         return ExitReason::Hung;
     }
@@ -144,6 +162,7 @@ pub fn classify(code: Option<i32>, signal: Option<i32>, ctx: &ExitContext) -> Ex
             ExitReason::CpuLimit
         }
         (Some(EXIT_OUT_OF_MEMORY), _) => ExitReason::MemoryLimit,
+        (Some(EXIT_FENCED), _) => ExitReason::Fenced,
         (_, Some(libc::SIGABRT)) if ctx.memory_limited => ExitReason::MemoryLimit,
         _ if ctx.stopping => ExitReason::Stopped,
         (_, Some(_)) => ExitReason::Crashed,
@@ -186,6 +205,9 @@ mod tests {
             (None, Some(9), cpu, ExitReason::CpuLimit),
             (None, Some(9), cpu_fresh, ExitReason::Crashed),
             (Some(86), None, none, ExitReason::MemoryLimit),
+            (Some(87), None, none, ExitReason::Fenced),
+            (Some(87), None, stopping, ExitReason::Fenced),
+            (Some(87), None, hung, ExitReason::Fenced),
             (None, Some(6), mem, ExitReason::MemoryLimit),
             (None, Some(6), none, ExitReason::Crashed),
             (None, Some(9), hung, ExitReason::Hung),

@@ -228,6 +228,9 @@ pub(super) async fn metrics_handler(State(state): State<ApiState>) -> Response {
     if let Some(b) = &state.budget {
         text.push_str(&metrics::budget::render(&b.snapshot()));
     }
+    if let Some(c) = &state.cluster {
+        text.push_str(&metrics::cluster::render(&c.view()));
+    }
     (
         [(
             header::CONTENT_TYPE,

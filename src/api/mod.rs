@@ -34,6 +34,8 @@ use crate::store::Store;
 mod auth;
 pub mod budget;
 pub mod client;
+mod cluster;
+mod cluster_table;
 mod compat;
 pub mod control;
 pub mod dashboard;
@@ -68,6 +70,7 @@ pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
 pub use guard::AllowedHosts;
 pub use server::ServerLimits;
+pub use cluster_table::{fetch_cluster, render_cluster};
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.
@@ -118,6 +121,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/openapi.json", get(openapi_handler))
         .route("/metrics", get(metrics_handler))
         .route("/api/budget", get(budget::budget_handler))
+        .route("/api/cluster", get(cluster::cluster_handler))
         .route("/healthz", get(health::healthz))
         .route("/memusage", get(health::memusage))
         .route("/readyz", get(readyz))

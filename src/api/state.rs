@@ -51,6 +51,8 @@ pub struct ApiState {
     pub(super) reload: Option<crate::reload::ReloadHandle>,
     /// The pool's per-host request budget (pool mode with a watcher).
     pub(super) budget: Option<crate::budget::service::BudgetService>,
+    /// The cluster node, in cluster mode (`/api/cluster`).
+    pub(super) cluster: Option<crate::cluster::Cluster>,
     /// Exports running at once ([`Reads::max_exports`] permits).
     pub(super) exports: Arc<tokio::sync::Semaphore>,
     /// Served on a loopback address only ([`ApiState::bound_to`]): without
@@ -163,6 +165,7 @@ impl ApiState {
             app_events: crate::app_events::AppEvents::default(),
             reload: None,
             budget: None,
+            cluster: None,
             loopback: false,
             player_details: Arc::default(),
             allowed_hosts: Arc::new(AllowedHosts::default()),
@@ -203,6 +206,13 @@ impl ApiState {
     /// requests per worker in `/api/workers`, `worldpool_host_*` metrics).
     pub fn with_budget(mut self, budget: crate::budget::service::BudgetService) -> ApiState {
         self.budget = Some(budget);
+        self
+    }
+
+    /// The same state showing a cluster node (`/api/cluster`, the
+    /// cluster's metrics and events).
+    pub fn with_cluster(mut self, cluster: crate::cluster::Cluster) -> ApiState {
+        self.cluster = Some(cluster);
         self
     }
 

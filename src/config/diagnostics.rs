@@ -5,7 +5,9 @@
 use std::fmt;
 
 use super::Problem;
-use super::raw::{RawApi, RawConfig, RawLimits, RawLog, RawPool, RawSite, RawStorage, RawWorld};
+use super::raw::{
+    RawApi, RawCluster, RawConfig, RawLimits, RawLog, RawPool, RawSite, RawStorage, RawWorld,
+};
 
 /// A TOML syntax or type error, at its line.
 pub(super) fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
@@ -109,6 +111,7 @@ impl KeyPath {
                 "storage" => fields_of::<RawStorage>(),
                 "api" => fields_of::<RawApi>(),
                 "log" => fields_of::<RawLog>(),
+                "cluster" => fields_of::<RawCluster>(),
                 _ => return None,
             },
             [Key(worlds), Index(_)] if worlds == "worlds" => fields_of::<RawWorld>(),

@@ -128,6 +128,42 @@ pub struct PoolSettings {
     pub env: Vec<(String, String)>,
 }
 
+/// `[cluster]`: several `worldpool run` nodes on one PostgreSQL share the
+/// world list by leases ([`crate::cluster`] is above this module; the
+/// settings live here with the rest of the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Whether this node is one of a cluster.
+    pub enabled: bool,
+    /// How long a lease (and a node's row) lives without a renewal.
+    pub lease_ttl: Duration,
+    /// How often a node renews and rebalances.
+    pub renew_every: Duration,
+    /// The node's name in the API (default: the host name).
+    pub node_name: Option<String>,
+}
+
+impl Default for ClusterSettings {
+    /// Off; 15 s leases renewed every 5 s.
+    fn default() -> Self {
+        ClusterSettings {
+            enabled: false,
+            lease_ttl: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+            node_name: None,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// How long a worker's database session may sit idle inside a
+    /// transaction: a third of the TTL (at least 500 ms), so a stopped
+    /// worker cannot hold its lease's row past its lease.
+    pub fn writer_idle_timeout(&self) -> Duration {
+        (self.lease_ttl / 3).max(Duration::from_millis(500))
+    }
+}
+
 /// `[storage]`, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageSettings {
@@ -204,6 +240,8 @@ pub struct Config {
     pub log: LogSettings,
     /// `[[worlds]]`.
     pub worlds: Vec<World>,
+    /// `[cluster]`: several nodes on one PostgreSQL share the worlds.
+    pub cluster: ClusterSettings,
 }
 
 impl Config {

@@ -22,7 +22,17 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) log: RawLog,
     #[serde(default)]
+    pub(super) cluster: RawCluster,
+    #[serde(default)]
     pub(super) worlds: Vec<RawWorld>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RawCluster {
+    pub(super) enabled: Option<bool>,
+    pub(super) lease_ttl: Option<String>,
+    pub(super) renew_every: Option<String>,
+    pub(super) node_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -10,9 +10,12 @@ use pool::units::{parse_bytes, parse_duration};
 use pool::{Backoff, Limits, RestartMode, RestartPolicy};
 use serde::Deserialize;
 
-use super::raw::{RawApi, RawConfig, RawLimits, RawLog, RawPool, RawSite, RawStorage, RawWorld};
+use super::raw::{
+    RawApi, RawCluster, RawConfig, RawLimits, RawLog, RawPool, RawSite, RawStorage, RawWorld,
+};
 use super::{
-    API_TOKEN_ENV, ApiSettings, Config, Mode, PoolSettings, Problem, SiteSettings, StorageSettings,
+    API_TOKEN_ENV, ApiSettings, ClusterSettings, Config, Mode, PoolSettings, Problem, SiteSettings,
+    StorageSettings,
     WATCHER_NAME, World,
 };
 use crate::logging::{LogFormat, LogSettings};
@@ -185,6 +188,7 @@ impl Validator {
         let api = self.api(raw.api);
         let worlds = self.worlds(raw.worlds, &pool, &limits);
         let log = self.log(raw.log);
+        let cluster = self.cluster(&raw.cluster, &pool, &storage);
         Config {
             path: path.to_path_buf(),
             pool,
@@ -194,6 +198,67 @@ impl Validator {
             api,
             log,
             worlds,
+            cluster,
+        }
+    }
+
+    /// `[cluster]`: PostgreSQL and pool mode only; two renewals fit in
+    /// the time a node trusts its leases (`lease_ttl` − a quarter).
+    fn cluster(
+        &mut self,
+        raw: &RawCluster,
+        pool: &PoolSettings,
+        storage: &StorageSettings,
+    ) -> ClusterSettings {
+        let defaults = ClusterSettings::default();
+        let lease_ttl =
+            self.positive_duration("cluster.lease_ttl", raw.lease_ttl.as_ref(), defaults.lease_ttl);
+        let renew_every = self.positive_duration(
+            "cluster.renew_every",
+            raw.renew_every.as_ref(),
+            defaults.renew_every,
+        );
+        let enabled = raw.enabled.unwrap_or(false);
+        if renew_every * 8 > lease_ttl * 3 {
+            self.problem(
+                "cluster.renew_every",
+                format!(
+                    "{} is more than 3/8 of lease_ttl ({}): a node trusts its leases for 3/4 of \
+                     lease_ttl after a renewal, and two renewals must fit in that time",
+                    pool::units::format_duration(renew_every),
+                    pool::units::format_duration(lease_ttl)
+                ),
+                "renew at most every lease_ttl × 3/8 (defaults: lease_ttl = \"15s\", renew_every = \"5s\")",
+            );
+        }
+        if let Some(name) = &raw.node_name
+            && name.trim().is_empty()
+        {
+            self.problem(
+                "cluster.node_name",
+                "is empty",
+                "name the node, or leave the key out for the host name",
+            );
+        }
+        if enabled && storage.url.starts_with("sqlite://") {
+            self.problem(
+                "cluster.enabled",
+                "a cluster shares its leases through PostgreSQL; this config stores in SQLite",
+                "set [storage] url = \"postgres://user@host:5432/db\" on every node, or turn [cluster] off",
+            );
+        }
+        if enabled && pool.mode != Mode::Pool {
+            self.problem(
+                "cluster.enabled",
+                "a cluster leases worlds to pool-mode workers; this config runs in single mode",
+                "set [pool] mode = \"pool\", or turn [cluster] off",
+            );
+        }
+        ClusterSettings {
+            enabled,
+            lease_ttl,
+            renew_every,
+            node_name: raw.node_name.clone().filter(|n| !n.trim().is_empty()),
         }
     }
 

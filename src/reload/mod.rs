@@ -244,6 +244,10 @@ pub trait Listener: Send + Sync + 'static {
 pub trait Follower: Send + Sync + 'static {
     /// Adopt `new` (`old` was in force until now).
     fn follow<'a>(&'a self, old: &'a Config, new: &'a Config) -> BoxFuture<'a, ()>;
+
+    /// The config the workers read from now on (their private copy of
+    /// the one in force), after [`follow`](Self::follow).
+    fn workers_follow(&self, _workers: &Config) {}
 }
 
 /// `[log] level`: applied to the supervisor's subscriber at once (unless
@@ -384,7 +388,9 @@ impl Reloader {
             path: self.setup.workers.path.clone(),
             ..effective.clone()
         };
-        if plan.spawns() {
+        // A cluster node starts workers as it takes leases: they read
+        // the new copy from now on.
+        if plan.spawns() || effective.cluster.enabled {
             let for_workers = match self.setup.snapshots.for_workers(&effective, &text) {
                 Ok(c) => c,
                 Err(e) => {
@@ -431,6 +437,7 @@ impl Reloader {
         self.watching.store(new.pool.watch_config, Ordering::SeqCst);
         for follower in &self.setup.followers {
             follower.follow(&old, new).await;
+            follower.workers_follow(&self.setup.workers);
         }
         for p in &plan.needs_restart {
             tracing::warn!(key = %p.key, "{}: takes effect when worldpool run restarts", p.message);

@@ -104,6 +104,8 @@ pub fn effective(old: &Config, new: &Config) -> Config {
     // set up at start.
     out.pool.watcher = old.pool.watcher;
     out.site.budget = old.site.budget;
+    // Joining or leaving a cluster, and its timings, wait for a restart.
+    out.cluster = old.cluster.clone();
     out
 }
 
@@ -212,6 +214,14 @@ fn pending(old: &Config, new: &Config) -> Vec<Pending> {
                 mode(new.pool.mode),
                 mode(old.pool.mode)
             ),
+        );
+    }
+    if old.cluster != new.cluster {
+        push(
+            "cluster",
+            "[cluster] changed: a node joins or leaves a cluster, and takes new lease timings, \
+             when worldpool run restarts"
+                .to_string(),
         );
     }
     if old.pool.sample_interval != new.pool.sample_interval {

@@ -252,7 +252,7 @@ pub async fn process_world(
     // The write itself is never cancelled: it finishes or rolls back.
     let outcome = match with_store_retry(reporter, shutdown, || store.write_run(&run)).await {
         Ok(o) => o,
-        Err(ProcessError::Store(e)) if !e.is_transient() => {
+        Err(ProcessError::Store(e)) if !e.is_transient() && !e.is_fenced() => {
             // Retrying cannot help: fail the run with the database's word.
             let error = e.to_string();
             return failed_run(
@@ -336,6 +336,26 @@ async fn failed_run(
     Ok(Outcome::Failed { update_time, error })
 }
 
+/// The mark of a worker that stopped because a fenced write was refused:
+/// the worker process exits with [`pool::exit::EXIT_FENCED`].
+#[derive(Debug, Clone, Copy)]
+pub struct Fenced;
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fenced: the world's lease is another node's now")
+    }
+}
+
+/// Whether `e` (anywhere in its chain) is a refused fenced write.
+pub fn is_fenced(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_fenced)
+    })
+}
+
 /// Retry a store operation with backoff while it fails transiently; a
 /// permanent error is returned at once. Gives up on shutdown too (between
 /// attempts, never during one).
@@ -388,9 +408,22 @@ pub async fn open_store_retrying(
     shutdown: &CancellationToken,
 ) -> Result<Option<Store>, crate::store::StoreError> {
     let url = config.storage_url();
+    let fence = crate::protocol::fence_from_env();
     let mut attempt = 0u32;
     loop {
-        match Store::open(&url, config.storage.max_connections).await {
+        let opened = match &fence {
+            Some(fence) => {
+                Store::open_fenced(
+                    &url,
+                    config.storage.max_connections,
+                    fence.clone(),
+                    config.cluster.writer_idle_timeout(),
+                )
+                .await
+            }
+            None => Store::open(&url, config.storage.max_connections).await,
+        };
+        match opened {
             Ok(s) => return Ok(Some(s)),
             Err(e) if !e.is_transient() => return Err(e),
             Err(e) => {
@@ -600,6 +633,12 @@ pub async fn run_worker_with(
                             tracing::debug!(world = %world.name, ?outcome, "world processed")
                         }
                         Err(ProcessError::Shutdown) => break,
+                        Err(ProcessError::Store(e)) if e.is_fenced() => {
+                            // Another node owns the world now: stop here,
+                            // with the exit status that says so.
+                            tracing::error!(world = %world.name, error = %e, "fenced: this worker no longer holds its world's lease");
+                            return Err(anyhow::Error::new(e).context(Fenced));
+                        }
                         Err(e) => {
                             tracing::warn!(world = %world.name, error = %e, "store error");
                             reporter.report(WorkerReport {

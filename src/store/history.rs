@@ -12,7 +12,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{DeltaRow, PlayerRowStored, Store, StoreError};
+use super::query::history;
+use super::{DeltaRow, PlayerRowStored, Store, StoreError, row};
 
 /// Rows per chunk of an export.
 pub const EXPORT_CHUNK: usize = 1_000;
@@ -98,10 +99,8 @@ impl Store {
         guild: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.delta_feed(world, guild, limit).await,
-            Store::Postgres(s) => s.delta_feed(world, guild, limit).await,
-        }
+        let q = history::delta_feed(self.dialect(), world, guild, limit);
+        self.fetch(q, row::delta_of).await
     }
 
     /// Deltas summed per player over `range` (optionally one world), the
@@ -112,10 +111,8 @@ impl Store {
         world: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<PlayerTotal>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.player_totals(range, world, limit).await,
-            Store::Postgres(s) => s.player_totals(range, world, limit).await,
-        }
+        let q = history::player_totals(self.dialect(), range, world, limit);
+        self.fetch(q, row::total_of).await
     }
 
     /// Names of the players having deltas (optionally in a world and/or a
@@ -135,10 +132,8 @@ impl Store {
         guild: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.player_names(world, guild, limit).await,
-            Store::Postgres(s) => s.player_names(world, guild, limit).await,
-        }
+        let q = history::player_names(self.dialect(), world, guild, limit);
+        self.fetch(q, row::text_of).await
     }
 
     /// The first and last update times of the deltas (optionally of a world
@@ -148,10 +143,8 @@ impl Store {
         world: Option<&str>,
         guild: Option<&str>,
     ) -> Result<Option<(DateTime<FixedOffset>, DateTime<FixedOffset>)>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.delta_time_range(world, guild).await,
-            Store::Postgres(s) => s.delta_time_range(world, guild).await,
-        }
+        let q = history::delta_time_range(self.dialect(), world, guild);
+        Ok(self.fetch(q, row::time_pair_of).await?.pop())
     }
 
     /// Every delta of these players over `range`, by name then time.
@@ -173,10 +166,8 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Store::Sqlite(s) => s.player_deltas(names, range, limit).await,
-            Store::Postgres(s) => s.player_deltas(names, range, limit).await,
-        }
+        let q = history::player_deltas(self.dialect(), names, range, limit);
+        self.fetch(q, row::delta_of).await
     }
 
     /// The latest experience of these players, in every world they have.
@@ -187,44 +178,32 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Store::Sqlite(s) => s.players_named(names).await,
-            Store::Postgres(s) => s.players_named(names).await,
-        }
+        let q = history::players_named(self.dialect(), names);
+        self.fetch(q, row::player_of).await
     }
 
     /// Keep a world's last parsed status page (replacing the previous one).
     pub async fn save_status_page(&self, page: &StatusPage) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.save_status_page(page).await,
-            Store::Postgres(s) => s.save_status_page(page).await,
-        }
+        let q = history::save_status_page(self.dialect(), page)?;
+        self.execute(q).await.map(|_| ())
     }
 
     /// The last parsed status page of every world, by world.
     pub async fn status_pages(&self) -> Result<Vec<StatusPage>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.status_pages().await,
-            Store::Postgres(s) => s.status_pages().await,
-        }
+        let q = history::status_pages(self.dialect());
+        self.fetch(q, row::status_page_of).await
     }
 
     /// Every delta in insertion order, in chunks of [`EXPORT_CHUNK`] rows
     /// with at most [`EXPORT_BUFFER`] chunks buffered (constant memory).
     /// Dropping the receiver stops the reader. Call inside a tokio runtime.
     pub fn export_deltas(&self) -> RowChunks<DeltaRow> {
-        match self {
-            Store::Sqlite(s) => s.export_deltas(),
-            Store::Postgres(s) => s.export_deltas(),
-        }
+        self.export(history::export_deltas(self.dialect()), row::delta_of)
     }
 
     /// Every player's latest experience by world then name, chunked like
     /// [`Store::export_deltas`].
     pub fn export_players(&self) -> RowChunks<PlayerRowStored> {
-        match self {
-            Store::Sqlite(s) => s.export_players(),
-            Store::Postgres(s) => s.export_players(),
-        }
+        self.export(history::export_players(self.dialect()), row::player_of)
     }
 }

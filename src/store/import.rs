@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset};
 
+use super::exec::ready;
 use super::vip::{VipDaily, VipDelta};
-use super::{Store, StoreError};
+use super::{Store, StoreError, pg, query};
 
 /// A player's latest experience.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +113,17 @@ impl Store {
         dry_run: bool,
     ) -> Result<ImportWritten, StoreError> {
         match self {
-            Store::Sqlite(s) => s.import(batch, dry_run).await,
-            Store::Postgres(s) => s.import(batch, dry_run).await,
+            Store::Sqlite(s) => {
+                let batch = batch.clone();
+                s.transact(move |e| ready(query::import::import(e, &batch, dry_run)))
+                    .await
+            }
+            Store::Postgres(s) => {
+                let mut conn = s.connection().await?;
+                let tx = pg::begin(&mut conn).await?;
+                let done = query::import::import(&pg::PgExec::new(&tx), batch, dry_run).await?;
+                pg::finish(tx, done).await
+            }
         }
     }
 }

@@ -15,19 +15,27 @@
 //! of each backend adds their tables and indexes; migration 3 indexes the
 //! watched players' deltas by player and by world; migration 4 adds the
 //! makers (watched players tied to a main character, [`vip::Maker`]).
+//! PostgreSQL's migration 5 adds the cluster's tables and the runs'
+//! epochs ([`cluster`]).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
+pub mod cluster;
+mod dialect;
+mod exec;
 pub mod history;
 pub mod import;
 pub mod logic;
 mod pg;
+mod query;
+mod row;
 mod sqlite;
 #[cfg(feature = "test-support")]
 mod testing;
 pub mod vip;
 
+pub use cluster::Fence;
 pub use history::{PlayerTotal, RowChunks, StatusPage, StatusRoutine, TimeRange};
 pub use import::{ImportBatch, ImportDelta, ImportMaker, ImportPlayer, ImportWritten};
 pub use logic::{NewDelta, PassKind, ScrapedPlayer};
@@ -49,12 +57,22 @@ pub enum StoreError {
     /// not know, data it cannot read): retrying cannot help.
     #[error("database error: {0}")]
     Rejected(String),
+    /// A fenced write found that this process no longer holds its world's
+    /// lease (another node took it, with a higher epoch): nothing was
+    /// written, and the writer must stop ([`cluster`]).
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Whether a fenced write was refused ([`StoreError::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced(_))
     }
 }
 
@@ -126,6 +144,9 @@ pub struct WorldState {
     pub last_update_time: Option<DateTime<FixedOffset>>,
     /// The last daily reset the world was re-based for.
     pub last_rebase: Option<DateTime<FixedOffset>>,
+    /// The lease epoch of the last write (PostgreSQL, cluster mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// A completed scrape, ready to be written.

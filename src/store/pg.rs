@@ -14,7 +14,10 @@ use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, W
 /// Connections idle longer than this are closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
 
-mod ext;
+mod exec;
+pub(crate) use exec::{PgExec, begin, finish};
+mod lease;
+mod migrations;
 mod tls;
 
 /// Versioned migrations, applied in order, each once, under an advisory
@@ -70,9 +73,10 @@ CREATE TABLE world_state (
 );
 "#,
     ),
-    (2, ext::MIGRATION_2),
-    (3, ext::MIGRATION_3),
-    (4, ext::MIGRATION_4),
+    (2, migrations::MIGRATION_2),
+    (3, migrations::MIGRATION_3),
+    (4, migrations::MIGRATION_4),
+    (5, lease::MIGRATION_5),
 ];
 
 /// The PostgreSQL store.
@@ -81,6 +85,10 @@ pub struct PgStore {
     pool: Pool,
     /// TLS as the URL's `sslmode` says (also for cancel requests).
     tls: tls::MakeRustls,
+    /// The lease a fenced writer's run writes check first.
+    fence: Option<super::Fence>,
+    /// The URL as `tokio-postgres` takes it (a `LISTEN` connection's).
+    url: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -191,18 +199,6 @@ impl ReadConn {
     {
         self.watch(self.client().query(statement, params)).await
     }
-
-    /// [`tokio_postgres::Client::query_opt`], cancelled when dropped.
-    pub(super) async fn query_opt<T>(
-        &self,
-        statement: &T,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error>
-    where
-        T: ?Sized + tokio_postgres::ToStatement,
-    {
-        self.watch(self.client().query_opt(statement, params)).await
-    }
 }
 
 impl Drop for ReadConn {
@@ -247,7 +243,23 @@ fn reading_options(url: &str, reads: super::ReadSettings) -> Result<String, Stor
 impl PgStore {
     /// Build the pool, connect once, migrate.
     pub async fn open(url: &str, max_connections: usize) -> Result<PgStore, StoreError> {
-        PgStore::open_with(url, max_connections, None).await
+        PgStore::open_with(url, max_connections, None, None).await
+    }
+
+    /// [`PgStore::open`] with session settings (`-c name=value …`) added
+    /// after the URL's own `options`.
+    pub(super) async fn open_with_options(
+        url: &str,
+        max_connections: usize,
+        options: &str,
+    ) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, max_connections, None, Some(options)).await
+    }
+
+    /// This store's run writes check `fence` first ([`lease::check_fence`]).
+    pub(super) fn with_fence(mut self, fence: super::Fence) -> PgStore {
+        self.fence = Some(fence);
+        self
     }
 
     /// [`PgStore::open`] for an API: `reads.readers` connections with
@@ -257,7 +269,7 @@ impl PgStore {
         url: &str,
         reads: super::ReadSettings,
     ) -> Result<PgStore, StoreError> {
-        PgStore::open_with(url, reads.readers.max(1), Some(reads)).await
+        PgStore::open_with(url, reads.readers.max(1), Some(reads), None).await
     }
 
     /// A connection for a read ([`ReadConn`]).
@@ -273,6 +285,7 @@ impl PgStore {
         url: &str,
         max_connections: usize,
         reads: Option<super::ReadSettings>,
+        options: Option<&str>,
     ) -> Result<PgStore, StoreError> {
         let split = tls::split_url(url)?;
         let connector = tls::connector(&split)?;
@@ -288,6 +301,15 @@ impl PgStore {
             cfg.options = Some(reading_options(url, reads)?);
             pool_cfg.timeouts.wait = Some(reads.query_timeout);
         }
+        if let Some(ours) = options {
+            let parsed: tokio_postgres::Config = url
+                .parse()
+                .map_err(|e| StoreError::BadUrl(format!("{}: {e}", redact(url))))?;
+            cfg.options = Some(match parsed.get_options() {
+                Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+                _ => ours.to_string(),
+            });
+        }
         pool_cfg.timeouts.create = Some(Duration::from_secs(5));
         pool_cfg.timeouts.recycle = Some(Duration::from_secs(5));
         cfg.pool = Some(pool_cfg);
@@ -297,6 +319,8 @@ impl PgStore {
         let store = PgStore {
             pool,
             tls: connector,
+            fence: None,
+            url: url.to_string(),
         };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.
@@ -474,28 +498,35 @@ impl PgStore {
         started_at: DateTime<Utc>,
         error: &str,
     ) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        if let Some(fence) = &self.fence {
+            lease::check_fence(&tx, world, fence).await?;
+        }
+        let epoch = self.fence.as_ref().map(|f| f.epoch);
+        let row = tx
             .query_one(
-                "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, error)
-                 VALUES ($1, $2, $3, $4, now(), 'failed', $5) RETURNING id",
+                "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, error, epoch)
+                 VALUES ($1, $2, $3, $4, now(), 'failed', $5, $6) RETURNING id",
                 &[
                     &world,
                     &update_time.with_timezone(&Utc),
                     &update_time.offset().local_minus_utc(),
                     &started_at,
                     &error,
+                    &epoch,
                 ],
             )
             .await
             .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
         Ok(row.get(0))
     }
 
     pub async fn write_run(&self, run: &NewRun) -> Result<WriteOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
-        match write_run_tx(&tx, run).await {
+        match write_run_tx(&tx, run, self.fence.as_ref()).await {
             Ok(WriteOutcome::AlreadyStored) => {
                 tx.rollback().await.map_err(pg_err)?;
                 Ok(WriteOutcome::AlreadyStored)
@@ -534,9 +565,9 @@ async fn read_state(
     for_update: bool,
 ) -> Result<WorldState, StoreError> {
     let sql = if for_update {
-        "SELECT last_update_time, last_rebase, site_offset FROM world_state WHERE world = $1 FOR UPDATE"
+        "SELECT last_update_time, last_rebase, site_offset, epoch FROM world_state WHERE world = $1 FOR UPDATE"
     } else {
-        "SELECT last_update_time, last_rebase, site_offset FROM world_state WHERE world = $1"
+        "SELECT last_update_time, last_rebase, site_offset, epoch FROM world_state WHERE world = $1"
     };
     let row = client.query_opt(sql, &[&world]).await.map_err(pg_err)?;
     Ok(match row {
@@ -546,6 +577,7 @@ async fn read_state(
             WorldState {
                 last_update_time: r.get::<_, Option<DateTime<Utc>>>(0).map(|t| fixed(t, off)),
                 last_rebase: r.get::<_, Option<DateTime<Utc>>>(1).map(|t| fixed(t, off)),
+                epoch: r.get(3),
             }
         }
     })
@@ -554,8 +586,15 @@ async fn read_state(
 async fn write_run_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     run: &NewRun,
+    fence: Option<&super::Fence>,
 ) -> Result<WriteOutcome, StoreError> {
     let world = run.world.as_str();
+    // A leased world's writer proves its lease first, and holds it until
+    // the commit.
+    if let Some(fence) = fence {
+        lease::check_fence(tx, world, fence).await?;
+    }
+    let epoch = fence.map(|f| f.epoch);
     let ut = run.update_time.with_timezone(&Utc);
     let off = run.update_time.offset().local_minus_utc();
     // Serialize writers of one world on its state row.
@@ -567,6 +606,14 @@ async fn write_run_tx(
     .await
     .map_err(pg_err)?;
     let state = read_state(tx, world, true).await?;
+    if let (Some(mine), Some(stored)) = (epoch, state.epoch)
+        && stored > mine
+    {
+        // The world's state only moves forward in epoch.
+        return Err(StoreError::Fenced(format!(
+            "world `{world}`: its state was written at epoch {stored}, after this writer's {mine}"
+        )));
+    }
     let exists = tx
         .query_opt(
             "SELECT id FROM runs WHERE world = $1 AND update_time = $2 AND status = 'ok'",
@@ -597,8 +644,8 @@ async fn write_run_tx(
     let deltas = compute_deltas(&previous, &players, kind);
     let run_id: i64 = tx
         .query_one(
-            "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, rows, deltas)
-             VALUES ($1, $2, $3, $4, now(), 'ok', $5, $6) RETURNING id",
+            "INSERT INTO runs (world, update_time, site_offset, started_at, finished_at, status, rows, deltas, epoch)
+             VALUES ($1, $2, $3, $4, now(), 'ok', $5, $6, $7) RETURNING id",
             &[
                 &world,
                 &ut,
@@ -606,6 +653,7 @@ async fn write_run_tx(
                 &run.started_at,
                 &(players.len() as i64),
                 &(deltas.len() as i64),
+                &epoch,
             ],
         )
         .await
@@ -648,8 +696,8 @@ async fn write_run_tx(
     .map(|t| t.with_timezone(&Utc));
     tx.execute(
         "UPDATE world_state SET last_update_time = $2, last_rebase = $3, site_offset = $4,
-           updated_at = now() WHERE world = $1",
-        &[&world, &ut, &rebase, &off],
+           updated_at = now(), epoch = COALESCE($5, epoch) WHERE world = $1",
+        &[&world, &ut, &rebase, &off, &epoch],
     )
     .await
     .map_err(pg_err)?;

@@ -17,7 +17,8 @@ use super::{
     DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
 };
 
-mod ext;
+mod exec;
+mod migrations;
 mod readers;
 
 /// Versioned migrations, applied in order, each once. Never edit one that
@@ -69,9 +70,9 @@ CREATE TABLE world_state (
 );
 "#,
     ),
-    (2, ext::MIGRATION_2),
-    (3, ext::MIGRATION_3),
-    (4, ext::MIGRATION_4),
+    (2, migrations::MIGRATION_2),
+    (3, migrations::MIGRATION_3),
+    (4, migrations::MIGRATION_4),
 ];
 
 /// The SQLite store.
@@ -499,6 +500,7 @@ fn read_state(c: &Connection, world: &str) -> Result<WorldState, StoreError> {
     Ok(WorldState {
         last_update_time: last.as_deref().map(parse_time).transpose()?,
         last_rebase: rebase.as_deref().map(parse_time).transpose()?,
+        epoch: None,
     })
 }
 

@@ -7,6 +7,9 @@
 //! middle of the transaction. One-shot: once the file exists, writes commit
 //! normally (the restarted worker completes the run).
 //!
+//! On PostgreSQL, `WORLDPOOL_TEST_STALL_RELEASE` names a file whose
+//! creation ends the stall (the cluster's tests release a parked write).
+//!
 //! `WORLDPOOL_TEST_STALL_IN_VIP_TX`: the same for a watched player's read
 //! ([`crate::store::Store::record_vip_read`]); with
 //! `WORLDPOOL_TEST_STALL_VIP_NAME` set, only that player's read stalls, so
@@ -72,11 +75,20 @@ pub(crate) fn stall_before_commit_blocking() {
     }
 }
 
-/// In an async write (PostgreSQL), before `COMMIT`.
+/// In an async write (PostgreSQL), before `COMMIT`. With
+/// `WORLDPOOL_TEST_STALL_RELEASE` naming a file, the stall ends as soon as
+/// that file exists (the write then tries its commit).
 pub(crate) async fn stall_before_commit() {
     if let Some(marker) = stall_marker() {
         write_marker(&marker);
-        tokio::time::sleep(STALL).await;
+        let release = std::env::var_os("WORLDPOOL_TEST_STALL_RELEASE").map(PathBuf::from);
+        let until = tokio::time::Instant::now() + STALL;
+        while tokio::time::Instant::now() < until {
+            if release.as_deref().is_some_and(Path::exists) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

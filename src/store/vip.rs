@@ -20,7 +20,9 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::exec::ready;
+use super::query::{makers, vip};
+use super::{Store, StoreError, pg, row};
 
 /// A watched player.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,10 +108,8 @@ pub struct Maker {
 impl Store {
     /// Makers (optionally of one world), by world then name.
     pub async fn makers(&self, world: Option<&str>) -> Result<Vec<Maker>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.makers(world).await,
-            Store::Postgres(s) => s.makers(world).await,
-        }
+        let q = makers::makers(self.dialect(), world);
+        self.fetch(q, row::maker_of).await
     }
 
     /// The makers' deltas with minutes online (optionally of one world
@@ -120,35 +120,28 @@ impl Store {
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VipDelta>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.maker_deltas(world, name, limit).await,
-            Store::Postgres(s) => s.maker_deltas(world, name, limit).await,
-        }
+        let q = makers::maker_deltas(self.dialect(), world, name, limit);
+        self.fetch(q, row::vip_delta_of).await
     }
 
     /// Watch a player; false when it was watched already.
     pub async fn add_watched(&self, world: &str, name: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.add_watched(world, name).await,
-            Store::Postgres(s) => s.add_watched(world, name).await,
-        }
+        let d = self.dialect();
+        let q = vip::add_watched().one_row(d, &vip::watched_row(world, name));
+        Ok(self.execute(q).await? == 1)
     }
 
     /// Stop watching a player (its history stays); false when it was not
     /// watched.
     pub async fn remove_watched(&self, world: &str, name: &str) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.remove_watched(world, name).await,
-            Store::Postgres(s) => s.remove_watched(world, name).await,
-        }
+        let q = vip::remove_watched(self.dialect(), world, name);
+        Ok(self.execute(q).await? == 1)
     }
 
     /// Watched players (optionally of one world), by world then name.
     pub async fn watched(&self, world: Option<&str>) -> Result<Vec<WatchedPlayer>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.watched(world).await,
-            Store::Postgres(s) => s.watched(world).await,
-        }
+        let q = vip::watched(self.dialect(), world);
+        self.fetch(q, row::watched_of).await
     }
 
     /// Record a read of a watched player in one transaction: its numbers of
@@ -162,8 +155,17 @@ impl Store {
         delta: Option<&VipDelta>,
     ) -> Result<bool, StoreError> {
         match self {
-            Store::Sqlite(s) => s.write_vip_read(daily, delta).await,
-            Store::Postgres(s) => s.write_vip_read(daily, delta).await,
+            Store::Sqlite(s) => {
+                let (daily, delta) = (daily.clone(), delta.cloned());
+                s.transact(move |e| ready(vip::write_read(e, &daily, delta.as_ref())))
+                    .await
+            }
+            Store::Postgres(s) => {
+                let mut conn = s.connection().await?;
+                let tx = pg::begin(&mut conn).await?;
+                let done = vip::write_read(&pg::PgExec::new(&tx), daily, delta).await?;
+                pg::finish(tx, done).await
+            }
         }
     }
 
@@ -179,18 +181,25 @@ impl Store {
         reset_minutes: u32,
     ) -> Result<VipReadOutcome, StoreError> {
         match self {
-            Store::Sqlite(s) => s.record_vip_read(read, reset_minutes).await,
-            Store::Postgres(s) => s.record_vip_read(read, reset_minutes).await,
+            Store::Sqlite(s) => {
+                let read = read.clone();
+                s.transact(move |e| ready(vip::record_read(e, &read, reset_minutes)))
+                    .await
+            }
+            Store::Postgres(s) => {
+                let mut conn = s.connection().await?;
+                let tx = pg::begin(&mut conn).await?;
+                let done = vip::record_read(&pg::PgExec::new(&tx), read, reset_minutes).await?;
+                pg::finish(tx, done).await
+            }
         }
     }
 
     /// The latest read of every player with one (optionally of one world),
     /// by world then name.
     pub async fn vip_latest(&self, world: Option<&str>) -> Result<Vec<VipDaily>, StoreError> {
-        let mut rows = match self {
-            Store::Sqlite(s) => s.vip_latest(world).await?,
-            Store::Postgres(s) => s.vip_latest(world).await?,
-        };
+        let q = vip::vip_latest(self.dialect(), world);
+        let mut rows = self.fetch(q, row::vip_daily_of).await?;
         rows.sort_by(|a, b| (&a.world, &a.name).cmp(&(&b.world, &b.name)));
         Ok(rows)
     }
@@ -202,10 +211,8 @@ impl Store {
         world: Option<&str>,
         name: Option<&str>,
     ) -> Result<Vec<VipDaily>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.vip_daily(world, name).await,
-            Store::Postgres(s) => s.vip_daily(world, name).await,
-        }
+        let q = vip::vip_daily(self.dialect(), world, name);
+        self.fetch(q, row::vip_daily_of).await
     }
 
     /// VIP deltas (optionally of one world and/or player), newest first.
@@ -215,9 +222,7 @@ impl Store {
         name: Option<&str>,
         limit: u32,
     ) -> Result<Vec<VipDelta>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.vip_deltas(world, name, limit).await,
-            Store::Postgres(s) => s.vip_deltas(world, name, limit).await,
-        }
+        let q = vip::vip_deltas(self.dialect(), world, name, limit);
+        self.fetch(q, row::vip_delta_of).await
     }
 }

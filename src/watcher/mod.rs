@@ -59,6 +59,7 @@ pub fn start_services(
     config: &Config,
     handle: &pool::PoolHandle,
     stop: CancellationToken,
+    news: Option<relay::ClusterNews>,
 ) -> Services {
     let roles = crate::topology::roles(config);
     let budget = roles.pool_budget.then(|| {
@@ -72,7 +73,7 @@ pub fn start_services(
         )
     });
     if roles.watcher {
-        relay::start(handle.clone(), stop);
+        relay::start_with(handle.clone(), stop, news);
     }
     Services { budget }
 }

@@ -12,6 +12,12 @@
 //! - when a world worker (re)starts, tells it the watcher is down if it
 //!   is, else re-sends the last `WorldDue` of its world (a worker killed
 //!   mid-run redoes it at once instead of at the next check).
+//!
+//! On a cluster node ([`ClusterNews`]) the watcher may run on another
+//! node: its `status_checked` is published to the other nodes and theirs
+//! arrive here as if local; with no news for [`ClusterNews::silence`] the
+//! world workers are told the watcher is down (they poll on their own)
+//! until news comes again.
 
 use std::collections::HashMap;
 
@@ -28,6 +34,18 @@ struct Relay {
     handle: PoolHandle,
     watcher_up: bool,
     last_due: HashMap<String, (DateTime<FixedOffset>, DateTime<Utc>)>,
+    /// When the last news came (local or remote).
+    last_news: std::time::Instant,
+}
+
+/// A cluster node's link to the other nodes' status watcher.
+pub struct ClusterNews {
+    /// `status_checked` of a watcher on another node.
+    pub remote: tokio::sync::mpsc::Receiver<crate::protocol::StatusChecked>,
+    /// Publish this node's watcher's `status_checked` to the others.
+    pub publish: Box<dyn Fn(&crate::protocol::StatusChecked) + Send + Sync>,
+    /// No news this long: the watcher is down, wherever it ran.
+    pub silence: std::time::Duration,
 }
 
 /// Start the relay. The world workers are every worker of the pool but
@@ -35,19 +53,47 @@ struct Relay {
 /// removes them). Subscribes at once; ends when `stop` is cancelled or the
 /// pool is gone.
 pub fn start(handle: PoolHandle, stop: CancellationToken) {
+    start_with(handle, stop, None);
+}
+
+/// [`start`], on a cluster node with `news`.
+pub fn start_with(handle: PoolHandle, stop: CancellationToken, news: Option<ClusterNews>) {
     let mut events = handle.subscribe();
     let mut relay = Relay {
         handle,
         // World workers start watched: the watcher is presumed up.
         watcher_up: true,
         last_due: HashMap::new(),
+        last_news: std::time::Instant::now(),
     };
+    let (mut remote, publish, silence) = match news {
+        Some(n) => (Some(n.remote), Some(n.publish), Some(n.silence)),
+        None => (None, None, None),
+    };
+    let mut quiet = tokio::time::interval(std::time::Duration::from_millis(250));
+    quiet.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         loop {
             let event = tokio::select! {
                 () = stop.cancelled() => return,
                 e = events.recv() => e,
+                Some(c) = async { remote.as_mut()?.recv().await }, if remote.is_some() => {
+                    relay.checked(c);
+                    continue;
+                }
+                _ = quiet.tick(), if silence.is_some() => {
+                    if silence.is_some_and(|s| relay.last_news.elapsed() > s) {
+                        relay.watcher_down();
+                    }
+                    continue;
+                }
             };
+            if let (Some(publish), Ok(e)) = (&publish, &event)
+                && e.worker() == WATCHER_NAME
+                && let Some(WorkerEvent::StatusChecked(c)) = WorkerEvent::from_pool(e)
+            {
+                publish(&c);
+            }
             match event {
                 Ok(e) => relay.on_event(&e),
                 Err(RecvError::Lagged(missed)) => {
@@ -118,6 +164,7 @@ impl Relay {
     }
 
     fn checked(&mut self, c: crate::protocol::StatusChecked) {
+        self.last_news = std::time::Instant::now();
         if !self.watcher_up {
             tracing::info!("the status watcher is back: world workers stop polling");
             self.watcher_up = true;

@@ -133,6 +133,10 @@ pub fn main(options: WorkerOptions) -> anyhow::Result<ExitCode> {
     install_panic_hook();
     match worker_main(options) {
         Ok(code) => Ok(code),
+        Err(e) if crate::scrape::is_fenced(&e) => {
+            eprintln!("worldpool worker: {e:#}");
+            Ok(ExitCode::from(pool::exit::EXIT_FENCED as u8))
+        }
         Err(e) if is_out_of_memory(&e) => {
             // Threads or buffers could not be created under the memory
             // limit: report it as the memory limit it is.

@@ -807,6 +807,11 @@
       enqueue({ kind: "event", name, data });
     };
     for (const name of POOL_EVENTS.concat(WORKER_EVENTS)) es.addEventListener(name, onEvent(name));
+    for (const name of ["lease_acquired", "lease_lost", "node_joined", "node_gone"]) {
+      es.addEventListener(name, () => {
+        if (source === es) loadCluster();
+      });
+    }
     es.addEventListener("samples", (e) => {
       if (source !== es) return;
       try {
@@ -1190,7 +1195,63 @@
     }
   }
 
+  // --------------------------------------------------------------- cluster
+  // Shown only on a cluster node (/api/cluster answers 200); refreshed
+  // every 2 s and on the cluster's events.
+  let clusterTimer = null;
+  async function loadCluster() {
+    clearTimeout(clusterTimer);
+    let r;
+    try {
+      r = await fetch("/api/cluster", { headers: { Accept: "application/json" } });
+    } catch (_) {
+      clusterTimer = setTimeout(loadCluster, 5000);
+      return;
+    }
+    if (r.status === 501 || r.status === 404) return; // not a cluster node
+    if (!r.ok) {
+      clusterTimer = setTimeout(loadCluster, 5000);
+      return;
+    }
+    let v;
+    try {
+      v = await r.json();
+    } catch (_) {
+      return;
+    }
+    renderCluster(v);
+    clusterTimer = setTimeout(loadCluster, 2000);
+  }
+  function renderCluster(v) {
+    $("cluster-panel").hidden = false;
+    const b = v.balance || {};
+    const me = (v.this_node || {}).node_id;
+    setText($("cluster-summary"),
+      (v.state === "alarm" ? "ALARM: " + (v.alarms || []).join(", ") + " without an owner · " : v.state + " · ") +
+      b.nodes + " nodes · " + b.owned + "/" + b.worlds + " worlds owned · spread " + b.spread);
+    $("cluster-summary").dataset.state = v.state;
+    const nodes = $("cluster-nodes").tBodies[0];
+    nodes.textContent = "";
+    for (const n of v.nodes || []) {
+      const tr = el("tr");
+      if (n.node_id === me) tr.className = "me";
+      tr.append(el("td", null, n.node_name + (n.node_id === me ? " (this node)" : "")), el("td", null, n.node_id),
+        el("td", "num", String(n.worlds_held)), el("td", null, rel(parseTime(n.renewed_at))));
+      nodes.appendChild(tr);
+    }
+    const leases = $("cluster-leases").tBodies[0];
+    leases.textContent = "";
+    for (const l of v.leases || []) {
+      const tr = el("tr");
+      if (l.alarm) tr.className = "alarm";
+      const state = l.alarm ? "no owner for " + fmtDur(l.unowned_for_s || 0) : l.live ? "held" : "free";
+      tr.append(el("td", null, l.world), el("td", null, l.owner_name || "—"), el("td", "num", String(l.epoch)), el("td", null, state));
+      leases.appendChild(tr);
+    }
+  }
+
   // ----------------------------------------------------------------- start
+  loadCluster();
   connect();
   loadDeltas();
   loadTop();

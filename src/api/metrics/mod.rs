@@ -3,10 +3,12 @@
 //! scrape runs (`runs.rs`, with the counters fed by the workers'
 //! `run_finished` events), the watched players (`vips.rs`, fed by their
 //! `vip_pass` events), the pool's totals (`totals.rs`), config reloads
-//! (`reload.rs`) and the request budget (`budget.rs`). The tests read the
+//! (`reload.rs`), the request budget (`budget.rs`) and a cluster node's
+//! leases (`cluster.rs`). The tests read the
 //! output back with `openmetrics-parser` (tests/helper/exposition.rs).
 
 pub mod budget;
+pub mod cluster;
 pub mod reload;
 mod runs;
 mod totals;

@@ -1,0 +1,18 @@
+//! `GET /api/cluster`: the cluster as this node saw it at its last tick —
+//! the live nodes, every lease with its owner, epoch and expiry, this
+//! node's leases and share, the balance, and the worlds in alarm (no
+//! owner for more than 2 × `lease_ttl`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::ApiError;
+use super::state::ApiState;
+
+pub(super) async fn cluster_handler(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let cluster = state.cluster.as_ref().ok_or(ApiError::NotSupported(
+        "this node is not in a cluster ([cluster] enabled = false)".into(),
+    ))?;
+    Ok(super::json(StatusCode::OK, &cluster.view(), 4096))
+}
