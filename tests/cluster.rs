@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use worldpool::config::Mode;
 use worldpool::demo_site::{DemoSite, DemoSiteOptions, Sizing};
 
 use crate::helper::pg::PgCluster;
-use crate::helper::supervisor::{Launch, Supervisor, run_command};
+use crate::helper::supervisor::{Launch, Process, Supervisor};
 use crate::helper::{free_port, wait_for, wait_for_async};
 
 
@@ -95,23 +94,21 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
     let log = dir.path().join(format!("{name}.log"));
     let mut env = env.to_vec();
     env.push(("WORLDPOOL_LOG_FORMAT".into(), "json".into()));
-    let mut cmd = run_command(
+    let process = Process::spawn(
         config,
         &log,
         &Launch {
             api_port: Some(port),
             log_json: true,
             env: &env,
+            own_group: true,
             ..Launch::default()
         },
-    );
-    cmd.process_group(0);
-    let child = cmd.spawn().expect("worldpool run starts");
+    )
+    .in_dir(dir);
     let sup = Supervisor {
-        child,
+        process,
         api: SocketAddr::from(([127, 0, 0, 1], port)),
-        log,
-        dir,
     };
     wait_for(&format!("node {name}'s API"), Duration::from_secs(60), || {
         sup.get("/api/cluster")
@@ -290,7 +287,7 @@ async fn runs_are_clean(url: &str, nodes: &[&Supervisor]) {
     .await;
     assert!(down.is_empty(), "an epoch went down in id order in {} runs", down.len());
     for n in nodes {
-        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
         assert!(
             !log.contains("test trigger: run of"),
             "a write was made under an epoch that was not its lease's:\n{}",
@@ -306,7 +303,7 @@ fn diag(nodes: &[&Supervisor]) -> String {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
             let lines: Vec<&str> = log
                 .lines()
                 .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("fenced"))
@@ -351,7 +348,7 @@ fn settled(url: &str, nodes: &[&Supervisor], want: &[usize], deadline: Duration)
             let views: Vec<String> = nodes
                 .iter()
                 .map(|n| {
-                    let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+                    let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(6).collect();
                     format!("{}\n{}", view(n).map(|v| v.to_string()).unwrap_or_default(), tail.join("\n"))
                 })
@@ -452,8 +449,8 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     })
     .await;
     let killed_at = chrono::Utc::now();
-    c.child.kill().expect("kill -9");
-    let _ = c.child.wait();
+    c.process.child.kill().expect("kill -9");
+    let _ = c.process.child.wait();
     let took = settled(&url, &[&a, &b], &[6, 6], TTL * 2 + Duration::from_secs(10));
     eprintln!("kill -9: moved after {took:?}");
     let now = leases(&url).await;
@@ -538,7 +535,7 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     });
     let epoch_before = leases(&url).await[&parked].1;
     // Pause the node's supervisor (its process group) for 3 TTL.
-    let pgid = c.child.id() as i32;
+    let pgid = c.process.child.id() as i32;
     // SAFETY: plain syscall on a process group this test started.
     unsafe { libc::kill(-pgid, libc::SIGSTOP) };
     let took = settled(&url, &[&a, &b], &[6, 6], TTL * 2 + Duration::from_secs(10));
@@ -592,7 +589,7 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     }
     pg.start_server().expect("PostgreSQL back");
     for n in [&a, &b, &c] {
-        assert!(crate::helper::pid_alive(n.child.id()), "no node exits");
+        assert!(crate::helper::pid_alive(n.process.child.id()), "no node exits");
     }
     let took = settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
     eprintln!("database restart: owned again after {took:?}");

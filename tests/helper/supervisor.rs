@@ -74,6 +74,9 @@ pub struct Launch<'a> {
     /// Leave `RUST_LOG` unset (the config's `[log] level` decides) instead
     /// of `info`.
     pub no_rust_log: bool,
+    /// In a process group of its own (a test can then signal the node and
+    /// its workers together).
+    pub own_group: bool,
 }
 
 /// The one way the tests start `worldpool run --config CONFIG`: stdin and
@@ -117,6 +120,9 @@ pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
     }
     for (k, v) in launch.env {
         cmd.env(k, v);
+    }
+    if launch.own_group {
+        cmd.process_group(0);
     }
     if let Some((soft, hard)) = launch.nofile {
         // SAFETY: setrlimit is async-signal-safe; nothing is allocated.
