@@ -110,12 +110,22 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
         process,
         api: SocketAddr::from(([127, 0, 0, 1], port)),
     };
-    wait_for(&format!("node {name}'s API"), Duration::from_secs(60), || {
-        sup.get("/api/cluster")
-            .filter(|(s, _)| *s == 200)
-            .map(|_| ())
-    });
+    let began = Instant::now();
+    while sup.get("/api/cluster").filter(|(s, _)| *s == 200).is_none() {
+        if began.elapsed() > Duration::from_secs(60) {
+            let log = std::fs::read_to_string(&sup.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!("node {name}'s API did not answer in 60 s; its log ends:\n{}", tail.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     sup
+}
+
+/// One cluster test at a time: each runs 3 or 4 nodes of 13 processes.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn view(node: &Supervisor) -> Option<Value> {
@@ -350,7 +360,8 @@ fn settled(url: &str, nodes: &[&Supervisor], want: &[usize], deadline: Duration)
                 .map(|n| {
                     let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(6).collect();
-                    format!("{}\n{}", view(n).map(|v| v.to_string()).unwrap_or_default(), tail.join("\n"))
+                    let v = view(n).unwrap_or_default();
+                    format!("{} {}\n{}", v["this_node"]["node_name"], v["counters"], tail.join("\n"))
                 })
                 .collect();
             panic!(
@@ -400,6 +411,7 @@ fn split_now(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
+    let _serial = one_at_a_time();
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -433,6 +445,7 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
+    let _serial = one_at_a_time();
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -507,6 +520,7 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_is_fenced_and_the_split_returns() {
+    let _serial = one_at_a_time();
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -570,6 +584,7 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_empties_every_node_then_every_world_is_owned_again() {
+    let _serial = one_at_a_time();
     let pg = PgCluster::start().expect("a PostgreSQL of this test's own");
     let url = pg.url();
     prepared(&url).await;

@@ -49,8 +49,12 @@ pub struct NodeInfo {
 pub struct TickRequest<'a> {
     /// Who asks.
     pub node: &'a NodeInfo,
-    /// The config's worlds (lease rows are made for each).
+    /// The config's worlds (lease rows are made for each), balanced
+    /// among the nodes.
     pub worlds: &'a [String],
+    /// A lease outside the balance (the status watcher's): its row is
+    /// made too, and it is taken this tick when free.
+    pub extra: Option<&'a str>,
     /// `(world, epoch)` the node holds and renews.
     pub held: &'a [(String, i64)],
     /// `(world, epoch)` it gives up (their epochs stay).

@@ -17,6 +17,11 @@
 //! makers (watched players tied to a main character, [`vip::Maker`]).
 //! PostgreSQL's migration 5 adds the cluster's tables and the runs'
 //! epochs ([`cluster`]).
+//!
+//! The queries beyond runs are written once for both backends
+//! (`query/`): the dialects' differences in `dialect.rs`, the row mappings
+//! in `row.rs`, the backends' executors in `sqlite/exec.rs` and
+//! `pg/exec.rs` (see docs/ARCHITECTURE.md, "Data").
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;

@@ -166,9 +166,11 @@ impl PgStore {
                 .await
                 .map_err(pg_err)?,
         );
+        let mut rows: Vec<&str> = req.worlds.iter().map(String::as_str).collect();
+        rows.extend(req.extra);
         tx.execute(
             "INSERT INTO world_leases (world) SELECT unnest($1::TEXT[]) ON CONFLICT (world) DO NOTHING",
-            &[&req.worlds],
+            &[&rows],
         )
         .await
         .map_err(pg_err)?;
@@ -188,7 +190,7 @@ impl PgStore {
             .collect();
         let snapshot = LeaseSnapshot::new(db_now, nodes, leases, req.worlds);
         let want = if req.acquire { plan(&snapshot) } else { 0 };
-        let acquired = if want > 0 {
+        let mut acquired = if want > 0 {
             let limit = i64::try_from(want).unwrap_or(i64::MAX);
             epochs(
                 &tx.query(ACQUIRE, &[&node.node_id, &req.worlds, &limit, &ttl])
@@ -198,6 +200,14 @@ impl PgStore {
         } else {
             Vec::new()
         };
+        if let (true, Some(extra)) = (req.acquire, req.extra) {
+            let names = vec![extra.to_string()];
+            acquired.extend(epochs(
+                &tx.query(ACQUIRE, &[&node.node_id, &names, &1i64, &ttl])
+                    .await
+                    .map_err(pg_err)?,
+            ));
+        }
         // What the API shows: the leases after this tick's acquisitions.
         let snapshot = if acquired.is_empty() {
             snapshot
