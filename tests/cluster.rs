@@ -113,7 +113,7 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
     let began = Instant::now();
     while sup.get("/api/cluster").filter(|(s, _)| *s == 200).is_none() {
         if began.elapsed() > Duration::from_secs(60) {
-            let log = std::fs::read_to_string(&sup.log).unwrap_or_default();
+            let log = std::fs::read_to_string(&sup.process.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             panic!("node {name}'s API did not answer in 60 s; its log ends:\n{}", tail.join("\n"));
         }
