@@ -277,39 +277,29 @@ impl Supervisor {
     /// `GET path` on a connection of its own: status and JSON body, or
     /// `None` when the API does not answer within 5 s.
     pub fn get(&self, path: &str) -> Option<(u16, Value)> {
-        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(5)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
+        self.request(&format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).ok()?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        // Bodies may come chunked: take the JSON between the first `{`/`[`
-        // and the last `}`/`]`.
-        let start = body.find(['{', '['])?;
-        let end = body.rfind(['}', ']'])?;
-        let value = serde_json::from_str(&body[start..=end]).unwrap_or(Value::Null);
-        Some((status, value))
+        ))
     }
 
     /// `POST path` with a JSON body on a connection of its own: status and
     /// JSON body, or `None` when the API does not answer within 5 s.
     pub fn post_json(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
-        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(5)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         let body = body.to_string();
-        write!(
-            s,
+        self.request(&format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .ok()?;
+        ))
+    }
+
+    /// Send `request` whole on a new connection and read the answer to its
+    /// end: status and JSON body (bodies may come chunked: the JSON between
+    /// the first `{`/`[` and the last `}`/`]`).
+    fn request(&self, request: &str) -> Option<(u16, Value)> {
+        let mut s = TcpStream::connect_timeout(&self.api, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(request.as_bytes()).ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).ok()?;
         let text = String::from_utf8_lossy(&raw);
