@@ -621,3 +621,87 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     runs_are_clean(&url, &[&a, &b, &c]).await;
     drop(s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shows_the_cluster_follows_reloads_and_refuses_other_timings() {
+    let _serial = one_at_a_time();
+    let url = crate::helper::pg::fresh_database_url().await;
+    prepared(&url).await;
+    let s = site(&url).await;
+    let a = node(&s.config, "a", &[]);
+    settled(&url, &[&a], &[12], TTL * 2 + Duration::from_secs(10));
+    // Its events: a second node joins and the split is shared.
+    let api = crate::helper::api::Api::at(format!("http://{}", a.api));
+    let mut events = api.stream("/api/events").await;
+    let b = node(&s.config, "b", &[]);
+    settled(&url, &[&a, &b], &[6, 6], TTL * 3 + Duration::from_secs(10));
+    let mut buf = String::new();
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let names = seen.clone();
+    let frames = tokio::time::timeout(
+        Duration::from_secs(20),
+        crate::helper::api::sse_frames(&mut events, &mut buf, move |f| {
+            let mut names = names.lock().expect("lock");
+            names.extend(f.iter().map(|(n, _)| n.clone()));
+            names.contains("node_joined") && names.contains("lease_lost")
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no cluster events on /api/events; saw {:?}", seen.lock().expect("lock")));
+    let (_, lost) = frames
+        .iter()
+        .find(|(n, _)| n == "lease_lost")
+        .expect("a shed lease");
+    let lost: Value = serde_json::from_str(lost).expect("json");
+    assert_eq!(lost["reason"], "shed", "{lost}");
+    // /metrics, status --cluster.
+    let (_, _, metrics) = api.text("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("worldpool_cluster_leases_held ")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("worldpool_cluster_fenced_writes_total 0"), "{metrics}");
+    let out = crate::helper::cli::command(["status", "--cluster", "--api", &format!("http://{}", a.api)])
+        .output()
+        .expect("status --cluster");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("cluster: ok  nodes 2  worlds 12 (owned 12)"), "{text}");
+    assert_eq!(text.matches(" held").count(), WORLDS + 1, "12 worlds and the watcher:\n{text}");
+    // A node with another lease_ttl is refused, naming what differs.
+    let other = s.dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&s.config).expect("config");
+    std::fs::write(&other, text.replace("lease_ttl = \"3s\"", "lease_ttl = \"8s\"")).expect("write");
+    let out = crate::helper::cli::command(["run", "--no-api", "--config", &other.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("lease_ttl is 8s but live node"), "{err}");
+    // A reload without World 12 on both nodes: its worker stops, its lease
+    // is released; with it again, it is owned again.
+    let full = std::fs::read_to_string(&s.config).expect("config");
+    let start = full.find("[[worlds]]\nname = \"World 12\"").expect("World 12");
+    let end = full[start + 10..].find("[[worlds]]").map_or(full.len(), |i| start + 10 + i);
+    let without = format!("{}{}", &full[..start], &full[end..]);
+    for (text, owned) in [(without, false), (full.clone(), true)] {
+        std::fs::write(&s.config, &text).expect("write");
+        for n in [&a, &b] {
+            let (status, _) = n.post_json("/api/reload", &Value::Null).expect("reload answers");
+            assert_eq!(status, 200);
+        }
+        until("World 12 follows the reload", Duration::from_secs(20), &[&a, &b], || async {
+            let l = leases(&url).await;
+            let live = l.get("World 12").is_some_and(|(_, _, live)| *live);
+            let runs = running(&a).contains("World 12") || running(&b).contains("World 12");
+            if live == owned && runs == owned {
+                Ok(())
+            } else {
+                Err(format!("live {live}, running {runs}"))
+            }
+        })
+        .await;
+    }
+    drop(s);
+}

@@ -40,6 +40,8 @@ pub struct NodeSetup {
 enum Note {
     /// A shed or removed world's worker is gone: release its lease.
     Stopped { world: String, epoch: i64 },
+    /// The worker of an acquired lease was started (or failed to).
+    Started { world: String, epoch: i64 },
 }
 
 /// Start the node's task (inside the supervisor's runtime). It ends when
@@ -320,16 +322,23 @@ impl Node {
             return;
         };
         tracing::info!(%world, epoch, "cluster: lease acquired; starting its worker");
-        // A worker of that name may still be listed (killed, not yet
-        // unlisted): replace it.
-        let result = if self.setup.pool.worker(world).is_some() {
-            self.setup.pool.replace(spec).await
-        } else {
-            self.setup.pool.add(spec).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(%world, error = %e, "cluster: cannot start the worker of an acquired lease");
-        }
+        // In the background: the node's loop keeps ticking (and fencing)
+        // while workers start. A worker of that name may still be listed
+        // (killed, not yet unlisted): it is replaced.
+        let pool = self.setup.pool.clone();
+        let notes = self.notes.clone();
+        let name = world.to_string();
+        tokio::spawn(async move {
+            let result = if pool.worker(&name).is_some() {
+                pool.replace(spec).await
+            } else {
+                pool.add(spec).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(world = %name, error = %e, "cluster: cannot start the worker of an acquired lease");
+            }
+            let _ = notes.send(Note::Started { world: name, epoch });
+        });
         self.shared.emit(ClusterEvent::LeaseAcquired {
             world: world.to_string(),
             epoch,
@@ -400,7 +409,17 @@ impl Node {
     }
 
     async fn on_note(&mut self, note: Note) {
-        let Note::Stopped { world, epoch } = note;
+        let (world, epoch) = match note {
+            Note::Started { world, epoch } => {
+                // Lost (or given up) while it was starting: no worker may
+                // outlive its lease.
+                if self.held.get(&world) != Some(&epoch) && !self.held.contains_key(&world) {
+                    self.kill(&world);
+                }
+                return;
+            }
+            Note::Stopped { world, epoch } => (world, epoch),
+        };
         if self.held.get(&world) != Some(&epoch) {
             return;
         }
