@@ -811,6 +811,51 @@ async fn openapi_describes_every_endpoint() {
     }
 }
 
+/// Runs openapi-spec-validator (scripts/test installs it when missing) on
+/// `doc`: Ok when valid, the validator's output when not.
+fn openapi_spec_validator(doc: &[u8]) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc).expect("write the document");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", "--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 not runnable ({e}): scripts/test installs it"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("No module named"),
+        "openapi-spec-validator is not installed (scripts/test installs it): {text}"
+    );
+    if out.status.success() { Ok(()) } else { Err(text) }
+}
+
+#[tokio::test]
+async fn openapi_document_passes_openapi_spec_validator() {
+    let (_fake, state) = fake_state(None);
+    let a = get(&api::app(state), "/api/openapi.json").await;
+    assert_eq!(a.status, StatusCode::OK);
+    if let Err(e) = openapi_spec_validator(&a.body) {
+        panic!("/api/openapi.json is not a valid OpenAPI document:\n{e}");
+    }
+    // The check is live: a document with a broken reference and a path
+    // parameter that is not declared is refused.
+    let mut broken = a.json();
+    broken["paths"]["/api/workers"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"] = serde_json::json!({"$ref": "#/components/schemas/NoSuchSchema"});
+    broken["paths"]["/api/nowhere/{id}"] =
+        serde_json::json!({"get": {"responses": {"200": {"description": "x"}}}});
+    let broken = serde_json::to_vec(&broken).expect("serialize");
+    assert!(
+        openapi_spec_validator(&broken).is_err(),
+        "the validator accepted a broken document"
+    );
+}
+
 /// Read SSE events (name, JSON data) from a body stream until `pred`
 /// matches one; returns every event seen.
 async fn read_events<S, B, E>(
