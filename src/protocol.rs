@@ -25,7 +25,7 @@ use crate::store::{NewDelta, VipReadOutcome};
 pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";
 
 /// What a worker is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Started, nothing done yet.
