@@ -117,13 +117,13 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::memusage))
         .routes(routes!(readyz))
+        .merge(compat::routes())
 }
 
 /// The router (no socket: test it with `tower::ServiceExt::oneshot`).
 pub fn app(state: ApiState) -> Router {
     let (api, _) = routes().split_for_parts();
-    api.merge(compat::routes())
-        .merge(dashboard::routes())
+    api.merge(dashboard::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Host, cross-site and Content-Type checks before any handler.

@@ -10,14 +10,16 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 
+use super::vip::{DeltasQuery, WorldQuery};
 use super::vip::{VIP_DELTAS_DEFAULT_LIMIT, VIP_GRAPH_MAX_POINTS};
-use super::{Params, query, store};
+use super::{query, store};
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, json};
 
 /// The makers routes (merged into the compatibility routes).
@@ -31,10 +33,12 @@ pub(super) fn routes() -> Router<ApiState> {
 
 /// `GET /api/makers/list?world=` → `{makers: [{name, world, main,
 /// main_world}]}`, by world then name.
-async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
+async fn list(
+    State(state): State<ApiState>,
+    Lenient(p): Lenient<WorldQuery>,
+) -> Result<Response, ApiError> {
     let store = store(&state)?;
-    let makers = query("makers", store.makers(p.text("world"))).await?;
+    let makers = query("makers", store.makers(p.world.as_deref())).await?;
     #[derive(Serialize)]
     struct Listed<'a> {
         name: &'a str,
@@ -112,14 +116,13 @@ async fn main_makers(State(state): State<ApiState>) -> Result<Response, ApiError
 /// first, in the shape of `/api/vip/deltas`.
 async fn deltas(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<DeltasQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(VIP_DELTAS_DEFAULT_LIMIT)?;
+    let limit = super::limit_value(p.limit.as_deref(), VIP_DELTAS_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "maker deltas",
-        store.maker_deltas(p.text("world"), p.text("name"), limit),
+        store.maker_deltas(p.world.as_deref(), p.name.as_deref(), limit),
     )
     .await?;
     Ok(super::vip::deltas_answer(&rows))

@@ -17,14 +17,6 @@ fn query(name: &str, description: &str, kind: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": kind}})
 }
 
-fn time_query(name: &str) -> Value {
-    query(
-        name,
-        "ISO 8601 time (`2026-01-04T19:43`, seconds and offset optional; site-local without an offset). Empty = no bound.",
-        "string",
-    )
-}
-
 fn limit(default: u32) -> Value {
     json!({
         "name": "limit", "in": "query", "required": false,
@@ -55,69 +47,9 @@ fn responses(code: &str, answer: Value) -> Map<String, Value> {
     m
 }
 
-fn period_body() -> Value {
-    json!({
-        "required": false,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Period"}}}
-    })
-}
-
 /// Paths of the compatibility endpoints.
 pub(in crate::api) fn paths() -> Map<String, Value> {
-    let world = query("world", "Only this world (empty = every world).", "string");
-    let guild = query("guild", "Only this guild (empty = every guild).", "string");
     let mut p = Map::new();
-    p.insert("/api/delta".into(), json!({"get": {
-        "operationId": "deltaFeed", "tags": ["compatibility"],
-        "summary": "The live delta feed: newest update first, then by name.",
-        "parameters": [limit(super::DELTA_DEFAULT_LIMIT), world, guild],
-        "responses": store_errors(responses("200", ok("Deltas.", json!({"type": "object", "required": ["deltas"], "properties": {"deltas": {"type": "array", "items": {"$ref": "#/components/schemas/FeedDelta"}}}}))))
-    }}));
-    p.insert("/api/recent-updates".into(), json!({"get": {
-        "operationId": "recentUpdates", "tags": ["compatibility"],
-        "summary": "The latest delta rows (the replaced system's records, with its `update time` column).",
-        "parameters": [limit(super::RECENT_DEFAULT_LIMIT)],
-        "responses": store_errors(responses("200", ok("Delta rows.", json!({"type": "array", "items": {"$ref": "#/components/schemas/RecentUpdate"}}))))
-    }}));
-    p.insert("/api/top-players".into(), json!({"get": {
-        "operationId": "topPlayers", "tags": ["compatibility"],
-        "summary": "Players by experience gained over the period, largest first.",
-        "parameters": [limit(super::TOP_DEFAULT_LIMIT), time_query("datetime1"), time_query("datetime2")],
-        "responses": store_errors(responses("200", ok("Top players.", json!({"type": "array", "items": {"type": "object", "required": ["name", "total_exp"], "properties": {"name": {"type": "string"}, "total_exp": {"type": "integer"}}}}))))
-    }}));
-    p.insert("/api/rankings-table".into(), json!({"post": {
-        "operationId": "rankingsTable", "tags": ["compatibility"],
-        "summary": "Every player's deltas over the period, aggregated; largest total first.",
-        "requestBody": period_body(),
-        "responses": store_errors(responses("200", ok("Rankings.", json!({"type": "object", "required": ["rankings"], "properties": {"rankings": {"type": "array", "items": {"$ref": "#/components/schemas/Ranking"}}}}))))
-    }}));
-    p.insert("/api/players".into(), json!({"get": {
-        "operationId": "players", "tags": ["compatibility"],
-        "summary": "Names of the players with deltas, sorted.",
-        "parameters": [query("world", "Only this world.", "string"), query("guild", "Only this guild.", "string")],
-        "responses": store_errors(responses("200", ok("Names.", json!({"type": "array", "items": {"type": "string"}}))))
-    }}));
-    p.insert("/api/date-range".into(), json!({"get": {
-        "operationId": "dateRange", "tags": ["compatibility"],
-        "summary": "First and last update times of the deltas (null without deltas).",
-        "parameters": [query("world", "Only this world.", "string"), query("guild", "Only this guild.", "string")],
-        "responses": store_errors(responses("200", ok("The range.", json!({"type": "object", "required": ["min", "max"], "properties": {"min": {"$ref": "#/components/schemas/LegacyTime"}, "max": {"$ref": "#/components/schemas/LegacyTime"}}}))))
-    }}));
-    p.insert("/api/graph".into(), json!({"post": {
-        "operationId": "graph", "tags": ["compatibility"],
-        "summary": "The named players' experience over the period: `graph`, the replaced system's Plotly figure as JSON text (bars per update), `figure`, worldpool's cumulative figure; their statistics, and where each stands among its world's players.",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GraphRequest"}}}},
-        "responses": store_errors(responses("200", ok("Graph, statistics, comparison.", json!({"$ref": "#/components/schemas/GraphAnswer"}))))
-    }}));
-    p.insert("/api/player-graph/{name}".into(), json!({"get": {
-        "operationId": "playerGraph", "tags": ["compatibility"],
-        "summary": "One player's experience: `graph`, the replaced system's Plotly figure as JSON text; `figure`, worldpool's cumulative figure.",
-        "parameters": [
-            {"name": "name", "in": "path", "required": true, "description": "Player name, URL-encoded.", "schema": {"type": "string"}},
-            time_query("datetime1"), time_query("datetime2")
-        ],
-        "responses": store_errors(responses("200", ok("The graph.", json!({"type": "object", "required": ["graph", "player", "figure"], "properties": {"graph": {"$ref": "#/components/schemas/PlotlyFigureText"}, "player": {"type": "string"}, "figure": {"$ref": "#/components/schemas/PlotlyFigure"}}}))))
-    }}));
     let details = |d: &str| ok(d, json!({"$ref": "#/components/schemas/PlayerDetails"}));
     p.insert("/api/player-details/{name}".into(), json!({"get": {
         "operationId": "playerDetails", "tags": ["compatibility"],
@@ -133,51 +65,6 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
             "502": details("The site failed after the client's retries (`site_error`; `response_status` is its status)."),
             "503": details("No world worker is running (`no_worker`)."),
             "504": details("No worker answered in time (`worker_timeout`).")
-        }
-    }}));
-    p.insert("/api/status-data".into(), json!({"get": {
-        "operationId": "statusData", "tags": ["compatibility"],
-        "summary": "The last parsed status page of each world, kept by the workers at each check.",
-        "responses": {
-            "200": ok("Status data.", json!({"$ref": "#/components/schemas/StatusData"})),
-            "404": error("No worker has checked the status page yet."),
-            "503": error("No store configured, or the store is unreachable.")
-        }
-    }}));
-    p.insert("/api/scraping-config".into(), json!({
-        "get": {
-            "operationId": "scrapingConfig", "tags": ["compatibility"],
-            "summary": "The configured worlds and guilds (from the config file).",
-            "responses": {"200": ok("Worlds.", json!({"type": "array", "items": {"type": "object", "required": ["world", "guilds"], "properties": {"world": {"type": "string"}, "guilds": {"type": "array", "items": {"type": "string"}}}}}))}
-        },
-        "post": {
-            "operationId": "setScrapingConfig", "tags": ["compatibility"],
-            "summary": "Refused: the world list lives in the config file ([[worlds]]); edit it, then `worldpool reload` or restart.",
-            "responses": {"405": error("Always; the message says where the world list lives.")}
-        }
-    }));
-    p.insert("/api/manual-update".into(), json!({"post": {
-        "operationId": "manualUpdate", "tags": ["compatibility"],
-        "summary": "Ask every worker (or `?world=`) to check the site now. With a token configured it needs it: `Authorization: Bearer <WORLDPOOL_API_TOKEN>` (or `password` in a JSON or form body, as the replaced system took it); without one, on a loopback bind, clients of this machine need none.",
-        "security": [{"bearer": []}],
-        "parameters": [query("world", "Only this world's worker.", "string")],
-        "responses": {
-            "202": ok("Requested.", json!({"type": "object", "required": ["success", "message", "worlds", "busy"], "properties": {"success": {"type": "boolean"}, "message": {"type": "string"}, "worlds": {"type": "array", "items": {"type": "string"}, "description": "Workers asked to check now."}, "busy": {"type": "array", "items": {"type": "string"}, "description": "Workers skipped: already scraping."}}})),
-            "401": error("Missing or wrong token."),
-            "403": error("No token configured and not served on loopback (`control_disabled`), or a page of another origin (`foreign_origin`)."),
-            "404": error("Unknown world."),
-            "409": error("That worker (or every worker) is already scraping, or none is running."),
-            "501": error("This pool cannot deliver the request to workers yet."),
-            "503": error("The pool is shutting down.")
-        }
-    }}));
-    p.insert("/api/console-stream".into(), json!({"get": {
-        "operationId": "consoleStream", "tags": ["compatibility"],
-        "summary": "Server-Sent Events of the workers' log lines: unnamed events (`onmessage`) whose data is the text line `[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`, the first being `[CONNECTED] Console stream started`; with `?format=json`, a ConsoleLine as JSON instead (no CONNECTED line). Keep-alive comments; a client that falls 1024 lines behind gets `event: lagged` and is disconnected.",
-        "parameters": [query("format", "`text` (default) or `json`.", "string")],
-        "responses": {
-            "200": {"description": "An event stream.", "content": {"text/event-stream": {"schema": {"oneOf": [{"type": "string"}, {"$ref": "#/components/schemas/ConsoleLine"}]}}}},
-            "400": error("`format` is neither `text` nor `json`.")
         }
     }}));
     for (path, id, columns) in [
@@ -264,27 +151,6 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
         "responses": store_errors(responses("200", ok("Graph data and statistics.", json!({"$ref": "#/components/schemas/VipGraph"}))))
     }}));
     makers_and_uploads(&mut p);
-    p.insert("/healthz".into(), json!({"get": {
-        "operationId": "healthz", "tags": ["compatibility"],
-        "summary": "The pool's health in the replaced system's shape: `degraded` when a worker is fatal or backing off or the store does not answer (`reason` says which), `unhealthy` when no worker process is alive and some have failed.",
-        "responses": {
-            "200": ok("Healthy or degraded.", json!({"$ref": "#/components/schemas/Health"})),
-            "503": ok("Unhealthy.", json!({"$ref": "#/components/schemas/Health"}))
-        }
-    }}));
-    p.insert("/memusage".into(), json!({"get": {
-        "operationId": "memusage", "tags": ["compatibility"],
-        "summary": "Memory of the pool (supervisor + live workers: RSS and PSS sums) and of the machine (/proc/meminfo), in the replaced system's shape.",
-        "responses": {
-            "200": ok("Memory.", json!({"$ref": "#/components/schemas/MemUsage"})),
-            "500": error("/proc could not be read.")
-        }
-    }}));
-    p.insert("/health".into(), json!({"get": {
-        "operationId": "health", "tags": ["compatibility"],
-        "summary": "The replaced system's health check.",
-        "responses": {"200": ok("Healthy.", json!({"type": "object", "required": ["status", "timestamp"], "properties": {"status": {"type": "string", "enum": ["healthy"]}, "timestamp": {"$ref": "#/components/schemas/LegacyTime"}}}))}
-    }}));
     p
 }
 
@@ -292,74 +158,6 @@ pub(in crate::api) fn paths() -> Map<String, Value> {
 pub(in crate::api) fn schemas() -> Map<String, Value> {
     let time = json!({"$ref": "#/components/schemas/LegacyTime"});
     let mut s = Map::new();
-    s.insert("LegacyTime".into(), json!({
-        "type": "string", "nullable": true,
-        "description": "The site's local wall time without offset, as the replaced system wrote it: `2026-01-04T19:43:00`.",
-        "example": "2026-01-04T19:43:00"
-    }));
-    s.insert(
-        "FeedDelta".into(),
-        json!({"type": "object",
-        "required": ["name", "deltaexp", "update_time", "prev_update_time", "world", "guild"],
-        "properties": {
-            "name": {"type": "string"}, "deltaexp": {"type": "integer"},
-            "update_time": time, "prev_update_time": time,
-            "world": {"type": "string"}, "guild": {"type": "string"}
-        }}),
-    );
-    s.insert("RecentUpdate".into(), json!({"type": "object",
-        "required": ["name", "deltaexp", "update time", "update_time", "prev_update_time", "world", "guild"],
-        "properties": {
-            "name": {"type": "string"}, "deltaexp": {"type": "integer"},
-            "update time": time, "update_time": time, "prev_update_time": time,
-            "world": {"type": "string"}, "guild": {"type": "string"}
-        }}));
-    s.insert("Ranking".into(), json!({"type": "object",
-        "required": ["name", "total_exp", "updates", "avg_exp", "max_exp", "min_exp"],
-        "properties": {
-            "name": {"type": "string"}, "total_exp": {"type": "integer"}, "updates": {"type": "integer"},
-            "avg_exp": {"type": "number", "description": "Rounded to 2 decimals."},
-            "max_exp": {"type": "integer"}, "min_exp": {"type": "integer"}
-        }}));
-    s.insert("Period".into(), json!({"type": "object", "properties": {
-        "datetime1": {"type": "string", "nullable": true, "description": "From (inclusive); empty or null = no bound."},
-        "datetime2": {"type": "string", "nullable": true, "description": "To (inclusive); empty or null = no bound."}
-    }}));
-    s.insert("GraphRequest".into(), json!({"type": "object", "required": ["names"], "properties": {
-        "names": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": super::GRAPH_MAX_NAMES},
-        "datetime1": {"type": "string", "nullable": true},
-        "datetime2": {"type": "string", "nullable": true}
-    }}));
-    s.insert("PlotlyFigureText".into(), json!({"type": "string",
-        "description": "A Plotly figure `{data: [traces], layout}` serialized as JSON text, as the replaced system sent it (`fig.to_json()`; its pages `JSON.parse` it and call `Plotly.newPlot(el, fig.data, fig.layout)`). Traces: per player a `bar` of the experience gained at each update and a `scatter` spline over it (`<name> (trend)`); `x` are category labels naming the period each bar covers (`10:00-10:10`; two or more updates without gain fold into one bar); with no data, no trace and the title `No data available`."}));
-    s.insert("PlotlyFigure".into(), json!({"type": "object", "required": ["data", "layout"], "properties": {
-        "data": {"type": "array", "items": {"type": "object", "required": ["x", "y", "name", "type", "mode"], "properties": {
-            "x": {"type": "array", "items": {"type": "string", "format": "date-time"}, "description": "Update times, RFC 3339 with the site's offset."},
-            "y": {"type": "array", "items": {"type": "integer"}, "description": "Experience gained since the start of the period, at each update."},
-            "name": {"type": "string"},
-            "type": {"type": "string", "enum": ["scatter"]},
-            "mode": {"type": "string"}
-        }}},
-        "layout": {"type": "object"}
-    }}));
-    s.insert("GraphAnswer".into(), json!({"type": "object", "required": ["graph", "stats", "comparison", "figure"], "properties": {
-        "graph": {"$ref": "#/components/schemas/PlotlyFigureText"},
-        "figure": {"$ref": "#/components/schemas/PlotlyFigure"},
-        "stats": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string"}, "Total EXP": {"type": "integer"}, "Average EXP": {"type": "number"},
-            "Updates": {"type": "integer"}, "Max EXP": {"type": "integer"}, "Min EXP": {"type": "integer"}
-        }}},
-        "comparison": {"type": "array", "items": {"type": "object",
-            "required": ["name", "rank", "total_players", "percentile", "total_exp_period", "current_total_exp"],
-            "properties": {
-                "name": {"type": "string"},
-                "rank": {"type": "integer", "description": "1 = most experience in the period among the players of its world."},
-                "total_players": {"type": "integer"},
-                "percentile": {"type": "number", "description": "(1 - rank / total_players) × 100, one decimal."},
-                "total_exp_period": {"type": "integer"},
-                "current_total_exp": {"type": "integer", "description": "Its latest stored experience (0 if none)."}
-            }}}
-    }}));
     s.insert("PlayerDetails".into(), json!({"type": "object", "required": ["success", "name", "world", "response_status", "tables"], "properties": {
         "success": {"type": "boolean"}, "name": {"type": "string"},
         "world": {"type": "string", "nullable": true, "description": "The world the page was read for."},
@@ -371,15 +169,6 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
         "truncated_rows": {"type": "integer", "description": "Oldest rows left out to fit 60 KiB (absent: none)."},
         "recorded": {"type": "object", "description": "A watched player's read recorded: `outcome` is baseline, rebased, unchanged, delta or already_stored."},
         "error": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}
-    }}));
-    s.insert("StatusData".into(), json!({"type": "object", "required": ["fetch_time", "worlds"], "properties": {
-        "fetch_time": time,
-        "worlds": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object",
-            "required": ["rotina", "last update", "time_outdated", "status"],
-            "properties": {
-                "rotina": {"type": "string"}, "last update": time,
-                "time_outdated": {"type": "string"}, "status": {"type": "string"}
-            }}}}
     }}));
     s.insert("Vip".into(), json!({"type": "object", "required": ["name", "world", "source", "added_at"], "properties": {
         "name": {"type": "string"}, "world": {"type": "string"},
@@ -426,44 +215,6 @@ pub(in crate::api) fn schemas() -> Map<String, Value> {
             "max_exp": {"type": "integer"}, "total_online": {"type": "integer"},
             "avg_online": {"type": "number", "description": "Per update, 2 decimals."}, "updates": {"type": "integer"}
         }}
-    }}));
-    s.insert("Health".into(), json!({"type": "object", "required": ["status", "checks", "timestamp"], "properties": {
-        "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
-        "reason": {"type": "string", "description": "Why not healthy: each fatal or backing-off worker, the store; absent when healthy."},
-        "timestamp": {"type": "string", "format": "date-time"},
-        "checks": {"type": "object", "properties": {
-            "scraper_alive": {"type": "boolean", "description": "Some worker process exists."},
-            "scraper_state": {"type": "string"},
-            "workers": {"type": "integer"}, "workers_running": {"type": "integer"},
-            "workers_backoff": {"type": "integer"}, "workers_fatal": {"type": "integer"},
-            "store": {"type": "string", "enum": ["ok", "unreachable", "not_configured"]},
-            "database_accessible": {"type": "boolean"},
-            "last_update": {"type": "string", "nullable": true, "description": "Newest update of the deltas, site-local."}
-        }}
-    }}));
-    let mb = |d: &str| json!({"type": "number", "description": d});
-    s.insert("MemUsage".into(), json!({"type": "object", "required": ["process", "system"], "properties": {
-        "process": {"type": "object", "required": ["rss_bytes", "rss_mb", "percent", "pss_bytes", "pss_mb", "pss_percent", "processes"], "properties": {
-            "rss_bytes": {"type": "integer", "description": "RSS of the supervisor plus every live worker (shared pages count once per process)."},
-            "rss_mb": mb("The same in MiB, 2 decimals."),
-            "percent": mb("rss_bytes / the machine's memory × 100, 2 decimals."),
-            "pss_bytes": {"type": "integer", "description": "PSS sum: what the pool really costs."},
-            "pss_mb": mb("In MiB."), "pss_percent": mb("Of the machine's memory."),
-            "processes": {"type": "integer"},
-            "supervisor_rss_bytes": {"type": "integer"}, "supervisor_pss_bytes": {"type": "integer"}
-        }},
-        "system": {"type": "object", "properties": {
-            "total_bytes": {"type": "integer"}, "total_mb": mb("MemTotal in MiB."), "total_gb": mb("In GiB."),
-            "available_bytes": {"type": "integer"}, "available_mb": mb("MemAvailable in MiB."), "available_gb": mb("In GiB."),
-            "used_bytes": {"type": "integer"}, "used_mb": mb("Total − available, MiB."), "used_gb": mb("In GiB."),
-            "percent": mb("Used / total × 100.")
-        }}
-    }}));
-    s.insert("ConsoleLine".into(), json!({"type": "object", "properties": {
-        "time": time, "world": {"type": "string"},
-        "level": {"type": "string", "enum": ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]},
-        "message": {"type": "string"}, "stream": {"type": "string"},
-        "line": {"type": "string", "description": "`[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`."}
     }}));
     makers_and_uploads_schemas(&mut s);
     s

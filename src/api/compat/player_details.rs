@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
@@ -37,7 +37,9 @@ use pool::{PoolEvent, StateName};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{CompatSettings, Params};
+use super::CompatSettings;
+use super::vip::WorldQuery;
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, ControlError};
 use crate::protocol::{
     PlayerDetailsOutcome, PlayerDetailsRead, PlayerTable, SupervisorMessage, WorkerEvent,
@@ -197,7 +199,7 @@ fn into_response((status, body): (StatusCode, Bytes)) -> Response {
 pub(super) async fn player_details(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
 ) -> Response {
     let raw = match path {
         Ok(Path(name)) => name,
@@ -217,8 +219,7 @@ pub(super) async fn player_details(
         }
     };
     let compat = state.compat();
-    let p = Params::parse(q.as_deref());
-    let asked = match p.text("world") {
+    let asked = match p.world.as_deref() {
         Some(w) => match configured_world(&compat, w) {
             Some(w) => Some(w),
             None => {

@@ -9,7 +9,7 @@
 //! deliver that yet reads the name at the worker's next check.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::plotly::{
     Axis, Font, Layout, Legend, Line, Marker, PlotlyFigure, Title, Trace, TraceType, slots,
 };
-use super::{Params, authorize_compat, query, round2, store};
+use super::{authorize_compat, query, round2, store};
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, json};
 use crate::legacy::iso;
 use crate::site::{check_player_name, player_key};
@@ -124,12 +125,32 @@ struct Listed {
     added_at: Option<String>,
 }
 
+/// `/api/vip/list`'s and `/api/makers/list`' parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct WorldQuery {
+    /// Only this world.
+    pub(super) world: Option<String>,
+}
+
+/// `/api/vip/deltas`' and `/api/makers/deltas`' parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeltasQuery {
+    /// Rows, default 100, capped at 5000.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub(super) limit: Option<String>,
+    /// Only this player.
+    pub(super) name: Option<String>,
+    /// Only this world.
+    pub(super) world: Option<String>,
+}
+
 pub(super) async fn list(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let world = p.text("world");
+    let world = p.world.as_deref();
     let store = store(&state)?;
     let stored = query("watched players", store.watched(world)).await?;
     let mut vips: Vec<Listed> = Vec::new();
@@ -333,14 +354,13 @@ impl<'a> From<&'a VipDelta> for DeltaOut<'a> {
 
 pub(super) async fn deltas(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<DeltasQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(VIP_DELTAS_DEFAULT_LIMIT)?;
+    let limit = super::limit_value(p.limit.as_deref(), VIP_DELTAS_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "VIP deltas",
-        store.vip_deltas(p.text("world"), p.text("name"), limit),
+        store.vip_deltas(p.world.as_deref(), p.name.as_deref(), limit),
     )
     .await?;
     Ok(deltas_answer(&rows))
