@@ -349,7 +349,7 @@ pub struct BudgetSync {
 }
 
 /// One table of a player page, as `/api/player-details/{name}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlayerTable {
     /// Header texts, in order (`Time`, `World`, `Level`, `Killed by`).
     pub columns: Vec<String>,

@@ -162,13 +162,11 @@ pub(super) enum ControlAction {
     Start,
 }
 
-/// The answers of a control verb.
+/// The failures of a control verb. (An `IntoResponses`' schemas are not
+/// collected: its bodies are the `Error` every path names.)
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
-pub(super) enum ControlResponses<'a> {
-    /// The action ran; the resulting state.
-    #[response(status = 202)]
-    Done(ControlAnswer<'a>),
+pub(super) enum ControlErrors<'a> {
     /// Missing or wrong token.
     #[response(status = 401)]
     Unauthorized(ErrorBody<'a>),
@@ -188,7 +186,7 @@ pub(super) enum ControlResponses<'a> {
 /// Restart a worker.
 #[utoipa::path(post, path = "/api/workers/{world}/restart", operation_id = "restartWorker",
     description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
-    responses(ControlResponses))]
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
 pub(super) async fn restart_worker(
     state: State<ApiState>,
     path: Result<Path<String>, PathRejection>,
@@ -200,7 +198,7 @@ pub(super) async fn restart_worker(
 /// Stop a worker; it stays stopped until started.
 #[utoipa::path(post, path = "/api/workers/{world}/stop", operation_id = "stopWorker",
     description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
-    responses(ControlResponses))]
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
 pub(super) async fn stop_worker(
     state: State<ApiState>,
     path: Result<Path<String>, PathRejection>,
@@ -212,7 +210,7 @@ pub(super) async fn stop_worker(
 /// Start a stopped or fatal worker.
 #[utoipa::path(post, path = "/api/workers/{world}/start", operation_id = "startWorker",
     description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
-    responses(ControlResponses))]
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
 pub(super) async fn start_worker(
     state: State<ApiState>,
     path: Result<Path<String>, PathRejection>,

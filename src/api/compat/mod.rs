@@ -21,7 +21,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, FixedOffset, Offset as _};
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
@@ -39,7 +38,6 @@ use crate::store::{DeltaRow, Store, StoreError, TimeRange};
 mod download;
 mod graph;
 mod makers;
-pub(super) mod openapi;
 pub(super) mod player_details;
 mod plotly;
 mod upload;
@@ -175,20 +173,16 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(manual_update))
         .routes(routes!(console_stream))
         .routes(routes!(health))
-        // Still described by hand (openapi.rs).
-        .route(
-            "/api/player-details/{name}",
-            get(player_details::player_details),
-        )
-        .route("/api/download/deltas", get(download::deltas))
-        .route("/api/download/exps", get(download::exps))
-        .route("/api/vip/list", get(vip::list))
-        .route("/api/vip/add", post(vip::add))
-        .route("/api/vip/remove", post(vip::remove))
-        .route("/api/vip/deltas", get(vip::deltas))
-        .route("/api/vip/graph", post(vip::graph))
-        .merge(makers::routes().into())
-        .merge(upload::routes().into())
+        .routes(routes!(player_details::player_details))
+        .routes(routes!(download::deltas))
+        .routes(routes!(download::exps))
+        .routes(routes!(vip::list))
+        .routes(routes!(vip::add))
+        .routes(routes!(vip::remove))
+        .routes(routes!(vip::deltas))
+        .routes(routes!(vip::graph))
+        .merge(makers::routes())
+        .merge(upload::routes())
 }
 
 // ----- parameters ----------------------------------------------------------
@@ -300,7 +294,7 @@ struct FormatQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-struct NamePath {
+pub(super) struct NamePath {
     /// Player name, URL-encoded.
     name: String,
 }
