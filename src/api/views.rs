@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 /// (`2026-11-29T06:13:34.123Z`), formatted by hand: it is the hottest part
 /// of `/api/workers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(value_type = String, format = DateTime)]
+#[schema(as = Timestamp, value_type = String, format = DateTime)]
 pub struct Ts(pub DateTime<Utc>);
 
 impl Ts {
