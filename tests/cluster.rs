@@ -128,9 +128,9 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
 }
 
 /// One cluster test at a time: each runs 3 or 4 nodes of 13 processes.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 fn view(node: &Supervisor) -> Option<Value> {
@@ -434,7 +434,7 @@ fn split_now(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -478,7 +478,7 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -566,7 +566,7 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_is_fenced_and_the_split_returns() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -659,7 +659,7 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_empties_every_node_then_every_world_is_owned_again() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let pg = PgCluster::start().expect("a PostgreSQL of this test's own");
     let url = pg.url();
     prepared(&url).await;
@@ -713,7 +713,7 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_shows_the_cluster_follows_reloads_and_refuses_other_timings() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
