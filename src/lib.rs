@@ -21,7 +21,6 @@
 //! - [`bench`]: `worldpool bench`.
 //! - [`memory`]: keeping the processes small (arenas, start-up pages).
 
-#![recursion_limit = "256"]
 pub mod api;
 pub mod app_events;
 pub mod bench;

@@ -47,7 +47,7 @@ pub fn fence_from_env() -> Option<crate::store::Fence> {
 pub const HEARTBEAT_ENV: &str = "WORLDPOOL_HEARTBEAT_MS";
 
 /// What a worker is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Started, nothing done yet.
@@ -371,7 +371,7 @@ pub struct BudgetSync {
 }
 
 /// One table of a player page, as `/api/player-details/{name}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlayerTable {
     /// Header texts, in order (`Time`, `World`, `Level`, `Killed by`).
     pub columns: Vec<String>,

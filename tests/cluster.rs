@@ -19,7 +19,6 @@ use crate::helper::pg::PgCluster;
 use crate::helper::supervisor::{Launch, Process, Supervisor};
 use crate::helper::{free_port, wait_for, wait_for_async};
 
-
 const TTL: Duration = Duration::from_secs(3);
 const TICK: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(500);
@@ -115,7 +114,10 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
         if began.elapsed() > Duration::from_secs(60) {
             let log = std::fs::read_to_string(&sup.process.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            panic!("node {name}'s API did not answer in 60 s; its log ends:\n{}", tail.join("\n"));
+            panic!(
+                "node {name}'s API did not answer in 60 s; its log ends:\n{}",
+                tail.join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -123,9 +125,9 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
 }
 
 /// One cluster test at a time: each runs 3 or 4 nodes of 13 processes.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 fn view(node: &Supervisor) -> Option<Value> {
@@ -151,7 +153,10 @@ fn running(node: &Supervisor) -> BTreeSet<String> {
     let Some((200, v)) = node.get("/api/workers") else {
         return BTreeSet::new();
     };
-    let list = v.as_array().cloned().or_else(|| v["workers"].as_array().cloned());
+    let list = v
+        .as_array()
+        .cloned()
+        .or_else(|| v["workers"].as_array().cloned());
     list.unwrap_or_default()
         .iter()
         .filter(|w| w["state"] == "running")
@@ -295,13 +300,20 @@ async fn runs_are_clean(url: &str, nodes: &[&Supervisor]) {
          WHERE epoch < prev",
     )
     .await;
-    assert!(down.is_empty(), "an epoch went down in id order in {} runs", down.len());
+    assert!(
+        down.is_empty(),
+        "an epoch went down in id order in {} runs",
+        down.len()
+    );
     for n in nodes {
         let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
         assert!(
             !log.contains("test trigger: run of"),
             "a write was made under an epoch that was not its lease's:\n{}",
-            log.lines().filter(|l| l.contains("test trigger")).collect::<Vec<_>>().join("\n")
+            log.lines()
+                .filter(|l| l.contains("test trigger"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -338,7 +350,10 @@ where
             Err(e) => e,
         };
         if began.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for {what}: {last}\n{}", diag(nodes));
+            panic!(
+                "timed out after {deadline:?} waiting for {what}: {last}\n{}",
+                diag(nodes)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -361,7 +376,12 @@ fn settled(url: &str, nodes: &[&Supervisor], want: &[usize], deadline: Duration)
                     let log = std::fs::read_to_string(&n.process.log).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(6).collect();
                     let v = view(n).unwrap_or_default();
-                    format!("{} {}\n{}", v["this_node"]["node_name"], v["counters"], tail.join("\n"))
+                    format!(
+                        "{} {}\n{}",
+                        v["this_node"]["node_name"],
+                        v["counters"],
+                        tail.join("\n")
+                    )
                 })
                 .collect();
             panic!(
@@ -411,7 +431,7 @@ fn split_now(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -419,11 +439,21 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let c = node(&s.config, "c", &[]);
-    let took = settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     eprintln!("3 nodes: 4/4/4 after {took:?}");
     let before = leases(&url).await;
     let d = node(&s.config, "d", &[]);
-    let took = settled(&url, &[&a, &b, &c, &d], &[3, 3, 3, 3], TTL * 3 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c, &d],
+        &[3, 3, 3, 3],
+        TTL * 3 + Duration::from_secs(10),
+    );
     eprintln!("4th node: 3/3/3/3 after {took:?}");
     let after = leases(&url).await;
     let moved: Vec<&String> = before
@@ -445,7 +475,7 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -453,11 +483,21 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let mut c = node(&s.config, "c", &[]);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     let theirs = held(&c).expect("c's leases");
     // Every world has stored runs before the kill.
     wait_for_async("a run of every world", Duration::from_secs(30), || async {
-        let n: i64 = sql(&url, "SELECT count(DISTINCT world) FROM runs WHERE status = 'ok'").await[0].get(0);
+        let n: i64 = sql(
+            &url,
+            "SELECT count(DISTINCT world) FROM runs WHERE status = 'ok'",
+        )
+        .await[0]
+            .get(0);
         (n as usize == WORLDS).then_some(())
     })
     .await;
@@ -469,7 +509,10 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     let now = leases(&url).await;
     for (world, epoch) in &theirs {
         let (_, e, _) = &now[world];
-        assert!(e > epoch, "{world}: epoch {e} after the takeover, {epoch} before");
+        assert!(
+            e > epoch,
+            "{world}: epoch {e} after the takeover, {epoch} before"
+        );
     }
     // Runs went on: no gap longer than 2 TTL + the poll interval (+ the
     // site's 1 s between updates) in the worlds that moved.
@@ -520,7 +563,7 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_is_fenced_and_the_split_returns() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
@@ -532,17 +575,33 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     let marker = s.dir.path().join("stalled");
     let release = s.dir.path().join("release");
     let env = [
-        ("WORLDPOOL_TEST_STALL_IN_TX".to_string(), marker.display().to_string()),
-        ("WORLDPOOL_TEST_STALL_RELEASE".to_string(), release.display().to_string()),
+        (
+            "WORLDPOOL_TEST_STALL_IN_TX".to_string(),
+            marker.display().to_string(),
+        ),
+        (
+            "WORLDPOOL_TEST_STALL_RELEASE".to_string(),
+            release.display().to_string(),
+        ),
     ];
     let c = node(&s.config, "c", &env);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 3 + Duration::from_secs(10));
-    let writer: u32 = wait_for("a write parked in its transaction", Duration::from_secs(30), || {
-        std::fs::read_to_string(&marker).ok()?.trim().parse().ok()
-    });
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 3 + Duration::from_secs(10),
+    );
+    let writer: u32 = wait_for(
+        "a write parked in its transaction",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&marker).ok()?.trim().parse().ok(),
+    );
     let parked = wait_for("the parked worker's world", Duration::from_secs(10), || {
         let (_, v) = c.get("/api/workers")?;
-        let list = v.as_array().cloned().or_else(|| v["workers"].as_array().cloned())?;
+        let list = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["workers"].as_array().cloned())?;
         list.iter()
             .find(|w| w["pid"].as_u64() == Some(u64::from(writer)))
             .and_then(|w| w["world"].as_str().or(w["name"].as_str()).map(String::from))
@@ -554,7 +613,10 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     unsafe { libc::kill(-pgid, libc::SIGSTOP) };
     let took = settled(&url, &[&a, &b], &[6, 6], TTL * 2 + Duration::from_secs(10));
     eprintln!("SIGSTOP: moved after {took:?}");
-    assert!(leases(&url).await[&parked].1 > epoch_before, "the parked world moved");
+    assert!(
+        leases(&url).await[&parked].1 > epoch_before,
+        "the parked world moved"
+    );
     let paused_until = Instant::now() + TTL * 3 - took.min(TTL * 3);
     // Let the parked write try its commit while the node is still paused.
     std::fs::write(&release, "go").expect("release");
@@ -568,15 +630,25 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     wait_for("the paused node's workers killed", TICK * 3, || {
         running(&c).is_empty().then_some(())
     });
-    until("the fenced exit counted", Duration::from_secs(10), &[&c], || async {
-        let v = view(&c).ok_or("no view")?;
-        match v["counters"]["fenced"].as_u64() {
-            Some(n) if n >= 1 => Ok(()),
-            _ => Err(format!("counters {}", v["counters"])),
-        }
-    })
+    until(
+        "the fenced exit counted",
+        Duration::from_secs(10),
+        &[&c],
+        || async {
+            let v = view(&c).ok_or("no view")?;
+            match v["counters"]["fenced"].as_u64() {
+                Some(n) if n >= 1 => Ok(()),
+                _ => Err(format!("counters {}", v["counters"])),
+            }
+        },
+    )
     .await;
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 4 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 4 + Duration::from_secs(10),
+    );
     checker.finish().await;
     runs_are_clean(&url, &[&a, &b, &c]).await;
     drop(s);
@@ -584,7 +656,7 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_empties_every_node_then_every_world_is_owned_again() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let pg = PgCluster::start().expect("a PostgreSQL of this test's own");
     let url = pg.url();
     prepared(&url).await;
@@ -592,12 +664,20 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let c = node(&s.config, "c", &[]);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     let before = leases(&url).await;
     pg.stop_server();
     let stopped = Instant::now();
     wait_for("every node at 0 workers", TTL * 2, || {
-        [&a, &b, &c].iter().all(|n| running(n).is_empty()).then_some(())
+        [&a, &b, &c]
+            .iter()
+            .all(|n| running(n).is_empty())
+            .then_some(())
     });
     while stopped.elapsed() < TTL * 2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -606,15 +686,142 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     for n in [&a, &b, &c] {
         assert!(crate::helper::pid_alive(n.process.child.id()), "no node exits");
     }
-    let took = settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     eprintln!("database restart: owned again after {took:?}");
     let after = leases(&url).await;
     for (world, (_, e, _)) in &before {
         if world == "watcher" {
             continue;
         }
-        assert!(after[world].1 > *e, "{world}: epoch {} after, {e} before", after[world].1);
+        assert!(
+            after[world].1 > *e,
+            "{world}: epoch {} after, {e} before",
+            after[world].1
+        );
     }
     runs_are_clean(&url, &[&a, &b, &c]).await;
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shows_the_cluster_follows_reloads_and_refuses_other_timings() {
+    let _serial = one_at_a_time().await;
+    let url = crate::helper::pg::fresh_database_url().await;
+    prepared(&url).await;
+    let s = site(&url).await;
+    let a = node(&s.config, "a", &[]);
+    settled(&url, &[&a], &[12], TTL * 2 + Duration::from_secs(10));
+    // Its events: a second node joins and the split is shared.
+    let api = crate::helper::api::Api::at(format!("http://{}", a.api));
+    let mut events = api.stream("/api/events").await;
+    let b = node(&s.config, "b", &[]);
+    settled(&url, &[&a, &b], &[6, 6], TTL * 3 + Duration::from_secs(10));
+    let mut buf = String::new();
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let names = seen.clone();
+    let frames = tokio::time::timeout(
+        Duration::from_secs(20),
+        crate::helper::api::sse_frames(&mut events, &mut buf, move |f| {
+            let mut names = names.lock().expect("lock");
+            names.extend(f.iter().map(|(n, _)| n.clone()));
+            names.contains("node_joined") && names.contains("lease_lost")
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no cluster events on /api/events; saw {:?}",
+            seen.lock().expect("lock")
+        )
+    });
+    let (_, lost) = frames
+        .iter()
+        .find(|(n, _)| n == "lease_lost")
+        .expect("a shed lease");
+    let lost: Value = serde_json::from_str(lost).expect("json");
+    assert_eq!(lost["reason"], "shed", "{lost}");
+    // /metrics, status --cluster.
+    let (_, _, metrics) = api.text("/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("worldpool_cluster_leases_held ")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("worldpool_cluster_fenced_writes_total 0"),
+        "{metrics}"
+    );
+    let out =
+        crate::helper::cli::command(["status", "--cluster", "--api", &format!("http://{}", a.api)])
+            .output()
+            .expect("status --cluster");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("cluster: ok  nodes 2  worlds 12 (owned 12)"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(" held").count(),
+        WORLDS + 1,
+        "12 worlds and the watcher:\n{text}"
+    );
+    // A node with another lease_ttl is refused, naming what differs.
+    let other = s.dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&s.config).expect("config");
+    std::fs::write(
+        &other,
+        text.replace("lease_ttl = \"3s\"", "lease_ttl = \"8s\""),
+    )
+    .expect("write");
+    let out =
+        crate::helper::cli::command(["run", "--no-api", "--config", &other.display().to_string()])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("lease_ttl is 8s but live node"), "{err}");
+    // A reload without World 12 on both nodes: its worker stops, its lease
+    // is released; with it again, it is owned again.
+    let full = std::fs::read_to_string(&s.config).expect("config");
+    let start = full
+        .find("[[worlds]]\nname = \"World 12\"")
+        .expect("World 12");
+    let end = full[start + 10..]
+        .find("[[worlds]]")
+        .map_or(full.len(), |i| start + 10 + i);
+    let without = format!("{}{}", &full[..start], &full[end..]);
+    for (text, owned) in [(without, false), (full.clone(), true)] {
+        std::fs::write(&s.config, &text).expect("write");
+        for n in [&a, &b] {
+            let (status, _) = n
+                .post_json("/api/reload", &Value::Null)
+                .expect("reload answers");
+            assert_eq!(status, 200);
+        }
+        until(
+            "World 12 follows the reload",
+            Duration::from_secs(20),
+            &[&a, &b],
+            || async {
+                let l = leases(&url).await;
+                let live = l.get("World 12").is_some_and(|(_, _, live)| *live);
+                let runs = running(&a).contains("World 12") || running(&b).contains("World 12");
+                if live == owned && runs == owned {
+                    Ok(())
+                } else {
+                    Err(format!("live {live}, running {runs}"))
+                }
+            },
+        )
+        .await;
+    }
     drop(s);
 }

@@ -186,3 +186,29 @@ fn bad_selectors_and_retired_keys_are_reported_in_plain_words() {
     }
     assert!(!err.contains("report this"), "{err}");
 }
+
+#[test]
+fn a_cluster_needs_postgres_pool_mode_and_renewals_that_fit_the_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(
+        &path,
+        "[pool]\nmode = \"single\"\n[storage]\nurl = \"sqlite://x.db\"\n\
+         [cluster]\nenabled = true\nlease_ttl = \"4s\"\nrenew_every = \"2s\"\nnode_name = \" \"\n\
+         [[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n",
+    )
+    .expect("write");
+    let out = check_config(&path).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "cluster.enabled",
+        "PostgreSQL",
+        "single mode",
+        "cluster.renew_every",
+        "3/8 of lease_ttl",
+        "cluster.node_name",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}

@@ -10,6 +10,12 @@ use axum::response::Response;
 use super::ApiError;
 use super::state::ApiState;
 
+#[utoipa::path(get, path = "/api/cluster", operation_id = "cluster",
+    summary = "The cluster as this node saw it at its last tick: live nodes, every lease with owner, epoch and expiry, this node's leases, share and trust, the balance, worlds without an owner for more than 2 x lease_ttl, and this node's counters.",
+    responses(
+        (status = 200, description = "The cluster.", body = crate::cluster::ClusterView),
+        (status = 501, description = "Not a cluster node ([cluster] enabled = false).", body = super::error::Body),
+    ))]
 pub(super) async fn cluster_handler(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let cluster = state.cluster.as_ref().ok_or(ApiError::NotSupported(
         "this node is not in a cluster ([cluster] enabled = false)".into(),

@@ -14,7 +14,7 @@
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::extract::{Path, RawQuery};
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -174,17 +174,23 @@ async fn index(headers: HeaderMap) -> Response {
     response
 }
 
+/// An asset's query: `v`, the version the page asked for (other
+/// parameters are ignored).
+#[derive(serde::Deserialize)]
+struct AssetQuery {
+    v: Option<String>,
+}
+
 async fn asset(
     Path(file): Path<String>,
-    RawQuery(query): RawQuery,
+    super::query::Lenient(query): super::query::Lenient<AssetQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let a = ASSETS
         .iter()
         .find(|a| a.name == file)
         .ok_or(ApiError::NoRoute)?;
-    let current = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .any(|(k, v)| k == "v" && v == version());
+    let current = query.v.as_deref() == Some(version());
     let cache = if current { LONG_CACHE } else { REVALIDATE };
     Ok(respond(
         &headers,

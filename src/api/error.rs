@@ -88,15 +88,25 @@ pub enum ApiError {
     },
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer (`Error` in /api/openapi.json).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(super) struct Body<'a> {
+    /// Machine-readable code, e.g. `unknown_worker`, `bad_parameter`,
+    /// `unauthorized`, `invalid_config`, `reload_rolled_back`.
     error: &'a str,
+    /// What went wrong, for people.
     message: String,
+    /// The HTTP status.
     status: u16,
+    /// `invalid_config`, `reload_rolled_back`: the config file.
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'a str>,
+    /// `invalid_config`, `reload_rolled_back`: every problem, with its key
+    /// and fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     problems: Option<&'a [crate::config::Problem]>,
+    /// `reload_rolled_back`: the worker that did not come back running.
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<&'a crate::reload::NotRunning>,
 }

@@ -3,6 +3,14 @@
 //! they share (JSON bodies, parameters, pages).
 
 use super::*;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::Body as ErrorBody;
+use super::query::Strict;
+
+/// What a control endpoint needs, in /api/openapi.json.
+const CONTROL_AUTH: &str = "Queued per worker: never refused because another request for the same worker is in progress. With a token configured, needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`; without one, on a loopback bind, clients of this machine need none.";
 
 /// Serialize to a JSON response straight into one buffer.
 pub(super) fn json<T: Serialize>(status: StatusCode, value: &T, capacity: usize) -> Response {
@@ -67,6 +75,9 @@ pub(super) fn worker_list(
     Ok(buf)
 }
 
+/// Every worker, in config order.
+#[utoipa::path(get, path = "/api/workers", operation_id = "listWorkers",
+    responses((status = 200, description = "Workers.", body = Vec<views::WorkerView>)))]
 pub(super) async fn list_workers(State(state): State<ApiState>) -> Response {
     let shared = &state.inner.shared;
     let ttl = state.workers_ttl;
@@ -92,6 +103,14 @@ pub(super) async fn list_workers(State(state): State<ApiState>) -> Response {
     json_bytes(body)
 }
 
+/// One worker, with its recent exits.
+#[utoipa::path(get, path = "/api/workers/{world}", operation_id = "getWorker",
+    params(WorldPath),
+    responses(
+        (status = 200, description = "The worker.", body = views::WorkerView),
+        (status = 400, description = "The name is not valid URL-encoded UTF-8.", body = ErrorBody),
+        (status = 404, description = "Unknown world.", body = ErrorBody),
+    ))]
 pub(super) async fn one_worker(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
@@ -113,11 +132,91 @@ pub(super) async fn one_worker(
     ))
 }
 
-#[derive(Serialize)]
+/// The `{world}` of a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct WorldPath {
+    /// World (worker) name, URL-encoded (spaces and accents allowed).
+    world: String,
+}
+
+/// What a control verb did.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ControlResult)]
 pub(super) struct ControlAnswer<'a> {
     world: &'a str,
+    #[schema(value_type = ControlAction)]
     action: &'static str,
+    #[schema(value_type = views::WorkerState)]
     state: pool::StateName,
+}
+
+/// The verb of a control answer (`Verb::as_str`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(super) enum ControlAction {
+    Restart,
+    Stop,
+    Start,
+}
+
+/// The failures of a control verb. (An `IntoResponses`' schemas are not
+/// collected: its bodies are the `Error` every path names.)
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum ControlErrors<'a> {
+    /// Missing or wrong token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'a>),
+    /// No token configured and the API not served on loopback only
+    /// (`control_disabled`: set WORLDPOOL_API_TOKEN), or, without a token,
+    /// a page of another origin (`foreign_origin`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'a>),
+    /// Unknown world.
+    #[response(status = 404)]
+    UnknownWorld(ErrorBody<'a>),
+    /// The pool is shutting down.
+    #[response(status = 503)]
+    ShuttingDown(ErrorBody<'a>),
+}
+
+/// Restart a worker.
+#[utoipa::path(post, path = "/api/workers/{world}/restart", operation_id = "restartWorker",
+    description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
+pub(super) async fn restart_worker(
+    state: State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    control(Verb::Restart, state, path, headers).await
+}
+
+/// Stop a worker; it stays stopped until started.
+#[utoipa::path(post, path = "/api/workers/{world}/stop", operation_id = "stopWorker",
+    description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
+pub(super) async fn stop_worker(
+    state: State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    control(Verb::Stop, state, path, headers).await
+}
+
+/// Start a stopped or fatal worker.
+#[utoipa::path(post, path = "/api/workers/{world}/start", operation_id = "startWorker",
+    description = CONTROL_AUTH, security(("bearer" = [])), params(WorldPath),
+    responses((status = 202, description = "The action ran; the resulting state.", body = ControlAnswer), ControlErrors))]
+pub(super) async fn start_worker(
+    state: State<ApiState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    control(Verb::Start, state, path, headers).await
 }
 
 pub(super) async fn control(
@@ -164,6 +263,9 @@ pub(super) async fn control(
 /// `/api/scraper-status`, which the replaced pages poll: built from the
 /// pool's snapshot and the last run event, and reused like `/api/workers`'
 /// body until a pool event or `workers_ttl`.
+#[utoipa::path(get, path = "/api/scraper-status", operation_id = "scraperStatus",
+    summary = "Status of the pool as a whole, compatible with the replaced scraper's endpoint.",
+    responses((status = 200, description = "Status.", body = views::ScraperStatus)))]
 pub(super) async fn scraper_status(State(state): State<ApiState>) -> Response {
     let shared = &state.inner.shared;
     let ttl = state.workers_ttl;
@@ -188,13 +290,34 @@ pub(super) async fn scraper_status(State(state): State<ApiState>) -> Response {
     json_bytes(body)
 }
 
+/// `/api/events`' parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventsQuery {
+    /// Only this worker's events.
+    world: Option<String>,
+    /// Also send a `samples` event every this many seconds (0.2 to 60):
+    /// `{event, at, workers}` with the workers as /api/workers shows them.
+    #[param(value_type = Option<f64>, minimum = 0.2, maximum = 60)]
+    samples: Option<String>,
+}
+
+/// Server-Sent Events: started, ready, exited, backoff, fatal, stopped,
+/// phase, run_finished (and other worker events). A consumer that falls
+/// behind gets a `lagged` event and is disconnected.
+#[utoipa::path(get, path = "/api/events", operation_id = "events",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "An event stream; each `data` is the event as JSON with an `event` tag.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Unknown query parameter.", body = ErrorBody),
+        (status = 404, description = "Unknown world.", body = ErrorBody),
+    ))]
 pub(super) async fn events_handler(
     State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
+    Strict(query): Strict<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let mut params = parse_query(query.as_deref(), &["world", "samples"])?;
-    let world = params.remove("world");
-    let samples = events::samples_param(params.get("samples").map(String::as_str))?;
+    let world = query.world;
+    let samples = events::samples_param(query.samples.as_deref())?;
     if let Some(w) = &world
         && state.control().worker(w).is_none()
     {
@@ -215,6 +338,11 @@ pub(super) async fn events_handler(
     Ok(events::sse_response(rx, app, world, samples, state.shutdown.clone()).into_response())
 }
 
+/// Prometheus text: per worker up, state, restarts, exits by reason, CPU,
+/// RSS, uptime, last success/check; runs by status, rows and deltas per
+/// world; pool totals.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4.", content_type = "text/plain", body = String)))]
 pub(super) async fn metrics_handler(State(state): State<ApiState>) -> Response {
     let snapshot = state.control().workers();
     let mut text = metrics::render(
@@ -241,6 +369,34 @@ pub(super) async fn metrics_handler(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
+/// `/readyz` when ready.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Ready<'a> {
+    /// `ready`.
+    status: &'a str,
+    #[schema(value_type = health::StoreCheckName)]
+    store: &'a str,
+}
+
+/// `/readyz` when not ready.
+#[derive(Serialize, ToSchema)]
+pub(super) struct NotReady<'a> {
+    /// `not_ready`.
+    error: &'a str,
+    /// The reasons, joined.
+    message: String,
+    /// Why not ready: each fatal worker, the store.
+    reasons: &'a [String],
+    #[schema(value_type = health::StoreCheckName)]
+    store: &'a str,
+}
+
+/// Ready: no worker fatal and the store (if any) answers.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready.", body = Ready),
+        (status = 503, description = "Not ready; `reasons` lists why.", body = NotReady),
+    ))]
 pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     let mut reasons = Vec::new();
     for w in state.control().workers() {
@@ -259,41 +415,24 @@ pub(super) async fn readyz(State(state): State<ApiState>) -> Response {
     if reasons.is_empty() {
         json(
             StatusCode::OK,
-            &serde_json::json!({"status": "ready", "store": store}),
+            &Ready {
+                status: "ready",
+                store,
+            },
             64,
         )
     } else {
         json(
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({
-                "error": "not_ready",
-                "message": reasons.join("; "),
-                "reasons": reasons,
-                "store": store,
-            }),
+            &NotReady {
+                error: "not_ready",
+                message: reasons.join("; "),
+                reasons: &reasons,
+                store,
+            },
             256,
         )
     }
-}
-
-/// Parse a query string; unknown or repeated parameters are errors.
-pub(super) fn parse_query(
-    query: Option<&str>,
-    allowed: &[&str],
-) -> Result<std::collections::HashMap<String, String>, ApiError> {
-    let mut out = std::collections::HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            return Err(ApiError::bad_param(
-                &k,
-                format!("unknown parameter; accepted: {}", allowed.join(", ")),
-            ));
-        }
-        if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(ApiError::bad_param(&k, "given more than once"));
-        }
-    }
-    Ok(out)
 }
 
 /// `limit`: 1 or more, capped at [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
@@ -338,7 +477,8 @@ pub(super) fn name_param(name: &str, v: Option<String>) -> Result<Option<String>
     }
 }
 
-#[derive(Serialize)]
+/// A page of rows, newest first.
+#[derive(Serialize, ToSchema)]
 pub(super) struct Page<'a, T> {
     items: &'a [T],
     /// Pass as `before` to get the next (older) page; null on the last page.
@@ -363,14 +503,51 @@ pub(super) fn page<T: Serialize>(items: &[T], limit: u32, id: impl Fn(&T) -> i64
     )
 }
 
+/// `/api/runs`' and `/api/deltas`' parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeltasQuery {
+    /// Only this world.
+    world: Option<String>,
+    /// Only this guild (`/api/deltas` only).
+    guild: Option<String>,
+    /// Rows per page, default 50, capped at 500.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    limit: Option<String>,
+    /// Only rows with an id below this (use `next_before` of the previous page).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    before: Option<String>,
+}
+
+/// `/api/runs`' parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RunsQuery {
+    /// Only this world.
+    world: Option<String>,
+    /// Rows per page, default 50, capped at 500.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    limit: Option<String>,
+    /// Only rows with an id below this (use `next_before` of the previous page).
+    #[param(value_type = Option<i64>, minimum = 1)]
+    before: Option<String>,
+}
+
+/// Scrape runs, newest first.
+#[utoipa::path(get, path = "/api/runs", operation_id = "listRuns",
+    params(RunsQuery),
+    responses(
+        (status = 200, description = "A page of runs.", body = Page<crate::store::RunRow>),
+        (status = 400, description = "A bad parameter (named in the message).", body = ErrorBody),
+        (status = 503, description = "No store configured, or the store is unreachable.", body = ErrorBody),
+    ))]
 pub(super) async fn runs_handler(
     State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
+    Strict(query): Strict<RunsQuery>,
 ) -> Result<Response, ApiError> {
-    let mut params = parse_query(query.as_deref(), &["world", "limit", "before"])?;
-    let world = name_param("world", params.remove("world"))?;
-    let limit = limit_param(params.get("limit").map(String::as_str))?;
-    let before = before_param(params.get("before").map(String::as_str))?;
+    let world = name_param("world", query.world)?;
+    let limit = limit_param(query.limit.as_deref())?;
+    let before = before_param(query.before.as_deref())?;
     let store = state.store().ok_or(ApiError::NoStore)?;
     let rows = tokio::time::timeout(STORE_TIMEOUT, store.runs(world.as_deref(), limit, before))
         .await
@@ -379,15 +556,22 @@ pub(super) async fn runs_handler(
     Ok(page(&rows, limit, |r| r.id))
 }
 
+/// Experience deltas, newest first.
+#[utoipa::path(get, path = "/api/deltas", operation_id = "listDeltas",
+    params(DeltasQuery),
+    responses(
+        (status = 200, description = "A page of deltas.", body = Page<crate::store::DeltaRow>),
+        (status = 400, description = "A bad parameter (named in the message).", body = ErrorBody),
+        (status = 503, description = "No store configured, or the store is unreachable.", body = ErrorBody),
+    ))]
 pub(super) async fn deltas_handler(
     State(state): State<ApiState>,
-    RawQuery(query): RawQuery,
+    Strict(query): Strict<DeltasQuery>,
 ) -> Result<Response, ApiError> {
-    let mut params = parse_query(query.as_deref(), &["world", "guild", "limit", "before"])?;
-    let world = name_param("world", params.remove("world"))?;
-    let guild = name_param("guild", params.remove("guild"))?;
-    let limit = limit_param(params.get("limit").map(String::as_str))?;
-    let before = before_param(params.get("before").map(String::as_str))?;
+    let world = name_param("world", query.world)?;
+    let guild = name_param("guild", query.guild)?;
+    let limit = limit_param(query.limit.as_deref())?;
+    let before = before_param(query.before.as_deref())?;
     let store = state.store().ok_or(ApiError::NoStore)?;
     let rows = tokio::time::timeout(
         STORE_TIMEOUT,
@@ -399,6 +583,9 @@ pub(super) async fn deltas_handler(
     Ok(page(&rows, limit, |r| r.id))
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3 JSON.", content_type = "application/json")))]
 pub(super) async fn openapi_handler() -> Response {
     (
         [(

@@ -41,6 +41,17 @@ impl StoreCheck {
     }
 }
 
+/// `store` as `/readyz` and `/healthz` write it ([`StoreCheck::as_str`]),
+/// in /api/openapi.json.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(super) enum StoreCheckName {
+    Ok,
+    NotConfigured,
+    Unreachable,
+}
+
 /// Ping the store in force (at most [`PING_TIMEOUT`]); failures are logged.
 pub(super) async fn check_store(state: &ApiState) -> StoreCheck {
     let Some(store) = state.store() else {
@@ -60,7 +71,7 @@ pub(super) async fn check_store(state: &ApiState) -> StoreCheck {
 }
 
 /// The verdict of `/healthz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// Every worker runs (or was stopped on purpose) and the store answers.
@@ -115,7 +126,7 @@ pub fn assess(workers: &[WorkerStatus], store: StoreCheck) -> (HealthStatus, Vec
 }
 
 /// `checks` of `/healthz`: flat values (the replaced page lists each).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Checks<'a> {
     /// Some worker process exists (the replaced app's scraper thread).
     scraper_alive: bool,
@@ -126,6 +137,7 @@ struct Checks<'a> {
     workers_backoff: usize,
     workers_fatal: usize,
     /// `ok`, `unreachable` or `not_configured`.
+    #[schema(value_type = StoreCheckName)]
     store: &'static str,
     /// The store answered (false when unreachable or not configured).
     database_accessible: bool,
@@ -134,16 +146,28 @@ struct Checks<'a> {
     last_update: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// The whole `/healthz` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Health<'a> {
     status: HealthStatus,
     checks: Checks<'a>,
+    /// Why not healthy: each fatal or backing-off worker, the store;
+    /// absent when healthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     /// When this was assessed (RFC 3339).
     timestamp: DateTime<Utc>,
 }
 
+/// The pool's health in the replaced system's shape: `degraded` when a
+/// worker is fatal or backing off or the store does not answer (`reason`
+/// says which), `unhealthy` when no worker process is alive and some have
+/// failed.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "compatibility",
+    responses(
+        (status = 200, description = "Healthy or degraded.", body = Health),
+        (status = 503, description = "Unhealthy.", body = Health),
+    ))]
 pub(super) async fn healthz(State(state): State<ApiState>) -> Response {
     let workers = state.control().workers();
     let store = check_store(&state).await;
@@ -210,7 +234,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// `process` of `/memusage`: the pool.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PoolMemory {
     /// Sum of the resident sets of the supervisor and its live workers
     /// (pages shared between them, such as the binary's, count once per
@@ -235,7 +259,7 @@ pub struct PoolMemory {
 }
 
 /// `system` of `/memusage`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SystemMemory {
     /// MemTotal.
     pub total_bytes: u64,
@@ -260,7 +284,7 @@ pub struct SystemMemory {
 }
 
 /// The whole `/memusage` answer.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct MemUsage {
     /// The pool.
     pub process: PoolMemory,
@@ -309,6 +333,13 @@ pub fn mem_usage(
     }
 }
 
+/// Memory of the pool (supervisor + live workers: RSS and PSS sums) and of
+/// the machine (/proc/meminfo), in the replaced system's shape.
+#[utoipa::path(get, path = "/memusage", operation_id = "memusage", tag = "compatibility",
+    responses(
+        (status = 200, description = "Memory.", body = MemUsage),
+        (status = 500, description = "/proc could not be read.", body = super::error::Body),
+    ))]
 pub(super) async fn memusage(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let workers = state.control().workers();
     // Two small /proc reads: off the async threads.

@@ -14,6 +14,18 @@ use crate::reload::{Follower, ReloadError, Trigger};
 /// Queue a reload and answer once it was applied (200 with the report) or
 /// refused (422 with every problem, or naming the worker that did not come
 /// back `running` when the rollout was rolled back). Token first, like every control.
+#[utoipa::path(post, path = "/api/reload", operation_id = "reload",
+    summary = "Reload the config file: validate it completely, then start added worlds, stop removed ones, restart changed ones and apply new restart policies without a restart.",
+    description = "Queued: answers once this reload was applied. With a token configured, needs `Authorization: Bearer <WORLDPOOL_API_TOKEN>`; without one, on a loopback bind, clients of this machine need none.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Applied: the plan.", body = crate::reload::ReloadReport),
+        (status = 401, description = "Missing or wrong token.", body = super::error::Body),
+        (status = 403, description = "No token configured and the API not served on loopback only (`control_disabled`: set WORLDPOOL_API_TOKEN), or, without a token, a page of another origin (`foreign_origin`).", body = super::error::Body),
+        (status = 422, description = "The new config is invalid (`invalid_config`, with `file` and `problems`), or a worker did not come back running and the reload was rolled back (`reload_rolled_back`, with `worker`); nothing changed.", body = super::error::Body),
+        (status = 501, description = "This server has no config to reload.", body = super::error::Body),
+        (status = 503, description = "The pool is shutting down.", body = super::error::Body),
+    ))]
 pub(super) async fn reload(
     State(state): State<ApiState>,
     headers: HeaderMap,

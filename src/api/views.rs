@@ -1,5 +1,8 @@
 //! JSON views over pool snapshots, serialized straight from borrowed data
-//! (no intermediate `serde_json::Value`).
+//! (no intermediate `serde_json::Value`), and their schemas in
+//! /api/openapi.json (`ToSchema`; the pool's own types, which know nothing
+//! of HTTP, are described by the schema-only mirrors at the end, which a
+//! test holds to the pool's serialization).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +13,8 @@ use serde::{Serialize, Serializer};
 /// A UTC time serialized as RFC 3339 with milliseconds
 /// (`2026-11-29T06:13:34.123Z`), formatted by hand: it is the hottest part
 /// of `/api/workers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = Timestamp, value_type = String, format = DateTime)]
 pub struct Ts(pub DateTime<Utc>);
 
 impl Ts {
@@ -53,19 +57,21 @@ fn ts(t: &Option<DateTime<Utc>>) -> Option<Ts> {
 }
 
 /// One exit as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ExitRecord)]
 pub struct ExitView {
     /// Exit status, when it exited.
     pub code: Option<i32>,
     /// Signal, when it was killed.
     pub signal: Option<i32>,
     /// Classification.
+    #[schema(value_type = ExitReasonName)]
     pub reason: ExitReason,
     /// When it was reaped.
     pub at: Ts,
     /// How long it ran, seconds.
     pub uptime_s: f64,
-    /// Why no process ran (`spawn_failed`: the OS error).
+    /// Only for `spawn_failed`: the OS error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -95,15 +101,18 @@ impl Serialize for ExitList<'_> {
 
 /// One worker as `/api/workers` shows it. Environment variables and the
 /// command line are never part of it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Worker)]
 pub struct WorkerView<'a> {
     /// Worker name (the world).
     pub world: &'a str,
     /// Current pid, `null` when no process runs.
     pub pid: Option<u32>,
     /// Lifecycle state.
+    #[schema(value_type = WorkerState)]
     pub state: StateName,
     /// Current phase, `null` when no process runs or none was reported.
+    #[schema(value_type = Option<crate::protocol::Phase>)]
     pub phase: Option<&'a str>,
     /// When the current state was entered.
     pub since: Ts,
@@ -137,12 +146,15 @@ pub struct WorkerView<'a> {
     /// processes that map them (sum it to get what the pool costs).
     pub pss_bytes: Option<u64>,
     /// Limits applied to the worker.
+    #[schema(value_type = LimitsView)]
     pub limits: &'a Limits,
     /// Last heartbeat or message on the worker channel.
     pub last_heartbeat: Option<Ts>,
     /// Exits counted by reason.
     pub exits_by_reason: &'a BTreeMap<String, u64>,
-    /// `watcher` (the pool's status watcher) or `scraper`.
+    /// `watcher`: the pool's status watcher (reads the status page for
+    /// every world); `scraper`: a world's (or the single) worker.
+    #[schema(value_type = WorkerKind)]
     pub kind: &'static str,
     /// Requests the pool's budget granted it so far (`null` without a
     /// shared budget).
@@ -151,10 +163,15 @@ pub struct WorkerView<'a> {
     pub in_flight: Option<usize>,
     /// The last few exits, oldest first (only on `/api/workers/{world}`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ExitView>>)]
     pub recent_exits: Option<ExitList<'a>>,
-    /// Restart policy and timeouts in effect, seconds (only on
-    /// `/api/workers/{world}`; a reload changes it without a restart).
+    /// Only on `/api/workers/{world}`: restart policy and timeouts in
+    /// effect (durations in seconds): `{restart: {mode, min_uptime,
+    /// backoff: {initial, multiplier, max, jitter}, max_restarts, window,
+    /// fatal_retry}, stop_grace, start_timeout, heartbeat_timeout}`. A
+    /// reload changes it without restarting the worker.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub policy: Option<&'a pool::Policy>,
     /// The watched players the worker reported (`null` until its first
     /// pass over them).
@@ -166,7 +183,8 @@ pub struct WorkerView<'a> {
 
 /// A worker's watched players, from its `vip_pass` events: how many, when
 /// a page was last read, and who the site did not know.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Watched)]
 pub struct WatchedView {
     /// Players watched (config and API), over the worker's worlds.
     pub count: u64,
@@ -295,7 +313,7 @@ pub fn phase_rank(phase: &str) -> u8 {
 }
 
 /// Worker counts per state.
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StateCounts {
     /// All workers.
     pub total: usize,
@@ -336,7 +354,7 @@ impl StateCounts {
 
 /// `/api/scraper-status`: the shape of the replaced system's endpoint, for
 /// the pool as a whole.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ScraperStatus<'a> {
     /// At least one worker is running.
     pub running: bool,
@@ -391,10 +409,150 @@ impl<'a> ScraperStatus<'a> {
     }
 }
 
+// ----- schemas of the pool's types ------------------------------------------
+//
+// `pool` knows nothing of HTTP: its types get no `ToSchema`. These mirrors
+// describe how they serialize; `mirrors_match_the_pool` holds them to it.
+
+/// A worker's lifecycle state (`pool::StateName`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum WorkerState {
+    /// Spawned, waiting for `ready`.
+    Starting,
+    /// Ready and healthy.
+    Running,
+    /// Waiting before the next start.
+    Backoff,
+    /// Stop sequence in progress.
+    Stopping,
+    /// Not running and not going to be restarted automatically.
+    Stopped,
+    /// Crash loop: waiting for `next_restart_at` (or a manual start).
+    Fatal,
+}
+
+/// Why a worker's run ended (`pool::ExitReason`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ExitReasonName {
+    /// Exited on its own with a status code.
+    Exited,
+    /// Killed by a signal the pool did not send.
+    Crashed,
+    /// Hit RLIMIT_CPU.
+    CpuLimit,
+    /// An allocation failed under the memory limit.
+    MemoryLimit,
+    /// Killed by the watchdog: no `ready` in time or missed heartbeats.
+    Hung,
+    /// Stopped by the pool (stop, restart or shutdown).
+    Stopped,
+    /// No process was started: the spawn failed (`error` says why).
+    SpawnFailed,
+}
+
+/// `kind` of a worker.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum WorkerKind {
+    /// A world's (or the single) worker.
+    Scraper,
+    /// The pool's status watcher.
+    Watcher,
+}
+
+/// Limits applied to a worker (`pool::Limits`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Limits)]
+#[allow(dead_code)]
+pub struct LimitsView {
+    /// CPU seconds (RLIMIT_CPU).
+    cpu_time: Option<f64>,
+    /// Bytes (RLIMIT_DATA).
+    memory: Option<u64>,
+    /// Open file descriptors (RLIMIT_NOFILE).
+    open_files: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::fake::FakeControl;
+
+    /// The enum values and property names of a mirror schema.
+    fn schema_words<T: utoipa::PartialSchema>() -> Vec<String> {
+        let v = serde_json::to_value(T::schema()).expect("schema");
+        let mut values: Vec<serde_json::Value> = v["enum"].as_array().cloned().unwrap_or_default();
+        for one in v["oneOf"].as_array().into_iter().flatten() {
+            values.extend(one["enum"].as_array().cloned().unwrap_or_default());
+        }
+        let mut words: Vec<String> = values
+            .iter()
+            .filter_map(|w| w.as_str().map(String::from))
+            .collect();
+        words.extend(
+            v["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone()),
+        );
+        words.sort();
+        words
+    }
+
+    fn json_words<T: Serialize>(values: &[T]) -> Vec<String> {
+        let mut words: Vec<String> = values
+            .iter()
+            .map(|v| serde_json::to_value(v).expect("serializes"))
+            .flat_map(|v| match v {
+                serde_json::Value::Object(m) => m.keys().cloned().collect(),
+                serde_json::Value::String(s) => vec![s],
+                other => vec![other.to_string()],
+            })
+            .collect();
+        words.sort();
+        words.dedup();
+        words
+    }
+
+    #[test]
+    fn mirrors_match_the_pool() {
+        // A new state is a compile error here, then a line below.
+        let every = |s: StateName| match s {
+            StateName::Starting
+            | StateName::Running
+            | StateName::Backoff
+            | StateName::Stopping
+            | StateName::Stopped
+            | StateName::Fatal => s,
+        };
+        let states = [
+            StateName::Starting,
+            StateName::Running,
+            StateName::Backoff,
+            StateName::Stopping,
+            StateName::Stopped,
+            StateName::Fatal,
+        ]
+        .map(every);
+        assert_eq!(schema_words::<WorkerState>(), json_words(&states));
+        assert_eq!(
+            schema_words::<ExitReasonName>(),
+            json_words(&ExitReason::ALL)
+        );
+        assert_eq!(
+            schema_words::<LimitsView>(),
+            json_words(&[Limits::default()])
+        );
+        let w = FakeControl::sample_status("Zuna", 7);
+        let kinds = [WorkerView::new(&w, Utc::now(), false).kind, "watcher"];
+        assert_eq!(schema_words::<WorkerKind>(), json_words(&kinds));
+    }
 
     #[test]
     fn busiest_phase_and_real_last_check() {

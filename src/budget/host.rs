@@ -96,7 +96,7 @@ pub struct HostBudget {
 }
 
 /// What a host's budget looks like now (for the API and `/metrics`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HostSnapshot {
     /// `host:port`.
     pub host: String,

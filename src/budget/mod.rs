@@ -56,7 +56,7 @@ pub struct HostGrant {
 }
 
 /// What one holder (a worker) used.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HolderUse {
     /// Requests granted so far (cumulative, across restarts).
     pub requests: u64,

@@ -40,6 +40,8 @@ pub struct NodeSetup {
 enum Note {
     /// A shed or removed world's worker is gone: release its lease.
     Stopped { world: String, epoch: i64 },
+    /// The worker of an acquired lease was started (or failed to).
+    Started { world: String, epoch: i64 },
 }
 
 /// Start the node's task (inside the supervisor's runtime). It ends when
@@ -177,12 +179,10 @@ impl Node {
         // Wait for the pool's stop of every worker, bounded.
         let deadline = Instant::now() + self.setup.workers.pool.stop_grace + Duration::from_secs(2);
         while Instant::now() < deadline
-            && self.held.keys().any(|w| {
-                self.setup
-                    .pool
-                    .worker(w)
-                    .is_some_and(|s| s.pid.is_some())
-            })
+            && self
+                .held
+                .keys()
+                .any(|w| self.setup.pool.worker(w).is_some_and(|s| s.pid.is_some()))
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -226,8 +226,7 @@ impl Node {
             acquire: self.registered,
         };
         let timeout = renew_timeout(self.ttl(), self.setup.workers.cluster.renew_every);
-        let answer =
-            tokio::time::timeout(timeout, self.setup.store.lease_tick(&req, &plan)).await;
+        let answer = tokio::time::timeout(timeout, self.setup.store.lease_tick(&req, &plan)).await;
         let answer = match answer {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => return self.tick_failed(e.to_string(), release),
@@ -296,8 +295,8 @@ impl Node {
         }
         self.nodes_changed(&answer.snapshot);
         // Shed one world if above the share, at a scrape boundary.
-        let my_worlds = self.held.keys().filter(|w| self.worlds.contains(w)).count()
-            - self.shedding.len();
+        let my_worlds =
+            self.held.keys().filter(|w| self.worlds.contains(w)).count() - self.shedding.len();
         let want = balance::target(
             &answer.snapshot.holdings,
             &self.setup.info.node_id,
@@ -320,16 +319,23 @@ impl Node {
             return;
         };
         tracing::info!(%world, epoch, "cluster: lease acquired; starting its worker");
-        // A worker of that name may still be listed (killed, not yet
-        // unlisted): replace it.
-        let result = if self.setup.pool.worker(world).is_some() {
-            self.setup.pool.replace(spec).await
-        } else {
-            self.setup.pool.add(spec).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(%world, error = %e, "cluster: cannot start the worker of an acquired lease");
-        }
+        // In the background: the node's loop keeps ticking (and fencing)
+        // while workers start. A worker of that name may still be listed
+        // (killed, not yet unlisted): it is replaced.
+        let pool = self.setup.pool.clone();
+        let notes = self.notes.clone();
+        let name = world.to_string();
+        tokio::spawn(async move {
+            let result = if pool.worker(&name).is_some() {
+                pool.replace(spec).await
+            } else {
+                pool.add(spec).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(world = %name, error = %e, "cluster: cannot start the worker of an acquired lease");
+            }
+            let _ = notes.send(Note::Started { world: name, epoch });
+        });
         self.shared.emit(ClusterEvent::LeaseAcquired {
             world: world.to_string(),
             epoch,
@@ -367,9 +373,10 @@ impl Node {
         let sleeping = |w: &String| {
             self.setup.pool.worker(w).is_none_or(|s| {
                 s.pid.is_none()
-                    || s.report.phase.as_deref().is_none_or(|p| {
-                        p == Phase::Sleeping.as_str() || p == Phase::Idle.as_str()
-                    })
+                    || s.report
+                        .phase
+                        .as_deref()
+                        .is_none_or(|p| p == Phase::Sleeping.as_str() || p == Phase::Idle.as_str())
             })
         };
         let candidate = self
@@ -400,7 +407,17 @@ impl Node {
     }
 
     async fn on_note(&mut self, note: Note) {
-        let Note::Stopped { world, epoch } = note;
+        let (world, epoch) = match note {
+            Note::Started { world, epoch } => {
+                // Lost (or given up) while it was starting: no worker may
+                // outlive its lease.
+                if self.held.get(&world) != Some(&epoch) && !self.held.contains_key(&world) {
+                    self.kill(&world);
+                }
+                return;
+            }
+            Note::Stopped { world, epoch } => (world, epoch),
+        };
         if self.held.get(&world) != Some(&epoch) {
             return;
         }
@@ -493,40 +510,17 @@ impl Node {
             .iter()
             .map(|n| (n.node_id.as_str(), n.node_name.as_str()))
             .collect();
-        let now = Instant::now();
-        let mut alarms = Vec::new();
-        let mut leases = Vec::new();
-        for row in &snapshot.leases {
-            let owned = row.live && row.owner.as_deref().is_some_and(|o| names.contains_key(o));
-            let unowned_for = if owned {
-                self.unowned_since.remove(&row.world);
-                None
-            } else {
-                let first = *self.unowned_since.entry(row.world.clone()).or_insert(now);
-                let seen = now.duration_since(first);
-                let db = row
-                    .unowned_since()
-                    .and_then(|t| (snapshot.db_now - t).to_std().ok())
-                    .unwrap_or_default();
-                Some(seen.max(db))
-            };
-            let alarm = unowned_for.is_some_and(|d| d > ttl * 2)
-                && (self.worlds.contains(&row.world)
-                    || watcher_lease(&self.setup.workers).as_deref() == Some(row.world.as_str()));
-            if alarm {
-                alarms.push(row.world.clone());
-            }
-            leases.push(LeaseView {
-                row: row.clone(),
-                owner_name: row
-                    .owner
-                    .as_deref()
-                    .and_then(|o| names.get(o))
-                    .map(|n| n.to_string()),
-                unowned_for_s: unowned_for.map(|d| d.as_secs_f64()),
-                alarm,
-            });
-        }
+        let mut wanted: Vec<&str> = self.worlds.iter().map(String::as_str).collect();
+        let watcher = watcher_lease(&self.setup.workers);
+        wanted.extend(watcher.as_deref());
+        let (leases, alarms) = lease_views(
+            snapshot,
+            &names,
+            &wanted,
+            &mut self.unowned_since,
+            Instant::now(),
+            ttl,
+        );
         let nodes = snapshot
             .nodes
             .iter()
@@ -593,10 +587,62 @@ impl Node {
     }
 }
 
+/// The leases as the API lists them, and the worlds in alarm: a lease of
+/// `wanted` without a live owner (one of the live nodes `names`) for more
+/// than 2 × `ttl`, by this node's own count since it first saw it so
+/// (`unowned_since`, updated) or by the database's (released or expired
+/// that long ago), whichever is longer.
+fn lease_views(
+    snapshot: &LeaseSnapshot,
+    names: &HashMap<&str, &str>,
+    wanted: &[&str],
+    unowned_since: &mut HashMap<String, Instant>,
+    now: Instant,
+    ttl: Duration,
+) -> (Vec<LeaseView>, Vec<String>) {
+    let mut alarms = Vec::new();
+    let mut leases = Vec::new();
+    for row in &snapshot.leases {
+        let owned = row.live && row.owner.as_deref().is_some_and(|o| names.contains_key(o));
+        let unowned_for = if owned {
+            unowned_since.remove(&row.world);
+            None
+        } else {
+            let first = *unowned_since.entry(row.world.clone()).or_insert(now);
+            let seen = now.saturating_duration_since(first);
+            let db = row
+                .unowned_since()
+                .and_then(|t| (snapshot.db_now - t).to_std().ok())
+                .unwrap_or_default();
+            Some(seen.max(db))
+        };
+        let alarm =
+            unowned_for.is_some_and(|d| d > ttl * 2) && wanted.contains(&row.world.as_str());
+        if alarm {
+            alarms.push(row.world.clone());
+        }
+        leases.push(LeaseView {
+            row: row.clone(),
+            owner_name: row
+                .owner
+                .as_deref()
+                .and_then(|o| names.get(o))
+                .map(|n| n.to_string()),
+            unowned_for_s: unowned_for.map(|d| d.as_secs_f64()),
+            alarm,
+        });
+    }
+    (leases, alarms)
+}
+
 /// This node's identity: `host:pid:random`, and its name.
 pub fn node_identity(config: &Config) -> (String, String) {
     let host = hostname();
-    let id = format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>());
+    let id = format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let name = config.cluster.node_name.clone().unwrap_or(host);
     (id, name)
 }
@@ -645,4 +691,73 @@ pub async fn check_join(store: &Store, info: &NodeInfo, worlds: &[String]) -> an
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::cluster::LeaseRow;
+
+    fn lease(
+        world: &str,
+        owner: Option<&str>,
+        live: bool,
+        released_s_ago: Option<i64>,
+    ) -> LeaseRow {
+        let now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::seconds(1000);
+        LeaseRow {
+            world: world.into(),
+            owner: owner.map(String::from),
+            epoch: 1,
+            expires_at: None,
+            acquired_at: None,
+            released_at: released_s_ago.map(|s| now - chrono::Duration::seconds(s)),
+            live,
+        }
+    }
+
+    #[test]
+    fn a_world_without_a_live_owner_for_two_ttls_is_in_alarm() {
+        let db_now = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::seconds(1000);
+        let snapshot = LeaseSnapshot {
+            db_now,
+            nodes: Vec::new(),
+            leases: vec![
+                lease("held", Some("n1"), true, None),
+                lease("gone-owner", Some("n9"), true, None),
+                lease("released-long-ago", None, false, Some(10)),
+                lease("released-now", None, false, Some(0)),
+                lease("not-ours", None, false, Some(60)),
+            ],
+            holdings: Default::default(),
+        };
+        let names: HashMap<&str, &str> = [("n1", "one")].into_iter().collect();
+        let wanted = ["held", "gone-owner", "released-long-ago", "released-now"];
+        let ttl = Duration::from_secs(3);
+        let mut since = HashMap::new();
+        let t0 = Instant::now();
+        let (views, alarms) = lease_views(&snapshot, &names, &wanted, &mut since, t0, ttl);
+        // By the database's clock only the one released 10 s ago.
+        assert_eq!(alarms, vec!["released-long-ago".to_string()]);
+        assert_eq!(views[0].owner_name.as_deref(), Some("one"));
+        assert!(views[0].unowned_for_s.is_none());
+        // An owner that is not a live node owns nothing.
+        assert!(views[1].unowned_for_s.is_some());
+        // 7 s later by this node's count, the others too (not a lease of
+        // this config's worlds, though).
+        let (_, alarms) = lease_views(
+            &snapshot,
+            &names,
+            &wanted,
+            &mut since,
+            t0 + Duration::from_secs(7),
+            ttl,
+        );
+        assert_eq!(
+            alarms,
+            vec!["gone-owner", "released-long-ago", "released-now"]
+        );
+        // Owned again: the count starts over.
+        assert!(!since.contains_key("held"));
+    }
 }

@@ -60,7 +60,7 @@ impl Counters {
 }
 
 /// [`Counters`] as `/api/cluster` shows them.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct CounterView {
     /// Leases taken.
     pub acquisitions: u64,
@@ -81,7 +81,7 @@ pub struct CounterView {
 }
 
 /// A lease this node holds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Held {
     /// The world (or `watcher`).
     pub world: String,
@@ -92,7 +92,7 @@ pub struct Held {
 }
 
 /// This node.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct ThisNode {
     /// `host:pid:random`.
     pub node_id: String,
@@ -113,7 +113,7 @@ pub struct ThisNode {
 }
 
 /// A live node as listed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeView {
     /// The node's row.
     #[serde(flatten)]
@@ -123,7 +123,7 @@ pub struct NodeView {
 }
 
 /// A lease as listed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LeaseView {
     /// The lease's row.
     #[serde(flatten)]
@@ -137,7 +137,7 @@ pub struct LeaseView {
 }
 
 /// The balance.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct Balance {
     /// Worlds in the config.
     pub worlds: usize,
@@ -150,7 +150,7 @@ pub struct Balance {
 }
 
 /// `GET /api/cluster`.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default, utoipa::ToSchema)]
 pub struct ClusterView {
     /// `ok`, `alarm` (a world without an owner for more than 2 TTL),
     /// `joining` (no tick committed yet), `isolated` (the last tick

@@ -32,7 +32,7 @@ pub use crate::site::SiteSettings;
 pub const DEFAULT_PATH: &str = "config/worlds.toml";
 
 /// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Dotted key, e.g. `worlds[2].limits.memory`.
     pub key: String,

@@ -61,7 +61,7 @@ pub enum OnFailure {
 }
 
 /// A started or restarted worker that did not come back `running`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NotRunning {
     /// The worker.
     pub worker: String,

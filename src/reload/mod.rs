@@ -46,7 +46,7 @@ pub use plan::{Pending, Plan, plan};
 pub use snapshot::Snapshots;
 
 /// What asked for a reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// `SIGHUP` to `worldpool run`.
@@ -58,11 +58,12 @@ pub enum Trigger {
 }
 
 /// A reload that was applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// What asked for it.
     pub trigger: Trigger,
     /// The config file.
+    #[schema(value_type = String)]
     pub file: PathBuf,
     /// What was done.
     pub plan: Plan,

@@ -30,7 +30,7 @@ use crate::topology::{WATCHER_NAME, worker_names};
 
 /// A setting that changed in the file but takes effect only when
 /// `worldpool run` restarts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Pending {
     /// Dotted key, e.g. `api.bind`.
     pub key: String,
@@ -40,7 +40,7 @@ pub struct Pending {
 
 /// What a reload does to each worker. Every worker of the old and the new
 /// config is in exactly one list, in config order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Plan {
     /// New workers, started.
     pub started: Vec<String>,

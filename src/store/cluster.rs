@@ -64,7 +64,7 @@ pub struct TickRequest<'a> {
 }
 
 /// A live node's row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NodeRow {
     /// `host:pid:random`.
     pub node_id: String,
@@ -76,8 +76,9 @@ pub struct NodeRow {
     pub renewed_at: DateTime<Utc>,
     /// When it counts as gone unless it renews.
     pub expires_at: DateTime<Utc>,
-    /// Its lease TTL.
+    /// Its lease TTL, ms.
     #[serde(serialize_with = "millis")]
+    #[schema(value_type = u64)]
     pub lease_ttl: Duration,
     /// The digest of its world list.
     pub worlds_hash: String,
@@ -90,7 +91,7 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A world's lease row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeaseRow {
     /// The world (or the status watcher's lease).
     pub world: String,
@@ -123,7 +124,7 @@ impl LeaseRow {
 }
 
 /// Who is alive and who holds what, as one tick saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LeaseSnapshot {
     /// The database's clock at the tick.
     pub db_now: DateTime<Utc>,

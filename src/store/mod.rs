@@ -82,7 +82,8 @@ impl StoreError {
 }
 
 /// One scrape run as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Run)]
 pub struct RunRow {
     /// Row id (for pagination).
     pub id: i64,
@@ -105,7 +106,8 @@ pub struct RunRow {
 }
 
 /// One experience delta.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Delta)]
 pub struct DeltaRow {
     /// Row id (for pagination).
     pub id: i64,

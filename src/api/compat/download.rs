@@ -132,6 +132,15 @@ fn csv_response<T: Send + 'static>(
         .map_err(|e| ApiError::internal("cannot build a CSV response", &e))
 }
 
+/// CSV with the columns `name,deltaexp,update time,world,guild` (times
+/// `YYYY-MM-DD HH:MM:SS`, site-local), streamed; text cells starting with
+/// `=`, `+`, `-`, `@`, tab or CR get a leading `'`.
+#[utoipa::path(get, path = "/api/download/deltas", operation_id = "downloadDeltas", tag = "compatibility",
+    responses(
+        (status = 200, description = "CSV.", content_type = "text/csv", body = String),
+        (status = 429, description = "`[api] max_exports` downloads run already; retry after `Retry-After` seconds.", body = crate::api::error::Body),
+        (status = 503, description = "No store configured.", body = crate::api::error::Body),
+    ))]
 pub(super) async fn deltas(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = store(&state)?;
     csv_response(
@@ -143,6 +152,15 @@ pub(super) async fn deltas(State(state): State<ApiState>) -> Result<Response, Ap
     )
 }
 
+/// CSV with the columns `name,exp,last update,world,guild` (times
+/// `YYYY-MM-DD HH:MM:SS`, site-local), streamed; text cells starting with
+/// `=`, `+`, `-`, `@`, tab or CR get a leading `'`.
+#[utoipa::path(get, path = "/api/download/exps", operation_id = "downloadExps", tag = "compatibility",
+    responses(
+        (status = 200, description = "CSV.", content_type = "text/csv", body = String),
+        (status = 429, description = "`[api] max_exports` downloads run already; retry after `Retry-After` seconds.", body = crate::api::error::Body),
+        (status = 503, description = "No store configured.", body = crate::api::error::Body),
+    ))]
 pub(super) async fn exps(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = store(&state)?;
     csv_response(

@@ -186,7 +186,7 @@ pub(super) fn cumulative_figure(names: &[String], rows: &[DeltaRow]) -> PlotlyFi
 /// A row of the statistics table, with the replaced system's column names
 /// (pandas' `groupby('name')` columns after `reset_index()`: the page reads
 /// `stat.name` under its "Player" header).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Stat<'a> {
     name: &'a str,
     #[serde(rename = "Total EXP")]
@@ -202,20 +202,36 @@ struct Stat<'a> {
 }
 
 /// Where a player stands among its world's players over the period.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Comparison<'a> {
     name: &'a str,
+    /// 1 = most experience in the period among the players of its world.
     rank: usize,
     total_players: usize,
+    /// (1 - rank / total_players) × 100, one decimal.
     percentile: f64,
     total_exp_period: i64,
+    /// Its latest stored experience (0 if none).
     current_total_exp: i64,
 }
 
+/// A Plotly figure `{data: [traces], layout}` serialized as JSON text, as
+/// the replaced system sent it (`fig.to_json()`; its pages `JSON.parse` it
+/// and call `Plotly.newPlot(el, fig.data, fig.layout)`). Traces: per player
+/// a `bar` of the experience gained at each update and a `scatter` spline
+/// over it (`<name> (trend)`); `x` are category labels naming the period
+/// each bar covers (`10:00-10:10`; two or more updates without gain fold
+/// into one bar); with no data, no trace and the title `No data available`.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String)]
+#[allow(dead_code)]
+pub(super) struct PlotlyFigureText(String);
+
 /// The `/api/graph` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct GraphAnswer<'a> {
     /// The replaced system's figure as JSON text ([`legacy_figure`]).
+    #[schema(value_type = PlotlyFigureText)]
     graph: String,
     stats: Vec<Stat<'a>>,
     comparison: Vec<Comparison<'a>>,

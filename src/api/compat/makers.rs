@@ -8,44 +8,88 @@
 //! to the `makers` table. Makers come from `worldpool import`
 //! (`ref_main_maker.csv`) and `POST /api/upload/makers`.
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::vip::{DeltasQuery, WorldQuery};
 use super::vip::{VIP_DELTAS_DEFAULT_LIMIT, VIP_GRAPH_MAX_POINTS};
-use super::{Params, query, store};
+use super::{StoreErrors, query, store};
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, json};
 
 /// The makers routes (merged into the compatibility routes).
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/makers/list", get(list))
-        .route("/api/makers/main", get(main_makers))
-        .route("/api/makers/deltas", get(deltas))
-        .route("/api/makers/graph", post(graph))
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(main_makers))
+        .routes(routes!(deltas))
+        .routes(routes!(graph))
+}
+
+/// A maker as `/api/makers/list` shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Maker)]
+struct Listed<'a> {
+    name: &'a str,
+    world: &'a str,
+    /// Its main character (null: not known).
+    #[schema(required = true)]
+    main: Option<&'a str>,
+    #[schema(required = true)]
+    main_world: Option<&'a str>,
+}
+
+/// `/api/makers/list`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MakerList<'a> {
+    makers: Vec<Listed<'a>>,
+}
+
+/// A row of `ref_main_maker.csv`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = MainMaker)]
+struct Relation<'a> {
+    main: &'a str,
+    main_world: &'a str,
+    maker: &'a str,
+    maker_world: &'a str,
+}
+
+/// `/api/makers/main`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MainMakers<'a> {
+    main_makers: Vec<Relation<'a>>,
+}
+
+/// `/api/makers/graph`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MakerGraph<'a> {
+    success: bool,
+    name: &'a str,
+    world: &'a str,
+    /// A Plotly figure `{data, layout}` serialized as JSON.
+    graph_data: String,
+    stats: super::vip::Stats,
 }
 
 /// `GET /api/makers/list?world=` → `{makers: [{name, world, main,
 /// main_world}]}`, by world then name.
-async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
+/// The makers (characters read like watched players, tied to a main
+/// character), by world then name.
+#[utoipa::path(get, path = "/api/makers/list", operation_id = "makersList", tags = ["compatibility", "makers"],
+    params(WorldQuery),
+    responses((status = 200, description = "Makers.", body = MakerList), StoreErrors))]
+async fn list(
+    State(state): State<ApiState>,
+    Lenient(p): Lenient<WorldQuery>,
+) -> Result<Response, ApiError> {
     let store = store(&state)?;
-    let makers = query("makers", store.makers(p.text("world"))).await?;
-    #[derive(Serialize)]
-    struct Listed<'a> {
-        name: &'a str,
-        world: &'a str,
-        main: Option<&'a str>,
-        main_world: Option<&'a str>,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        makers: Vec<Listed<'a>>,
-    }
+    let makers = query("makers", store.makers(p.world.as_deref())).await?;
     let listed: Vec<Listed<'_>> = makers
         .iter()
         .map(|m| Listed {
@@ -58,7 +102,7 @@ async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Re
     let n = listed.len();
     Ok(json(
         StatusCode::OK,
-        &Answer { makers: listed },
+        &MakerList { makers: listed },
         64 + n * 96,
     ))
 }
@@ -66,20 +110,12 @@ async fn list(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Re
 /// `GET /api/makers/main` → `{main_makers: [{main, main_world, maker,
 /// maker_world}]}`: the rows of `ref_main_maker.csv` as stored (makers
 /// whose main is known), by main's world, main, maker's world, maker.
+#[utoipa::path(get, path = "/api/makers/main", operation_id = "makersMain", tags = ["compatibility", "makers"],
+    summary = "The rows of `ref_main_maker.csv` as stored: each maker whose main character is known.",
+    responses((status = 200, description = "Main characters and their makers.", body = MainMakers), StoreErrors))]
 async fn main_makers(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = store(&state)?;
     let makers = query("makers", store.makers(None)).await?;
-    #[derive(Serialize)]
-    struct Relation<'a> {
-        main: &'a str,
-        main_world: &'a str,
-        maker: &'a str,
-        maker_world: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        main_makers: Vec<Relation<'a>>,
-    }
     let mut rows: Vec<Relation<'_>> = makers
         .iter()
         .filter_map(|m| {
@@ -102,7 +138,7 @@ async fn main_makers(State(state): State<ApiState>) -> Result<Response, ApiError
     let n = rows.len();
     Ok(json(
         StatusCode::OK,
-        &Answer { main_makers: rows },
+        &MainMakers { main_makers: rows },
         64 + n * 128,
     ))
 }
@@ -110,16 +146,19 @@ async fn main_makers(State(state): State<ApiState>) -> Result<Response, ApiError
 /// `GET /api/makers/deltas?name=&world=&limit=` → `{deltas}`: the makers'
 /// deltas with minutes online (the page's feed counts minutes), newest
 /// first, in the shape of `/api/vip/deltas`.
+#[utoipa::path(get, path = "/api/makers/deltas", operation_id = "makersDeltas", tags = ["compatibility", "makers"],
+    summary = "The makers' deltas with minutes online (`delta_online` ≠ 0), newest first.",
+    params(DeltasQuery),
+    responses((status = 200, description = "Deltas.", body = super::vip::VipDeltas), StoreErrors))]
 async fn deltas(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<DeltasQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(VIP_DELTAS_DEFAULT_LIMIT)?;
+    let limit = super::limit_value(p.limit.as_deref(), VIP_DELTAS_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "maker deltas",
-        store.maker_deltas(p.text("world"), p.text("name"), limit),
+        store.maker_deltas(p.world.as_deref(), p.name.as_deref(), limit),
     )
     .await?;
     Ok(super::vip::deltas_answer(&rows))
@@ -132,6 +171,10 @@ async fn deltas(
 /// say) gets an empty figure, as before. Both `name` and `world` are
 /// required (400); any world is accepted: a main may live in a world that
 /// is not scraped.
+#[utoipa::path(post, path = "/api/makers/graph", operation_id = "makersGraph", tags = ["compatibility", "makers"],
+    summary = "A character's reads as a Plotly figure serialized as a string (`JSON.parse(graph_data)` gives `{data, layout}`: experience bars, minutes online line), with statistics. A character without reads gets an empty figure.",
+    request_body = super::vip::PlayerBody,
+    responses((status = 200, description = "Figure and statistics.", body = MakerGraph), StoreErrors))]
 async fn graph(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -156,18 +199,10 @@ async fn graph(
     let figure = super::vip::watched_figure(&format!("🔧 {name} - Maker Stats ({world})"), &rows);
     let graph_data = serde_json::to_string(&figure)
         .map_err(|e| ApiError::internal("maker graph: serializing the figure", &e))?;
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        success: bool,
-        name: &'a str,
-        world: &'a str,
-        graph_data: String,
-        stats: super::vip::Stats,
-    }
     let n = graph_data.len();
     Ok(json(
         StatusCode::OK,
-        &Answer {
+        &MakerGraph {
             success: true,
             name: &name,
             world: &world,

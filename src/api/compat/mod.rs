@@ -10,24 +10,27 @@
 //! take what its frontend sends (`2026-01-04T19:43`, with or without
 //! seconds and offset). Errors are `{error, message, status}`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, FixedOffset, Offset as _};
 use futures_util::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::error::Body as ErrorBody;
+use super::query::Lenient;
 use super::{ApiError, ApiState, ControlError, STORE_TIMEOUT, authorize, json};
 use crate::legacy::{self, iso};
 use crate::store::{DeltaRow, Store, StoreError, TimeRange};
@@ -35,7 +38,6 @@ use crate::store::{DeltaRow, Store, StoreError, TimeRange};
 mod download;
 mod graph;
 mod makers;
-pub(super) mod openapi;
 pub(super) mod player_details;
 mod plotly;
 mod upload;
@@ -63,7 +65,7 @@ pub const PLAYERS_MAX_ROWS: u32 = 20_000;
 pub const GRAPH_MAX_ROWS: u32 = 50_000;
 
 /// One configured world as `/api/scraping-config` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ConfiguredWorld {
     /// World.
     pub world: String,
@@ -154,63 +156,147 @@ fn player_details_timeout(site: &crate::site::SiteSettings) -> Duration {
         .min(Duration::from_secs(120))
 }
 
-/// The compatibility routes (merged into [`super::app`]).
-pub(super) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/delta", get(delta))
-        .route("/api/recent-updates", get(recent_updates))
-        .route("/api/top-players", get(top_players))
-        .route("/api/rankings-table", post(rankings_table))
-        .route("/api/players", get(players))
-        .route("/api/date-range", get(date_range))
-        .route("/api/graph", post(graph_handler))
-        .route("/api/player-graph/{name}", get(player_graph))
-        .route(
-            "/api/player-details/{name}",
-            get(player_details::player_details),
-        )
-        .route("/api/status-data", get(status_data))
-        .route(
-            "/api/scraping-config",
-            get(scraping_config).post(scraping_config_moved),
-        )
-        .route("/api/manual-update", post(manual_update))
-        .route("/api/console-stream", get(console_stream))
-        .route("/api/download/deltas", get(download::deltas))
-        .route("/api/download/exps", get(download::exps))
-        .route("/api/vip/list", get(vip::list))
-        .route("/api/vip/add", post(vip::add))
-        .route("/api/vip/remove", post(vip::remove))
-        .route("/api/vip/deltas", get(vip::deltas))
-        .route("/api/vip/graph", post(vip::graph))
-        .route("/health", get(health))
+/// The compatibility routes (merged into [`super::routes`]), each with
+/// its operation in /api/openapi.json.
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(delta))
+        .routes(routes!(recent_updates))
+        .routes(routes!(top_players))
+        .routes(routes!(rankings_table))
+        .routes(routes!(players))
+        .routes(routes!(date_range))
+        .routes(routes!(graph_handler))
+        .routes(routes!(player_graph))
+        .routes(routes!(status_data))
+        .routes(routes!(scraping_config, scraping_config_moved))
+        .routes(routes!(manual_update))
+        .routes(routes!(console_stream))
+        .routes(routes!(health))
+        .routes(routes!(player_details::player_details))
+        .routes(routes!(download::deltas))
+        .routes(routes!(download::exps))
+        .routes(routes!(vip::list))
+        .routes(routes!(vip::add))
+        .routes(routes!(vip::remove))
+        .routes(routes!(vip::deltas))
+        .routes(routes!(vip::graph))
         .merge(makers::routes())
         .merge(upload::routes())
 }
 
 // ----- parameters ----------------------------------------------------------
 
-/// Query parameters, leniently: unknown ones are ignored, the last of a
-/// repeated one wins, empty values are absent.
-struct Params(HashMap<String, String>);
+/// The site's local wall time without offset, as the replaced system wrote
+/// it ([`legacy::iso`]): `2026-01-04T19:43:00`.
+#[derive(ToSchema)]
+#[schema(value_type = String, example = "2026-01-04T19:43:00")]
+#[allow(dead_code)]
+pub(super) struct LegacyTime(String);
 
-impl Params {
-    fn parse(raw: Option<&str>) -> Params {
-        Params(
-            url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
-                .filter(|(_, v)| !v.trim().is_empty())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
+/// The answers of a store query: its own 200, and these.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(super) enum StoreErrors<'a> {
+    /// A bad parameter or body (named in the message).
+    #[response(status = 400)]
+    Bad(ErrorBody<'a>),
+    /// Over a cap (`over_cap`): a period longer than 366 days, too many
+    /// players or deltas; the message names the cap.
+    #[response(status = 422)]
+    OverCap(ErrorBody<'a>),
+    /// No store configured, the store is unreachable, or the query was
+    /// stopped at its deadline.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
 
-    fn text(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
+/// `world` and `guild`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WorldGuild {
+    /// Only this world.
+    world: Option<String>,
+    /// Only this guild.
+    guild: Option<String>,
+}
 
-    fn limit(&self, default: u32) -> Result<u32, ApiError> {
-        limit_value(self.text("limit"), default)
-    }
+/// `/api/delta`'s parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DeltaQuery {
+    /// Rows, default 100, capped at 5000.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    limit: Option<String>,
+    /// Only this world.
+    world: Option<String>,
+    /// Only this guild.
+    guild: Option<String>,
+}
+
+/// `/api/recent-updates`' parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RecentQuery {
+    /// Rows, default 20, capped at 5000.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    limit: Option<String>,
+    /// Only this world.
+    world: Option<String>,
+    /// Only this guild.
+    guild: Option<String>,
+}
+
+/// `/api/top-players`' parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TopQuery {
+    /// Rows, default 10, capped at 5000.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    limit: Option<String>,
+    /// From (inclusive): ISO 8601 (`2026-01-04T19:43`, seconds and offset
+    /// optional; site-local without an offset).
+    datetime1: Option<String>,
+    /// To (inclusive), like `datetime1`.
+    datetime2: Option<String>,
+    /// Only this world.
+    world: Option<String>,
+}
+
+/// A period in the query.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PeriodQuery {
+    /// From (inclusive): ISO 8601 (`2026-01-04T19:43`, seconds and offset
+    /// optional; site-local without an offset).
+    datetime1: Option<String>,
+    /// To (inclusive), like `datetime1`.
+    datetime2: Option<String>,
+}
+
+/// `world` alone.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WorldQuery {
+    /// Only this world.
+    world: Option<String>,
+}
+
+/// `/api/console-stream`'s parameters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FormatQuery {
+    /// `text` (default) or `json`.
+    format: Option<String>,
+}
+
+/// A player name in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct NamePath {
+    /// Player name, URL-encoded.
+    name: String,
 }
 
 fn limit_value(v: Option<&str>, default: u32) -> Result<u32, ApiError> {
@@ -322,18 +408,24 @@ fn within<T>(rows: Vec<T>, cap: u32, what: &str, narrow: &str) -> Result<Vec<T>,
 }
 
 /// `{datetime1?, datetime2?}` (strings or null; an empty body is `{}`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = Period)]
 struct PeriodBody {
+    /// From (inclusive); empty or null = no bound.
     #[serde(default)]
     datetime1: Option<String>,
+    /// To (inclusive); empty or null = no bound.
     #[serde(default)]
     datetime2: Option<String>,
 }
 
 /// `{names[], datetime1?, datetime2?}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = GraphRequest)]
 struct GraphBody {
+    /// The players (1 to 50).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 50)]
     names: Vec<String>,
     #[serde(default)]
     datetime1: Option<String>,
@@ -371,12 +463,14 @@ async fn query<T>(
 // ----- the delta feed ------------------------------------------------------
 
 /// A delta as `/api/delta` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct FeedDelta<'a> {
     name: &'a str,
     deltaexp: i64,
+    #[schema(value_type = LegacyTime)]
     update_time: String,
     /// The world's previous update (the update itself for a world's first).
+    #[schema(value_type = LegacyTime)]
     prev_update_time: String,
     world: &'a str,
     guild: &'a str,
@@ -395,51 +489,66 @@ impl<'a> From<&'a DeltaRow> for FeedDelta<'a> {
     }
 }
 
-async fn delta(State(state): State<ApiState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(DELTA_DEFAULT_LIMIT)?;
+/// `/api/delta`.
+#[derive(Serialize, ToSchema)]
+struct DeltaFeed<'a> {
+    deltas: Vec<FeedDelta<'a>>,
+}
+
+/// The live delta feed: newest update first, then by name.
+#[utoipa::path(get, path = "/api/delta", operation_id = "deltaFeed", tag = "compatibility",
+    params(DeltaQuery),
+    responses((status = 200, description = "Deltas.", body = DeltaFeed), StoreErrors))]
+async fn delta(
+    State(state): State<ApiState>,
+    Lenient(p): Lenient<DeltaQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit_value(p.limit.as_deref(), DELTA_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "delta feed",
-        store.delta_feed(p.text("world"), p.text("guild"), limit),
+        store.delta_feed(p.world.as_deref(), p.guild.as_deref(), limit),
     )
     .await?;
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        deltas: Vec<FeedDelta<'a>>,
-    }
     let deltas: Vec<FeedDelta<'_>> = rows.iter().map(FeedDelta::from).collect();
     Ok(json(
         StatusCode::OK,
-        &Answer { deltas },
+        &DeltaFeed { deltas },
         64 + rows.len() * 160,
     ))
 }
 
 /// A row of `/api/recent-updates`: the replaced system's record (its CSV
 /// column `update time`) plus the feed's keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RecentUpdate<'a> {
     name: &'a str,
     deltaexp: i64,
     #[serde(rename = "update time")]
+    #[schema(value_type = LegacyTime)]
     update_time_column: String,
+    #[schema(value_type = LegacyTime)]
     update_time: String,
+    #[schema(value_type = LegacyTime)]
     prev_update_time: String,
     world: &'a str,
     guild: &'a str,
 }
 
+/// The latest delta rows (the replaced system's records, with its `update
+/// time` column).
+#[utoipa::path(get, path = "/api/recent-updates", operation_id = "recentUpdates", tag = "compatibility",
+    params(RecentQuery),
+    responses((status = 200, description = "Delta rows.", body = Vec<RecentUpdate>), StoreErrors))]
 async fn recent_updates(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<RecentQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(RECENT_DEFAULT_LIMIT)?;
+    let limit = limit_value(p.limit.as_deref(), RECENT_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "recent updates",
-        store.delta_feed(p.text("world"), p.text("guild"), limit),
+        store.delta_feed(p.world.as_deref(), p.guild.as_deref(), limit),
     )
     .await?;
     let items: Vec<RecentUpdate<'_>> = rows
@@ -462,24 +571,29 @@ async fn recent_updates(
 
 // ----- rankings ------------------------------------------------------------
 
+/// A row of `/api/top-players`.
+#[derive(Serialize, ToSchema)]
+struct Top<'a> {
+    name: &'a str,
+    total_exp: i64,
+}
+
+/// Players by experience gained over the period, largest first.
+#[utoipa::path(get, path = "/api/top-players", operation_id = "topPlayers", tag = "compatibility",
+    params(TopQuery),
+    responses((status = 200, description = "Top players.", body = Vec<Top>), StoreErrors))]
 async fn top_players(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<TopQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(TOP_DEFAULT_LIMIT)?;
-    let range = capped_period(&state, p.text("datetime1"), p.text("datetime2")).await?;
+    let limit = limit_value(p.limit.as_deref(), TOP_DEFAULT_LIMIT)?;
+    let range = capped_period(&state, p.datetime1.as_deref(), p.datetime2.as_deref()).await?;
     let store = store(&state)?;
     let totals = query(
         "top players",
-        store.player_totals(range, p.text("world"), Some(limit)),
+        store.player_totals(range, p.world.as_deref(), Some(limit)),
     )
     .await?;
-    #[derive(Serialize)]
-    struct Top<'a> {
-        name: &'a str,
-        total_exp: i64,
-    }
     let items: Vec<Top<'_>> = totals
         .iter()
         .map(|t| Top {
@@ -495,18 +609,40 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// A row of `/api/rankings-table`.
+#[derive(Serialize, ToSchema)]
+struct Ranking<'a> {
+    name: &'a str,
+    total_exp: i64,
+    updates: i64,
+    /// Rounded to 2 decimals.
+    avg_exp: f64,
+    max_exp: i64,
+    min_exp: i64,
+}
+
+/// `/api/rankings-table`.
+#[derive(Serialize, ToSchema)]
+struct Rankings<'a> {
+    rankings: Vec<Ranking<'a>>,
+}
+
+/// Every player's deltas over the period, aggregated; largest total first.
+#[utoipa::path(post, path = "/api/rankings-table", operation_id = "rankingsTable", tag = "compatibility",
+    params(WorldQuery),
+    request_body(content = Option<PeriodBody>, description = "The period (an empty body: every update)."),
+    responses((status = 200, description = "Rankings.", body = Rankings), StoreErrors))]
 async fn rankings_table(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let b: PeriodBody = json_body(&body, "{datetime1?, datetime2?}")?;
-    let p = Params::parse(q.as_deref());
     let range = capped_period(&state, b.datetime1.as_deref(), b.datetime2.as_deref()).await?;
     let store = store(&state)?;
     let totals = query(
         "rankings table",
-        store.player_totals(range, p.text("world"), Some(PLAYERS_MAX_ROWS + 1)),
+        store.player_totals(range, p.world.as_deref(), Some(PLAYERS_MAX_ROWS + 1)),
     )
     .await?;
     let totals = within(
@@ -515,19 +651,6 @@ async fn rankings_table(
         "players in the period",
         "ask for one world (?world=) or a shorter period",
     )?;
-    #[derive(Serialize)]
-    struct Ranking<'a> {
-        name: &'a str,
-        total_exp: i64,
-        updates: i64,
-        avg_exp: f64,
-        max_exp: i64,
-        min_exp: i64,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        rankings: Vec<Ranking<'a>>,
-    }
     let rankings: Vec<Ranking<'_>> = totals
         .iter()
         .map(|t| Ranking {
@@ -541,20 +664,27 @@ async fn rankings_table(
         .collect();
     Ok(json(
         StatusCode::OK,
-        &Answer { rankings },
+        &Rankings { rankings },
         64 + totals.len() * 120,
     ))
 }
 
+/// Names of the players with deltas, sorted.
+#[utoipa::path(get, path = "/api/players", operation_id = "players", tag = "compatibility",
+    params(WorldGuild),
+    responses((status = 200, description = "Names.", body = Vec<String>), StoreErrors))]
 async fn players(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldGuild>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
     let store = store(&state)?;
     let names = query(
         "players",
-        store.player_names_at_most(p.text("world"), p.text("guild"), Some(PLAYERS_MAX_ROWS + 1)),
+        store.player_names_at_most(
+            p.world.as_deref(),
+            p.guild.as_deref(),
+            Some(PLAYERS_MAX_ROWS + 1),
+        ),
     )
     .await?;
     let names = within(
@@ -566,28 +696,35 @@ async fn players(
     Ok(json(StatusCode::OK, &names, 16 + names.len() * 24))
 }
 
+/// `/api/date-range`.
+#[derive(Serialize, ToSchema)]
+struct DateRange {
+    #[schema(value_type = Option<LegacyTime>, required = true)]
+    min: Option<String>,
+    #[schema(value_type = Option<LegacyTime>, required = true)]
+    max: Option<String>,
+}
+
+/// First and last update times of the deltas (null without deltas).
+#[utoipa::path(get, path = "/api/date-range", operation_id = "dateRange", tag = "compatibility",
+    params(WorldGuild),
+    responses((status = 200, description = "The range.", body = DateRange), StoreErrors))]
 async fn date_range(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldGuild>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
     let store = store(&state)?;
     let range = query(
         "date range",
-        store.delta_time_range(p.text("world"), p.text("guild")),
+        store.delta_time_range(p.world.as_deref(), p.guild.as_deref()),
     )
     .await?;
-    #[derive(Serialize)]
-    struct Answer {
-        min: Option<String>,
-        max: Option<String>,
-    }
     let answer = match range {
-        Some((a, b)) => Answer {
+        Some((a, b)) => DateRange {
             min: Some(iso(a)),
             max: Some(iso(b)),
         },
-        None => Answer {
+        None => DateRange {
             min: None,
             max: None,
         },
@@ -597,6 +734,13 @@ async fn date_range(
 
 // ----- graphs --------------------------------------------------------------
 
+/// The named players' experience over the period: `graph`, the replaced
+/// system's Plotly figure as JSON text (bars per update), `figure`,
+/// worldpool's cumulative figure; their statistics, and where each stands
+/// among its world's players.
+#[utoipa::path(post, path = "/api/graph", operation_id = "graph", tag = "compatibility",
+    request_body = GraphBody,
+    responses((status = 200, description = "Graph, statistics, comparison.", body = graph::GraphAnswer), StoreErrors))]
 async fn graph_handler(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let b: GraphBody = json_body(&body, "{names: [...], datetime1?, datetime2?}")?;
     let mut names: Vec<String> = Vec::new();
@@ -622,10 +766,26 @@ async fn graph_handler(State(state): State<ApiState>, body: Bytes) -> Result<Res
     Ok(json(StatusCode::OK, &answer, 4096))
 }
 
+/// `/api/player-graph/{name}`.
+#[derive(Serialize, ToSchema)]
+struct PlayerGraph<'a> {
+    /// The replaced system's figure as JSON text.
+    #[schema(value_type = graph::PlotlyFigureText)]
+    graph: String,
+    player: &'a str,
+    /// worldpool's cumulative figure.
+    figure: plotly::PlotlyFigure,
+}
+
+/// One player's experience: `graph`, the replaced system's Plotly figure as
+/// JSON text; `figure`, worldpool's cumulative figure.
+#[utoipa::path(get, path = "/api/player-graph/{name}", operation_id = "playerGraph", tag = "compatibility",
+    params(NamePath, PeriodQuery),
+    responses((status = 200, description = "The graph.", body = PlayerGraph), StoreErrors))]
 async fn player_graph(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let name = match path {
         Ok(Path(name)) if !name.trim().is_empty() => name,
@@ -637,8 +797,7 @@ async fn player_graph(
             ));
         }
     };
-    let p = Params::parse(q.as_deref());
-    let range = capped_period(&state, p.text("datetime1"), p.text("datetime2")).await?;
+    let range = capped_period(&state, p.datetime1.as_deref(), p.datetime2.as_deref()).await?;
     let store = store(&state)?;
     let rows = query(
         "player graph",
@@ -647,17 +806,9 @@ async fn player_graph(
     .await?;
     let rows = within(rows, GRAPH_MAX_ROWS, "deltas", "ask for a shorter period")?;
     let names = std::slice::from_ref(&name);
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        /// The replaced system's figure as JSON text.
-        graph: String,
-        player: &'a str,
-        /// worldpool's cumulative figure.
-        figure: plotly::PlotlyFigure,
-    }
     Ok(json(
         StatusCode::OK,
-        &Answer {
+        &PlayerGraph {
             graph: graph::legacy_figure(names, &rows).to_json_string(),
             player: &name,
             figure: graph::cumulative_figure(names, &rows),
@@ -668,6 +819,34 @@ async fn player_graph(
 
 // ----- status and config ---------------------------------------------------
 
+/// A routine of a world's status page.
+#[derive(Serialize, ToSchema)]
+struct Routine<'a> {
+    rotina: &'a str,
+    #[serde(rename = "last update")]
+    #[schema(value_type = Option<LegacyTime>, required = true)]
+    last_update: Option<String>,
+    time_outdated: &'a str,
+    status: &'a str,
+}
+
+/// `/api/status-data`.
+#[derive(Serialize, ToSchema)]
+struct StatusData<'a> {
+    #[schema(value_type = LegacyTime)]
+    fetch_time: String,
+    /// Per world, its routines.
+    worlds: BTreeMap<&'a str, Vec<Routine<'a>>>,
+}
+
+/// The last parsed status page of each world, kept by the workers at each
+/// check.
+#[utoipa::path(get, path = "/api/status-data", operation_id = "statusData", tag = "compatibility",
+    responses(
+        (status = 200, description = "Status data.", body = StatusData),
+        (status = 404, description = "No worker has checked the status page yet.", body = ErrorBody),
+        (status = 503, description = "No store configured, or the store is unreachable.", body = ErrorBody),
+    ))]
 async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let store = store(&state)?;
     let pages = query("status data", store.status_pages()).await?;
@@ -677,19 +856,6 @@ async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError
                 .to_string(),
         ));
     };
-    #[derive(Serialize)]
-    struct Routine<'a> {
-        rotina: &'a str,
-        #[serde(rename = "last update")]
-        last_update: Option<String>,
-        time_outdated: &'a str,
-        status: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        fetch_time: String,
-        worlds: BTreeMap<&'a str, Vec<Routine<'a>>>,
-    }
     let worlds = pages
         .iter()
         .map(|p| {
@@ -709,7 +875,7 @@ async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError
         .collect();
     Ok(json(
         StatusCode::OK,
-        &Answer {
+        &StatusData {
             fetch_time: iso(fetch_time),
             worlds,
         },
@@ -717,10 +883,17 @@ async fn status_data(State(state): State<ApiState>) -> Result<Response, ApiError
     ))
 }
 
+/// The configured worlds and guilds (from the config file).
+#[utoipa::path(get, path = "/api/scraping-config", operation_id = "scrapingConfig", tag = "compatibility",
+    responses((status = 200, description = "Worlds.", body = Vec<ConfiguredWorld>)))]
 async fn scraping_config(State(state): State<ApiState>) -> Response {
     json(StatusCode::OK, &state.compat().worlds, 256)
 }
 
+/// Refused: the world list lives in the config file ([[worlds]]); edit it,
+/// then `worldpool reload` or restart.
+#[utoipa::path(post, path = "/api/scraping-config", operation_id = "setScrapingConfig", tag = "compatibility",
+    responses((status = 405, description = "Always; the message says where the world list lives.", body = ErrorBody)))]
 async fn scraping_config_moved(State(state): State<ApiState>) -> ApiError {
     let file = state
         .compat()
@@ -783,16 +956,40 @@ pub(crate) async fn check_now(state: &ApiState, worker: &str) -> Result<(), Cont
         .unwrap_or_else(|e| Err(ControlError::Failed(format!("check-now task: {e}"))))
 }
 
+/// `/api/manual-update`.
+#[derive(Serialize, ToSchema)]
+struct ManualUpdate<'a> {
+    success: bool,
+    message: String,
+    /// Workers asked to check now.
+    worlds: &'a [&'a str],
+    /// Workers skipped: already scraping.
+    busy: &'a [&'a str],
+}
+
+/// Ask every worker (or `?world=`) to check the site now.
+#[utoipa::path(post, path = "/api/manual-update", operation_id = "manualUpdate", tag = "compatibility",
+    description = "With a token configured it needs it: `Authorization: Bearer <WORLDPOOL_API_TOKEN>` (or `password` in a JSON or form body, as the replaced system took it); without one, on a loopback bind, clients of this machine need none.",
+    security(("bearer" = [])),
+    params(WorldQuery),
+    responses(
+        (status = 202, description = "Requested.", body = ManualUpdate),
+        (status = 401, description = "Missing or wrong token.", body = ErrorBody),
+        (status = 403, description = "No token configured and not served on loopback (`control_disabled`), or a page of another origin (`foreign_origin`).", body = ErrorBody),
+        (status = 404, description = "Unknown world.", body = ErrorBody),
+        (status = 409, description = "That worker (or every worker) is already scraping, or none is running.", body = ErrorBody),
+        (status = 501, description = "This pool cannot deliver the request to workers yet.", body = ErrorBody),
+        (status = 503, description = "The pool is shutting down.", body = ErrorBody),
+    ))]
 async fn manual_update(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     authorize_compat(&state, &headers, &body)?;
-    let p = Params::parse(q.as_deref());
     let control = state.control();
-    let targets: Vec<pool::WorkerStatus> = match p.text("world") {
+    let targets: Vec<pool::WorkerStatus> = match p.world.as_deref() {
         Some(world) => match control.worker(world) {
             Some(w) => vec![w],
             None => {
@@ -806,7 +1003,7 @@ async fn manual_update(
         None => control.workers(),
     };
     if targets.is_empty() {
-        return Err(match p.text("world") {
+        return Err(match p.world.as_deref() {
             Some(w) => ApiError::UnknownWorker(w.to_string()),
             None => ApiError::Conflict("no worker is configured".to_string()),
         });
@@ -849,16 +1046,9 @@ async fn manual_update(
             }
         }
     }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        success: bool,
-        message: String,
-        worlds: &'a [&'a str],
-        busy: &'a [&'a str],
-    }
     Ok(json(
         StatusCode::ACCEPTED,
-        &Answer {
+        &ManualUpdate {
             success: true,
             message: format!("check requested: {}", ready.join(", ")),
             worlds: &ready,
@@ -871,10 +1061,13 @@ async fn manual_update(
 // ----- console -------------------------------------------------------------
 
 /// One console line as SSE data.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ConsoleLine)]
 struct ConsoleData<'a> {
+    #[schema(value_type = LegacyTime)]
     time: String,
     world: &'a str,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
     level: &'a str,
     message: &'a str,
     stream: &'a str,
@@ -942,11 +1135,19 @@ fn console_event(
     }
 }
 
+/// Server-Sent Events of the workers' log lines.
+#[utoipa::path(get, path = "/api/console-stream", operation_id = "consoleStream", tag = "compatibility",
+    description = "Unnamed events (`onmessage`) whose data is the text line `[YYYY-MM-DD HH:MM:SS] [LEVEL] [world] message`, the first being `[CONNECTED] Console stream started`; with `?format=json`, a ConsoleLine as JSON instead (no CONNECTED line). Keep-alive comments; a client that falls 1024 lines behind gets `event: lagged` and is disconnected.",
+    params(FormatQuery),
+    responses(
+        (status = 200, description = "An event stream: text lines, or ConsoleLine objects as JSON.", content_type = "text/event-stream", body = ConsoleData),
+        (status = 400, description = "`format` is neither `text` nor `json`.", body = ErrorBody),
+    ))]
 async fn console_stream(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<FormatQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let format = ConsoleFormat::param(Params::parse(q.as_deref()).text("format"))?;
+    let format = ConsoleFormat::param(p.format.as_deref())?;
     let rx = crate::logging::subscribe_console();
     let site = state.compat().site_offset;
     let connected = (format == ConsoleFormat::Text)
@@ -974,13 +1175,25 @@ async fn console_stream(
 
 // ----- health and scraper status -------------------------------------------
 
+/// `/health`.
+#[derive(Serialize, ToSchema)]
+struct Healthy {
+    /// `healthy`.
+    status: &'static str,
+    #[schema(value_type = LegacyTime)]
+    timestamp: String,
+}
+
+/// The replaced system's health check.
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "compatibility",
+    responses((status = 200, description = "Healthy.", body = Healthy)))]
 async fn health(State(state): State<ApiState>) -> Response {
     json(
         StatusCode::OK,
-        &serde_json::json!({
-            "status": "healthy",
-            "timestamp": iso(legacy::now_at(state.compat().site_offset)),
-        }),
+        &Healthy {
+            status: "healthy",
+            timestamp: iso(legacy::now_at(state.compat().site_offset)),
+        },
         64,
     )
 }
@@ -991,10 +1204,12 @@ mod tests {
 
     #[test]
     fn lenient_parameters() {
-        let p = Params::parse(Some("world=&guild=Red+Rose&limit=7&_=123&limit=9"));
-        assert_eq!(p.text("world"), None);
-        assert_eq!(p.text("guild"), Some("Red Rose"));
-        assert_eq!(p.limit(100), Ok(9));
+        let p: DeltaQuery =
+            crate::api::query::lenient(Some("world=&guild=Red+Rose&limit=7&_=123&limit=9"))
+                .expect("lenient");
+        assert_eq!(p.world, None);
+        assert_eq!(p.guild.as_deref(), Some("Red Rose"));
+        assert_eq!(limit_value(p.limit.as_deref(), 100), Ok(9));
         assert_eq!(limit_value(None, 100), Ok(100));
         assert_eq!(limit_value(Some("999999"), 100), Ok(COMPAT_MAX_LIMIT));
         assert!(limit_value(Some("0"), 100).is_err());

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
@@ -37,7 +37,9 @@ use pool::{PoolEvent, StateName};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{CompatSettings, Params};
+use super::CompatSettings;
+use super::vip::WorldQuery;
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, ControlError};
 use crate::protocol::{
     PlayerDetailsOutcome, PlayerDetailsRead, PlayerTable, SupervisorMessage, WorkerEvent,
@@ -104,19 +106,25 @@ impl Cache {
 
 /// The answer, in the replaced system's shape; a failure adds the API's
 /// `{error, message, status}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PlayerDetails)]
 struct Answer<'a> {
     success: bool,
     name: &'a str,
     /// The world the page was read for (none: not known).
+    #[schema(required = true)]
     world: Option<&'a str>,
     /// The site's HTTP status (none: the site was not reached).
+    #[schema(required = true)]
     response_status: Option<u16>,
     tables: &'a [PlayerTable],
+    /// Oldest rows left out to fit 60 KiB (absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     truncated_rows: Option<u64>,
-    /// What was recorded for a watched player.
+    /// A watched player's read recorded: `outcome` is baseline, rebased,
+    /// unchanged, delta or already_stored.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     recorded: Option<&'a VipReadOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -194,10 +202,24 @@ fn into_response((status, body): (StatusCode, Bytes)) -> Response {
         .into_response()
 }
 
+/// The player page's tables, read live from the site by a worker (a grant
+/// of the pool's budget), kept 60 s; a watched player's numbers are
+/// recorded. Every answer has `success`; a failure adds `error`, `message`
+/// and `status`.
+#[utoipa::path(get, path = "/api/player-details/{name}", operation_id = "playerDetails", tag = "compatibility",
+    params(super::NamePath, WorldQuery),
+    responses(
+        (status = 200, description = "The tables.", body = Answer),
+        (status = 400, description = "A bad name (`bad_parameter`).", body = Answer),
+        (status = 404, description = "The site does not know the player (`unknown_player`), or no such world (`unknown_world`).", body = Answer),
+        (status = 502, description = "The site failed after the client's retries (`site_error`; `response_status` is its status).", body = Answer),
+        (status = 503, description = "No world worker is running (`no_worker`).", body = Answer),
+        (status = 504, description = "No worker answered in time (`worker_timeout`).", body = Answer),
+    ))]
 pub(super) async fn player_details(
     State(state): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
 ) -> Response {
     let raw = match path {
         Ok(Path(name)) => name,
@@ -217,8 +239,7 @@ pub(super) async fn player_details(
         }
     };
     let compat = state.compat();
-    let p = Params::parse(q.as_deref());
-    let asked = match p.text("world") {
+    let asked = match p.world.as_deref() {
         Some(w) => match configured_world(&compat, w) {
             Some(w) => Some(w),
             None => {

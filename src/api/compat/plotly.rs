@@ -14,7 +14,10 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 /// A figure: `{data: [traces], layout}`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[schema(
+    description = "A Plotly figure `{data, layout}` (worldpool's cumulative figure: per player a scatter of the experience gained since the start of the period, x the update times in RFC 3339 with the site's offset)."
+)]
 pub struct PlotlyFigure {
     /// The traces, drawn in order.
     pub data: Vec<Trace>,
@@ -40,7 +43,7 @@ impl PlotlyFigure {
 }
 
 /// The kind of a trace.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceType {
     /// Bars.
@@ -50,7 +53,7 @@ pub enum TraceType {
 }
 
 /// One trace.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Trace {
     /// `bar` or `scatter`.
     #[serde(rename = "type")]
@@ -121,7 +124,7 @@ impl Trace {
 }
 
 /// A trace's line.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Line {
     /// CSS colour.
     pub color: &'static str,
@@ -134,7 +137,7 @@ pub struct Line {
 }
 
 /// A trace's markers.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Marker {
     /// CSS colour.
     pub color: &'static str,
@@ -144,7 +147,7 @@ pub struct Marker {
 }
 
 /// `{text}` (plotly's title object).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Title {
     /// The title.
     pub text: String,
@@ -164,14 +167,14 @@ impl Title {
 }
 
 /// A font (colour only).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Font {
     /// CSS colour.
     pub color: &'static str,
 }
 
 /// An axis.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Axis {
     /// Axis title.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,7 +206,7 @@ pub struct Axis {
 }
 
 /// The legend's placement.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Legend {
     /// `h`: horizontal.
     pub orientation: &'static str,
@@ -218,7 +221,7 @@ pub struct Legend {
 }
 
 /// The layout.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Layout {
     /// Figure title.
     pub title: Title,

@@ -22,15 +22,16 @@
 //!
 //! **Size.** A request body above [`UPLOAD_MAX_BYTES`] is refused with 413.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api::error::Body as ErrorBody;
 use crate::api::{ApiError, ApiState, authorize, json, same_secret};
 use crate::import::{CsvFile, ImportError, ImportOptions, run_file};
 
@@ -39,28 +40,77 @@ pub const UPLOAD_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// The upload routes (merged into the compatibility routes), bodies up to
 /// [`UPLOAD_MAX_BYTES`].
-pub(super) fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
     routes_limited(UPLOAD_MAX_BYTES)
 }
 
-fn routes_limited(max_bytes: usize) -> Router<ApiState> {
-    Router::new()
-        .route("/api/upload/deltas", post(deltas))
-        .route("/api/upload/exps", post(exps))
-        .route("/api/upload/makers", post(makers))
+fn routes_limited(max_bytes: usize) -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(deltas))
+        .routes(routes!(exps))
+        .routes(routes!(makers))
         .layer(DefaultBodyLimit::max(max_bytes))
 }
 
 type MultipartForm = Result<Multipart, MultipartRejection>;
 
+/// The multipart form of an upload.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The CSV file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// The token (`WORLDPOOL_API_TOKEN`).
+    password: Option<String>,
+    /// World of rows without one (old files).
+    world: Option<String>,
+    /// Guild of rows without one (old files).
+    guild: Option<String>,
+}
+
+/// The failures of an upload.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum UploadErrors<'a> {
+    /// Not a multipart form, no `file`, not a `.csv`, or a bad line (file,
+    /// line and column named); nothing written.
+    #[response(status = 400)]
+    Bad(ErrorBody<'a>),
+    /// A token is configured and `password` (or the bearer header) is not it.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'a>),
+    /// The body is larger than 64 MiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody<'a>),
+    /// No store configured, or the store is unreachable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
+
+/// Import a `deltas.csv` through the code of `worldpool import`.
+#[utoipa::path(post, path = "/api/upload/deltas", operation_id = "uploadDeltas", tags = ["compatibility", "uploads"],
+    description = UPLOAD_HOW,
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Imported.", body = Uploaded), UploadErrors))]
 async fn deltas(s: State<ApiState>, h: HeaderMap, m: MultipartForm) -> Result<Response, ApiError> {
     upload(CsvFile::Deltas, s, h, m).await
 }
 
+/// Import an `exps.csv` through the code of `worldpool import`.
+#[utoipa::path(post, path = "/api/upload/exps", operation_id = "uploadExps", tags = ["compatibility", "uploads"],
+    description = UPLOAD_HOW,
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Imported.", body = Uploaded), UploadErrors))]
 async fn exps(s: State<ApiState>, h: HeaderMap, m: MultipartForm) -> Result<Response, ApiError> {
     upload(CsvFile::Exps, s, h, m).await
 }
 
+/// Import a `ref_main_maker.csv` through the code of `worldpool import`.
+#[utoipa::path(post, path = "/api/upload/makers", operation_id = "uploadMakers", tags = ["compatibility", "uploads"],
+    description = UPLOAD_HOW,
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Imported.", body = Uploaded), UploadErrors))]
 async fn makers(s: State<ApiState>, h: HeaderMap, m: MultipartForm) -> Result<Response, ApiError> {
     upload(CsvFile::MainMakers, s, h, m).await
 }
@@ -136,8 +186,11 @@ fn check_password(
     }
 }
 
+/// How an upload goes, in /api/openapi.json.
+const UPLOAD_HOW: &str = "One transaction, rows already stored are not written again, a bad line fails the whole upload. With a token configured `password` must be it; without one (loopback only) any password is accepted.";
+
 /// What an upload answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Uploaded {
     success: bool,
     /// Rows read from the file.
@@ -256,12 +309,12 @@ mod tests {
     }
 
     async fn post(
-        app: Router<ApiState>,
+        app: OpenApiRouter<ApiState>,
         state: ApiState,
         ctype: &str,
         body: Vec<u8>,
     ) -> (StatusCode, serde_json::Value) {
-        let r = app
+        let r = axum::Router::from(app)
             .with_state(state)
             .oneshot(
                 Request::post("/api/upload/deltas")

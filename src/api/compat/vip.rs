@@ -9,7 +9,7 @@
 //! deliver that yet reads the name at the worker's next check.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::plotly::{
     Axis, Font, Layout, Legend, Line, Marker, PlotlyFigure, Title, Trace, TraceType, slots,
 };
-use super::{Params, authorize_compat, query, round2, store};
+use super::{LegacyTime, StoreErrors, authorize_compat, query, round2, store};
+use crate::api::error::Body as ErrorBody;
+use crate::api::query::Lenient;
 use crate::api::{ApiError, ApiState, json};
 use crate::legacy::iso;
 use crate::site::{check_player_name, player_key};
@@ -29,12 +31,22 @@ pub const VIP_DELTAS_DEFAULT_LIMIT: u32 = 100;
 pub const VIP_GRAPH_MAX_POINTS: u32 = 100_000;
 
 /// `{name, world}` from a JSON or form body (`password` may ride along).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = VipRequest)]
 pub(super) struct PlayerBody {
+    /// Player name as the site spells it (compared ignoring case).
     #[serde(default)]
+    #[schema(required = true)]
     name: Option<String>,
+    /// A configured world (compared ignoring case); on `/api/vip/graph`,
+    /// empty = every world.
     #[serde(default)]
     pub(super) world: Option<String>,
+    /// The token, when not sent as a bearer header (read by
+    /// `authorize_compat`, not here).
+    #[serde(default)]
+    #[allow(dead_code)]
+    password: Option<String>,
 }
 
 pub(super) fn player_body(headers: &HeaderMap, body: &Bytes) -> Result<PlayerBody, ApiError> {
@@ -114,22 +126,92 @@ fn in_config(state: &ApiState, world: &str, name: &str) -> Option<String> {
 }
 
 /// One watched player as `/api/vip/list` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Vip)]
 struct Listed {
     name: String,
     world: String,
     /// `config` (`[[worlds]] watch`) or `api` (added at run time).
+    #[schema(value_type = VipSource)]
     source: &'static str,
     /// When it was added over the API (`null` for the config's).
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     added_at: Option<String>,
 }
 
+/// Where a watched player comes from.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum VipSource {
+    Config,
+    Api,
+}
+
+/// `/api/vip/list`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VipList {
+    vips: Vec<Listed>,
+}
+
+/// The answers of `add` and `remove` besides their own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ChangeErrors<'a> {
+    /// A body without a valid `name` or `world`.
+    #[response(status = 400)]
+    Bad(ErrorBody<'a>),
+    /// Missing or wrong token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody<'a>),
+    /// No token configured and not served on loopback
+    /// (`control_disabled`), or a page of another origin
+    /// (`foreign_origin`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody<'a>),
+    /// The world is not configured (remove: or the player is not watched).
+    #[response(status = 404)]
+    NotFound(ErrorBody<'a>),
+    /// remove: the player is watched by the config file (edit [[worlds]]
+    /// watch).
+    #[response(status = 409)]
+    Conflict(ErrorBody<'a>),
+    /// No store configured, or the store is unreachable.
+    #[response(status = 503)]
+    Unavailable(ErrorBody<'a>),
+}
+
+/// `/api/vip/list`'s and `/api/makers/list`' parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct WorldQuery {
+    /// Only this world.
+    pub(super) world: Option<String>,
+}
+
+/// `/api/vip/deltas`' and `/api/makers/deltas`' parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeltasQuery {
+    /// Rows, default 100, capped at 5000.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub(super) limit: Option<String>,
+    /// Only this player.
+    pub(super) name: Option<String>,
+    /// Only this world.
+    pub(super) world: Option<String>,
+}
+
+/// The watched players: the config's (`[[worlds]] watch`) and those added
+/// over the API.
+#[utoipa::path(get, path = "/api/vip/list", operation_id = "vipList", tags = ["compatibility", "vip"],
+    params(WorldQuery),
+    responses((status = 200, description = "Watched players.", body = VipList), StoreErrors))]
 pub(super) async fn list(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<WorldQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let world = p.text("world");
+    let world = p.world.as_deref();
     let store = store(&state)?;
     let stored = query("watched players", store.watched(world)).await?;
     let mut vips: Vec<Listed> = Vec::new();
@@ -159,19 +241,18 @@ pub(super) async fn list(
         });
     }
     vips.sort_by(|a, b| (&a.world, &a.name).cmp(&(&b.world, &b.name)));
-    #[derive(Serialize)]
-    struct Answer {
-        vips: Vec<Listed>,
-    }
     let n = vips.len();
-    Ok(json(StatusCode::OK, &Answer { vips }, 64 + n * 96))
+    Ok(json(StatusCode::OK, &VipList { vips }, 64 + n * 96))
 }
 
 /// `add` and `remove` answer this.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = VipChanged)]
 struct Changed {
     success: bool,
     message: String,
+    /// The name as stored (the existing spelling when it was watched
+    /// already).
     name: String,
     world: String,
     /// `add`: whether the player is new to the list; `remove`: whether it
@@ -182,6 +263,15 @@ struct Changed {
     checked_now: bool,
 }
 
+/// Watch a player of a world (stored; survives restarts).
+#[utoipa::path(post, path = "/api/vip/add", operation_id = "vipAdd", tags = ["compatibility", "vip"],
+    description = "The world's worker is asked to read its page at once (`checked_now`); a pool that cannot deliver that reads it at the worker's next check. Needs the token (bearer header, or `password` in the body).",
+    security(("bearer" = [])),
+    request_body(content(
+        (PlayerBody = "application/json"),
+        (PlayerBody = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "Watched (`changed` false: it already was).", body = Changed), ChangeErrors))]
 pub(super) async fn add(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -252,6 +342,15 @@ pub(super) async fn add(
     Ok(json(StatusCode::OK, &a, 256))
 }
 
+/// Stop watching a player added over the API (its history is kept). Needs
+/// the token.
+#[utoipa::path(post, path = "/api/vip/remove", operation_id = "vipRemove", tags = ["compatibility", "vip"],
+    security(("bearer" = [])),
+    request_body(content(
+        (PlayerBody = "application/json"),
+        (PlayerBody = "application/x-www-form-urlencoded"),
+    )),
+    responses((status = 200, description = "Removed.", body = Changed), ChangeErrors))]
 pub(super) async fn remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -303,18 +402,30 @@ pub(super) async fn remove(
 }
 
 /// A VIP delta as `/api/vip/deltas` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = VipDelta)]
 pub(super) struct DeltaOut<'a> {
     name: &'a str,
     world: &'a str,
+    /// Raw experience gained since the player's previous read.
     delta_exp: i64,
+    /// Minutes online since the previous read.
     delta_online: i64,
+    #[schema(value_type = LegacyTime)]
     update_time: String,
     /// The player's previous read (the read itself when unknown, as the
     /// delta feed does).
+    #[schema(value_type = LegacyTime)]
     prev_update_time: String,
     /// The site's day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     date: String,
+}
+
+/// `/api/vip/deltas` and `/api/makers/deltas`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct VipDeltas<'a> {
+    deltas: Vec<DeltaOut<'a>>,
 }
 
 impl<'a> From<&'a VipDelta> for DeltaOut<'a> {
@@ -331,16 +442,19 @@ impl<'a> From<&'a VipDelta> for DeltaOut<'a> {
     }
 }
 
+/// The watched players' deltas, newest first.
+#[utoipa::path(get, path = "/api/vip/deltas", operation_id = "vipDeltas", tags = ["compatibility", "vip"],
+    params(DeltasQuery),
+    responses((status = 200, description = "Deltas.", body = VipDeltas), StoreErrors))]
 pub(super) async fn deltas(
     State(state): State<ApiState>,
-    RawQuery(q): RawQuery,
+    Lenient(p): Lenient<DeltasQuery>,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref());
-    let limit = p.limit(VIP_DELTAS_DEFAULT_LIMIT)?;
+    let limit = super::limit_value(p.limit.as_deref(), VIP_DELTAS_DEFAULT_LIMIT)?;
     let store = store(&state)?;
     let rows = query(
         "VIP deltas",
-        store.vip_deltas(p.text("world"), p.text("name"), limit),
+        store.vip_deltas(p.world.as_deref(), p.name.as_deref(), limit),
     )
     .await?;
     Ok(deltas_answer(&rows))
@@ -349,18 +463,16 @@ pub(super) async fn deltas(
 /// `{deltas: [...]}` of watched players' (or makers') delta rows, as the
 /// replaced pages' feeds read them.
 pub(super) fn deltas_answer(rows: &[VipDelta]) -> Response {
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        deltas: Vec<DeltaOut<'a>>,
-    }
     let deltas: Vec<DeltaOut<'_>> = rows.iter().map(DeltaOut::from).collect();
-    json(StatusCode::OK, &Answer { deltas }, 64 + rows.len() * 200)
+    json(StatusCode::OK, &VipDeltas { deltas }, 64 + rows.len() * 200)
 }
 
 /// One point of `graph_data`: a delta, oldest first, with running totals.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 struct Point {
+    #[schema(value_type = LegacyTime)]
     update_time: String,
+    #[schema(format = Date)]
     date: String,
     delta_exp: i64,
     delta_online: i64,
@@ -371,12 +483,14 @@ struct Point {
 }
 
 /// `stats` of `/api/vip/graph` and `/api/makers/graph`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub(super) struct Stats {
     total_exp: i64,
+    /// Per update, 2 decimals.
     avg_exp: f64,
     max_exp: i64,
     total_online: i64,
+    /// Per update, 2 decimals.
     avg_online: f64,
     updates: i64,
 }
@@ -550,6 +664,26 @@ pub(super) fn watched_figure(title: &str, rows: &[VipDelta]) -> PlotlyFigure {
     }
 }
 
+/// `/api/vip/graph`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct VipGraph<'a> {
+    success: bool,
+    name: &'a str,
+    world: Option<&'a str>,
+    /// The replaced system's Plotly figure as JSON text ([`vip_figure`]):
+    /// `EXP Gain` bars and an `EXP Trend` spline on `y`, `Online Time
+    /// (min)` on `y2`; periods labelled as in PlotlyFigureText.
+    graph_data: String,
+    stats: Stats,
+    /// worldpool's form: each read, oldest first, with running totals.
+    points: Vec<Point>,
+}
+
+/// A watched player's deltas oldest first with running totals, and their
+/// statistics.
+#[utoipa::path(post, path = "/api/vip/graph", operation_id = "vipGraph", tags = ["compatibility", "vip"],
+    request_body = PlayerBody,
+    responses((status = 200, description = "Graph data and statistics.", body = VipGraph), StoreErrors))]
 pub(super) async fn graph(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -570,21 +704,10 @@ pub(super) async fn graph(
     rows.reverse();
     let (points, stats) = graph_of(&rows);
     let graph_data = vip_figure(&name, world.as_deref(), &rows).to_json_string();
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        success: bool,
-        name: &'a str,
-        world: Option<&'a str>,
-        /// The replaced system's figure as JSON text ([`vip_figure`]).
-        graph_data: String,
-        stats: Stats,
-        /// worldpool's form: each read with running totals.
-        points: Vec<Point>,
-    }
     let n = points.len();
     Ok(json(
         StatusCode::OK,
-        &Answer {
+        &VipGraph {
             success: true,
             name: &name,
             world: world.as_deref(),
