@@ -684,7 +684,10 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     }
     pg.start_server().expect("PostgreSQL back");
     for n in [&a, &b, &c] {
-        assert!(crate::helper::pid_alive(n.process.child.id()), "no node exits");
+        assert!(
+            crate::helper::pid_alive(n.process.child.id()),
+            "no node exits"
+        );
     }
     let took = settled(
         &url,
