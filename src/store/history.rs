@@ -3,6 +3,10 @@
 //! per-player series for graphs, the last parsed status page of each world,
 //! and streamed exports of every delta and every player.
 //!
+//! Totals, names and series are heavy reads: on an API's store each takes
+//! a place in the heavy lane first ([`super::lane`]), so they never hold
+//! every read connection.
+//!
 //! Every query runs on an index added by migration 2 (see the backends):
 //! deltas by `(update time DESC, name, delta)`, `(world, update time DESC,
 //! name)`, `(guild, update time DESC, name)`, `(name, update time, delta)`
@@ -112,6 +116,7 @@ impl Store {
         world: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<PlayerTotal>, StoreError> {
+        let _heavy = self.enter_heavy().await?;
         match self {
             Store::Sqlite(s) => s.player_totals(range, world, limit).await,
             Store::Postgres(s) => s.player_totals(range, world, limit).await,
@@ -135,6 +140,7 @@ impl Store {
         guild: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
+        let _heavy = self.enter_heavy().await?;
         match self {
             Store::Sqlite(s) => s.player_names(world, guild, limit).await,
             Store::Postgres(s) => s.player_names(world, guild, limit).await,
@@ -173,6 +179,7 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
+        let _heavy = self.enter_heavy().await?;
         match self {
             Store::Sqlite(s) => s.player_deltas(names, range, limit).await,
             Store::Postgres(s) => s.player_deltas(names, range, limit).await,

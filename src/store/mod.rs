@@ -21,6 +21,7 @@ use serde::Serialize;
 
 pub mod history;
 pub mod import;
+pub mod lane;
 pub mod logic;
 mod pg;
 mod sqlite;
@@ -49,12 +50,16 @@ pub enum StoreError {
     /// not know, data it cannot read): retrying cannot help.
     #[error("database error: {0}")]
     Rejected(String),
+    /// Too many heavy reads at once: no place in the heavy lane
+    /// ([`lane`]) came free within the wait. Worth retrying shortly.
+    #[error("store busy: {0}")]
+    Busy(String),
 }
 
 impl StoreError {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 }
 
@@ -166,10 +171,12 @@ pub enum WriteOutcome {
 pub struct ReadSettings {
     /// Read connections: SQLite read-only connections, each on a thread
     /// of its own; PostgreSQL: the size of the pool, exports included.
+    /// Heavy reads take at most `readers − 1` of them ([`lane`]).
     pub readers: usize,
     /// How long one query may run: past it the query is stopped (SQLite's
     /// interrupt; PostgreSQL's `statement_timeout` and a cancel request)
-    /// and the read fails as unavailable.
+    /// and the read fails as unavailable. A heavy read waits at most as
+    /// long for a place in the heavy lane (then it fails as busy).
     pub query_timeout: std::time::Duration,
     /// Nice value of the read threads (SQLite readers and exports, 0..=19):
     /// above the API's own, so the API can always answer and cancel while

@@ -81,6 +81,8 @@ pub struct PgStore {
     pool: Pool,
     /// TLS as the URL's `sslmode` says (also for cancel requests).
     tls: tls::MakeRustls,
+    /// Places of heavy reads and exports in the pool (an API's store).
+    lane: Option<std::sync::Arc<super::lane::HeavyLane>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -260,6 +262,11 @@ impl PgStore {
         PgStore::open_with(url, reads.readers.max(1), Some(reads)).await
     }
 
+    /// The heavy lane of the API's pool (none elsewhere).
+    pub(super) fn heavy_lane(&self) -> Option<&super::lane::HeavyLane> {
+        self.lane.as_deref()
+    }
+
     /// A connection for a read ([`ReadConn`]).
     pub(super) async fn reader(&self) -> Result<ReadConn, StoreError> {
         Ok(ReadConn {
@@ -297,6 +304,9 @@ impl PgStore {
         let store = PgStore {
             pool,
             tls: connector,
+            lane: reads.map(|r| {
+                std::sync::Arc::new(super::lane::HeavyLane::new(max_connections, r.query_timeout))
+            }),
         };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.

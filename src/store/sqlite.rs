@@ -81,6 +81,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Read-only connections (the API's store; none elsewhere).
     readers: Option<Arc<readers::Readers>>,
+    /// Places of heavy reads among the readers (with the readers).
+    lane: Option<Arc<super::lane::HeavyLane>>,
     /// Nice value of the read threads (readers, exports).
     read_nice: i32,
 }
@@ -177,6 +179,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             readers: None,
+            lane: None,
             read_nice: 0,
         })
     }
@@ -198,9 +201,18 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
             store.readers = Some(Arc::new(readers));
+            store.lane = Some(Arc::new(super::lane::HeavyLane::new(
+                reads.readers,
+                reads.query_timeout,
+            )));
             store.read_nice = reads.nice;
         }
         Ok(store)
+    }
+
+    /// The heavy lane of the readers (none without readers).
+    pub(super) fn heavy_lane(&self) -> Option<&super::lane::HeavyLane> {
+        self.lane.as_deref()
     }
 
     /// A read: on a read-only connection when the store has them,

@@ -243,6 +243,77 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn heavy_reads_in_the_lane_never_take_the_last_reader() {
+        use crate::store::lane::HeavyLane;
+        let (_dir, path) = file_with_rows(10);
+        let r = Arc::new(Readers::open(&path, 2, Duration::from_secs(60), 0).expect("readers"));
+        let count = |r: Arc<Readers>| async move {
+            r.run(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(db)
+            })
+            .await
+        };
+        // An endless query that says when a reader began it.
+        let (began, mut running) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let endless = move |r: Arc<Readers>| {
+            let began = began.clone();
+            async move {
+                r.run(move |c| {
+                    let _ = began.send(());
+                    c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+                })
+                .await
+            }
+        };
+        let within = Duration::from_secs(10);
+        // Without the lane, two endless queries take both readers: a
+        // cheap read waits for them (here: is not answered at all).
+        let mut heavy = tokio::task::JoinSet::new();
+        for _ in 0..2 {
+            heavy.spawn(endless(r.clone()));
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(within, running.recv())
+                .await
+                .expect("an endless query began");
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), count(r.clone()))
+                .await
+                .is_err(),
+            "both readers were taken: the cheap read had to wait"
+        );
+        heavy.abort_all();
+        while heavy.join_next().await.is_some() {}
+        // With it: five endless heavy queries, one running, four waiting
+        // for its place; cheap reads are answered all along.
+        let lane = Arc::new(HeavyLane::new(2, Duration::from_secs(60)));
+        for _ in 0..5 {
+            let (r, lane, endless) = (r.clone(), lane.clone(), endless.clone());
+            heavy.spawn(async move {
+                let _place = lane.enter().await?;
+                endless(r).await
+            });
+        }
+        tokio::time::timeout(within, running.recv())
+            .await
+            .expect("a heavy query began");
+        assert_eq!(lane.free(), 0);
+        for _ in 0..20 {
+            let n = tokio::time::timeout(within, count(r.clone()))
+                .await
+                .expect("a cheap read is answered while heavy ones hold their lane")
+                .expect("count");
+            assert_eq!(n, 10);
+        }
+        assert_eq!(heavy.len(), 5, "the heavy reads still run or wait");
+        assert!(running.try_recv().is_err(), "only one heavy read began");
+        heavy.abort_all();
+        while heavy.join_next().await.is_some() {}
+    }
+
+    #[tokio::test]
     async fn a_dropped_caller_abandons_its_query() {
         let (_dir, path) = file_with_rows(10);
         let r = Readers::open(&path, 1, Duration::from_secs(30), 0).expect("readers");
