@@ -116,11 +116,13 @@ impl Store {
         world: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<PlayerTotal>, StoreError> {
-        let _heavy = self.enter_heavy().await?;
-        match self {
-            Store::Sqlite(s) => s.player_totals(range, world, limit).await,
-            Store::Postgres(s) => s.player_totals(range, world, limit).await,
-        }
+        self.heavy(async {
+            match self {
+                Store::Sqlite(s) => s.player_totals(range, world, limit).await,
+                Store::Postgres(s) => s.player_totals(range, world, limit).await,
+            }
+        })
+        .await
     }
 
     /// Names of the players having deltas (optionally in a world and/or a
@@ -140,11 +142,13 @@ impl Store {
         guild: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let _heavy = self.enter_heavy().await?;
-        match self {
-            Store::Sqlite(s) => s.player_names(world, guild, limit).await,
-            Store::Postgres(s) => s.player_names(world, guild, limit).await,
-        }
+        self.heavy(async {
+            match self {
+                Store::Sqlite(s) => s.player_names(world, guild, limit).await,
+                Store::Postgres(s) => s.player_names(world, guild, limit).await,
+            }
+        })
+        .await
     }
 
     /// The first and last update times of the deltas (optionally of a world
@@ -179,11 +183,13 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let _heavy = self.enter_heavy().await?;
-        match self {
-            Store::Sqlite(s) => s.player_deltas(names, range, limit).await,
-            Store::Postgres(s) => s.player_deltas(names, range, limit).await,
-        }
+        self.heavy(async {
+            match self {
+                Store::Sqlite(s) => s.player_deltas(names, range, limit).await,
+                Store::Postgres(s) => s.player_deltas(names, range, limit).await,
+            }
+        })
+        .await
     }
 
     /// The latest experience of these players, in every world they have.

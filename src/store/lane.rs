@@ -22,6 +22,30 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Store, StoreError};
 
+/// Which lane a read goes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A bounded read: any read connection may serve it.
+    Cheap,
+    /// A read that scans a period or a table: it holds a [`HeavyPlace`].
+    Heavy,
+}
+
+tokio::task_local! {
+    /// Set while a heavy read runs ([`Store::heavy`]): the backend's reads
+    /// inside it go in the heavy lane.
+    static IN_HEAVY: ();
+}
+
+/// The lane of the read about to run in this task.
+pub(crate) fn current() -> Lane {
+    if IN_HEAVY.try_with(|()| ()).is_ok() {
+        Lane::Heavy
+    } else {
+        Lane::Cheap
+    }
+}
+
 /// The heavy lane of one store's read connections.
 #[derive(Debug)]
 pub(crate) struct HeavyLane {
@@ -107,10 +131,15 @@ impl Store {
         }
     }
 
-    /// A place in the heavy lane for the read about to run (none needed
-    /// without a lane). Hold it until the read's answer is in.
-    pub(crate) async fn enter_heavy(&self) -> Result<HeavyPlace, StoreError> {
-        enter(self.heavy_lane()).await
+    /// Run `read` as a heavy read: with a place in the heavy lane (none
+    /// needed without a lane), held until its answer is in, and with the
+    /// backend's reads inside it in the heavy lane.
+    pub(crate) async fn heavy<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let _place = enter(self.heavy_lane()).await?;
+        IN_HEAVY.scope((), read).await
     }
 
     /// Test hook: take every place of the heavy lane until the returned
@@ -136,6 +165,15 @@ mod tests {
         // A single reader cannot be split: heavy reads share it.
         assert_eq!(HeavyLane::new(1, w).size(), 1);
         assert_eq!(HeavyLane::new(0, w).size(), 1);
+    }
+
+    #[tokio::test]
+    async fn reads_inside_a_heavy_read_go_in_the_heavy_lane() {
+        assert_eq!(current(), Lane::Cheap);
+        let store = Store::open("sqlite://:memory:", 1).await.expect("store");
+        let inside = store.heavy(async { Ok(current()) }).await.expect("no lane");
+        assert_eq!(inside, Lane::Heavy);
+        assert_eq!(current(), Lane::Cheap, "only inside");
     }
 
     #[tokio::test]

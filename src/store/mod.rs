@@ -182,15 +182,21 @@ pub struct ReadSettings {
     /// above the API's own, so the API can always answer and cancel while
     /// they are busy, and the pool's threads come first.
     pub nice: i32,
+    /// Nice value of the SQLite reader kept for cheap reads (the first of
+    /// `readers`, when there are two or more): the API's own, so a cheap
+    /// read runs as soon as the API asks, whatever heavy reads do.
+    pub cheap_nice: i32,
 }
 
 impl Default for ReadSettings {
-    /// 4 readers, 5 s per query.
+    /// 4 readers, 5 s per query, nice 15 (the cheap reader 10, the
+    /// API's).
     fn default() -> Self {
         ReadSettings {
             readers: 4,
             query_timeout: std::time::Duration::from_secs(5),
             nice: 15,
+            cheap_nice: 10,
         }
     }
 }

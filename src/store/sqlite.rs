@@ -196,7 +196,13 @@ impl SqliteStore {
         if store.path.as_os_str() != ":memory:" && reads.readers > 0 {
             let p = store.path.clone();
             let readers = tokio::task::spawn_blocking(move || {
-                readers::Readers::open(&p, reads.readers, reads.query_timeout, reads.nice)
+                readers::Readers::open(
+                    &p,
+                    reads.readers,
+                    reads.query_timeout,
+                    reads.nice,
+                    reads.cheap_nice,
+                )
             })
             .await
             .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
@@ -222,7 +228,7 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         match &self.readers {
-            Some(r) => r.run(f).await,
+            Some(r) => r.run(super::lane::current(), f).await,
             None => self.with(f).await,
         }
     }
