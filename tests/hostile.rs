@@ -1038,3 +1038,99 @@ fn pg_reads_stop_at_their_deadline_and_exports_do_not() {
         rt.block_on(crate::helper::pg::fresh_database_url()),
     );
 }
+
+/// With every place of the heavy lane taken (as heavy queries that never
+/// end would take them), a heavy read waits at most the read deadline and
+/// is refused — the store says busy, the API 429 with `Retry-After` in its
+/// one error shape — while cheap reads are answered; a place given back
+/// is used at once.
+fn a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(url: String) {
+    use std::sync::Arc;
+    use worldpool::api::fake::FakeControl;
+    use worldpool::api::{ApiState, CompatSettings};
+    use worldpool::store::{ReadSettings, Store, StoreError, TimeRange};
+    seed_deltas(&url);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = Store::open_reading(
+            &url,
+            ReadSettings {
+                readers: 2,
+                query_timeout: Duration::from_secs(2),
+                ..ReadSettings::default()
+            },
+        )
+        .await
+        .expect("store opens");
+        let full = store.fill_heavy_lane().await;
+        let err = store
+            .player_totals(TimeRange::all(), None, None)
+            .await
+            .expect_err("no place for a heavy read");
+        assert!(
+            matches!(&err, StoreError::Busy(m) if m.contains("heavy")) && err.is_transient(),
+            "{err}"
+        );
+        let feed = store
+            .delta_feed(None, None, 10)
+            .await
+            .expect("a cheap read is answered beside a full heavy lane");
+        assert_eq!(feed.len(), 10);
+
+        let fake = Arc::new(FakeControl::new(&["A"]));
+        let state = ApiState::new(fake, Some(store.clone()), None).with_compat(CompatSettings {
+            site_offset: site_zone(),
+            ..CompatSettings::default()
+        });
+        let api = crate::helper::api::Api::serve(state).await;
+        let refused = api
+            .http
+            .post(format!("{}/api/rankings-table", api.base))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(refused.status().as_u16(), 429);
+        assert_eq!(
+            refused
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let body: serde_json::Value = refused.json().await.expect("JSON");
+        assert_eq!(body["error"], "too_many_requests", "{body}");
+        assert_eq!(body["status"], 429, "{body}");
+        for path in ["/api/delta?limit=10", "/api/date-range", "/api/recent-updates"] {
+            let (status, body) = api.get(path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+        drop(full);
+        let (status, body) = api
+            .post("/api/rankings-table", serde_json::json!({}), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["rankings"].as_array().map(Vec::len),
+            Some(SEED_PLAYERS),
+            "{body}"
+        );
+    });
+}
+
+#[test]
+fn sqlite_a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(format!(
+        "sqlite://{}",
+        dir.path().join("seeded.db").display()
+    ));
+}
+
+#[test]
+fn pg_a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(
+        rt.block_on(crate::helper::pg::fresh_database_url()),
+    );
+}

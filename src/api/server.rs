@@ -10,10 +10,12 @@
 //! - a request head must arrive within `header_timeout`, counted from the
 //!   moment the connection waits for one: a half-sent head and an idle
 //!   keep-alive connection are both closed then;
-//! - while every connection is taken, those that have neither a request in
-//!   a handler nor moved a byte for `evict_idle` are closed, so clients
-//!   that hold sockets without using them cannot keep a new client waiting
-//!   for the whole `header_timeout`;
+//! - while every connection is taken and clients wait in the accept queue,
+//!   as many connections as wait (at most [`EVICT_AT_ONCE`] every 50 ms)
+//!   that have neither a request in a handler nor moved a byte for
+//!   `evict_idle` are closed, the longest idle first, so clients that hold
+//!   sockets without using them cannot keep a new client waiting for the
+//!   whole `header_timeout`;
 //! - on shutdown it stops accepting, lets open requests finish for
 //!   `shutdown_grace`, then drops whatever is still open.
 
@@ -205,19 +207,51 @@ where
     }
 }
 
-/// Close the connections idle for `idle` (see [`Activity`]); forget the
-/// ended ones. Returns how many were closed.
-fn evict_idle(registry: &Mutex<Vec<Weak<Activity>>>, idle: Duration) -> usize {
+/// Most connections closed per check at the cap: evicted clients that
+/// come straight back (an attacker's sockets) are then let in a few at a
+/// time, between the requests of the clients being served, rather than
+/// hundreds at once.
+const EVICT_AT_ONCE: usize = 32;
+
+/// Close up to `at_most` of the connections idle for `idle` (see
+/// [`Activity`]), the longest idle first; forget the ended ones. Returns
+/// how many were closed.
+fn evict_idle(registry: &Mutex<Vec<Weak<Activity>>>, idle: Duration, at_most: usize) -> usize {
     let mut all = registry.lock().unwrap_or_else(|e| e.into_inner());
     all.retain(|w| w.strong_count() > 0);
-    let mut closed = 0;
-    for a in all.iter().filter_map(Weak::upgrade) {
-        if !a.evict.is_cancelled() && a.idle_for(idle) {
-            a.evict.cancel();
-            closed += 1;
-        }
+    let mut idle: Vec<Arc<Activity>> = all
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|a| !a.evict.is_cancelled() && a.idle_for(idle))
+        .collect();
+    drop(all);
+    idle.sort_by_key(|a| a.last.load(Ordering::Relaxed));
+    for a in idle.iter().take(at_most) {
+        a.evict.cancel();
     }
-    closed
+    idle.len().min(at_most)
+}
+
+/// Connections waiting in `listener`'s accept queue (Linux reports it in
+/// `TCP_INFO` of a listening socket); `None` where it cannot be read.
+fn waiting_to_be_accepted(listener: &TcpListener) -> Option<usize> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: tcp_info is plain old data; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid socket, a buffer of `len` bytes that outlives the
+    // call, and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // For a listening socket, `tcpi_unacked` is the accept queue's length.
+    (rc == 0).then_some(info.tcpi_unacked as usize)
 }
 
 /// Serve `router` on `listener` until `shutdown` is cancelled, within
@@ -244,9 +278,15 @@ pub async fn run(
                     Ok(p) => break p,
                     Err(_) => break 'accept,
                 },
-                // Every connection taken: make room by closing the idle.
+                // Every connection taken: make room for the clients
+                // waiting by closing idle ones.
                 () = tokio::time::sleep(FdGauge::EVERY) => {
-                    let closed = evict_idle(&registry, limits.evict_idle);
+                    let waiting = waiting_to_be_accepted(&listener).unwrap_or(EVICT_AT_ONCE);
+                    let closed = evict_idle(
+                        &registry,
+                        limits.evict_idle,
+                        waiting.min(EVICT_AT_ONCE),
+                    );
                     if closed > 0 {
                         tracing::debug!(closed, "API: idle connections closed at the connection cap");
                     }
@@ -291,6 +331,10 @@ pub async fn run(
         let activity = Arc::new(Activity::new(origin));
         {
             let mut all = registry.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget the ended ones now and then, at the cap or not.
+            if all.len() >= 2 * limits.max_connections.max(1) {
+                all.retain(|w| w.strong_count() > 0);
+            }
             all.push(Arc::downgrade(&activity));
         }
         let service = TowerToHyperService::new(Busy {
@@ -458,6 +502,39 @@ impl tokio::io::AsyncWrite for SendDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_accept_queue_is_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        assert_eq!(waiting_to_be_accepted(&listener), Some(0));
+        let _clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        // Loopback handshakes complete in the kernel at connect.
+        assert_eq!(waiting_to_be_accepted(&listener), Some(3));
+        let _one = listener.accept().await.expect("accept");
+        assert_eq!(waiting_to_be_accepted(&listener), Some(2));
+    }
+
+    #[test]
+    fn eviction_closes_at_most_the_asked_the_longest_idle_first() {
+        let origin = Instant::now() - Duration::from_secs(60);
+        let conns: Vec<Arc<Activity>> = (0..5).map(|_| Arc::new(Activity::new(origin))).collect();
+        // Last byte 50, 40, 30, 20 and 10 s ago; the last one busy.
+        for (n, a) in conns.iter().enumerate() {
+            a.last.store(10_000 * (n as u64 + 1), Ordering::Relaxed);
+        }
+        conns[4].busy.store(1, Ordering::Relaxed);
+        let registry = Mutex::new(conns.iter().map(Arc::downgrade).collect::<Vec<_>>());
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 2), 2);
+        let closed: Vec<bool> = conns.iter().map(|a| a.evict.is_cancelled()).collect();
+        assert_eq!(closed, [true, true, false, false, false]);
+        // The other two idle ones next; the busy one never.
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 10), 2);
+        assert!(!conns[4].evict.is_cancelled());
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 10), 0);
+    }
 
     #[test]
     fn the_gauge_keeps_the_reserve() {
