@@ -134,7 +134,7 @@ fn at_max_connections_idle_connections_make_room_for_a_new_client() {
         .map(|_| TcpStream::connect(sup.api).expect("connect"))
         .collect();
     // …and a fourth client still gets its answer, long before the 60 s
-    // header timeout would free a place: the idle ones are closed for it.
+    // header timeout would free a place: an idle one is closed for it.
     let mut waiting = TcpStream::connect(sup.api).expect("connect");
     waiting
         .write_all(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -151,12 +151,14 @@ fn at_max_connections_idle_connections_make_room_for_a_new_client() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    for (i, s) in held.iter_mut().enumerate() {
-        assert!(
-            closed_within(s, Duration::from_secs(20)),
-            "idle connection {i} still open"
-        );
-    }
+    // Only as many as waited: one closed (before the fourth was let in),
+    // the other two still open (nothing else waits; their header timeout
+    // is a minute away).
+    let closed = held
+        .iter_mut()
+        .filter(|s| closed_within(s, Duration::from_millis(500)))
+        .count();
+    assert_eq!(closed, 1, "idle connections closed for one waiting client");
 }
 
 #[test]
