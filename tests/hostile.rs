@@ -1103,7 +1103,11 @@ fn a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(url: String) {
         let body: serde_json::Value = refused.json().await.expect("JSON");
         assert_eq!(body["error"], "too_many_requests", "{body}");
         assert_eq!(body["status"], 429, "{body}");
-        for path in ["/api/delta?limit=10", "/api/date-range", "/api/recent-updates"] {
+        for path in [
+            "/api/delta?limit=10",
+            "/api/date-range",
+            "/api/recent-updates",
+        ] {
             let (status, body) = api.get(path).await;
             assert_eq!(status, 200, "{path}: {body}");
         }

@@ -305,7 +305,10 @@ impl PgStore {
             pool,
             tls: connector,
             lane: reads.map(|r| {
-                std::sync::Arc::new(super::lane::HeavyLane::new(max_connections, r.query_timeout))
+                std::sync::Arc::new(super::lane::HeavyLane::new(
+                    max_connections,
+                    r.query_timeout,
+                ))
             }),
         };
         store.migrate().await?;

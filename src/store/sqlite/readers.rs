@@ -316,7 +316,9 @@ mod tests {
             .expect("count");
         assert_eq!(n, 10);
         let write = r
-            .run(Lane::Cheap, |c| c.execute("INSERT INTO t VALUES (1)", []).map_err(db))
+            .run(Lane::Cheap, |c| {
+                c.execute("INSERT INTO t VALUES (1)", []).map_err(db)
+            })
             .await;
         assert!(write.is_err(), "a reader cannot write: {write:?}");
     }
@@ -327,7 +329,9 @@ mod tests {
         let r = Readers::open(&path, 1, Duration::from_millis(200), 0, 0).expect("readers");
         let started = std::time::Instant::now();
         let slow = r
-            .run(Lane::Cheap, |c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db))
+            .run(Lane::Cheap, |c| {
+                c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+            })
             .await;
         assert!(
             matches!(&slow, Err(StoreError::Unavailable(m)) if m.contains("200 ms")),
@@ -352,9 +356,7 @@ mod tests {
     #[tokio::test]
     async fn heavy_reads_never_take_the_reader_kept_for_cheap_ones() {
         let (_dir, path) = file_with_rows(10);
-        let r = Arc::new(
-            Readers::open(&path, 2, Duration::from_secs(60), 0, 0).expect("readers"),
-        );
+        let r = Arc::new(Readers::open(&path, 2, Duration::from_secs(60), 0, 0).expect("readers"));
         let count = |r: Arc<Readers>| async move {
             r.run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
@@ -403,7 +405,11 @@ mod tests {
             busy.spawn(async move {
                 // Three through the lane's places, two straight into the
                 // queue's heavy lane (as a place-holder that lied would).
-                let _place = if n < 3 { Some(lane.enter().await?) } else { None };
+                let _place = if n < 3 {
+                    Some(lane.enter().await?)
+                } else {
+                    None
+                };
                 endless(r, Lane::Heavy).await
             });
         }
@@ -429,7 +435,9 @@ mod tests {
         let (_dir, path) = file_with_rows(10);
         let r = Readers::open(&path, 1, Duration::from_secs(30), 0, 0).expect("readers");
         for _ in 0..5 {
-            let slow = r.run(Lane::Cheap, |c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db));
+            let slow = r.run(Lane::Cheap, |c| {
+                c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+            });
             // Given up after 50 ms, like a client that closes its socket.
             assert!(
                 tokio::time::timeout(Duration::from_millis(50), slow)
