@@ -204,6 +204,7 @@ pub async fn run_with(
                         fd_reserve: config.api.fd_reserve,
                         shutdown_grace: config.api.shutdown_grace,
                         send_timeout: config.api.send_timeout,
+                        ..crate::api::ServerLimits::default()
                     },
                     ..crate::api::DedicatedOptions::default()
                 },

@@ -1596,3 +1596,15 @@ async fn store_unreachable_is_503_and_recovers() {
     assert_eq!(get(&app, "/readyz").await.status, StatusCode::OK);
     drop(cluster);
 }
+
+#[tokio::test]
+async fn a_node_not_in_a_cluster_says_so_on_api_cluster() {
+    let (_fake, state) = fake_state(None);
+    let app = api::app(state);
+    let a = get(&app, "/api/cluster").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["state"], "off", "{v}");
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["leases"].as_array().map(Vec::len), Some(0), "{v}");
+}

@@ -775,6 +775,28 @@ async fn a_node_shows_the_cluster_follows_reloads_and_refuses_other_timings() {
         WORLDS + 1,
         "12 worlds and the watcher:\n{text}"
     );
+    // The dashboard's cluster panel, in Chromium.
+    let browser = crate::helper::browser::Browser::start(1280, 900).await;
+    browser.goto(&format!("http://{}/", a.api)).await;
+    browser
+        .wait_for(
+            "the cluster panel with both nodes and every lease",
+            Duration::from_secs(20),
+            "const p = document.getElementById('cluster-panel'); \
+             return !p.hidden \
+               && document.querySelectorAll('#cluster-nodes tbody tr').length === 2 \
+               && document.querySelectorAll('#cluster-leases tbody tr').length === arguments[0] \
+               && document.getElementById('cluster-summary').textContent.includes('12/12 worlds owned');",
+            serde_json::json!(WORLDS + 1),
+        )
+        .await;
+    let errors: Vec<(String, String)> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
     // A node with another lease_ttl is refused, naming what differs.
     let other = s.dir.path().join("other.toml");
     let text = std::fs::read_to_string(&s.config).expect("config");

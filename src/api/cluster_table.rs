@@ -23,6 +23,9 @@ pub async fn fetch_cluster(api: &str) -> anyhow::Result<Value> {
             .unwrap_or("no answer");
         anyhow::bail!("{base}/api/cluster answered {status}: {why}");
     }
+    if value["state"] == "off" {
+        anyhow::bail!("{base} is not a cluster node ([cluster] enabled = false)");
+    }
     Ok(value)
 }
 

@@ -132,6 +132,22 @@ impl ApiError {
         ApiError::StoreUnreachable
     }
 
+    /// A failed store read of `what`: a full heavy-read lane is 429 with
+    /// `Retry-After` (the client may retry; nothing is wrong with the
+    /// store), anything else [`ApiError::store`].
+    pub fn from_store(what: &str, e: &crate::store::StoreError) -> ApiError {
+        match e {
+            crate::store::StoreError::Busy(message) => {
+                tracing::debug!(what, %message, "heavy read refused: the lane is full");
+                ApiError::TooBusy {
+                    message: format!("{what}: {message}"),
+                    retry_after: 1,
+                }
+            }
+            other => ApiError::store(&format!("{what}: {other}")),
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -10,10 +10,17 @@
 //! - a request head must arrive within `header_timeout`, counted from the
 //!   moment the connection waits for one: a half-sent head and an idle
 //!   keep-alive connection are both closed then;
+//! - while every connection is taken and clients wait in the accept queue,
+//!   as many connections as wait (at most [`EVICT_AT_ONCE`] every 50 ms)
+//!   that have neither a request in a handler nor moved a byte for
+//!   `evict_idle` are closed, the longest idle first, so clients that hold
+//!   sockets without using them cannot keep a new client waiting for the
+//!   whole `header_timeout`;
 //! - on shutdown it stops accepting, lets open requests finish for
 //!   `shutdown_grace`, then drops whatever is still open.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -40,6 +47,9 @@ pub struct ServerLimits {
     /// How long one write to a client may stay blocked (the client stopped
     /// reading) before the connection is cut.
     pub send_timeout: Duration,
+    /// At the connection cap, a connection with no request in a handler
+    /// that moved no byte for this long is closed for a waiting client.
+    pub evict_idle: Duration,
 }
 
 impl Default for ServerLimits {
@@ -50,6 +60,7 @@ impl Default for ServerLimits {
             fd_reserve: 64,
             shutdown_grace: Duration::from_secs(2),
             send_timeout: Duration::from_secs(10),
+            evict_idle: Duration::from_secs(1),
         }
     }
 }
@@ -125,6 +136,124 @@ impl FdGauge {
     }
 }
 
+/// What the accept loop knows of one connection: when it last moved a
+/// byte, whether a handler is working on one of its requests, and the
+/// token that closes it.
+struct Activity {
+    origin: Instant,
+    /// Milliseconds after `origin` of the last byte read or written.
+    last: AtomicU64,
+    /// Requests of this connection inside a handler.
+    busy: AtomicUsize,
+    evict: CancellationToken,
+}
+
+impl Activity {
+    fn new(origin: Instant) -> Activity {
+        Activity {
+            origin,
+            last: AtomicU64::new(origin.elapsed().as_millis() as u64),
+            busy: AtomicUsize::new(0),
+            evict: CancellationToken::new(),
+        }
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Idle this long or more, with nothing in a handler.
+    fn idle_for(&self, at_least: Duration) -> bool {
+        let now = self.origin.elapsed().as_millis() as u64;
+        self.busy.load(Ordering::Acquire) == 0
+            && now.saturating_sub(self.last.load(Ordering::Relaxed)) >= at_least.as_millis() as u64
+    }
+}
+
+/// Marks a connection busy while a handler works on one of its requests.
+#[derive(Clone)]
+struct Busy<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Busy<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures_util::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let activity = self.activity.clone();
+        activity.busy.fetch_add(1, Ordering::AcqRel);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let answer = call.await;
+            activity.touch();
+            activity.busy.fetch_sub(1, Ordering::AcqRel);
+            answer
+        })
+    }
+}
+
+/// Most connections closed per check at the cap: evicted clients that
+/// come straight back (an attacker's sockets) are then let in a few at a
+/// time, between the requests of the clients being served, rather than
+/// hundreds at once.
+const EVICT_AT_ONCE: usize = 32;
+
+/// Close up to `at_most` of the connections idle for `idle` (see
+/// [`Activity`]), the longest idle first; forget the ended ones. Returns
+/// how many were closed.
+fn evict_idle(registry: &Mutex<Vec<Weak<Activity>>>, idle: Duration, at_most: usize) -> usize {
+    let mut all = registry.lock().unwrap_or_else(|e| e.into_inner());
+    all.retain(|w| w.strong_count() > 0);
+    let mut idle: Vec<Arc<Activity>> = all
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|a| !a.evict.is_cancelled() && a.idle_for(idle))
+        .collect();
+    drop(all);
+    idle.sort_by_key(|a| a.last.load(Ordering::Relaxed));
+    for a in idle.iter().take(at_most) {
+        a.evict.cancel();
+    }
+    idle.len().min(at_most)
+}
+
+/// Connections waiting in `listener`'s accept queue (Linux reports it in
+/// `TCP_INFO` of a listening socket); `None` where it cannot be read.
+fn waiting_to_be_accepted(listener: &TcpListener) -> Option<usize> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: tcp_info is plain old data; all zeroes is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid socket, a buffer of `len` bytes that outlives the
+    // call, and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    // For a listening socket, `tcpi_unacked` is the accept queue's length.
+    (rc == 0).then_some(info.tcpi_unacked as usize)
+}
+
 /// Serve `router` on `listener` until `shutdown` is cancelled, within
 /// `limits`; returns once every connection has ended or been dropped.
 pub async fn run(
@@ -138,14 +267,31 @@ pub async fn run(
     let mut gauge = FdGauge::new(limits.fd_reserve);
     let mut conns = JoinSet::new();
     let mut refused_log = None::<Instant>;
+    let origin = Instant::now();
+    let registry: Mutex<Vec<Weak<Activity>>> = Mutex::new(Vec::new());
     'accept: loop {
-        let permit = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break 'accept,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => break p,
+                    Err(_) => break 'accept,
+                },
+                // Every connection taken: make room for the clients
+                // waiting by closing idle ones.
+                () = tokio::time::sleep(FdGauge::EVERY) => {
+                    let waiting = waiting_to_be_accepted(&listener).unwrap_or(EVICT_AT_ONCE);
+                    let closed = evict_idle(
+                        &registry,
+                        limits.evict_idle,
+                        waiting.min(EVICT_AT_ONCE),
+                    );
+                    if closed > 0 {
+                        tracing::debug!(closed, "API: idle connections closed at the connection cap");
+                    }
+                }
+            }
         };
         while gauge.full() {
             if refused_log.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(10)) {
@@ -182,7 +328,19 @@ pub async fn run(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(router.clone());
+        let activity = Arc::new(Activity::new(origin));
+        {
+            let mut all = registry.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget the ended ones now and then, at the cap or not.
+            if all.len() >= 2 * limits.max_connections.max(1) {
+                all.retain(|w| w.strong_count() > 0);
+            }
+            all.push(Arc::downgrade(&activity));
+        }
+        let service = TowerToHyperService::new(Busy {
+            inner: router.clone(),
+            activity: activity.clone(),
+        });
         let stop = shutdown.clone();
         let closed = closed.clone();
         conns.spawn(async move {
@@ -191,7 +349,8 @@ pub async fn run(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);
-            let io = SendDeadline::new(tcp, limits.send_timeout);
+            let evict = activity.evict.clone();
+            let io = SendDeadline::new(tcp, limits.send_timeout, activity);
             let conn = builder.serve_connection(TokioIo::new(io), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
@@ -200,6 +359,8 @@ pub async fn run(
                         tracing::debug!(error = %e, "API connection ended with an error");
                     }
                 }
+                // Idle at the connection cap: closed (dropped) for another.
+                () = evict.cancelled() => {}
                 () = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
@@ -239,14 +400,17 @@ struct SendDeadline {
     io: tokio::net::TcpStream,
     limit: Duration,
     blocked: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Told of every byte moved.
+    activity: Arc<Activity>,
 }
 
 impl SendDeadline {
-    fn new(io: tokio::net::TcpStream, limit: Duration) -> SendDeadline {
+    fn new(io: tokio::net::TcpStream, limit: Duration, activity: Arc<Activity>) -> SendDeadline {
         SendDeadline {
             io,
             limit,
             blocked: None,
+            activity,
         }
     }
 
@@ -261,6 +425,7 @@ impl SendDeadline {
         match poll {
             Poll::Ready(r) => {
                 self.blocked = None;
+                self.activity.touch();
                 Poll::Ready(r)
             }
             Poll::Pending => {
@@ -286,7 +451,12 @@ impl tokio::io::AsyncRead for SendDeadline {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        poll
     }
 }
 
@@ -332,6 +502,39 @@ impl tokio::io::AsyncWrite for SendDeadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_accept_queue_is_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        assert_eq!(waiting_to_be_accepted(&listener), Some(0));
+        let _clients: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        // Loopback handshakes complete in the kernel at connect.
+        assert_eq!(waiting_to_be_accepted(&listener), Some(3));
+        let _one = listener.accept().await.expect("accept");
+        assert_eq!(waiting_to_be_accepted(&listener), Some(2));
+    }
+
+    #[test]
+    fn eviction_closes_at_most_the_asked_the_longest_idle_first() {
+        let origin = Instant::now() - Duration::from_secs(60);
+        let conns: Vec<Arc<Activity>> = (0..5).map(|_| Arc::new(Activity::new(origin))).collect();
+        // Last byte 50, 40, 30, 20 and 10 s ago; the last one busy.
+        for (n, a) in conns.iter().enumerate() {
+            a.last.store(10_000 * (n as u64 + 1), Ordering::Relaxed);
+        }
+        conns[4].busy.store(1, Ordering::Relaxed);
+        let registry = Mutex::new(conns.iter().map(Arc::downgrade).collect::<Vec<_>>());
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 2), 2);
+        let closed: Vec<bool> = conns.iter().map(|a| a.evict.is_cancelled()).collect();
+        assert_eq!(closed, [true, true, false, false, false]);
+        // The other two idle ones next; the busy one never.
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 10), 2);
+        assert!(!conns[4].evict.is_cancelled());
+        assert_eq!(evict_idle(&registry, Duration::from_secs(15), 10), 0);
+    }
 
     #[test]
     fn the_gauge_keeps_the_reserve() {

@@ -154,7 +154,7 @@ pub struct Balance {
 pub struct ClusterView {
     /// `ok`, `alarm` (a world without an owner for more than 2 TTL),
     /// `joining` (no tick committed yet), `isolated` (the last tick
-    /// failed).
+    /// failed), `off` (not a cluster node).
     pub state: String,
     /// `lease_ttl`, ms.
     pub lease_ttl_ms: u64,
@@ -174,6 +174,16 @@ pub struct ClusterView {
     pub db_now: Option<DateTime<Utc>>,
     /// This node's counters.
     pub counters: CounterView,
+}
+
+impl ClusterView {
+    /// What a node not in a cluster shows.
+    pub fn off() -> ClusterView {
+        ClusterView {
+            state: "off".into(),
+            ..ClusterView::default()
+        }
+    }
 }
 
 /// Shared between the node's task and the API.

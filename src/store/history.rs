@@ -3,6 +3,10 @@
 //! per-player series for graphs, the last parsed status page of each world,
 //! and streamed exports of every delta and every player.
 //!
+//! Totals, names and series are heavy reads: on an API's store each takes
+//! a place in the heavy lane first ([`super::lane`]), so they never hold
+//! every read connection.
+//!
 //! Every query runs on an index added by migration 2 (see the backends):
 //! deltas by `(update time DESC, name, delta)`, `(world, update time DESC,
 //! name)`, `(guild, update time DESC, name)`, `(name, update time, delta)`
@@ -111,8 +115,11 @@ impl Store {
         world: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<PlayerTotal>, StoreError> {
-        let q = history::player_totals(self.dialect(), range, world, limit);
-        self.fetch(q, row::total_of).await
+        self.heavy(async {
+            let q = history::player_totals(self.dialect(), range, world, limit);
+            self.fetch(q, row::total_of).await
+        })
+        .await
     }
 
     /// Names of the players having deltas (optionally in a world and/or a
@@ -132,8 +139,11 @@ impl Store {
         guild: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Vec<String>, StoreError> {
-        let q = history::player_names(self.dialect(), world, guild, limit);
-        self.fetch(q, row::text_of).await
+        self.heavy(async {
+            let q = history::player_names(self.dialect(), world, guild, limit);
+            self.fetch(q, row::text_of).await
+        })
+        .await
     }
 
     /// The first and last update times of the deltas (optionally of a world
@@ -166,8 +176,11 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let q = history::player_deltas(self.dialect(), names, range, limit);
-        self.fetch(q, row::delta_of).await
+        self.heavy(async {
+            let q = history::player_deltas(self.dialect(), names, range, limit);
+            self.fetch(q, row::delta_of).await
+        })
+        .await
     }
 
     /// The latest experience of these players, in every world they have.

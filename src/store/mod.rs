@@ -31,6 +31,7 @@ mod dialect;
 mod exec;
 pub mod history;
 pub mod import;
+pub mod lane;
 pub mod logic;
 mod pg;
 mod query;
@@ -67,12 +68,16 @@ pub enum StoreError {
     /// written, and the writer must stop ([`cluster`]).
     #[error("fenced: {0}")]
     Fenced(String),
+    /// Too many heavy reads at once: no place in the heavy lane
+    /// ([`lane`]) came free within the wait. Worth retrying shortly.
+    #[error("store busy: {0}")]
+    Busy(String),
 }
 
 impl StoreError {
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
     }
 
     /// Whether a fenced write was refused ([`StoreError::Fenced`]).
@@ -194,24 +199,32 @@ pub enum WriteOutcome {
 pub struct ReadSettings {
     /// Read connections: SQLite read-only connections, each on a thread
     /// of its own; PostgreSQL: the size of the pool, exports included.
+    /// Heavy reads take at most `readers − 1` of them ([`lane`]).
     pub readers: usize,
     /// How long one query may run: past it the query is stopped (SQLite's
     /// interrupt; PostgreSQL's `statement_timeout` and a cancel request)
-    /// and the read fails as unavailable.
+    /// and the read fails as unavailable. A heavy read waits at most as
+    /// long for a place in the heavy lane (then it fails as busy).
     pub query_timeout: std::time::Duration,
     /// Nice value of the read threads (SQLite readers and exports, 0..=19):
     /// above the API's own, so the API can always answer and cancel while
     /// they are busy, and the pool's threads come first.
     pub nice: i32,
+    /// Nice value of the SQLite reader kept for cheap reads (the first of
+    /// `readers`, when there are two or more): the API's own, so a cheap
+    /// read runs as soon as the API asks, whatever heavy reads do.
+    pub cheap_nice: i32,
 }
 
 impl Default for ReadSettings {
-    /// 4 readers, 5 s per query.
+    /// 4 readers, 5 s per query, nice 15 (the cheap reader 10, the
+    /// API's).
     fn default() -> Self {
         ReadSettings {
             readers: 4,
             query_timeout: std::time::Duration::from_secs(5),
             nice: 15,
+            cheap_nice: 10,
         }
     }
 }

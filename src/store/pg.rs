@@ -89,6 +89,8 @@ pub struct PgStore {
     fence: Option<super::Fence>,
     /// The URL as `tokio-postgres` takes it (a `LISTEN` connection's).
     url: String,
+    /// Places of heavy reads and exports in the pool (an API's store).
+    lane: Option<std::sync::Arc<super::lane::HeavyLane>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -272,6 +274,11 @@ impl PgStore {
         PgStore::open_with(url, reads.readers.max(1), Some(reads), None).await
     }
 
+    /// The heavy lane of the API's pool (none elsewhere).
+    pub(super) fn heavy_lane(&self) -> Option<&super::lane::HeavyLane> {
+        self.lane.as_deref()
+    }
+
     /// A connection for a read ([`ReadConn`]).
     pub(super) async fn reader(&self) -> Result<ReadConn, StoreError> {
         Ok(ReadConn {
@@ -321,6 +328,12 @@ impl PgStore {
             tls: connector,
             fence: None,
             url: url.to_string(),
+            lane: reads.map(|r| {
+                std::sync::Arc::new(super::lane::HeavyLane::new(
+                    max_connections,
+                    r.query_timeout,
+                ))
+            }),
         };
         store.migrate().await?;
         // Close idle connections so many workers don't pin many connections.

@@ -82,6 +82,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// Read-only connections (the API's store; none elsewhere).
     readers: Option<Arc<readers::Readers>>,
+    /// Places of heavy reads among the readers (with the readers).
+    lane: Option<Arc<super::lane::HeavyLane>>,
     /// Nice value of the read threads (readers, exports).
     read_nice: i32,
 }
@@ -178,6 +180,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             readers: None,
+            lane: None,
             read_nice: 0,
         })
     }
@@ -194,14 +197,29 @@ impl SqliteStore {
         if store.path.as_os_str() != ":memory:" && reads.readers > 0 {
             let p = store.path.clone();
             let readers = tokio::task::spawn_blocking(move || {
-                readers::Readers::open(&p, reads.readers, reads.query_timeout, reads.nice)
+                readers::Readers::open(
+                    &p,
+                    reads.readers,
+                    reads.query_timeout,
+                    reads.nice,
+                    reads.cheap_nice,
+                )
             })
             .await
             .map_err(|e| StoreError::Rejected(format!("sqlite open task: {e}")))??;
             store.readers = Some(Arc::new(readers));
+            store.lane = Some(Arc::new(super::lane::HeavyLane::new(
+                reads.readers,
+                reads.query_timeout,
+            )));
             store.read_nice = reads.nice;
         }
         Ok(store)
+    }
+
+    /// The heavy lane of the readers (none without readers).
+    pub(super) fn heavy_lane(&self) -> Option<&super::lane::HeavyLane> {
+        self.lane.as_deref()
     }
 
     /// A read: on a read-only connection when the store has them,
@@ -211,7 +229,7 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         match &self.readers {
-            Some(r) => r.run(f).await,
+            Some(r) => r.run(super::lane::current(), f).await,
             None => self.with(f).await,
         }
     }

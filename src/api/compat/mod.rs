@@ -455,7 +455,7 @@ async fn query<T>(
 ) -> Result<T, ApiError> {
     match tokio::time::timeout(STORE_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ApiError::store(&format!("{what}: {e}"))),
+        Ok(Err(e)) => Err(ApiError::from_store(what, &e)),
         Err(_) => Err(ApiError::store(&format!("{what}: timed out"))),
     }
 }

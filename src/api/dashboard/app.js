@@ -1208,7 +1208,7 @@
       clusterTimer = setTimeout(loadCluster, 5000);
       return;
     }
-    if (r.status === 501 || r.status === 404) return; // not a cluster node
+    if (r.status === 404) return; // an older server
     if (!r.ok) {
       clusterTimer = setTimeout(loadCluster, 5000);
       return;
@@ -1219,6 +1219,7 @@
     } catch (_) {
       return;
     }
+    if (v.state === "off") return; // not a cluster node
     renderCluster(v);
     clusterTimer = setTimeout(loadCluster, 2000);
   }

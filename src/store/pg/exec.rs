@@ -184,6 +184,16 @@ impl PgStore {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
         let store = self.clone();
         tokio::spawn(async move {
+            // A heavy read: a place in the heavy lane first, held until the
+            // connection is gone, so exports and heavy queries together
+            // leave a connection of the pool to the cheap reads.
+            let _heavy = match crate::store::lane::enter(store.heavy_lane()).await {
+                Ok(place) => place,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
             // A connection of the pool (exports share it with every other
             // query: they never open connections of their own), used once.
             let obj = match store.client().await {

@@ -5,14 +5,20 @@
 //! whose caller went away (timeout, client gone) is skipped if it has not
 //! started and interrupted (`sqlite3_interrupt`) if it has, so an abandoned
 //! heavy query costs nothing once abandoned.
+//!
+//! Two lanes ([`super::super::lane`]): the first reader serves cheap reads
+//! only, at the API's own priority; the others serve cheap reads first,
+//! then heavy ones, at the readers' lower priority. A cheap read thus never
+//! waits behind a heavy one, nor for the CPU behind one.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
+use super::super::lane::Lane;
 use super::{StoreError, busy_retry, db};
 
 /// Queries waiting for a reader, per reader; beyond it a read answers
@@ -25,6 +31,97 @@ type Work = Box<dyn FnOnce(&mut Connection) + Send>;
 struct Job {
     work: Work,
     ticket: Arc<Ticket>,
+}
+
+/// The jobs waiting, by lane.
+#[derive(Default)]
+struct Waiting {
+    cheap: VecDeque<Job>,
+    heavy: VecDeque<Job>,
+    /// The store is gone: the threads end.
+    closed: bool,
+}
+
+/// The queue the caller and the reader threads share.
+struct Queue {
+    waiting: Mutex<Waiting>,
+    /// A cheap job came (every reader may take it).
+    cheap: Condvar,
+    /// A job of either lane came (the readers that serve both).
+    any: Condvar,
+    capacity: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, lane: Lane, job: Job) -> Result<(), StoreError> {
+        let mut w = self.lock();
+        if w.closed {
+            return Err(StoreError::Unavailable(
+                "the store's readers stopped".to_string(),
+            ));
+        }
+        if w.cheap.len() + w.heavy.len() >= self.capacity {
+            return Err(StoreError::Unavailable(
+                "too many store reads are waiting: try again later".to_string(),
+            ));
+        }
+        match lane {
+            Lane::Cheap => {
+                w.cheap.push_back(job);
+                drop(w);
+                self.cheap.notify_one();
+                self.any.notify_one();
+            }
+            Lane::Heavy => {
+                w.heavy.push_back(job);
+                drop(w);
+                self.any.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// The next job for a reader of `role`; `None` once closed.
+    fn take(&self, role: Role) -> Option<Job> {
+        let mut w = self.lock();
+        loop {
+            if w.closed {
+                return None;
+            }
+            if let Some(job) = w.cheap.pop_front() {
+                return Some(job);
+            }
+            if role == Role::Both
+                && let Some(job) = w.heavy.pop_front()
+            {
+                return Some(job);
+            }
+            let wake = match role {
+                Role::CheapOnly => &self.cheap,
+                Role::Both => &self.any,
+            };
+            w = wake.wait(w).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.cheap.notify_all();
+        self.any.notify_all();
+    }
+}
+
+/// What a reader thread serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Cheap reads only (the first reader).
+    CheapOnly,
+    /// Cheap reads first, then heavy ones.
+    Both,
 }
 
 /// Where a job is: its caller and its reader thread agree through this.
@@ -74,21 +171,38 @@ impl Drop for Abandon {
 /// The read-only connections and their threads. Dropping the last clone of
 /// the store closes the queue; the threads then end.
 pub(super) struct Readers {
-    jobs: SyncSender<Job>,
+    queue: Arc<Queue>,
     timeout: Duration,
 }
 
+impl Drop for Readers {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
 impl Readers {
-    /// Open `count` read-only connections to `path`, each on a thread.
+    /// Open `count` read-only connections to `path`, each on a thread: the
+    /// first for cheap reads only, at nice `cheap_nice`; the others at
+    /// `nice` (with a single reader, it serves both lanes at `nice`).
     pub(super) fn open(
         path: &Path,
         count: usize,
         timeout: Duration,
         nice: i32,
+        cheap_nice: i32,
     ) -> Result<Readers, StoreError> {
         let count = count.max(1);
-        let (jobs, queue) = sync_channel::<Job>(count * QUEUE_PER_READER);
-        let queue = Arc::new(Mutex::new(queue));
+        let queue = Arc::new(Queue {
+            waiting: Mutex::new(Waiting::default()),
+            cheap: Condvar::new(),
+            any: Condvar::new(),
+            capacity: count * QUEUE_PER_READER,
+        });
+        let readers = Readers {
+            queue: queue.clone(),
+            timeout,
+        };
         for n in 0..count {
             let mut conn = Connection::open_with_flags(
                 path,
@@ -98,24 +212,30 @@ impl Readers {
             )
             .map_err(|e| StoreError::Unavailable(format!("sqlite {}: {e}", path.display())))?;
             conn.busy_handler(Some(busy_retry)).map_err(db)?;
+            let (role, nice) = if n == 0 && count > 1 {
+                (Role::CheapOnly, cheap_nice)
+            } else {
+                (Role::Both, nice)
+            };
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("store-reader-{n}"))
                 .spawn(move || {
                     pool::priority::lower_thread_priority(nice);
-                    serve(conn, &queue);
+                    serve(conn, &queue, role);
                 })
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot start a store reader: {e}"))
                 })?;
         }
-        Ok(Readers { jobs, timeout })
+        Ok(readers)
     }
 
     /// Run `f` on a reader within the deadline. Dropping the returned
     /// future abandons the query (interrupting it if it runs).
     pub(super) async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -126,14 +246,7 @@ impl Readers {
             }),
             ticket: ticket.clone(),
         };
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => StoreError::Unavailable(
-                "too many store reads are waiting: try again later".to_string(),
-            ),
-            TrySendError::Disconnected(_) => {
-                StoreError::Unavailable("the store's readers stopped".to_string())
-            }
-        })?;
+        self.queue.push(lane, job)?;
         let abandon = Abandon(Some(ticket));
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(answer)) => {
@@ -152,15 +265,8 @@ impl Readers {
 }
 
 /// One reader thread: take jobs until the queue closes.
-fn serve(mut conn: Connection, queue: &Mutex<Receiver<Job>>) {
-    loop {
-        let job = {
-            let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
+fn serve(mut conn: Connection, queue: &Queue, role: Role) {
+    while let Some(job) = queue.take(role) {
         {
             let mut phase = job.ticket.lock();
             if matches!(*phase, Phase::Abandoned) {
@@ -176,6 +282,7 @@ fn serve(mut conn: Connection, queue: &Mutex<Receiver<Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::lane::HeavyLane;
 
     fn file_with_rows(n: i64) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -199,9 +306,9 @@ mod tests {
     #[tokio::test]
     async fn reads_answer_and_are_read_only() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 2, Duration::from_secs(5), 0).expect("readers");
+        let r = Readers::open(&path, 2, Duration::from_secs(5), 0, 0).expect("readers");
         let n: i64 = r
-            .run(|c| {
+            .run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
                     .map_err(db)
             })
@@ -209,7 +316,9 @@ mod tests {
             .expect("count");
         assert_eq!(n, 10);
         let write = r
-            .run(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(db))
+            .run(Lane::Cheap, |c| {
+                c.execute("INSERT INTO t VALUES (1)", []).map_err(db)
+            })
             .await;
         assert!(write.is_err(), "a reader cannot write: {write:?}");
     }
@@ -217,10 +326,12 @@ mod tests {
     #[tokio::test]
     async fn a_query_past_its_deadline_is_interrupted_and_the_reader_serves_again() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_millis(200), 0).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_millis(200), 0, 0).expect("readers");
         let started = std::time::Instant::now();
         let slow = r
-            .run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db))
+            .run(Lane::Cheap, |c| {
+                c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+            })
             .await;
         assert!(
             matches!(&slow, Err(StoreError::Unavailable(m)) if m.contains("200 ms")),
@@ -228,7 +339,7 @@ mod tests {
         );
         // The one reader is free again: the endless query was interrupted.
         let n: i64 = r
-            .run(|c| {
+            .run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
                     .map_err(db)
             })
@@ -243,11 +354,90 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn heavy_reads_never_take_the_reader_kept_for_cheap_ones() {
+        let (_dir, path) = file_with_rows(10);
+        let r = Arc::new(Readers::open(&path, 2, Duration::from_secs(60), 0, 0).expect("readers"));
+        let count = |r: Arc<Readers>| async move {
+            r.run(Lane::Cheap, |c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .map_err(db)
+            })
+            .await
+        };
+        // An endless query that says when a reader began it.
+        let (began, mut running) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let endless = move |r: Arc<Readers>, lane: Lane| {
+            let began = began.clone();
+            async move {
+                r.run(lane, move |c| {
+                    let _ = began.send(());
+                    c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+                })
+                .await
+            }
+        };
+        let within = Duration::from_secs(10);
+        // Two endless cheap reads take both readers: the next cheap read
+        // waits for them (here: is not answered at all).
+        let mut busy = tokio::task::JoinSet::new();
+        for _ in 0..2 {
+            busy.spawn(endless(r.clone(), Lane::Cheap));
+        }
+        for _ in 0..2 {
+            tokio::time::timeout(within, running.recv())
+                .await
+                .expect("an endless query began");
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), count(r.clone()))
+                .await
+                .is_err(),
+            "both readers were taken: the cheap read had to wait"
+        );
+        busy.abort_all();
+        while busy.join_next().await.is_some() {}
+        // Five endless heavy reads, more than there are readers: one runs,
+        // the others wait (for a place in the lane, or in the queue), and
+        // cheap reads are answered all along by the reader kept for them.
+        let lane = Arc::new(HeavyLane::new(2, Duration::from_secs(60)));
+        for n in 0..5 {
+            let (r, lane, endless) = (r.clone(), lane.clone(), endless.clone());
+            busy.spawn(async move {
+                // Three through the lane's places, two straight into the
+                // queue's heavy lane (as a place-holder that lied would).
+                let _place = if n < 3 {
+                    Some(lane.enter().await?)
+                } else {
+                    None
+                };
+                endless(r, Lane::Heavy).await
+            });
+        }
+        tokio::time::timeout(within, running.recv())
+            .await
+            .expect("a heavy query began");
+        for _ in 0..20 {
+            let n = tokio::time::timeout(within, count(r.clone()))
+                .await
+                .expect("a cheap read is answered while heavy ones run and wait")
+                .expect("count");
+            assert_eq!(n, 10);
+        }
+        assert_eq!(busy.len(), 5, "the heavy reads still run or wait");
+        assert!(running.try_recv().is_err(), "only one heavy read began");
+        assert_eq!(lane.free(), 0, "the lane's one place is taken");
+        busy.abort_all();
+        while busy.join_next().await.is_some() {}
+    }
+
+    #[tokio::test]
     async fn a_dropped_caller_abandons_its_query() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_secs(30), 0).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_secs(30), 0, 0).expect("readers");
         for _ in 0..5 {
-            let slow = r.run(|c| c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db));
+            let slow = r.run(Lane::Cheap, |c| {
+                c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
+            });
             // Given up after 50 ms, like a client that closes its socket.
             assert!(
                 tokio::time::timeout(Duration::from_millis(50), slow)
@@ -257,7 +447,7 @@ mod tests {
         }
         let n: i64 = tokio::time::timeout(
             Duration::from_secs(2),
-            r.run(|c| {
+            r.run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
                     .map_err(db)
             }),
