@@ -452,6 +452,9 @@ pub enum ExitReasonName {
     Stopped,
     /// No process was started: the spawn failed (`error` says why).
     SpawnFailed,
+    /// Exited with status 87: a cluster node's worker whose write the
+    /// fence refused (another node owns its world). Not restarted.
+    Fenced,
 }
 
 /// `kind` of a worker.
