@@ -114,6 +114,40 @@ fn lease_of(r: &tokio_postgres::Row) -> LeaseRow {
     }
 }
 
+/// Every lease row.
+async fn leases(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<Vec<LeaseRow>, StoreError> {
+    Ok(client
+        .query(LEASES, &[])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(lease_of)
+        .collect())
+}
+
+/// The live nodes and every lease, seen at `db_now`.
+async fn snapshot(
+    client: &impl deadpool_postgres::GenericClient,
+    db_now: DateTime<Utc>,
+    worlds: &[String],
+) -> Result<LeaseSnapshot, StoreError> {
+    let nodes: Vec<NodeRow> = client
+        .query(LIVE_NODES, &[])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(node_of)
+        .collect();
+    Ok(LeaseSnapshot::new(
+        db_now,
+        nodes,
+        leases(client).await?,
+        worlds,
+    ))
+}
+
 fn epochs(rows: &[tokio_postgres::Row]) -> Vec<(String, i64)> {
     rows.iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
@@ -172,21 +206,7 @@ impl PgStore {
         )
         .await
         .map_err(pg_err)?;
-        let nodes: Vec<NodeRow> = tx
-            .query(LIVE_NODES, &[])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(node_of)
-            .collect();
-        let leases: Vec<LeaseRow> = tx
-            .query(LEASES, &[])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(lease_of)
-            .collect();
-        let snapshot = LeaseSnapshot::new(db_now, nodes, leases, req.worlds);
+        let snapshot = snapshot(&tx, db_now, req.worlds).await?;
         let want = if req.acquire { plan(&snapshot) } else { 0 };
         let mut acquired = if want > 0 {
             let limit = i64::try_from(want).unwrap_or(i64::MAX);
@@ -210,14 +230,7 @@ impl PgStore {
         let snapshot = if acquired.is_empty() {
             snapshot
         } else {
-            let leases: Vec<LeaseRow> = tx
-                .query(LEASES, &[])
-                .await
-                .map_err(pg_err)?
-                .iter()
-                .map(lease_of)
-                .collect();
-            LeaseSnapshot::new(db_now, snapshot.nodes, leases, req.worlds)
+            LeaseSnapshot::new(db_now, snapshot.nodes, leases(&tx).await?, req.worlds)
         };
         tx.commit().await.map_err(pg_err)?;
         Ok(TickAnswer {
@@ -266,21 +279,7 @@ impl PgStore {
             .await
             .map_err(pg_err)?
             .get(0);
-        let nodes = client
-            .query(LIVE_NODES, &[])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(node_of)
-            .collect();
-        let leases = client
-            .query(LEASES, &[])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(lease_of)
-            .collect();
-        Ok(LeaseSnapshot::new(db_now, nodes, leases, worlds))
+        snapshot(&client, db_now, worlds).await
     }
 }
 
