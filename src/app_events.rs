@@ -61,7 +61,9 @@ pub enum AppEvent {
 impl From<ClusterEvent> for AppEvent {
     fn from(e: ClusterEvent) -> AppEvent {
         match e {
-            ClusterEvent::LeaseAcquired { world, epoch } => AppEvent::LeaseAcquired { world, epoch },
+            ClusterEvent::LeaseAcquired { world, epoch } => {
+                AppEvent::LeaseAcquired { world, epoch }
+            }
             ClusterEvent::LeaseLost {
                 world,
                 epoch,

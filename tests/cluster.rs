@@ -20,7 +20,6 @@ use crate::helper::pg::PgCluster;
 use crate::helper::supervisor::{Launch, Supervisor, run_command};
 use crate::helper::{free_port, wait_for, wait_for_async};
 
-
 const TTL: Duration = Duration::from_secs(3);
 const TICK: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(500);
@@ -113,11 +112,15 @@ fn node(config: &Path, name: &str, env: &[(String, String)]) -> Supervisor {
         log,
         dir,
     };
-    wait_for(&format!("node {name}'s API"), Duration::from_secs(60), || {
-        sup.get("/api/cluster")
-            .filter(|(s, _)| *s == 200)
-            .map(|_| ())
-    });
+    wait_for(
+        &format!("node {name}'s API"),
+        Duration::from_secs(60),
+        || {
+            sup.get("/api/cluster")
+                .filter(|(s, _)| *s == 200)
+                .map(|_| ())
+        },
+    );
     sup
 }
 
@@ -144,7 +147,10 @@ fn running(node: &Supervisor) -> BTreeSet<String> {
     let Some((200, v)) = node.get("/api/workers") else {
         return BTreeSet::new();
     };
-    let list = v.as_array().cloned().or_else(|| v["workers"].as_array().cloned());
+    let list = v
+        .as_array()
+        .cloned()
+        .or_else(|| v["workers"].as_array().cloned());
     list.unwrap_or_default()
         .iter()
         .filter(|w| w["state"] == "running")
@@ -288,13 +294,20 @@ async fn runs_are_clean(url: &str, nodes: &[&Supervisor]) {
          WHERE epoch < prev",
     )
     .await;
-    assert!(down.is_empty(), "an epoch went down in id order in {} runs", down.len());
+    assert!(
+        down.is_empty(),
+        "an epoch went down in id order in {} runs",
+        down.len()
+    );
     for n in nodes {
         let log = std::fs::read_to_string(&n.log).unwrap_or_default();
         assert!(
             !log.contains("test trigger: run of"),
             "a write was made under an epoch that was not its lease's:\n{}",
-            log.lines().filter(|l| l.contains("test trigger")).collect::<Vec<_>>().join("\n")
+            log.lines()
+                .filter(|l| l.contains("test trigger"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -331,7 +344,10 @@ where
             Err(e) => e,
         };
         if began.elapsed() > deadline {
-            panic!("timed out after {deadline:?} waiting for {what}: {last}\n{}", diag(nodes));
+            panic!(
+                "timed out after {deadline:?} waiting for {what}: {last}\n{}",
+                diag(nodes)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -353,7 +369,11 @@ fn settled(url: &str, nodes: &[&Supervisor], want: &[usize], deadline: Duration)
                 .map(|n| {
                     let log = std::fs::read_to_string(&n.log).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(6).collect();
-                    format!("{}\n{}", view(n).map(|v| v.to_string()).unwrap_or_default(), tail.join("\n"))
+                    format!(
+                        "{}\n{}",
+                        view(n).map(|v| v.to_string()).unwrap_or_default(),
+                        tail.join("\n")
+                    )
                 })
                 .collect();
             panic!(
@@ -410,11 +430,21 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let c = node(&s.config, "c", &[]);
-    let took = settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     eprintln!("3 nodes: 4/4/4 after {took:?}");
     let before = leases(&url).await;
     let d = node(&s.config, "d", &[]);
-    let took = settled(&url, &[&a, &b, &c, &d], &[3, 3, 3, 3], TTL * 3 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c, &d],
+        &[3, 3, 3, 3],
+        TTL * 3 + Duration::from_secs(10),
+    );
     eprintln!("4th node: 3/3/3/3 after {took:?}");
     let after = leases(&url).await;
     let moved: Vec<&String> = before
@@ -443,11 +473,21 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let mut c = node(&s.config, "c", &[]);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     let theirs = held(&c).expect("c's leases");
     // Every world has stored runs before the kill.
     wait_for_async("a run of every world", Duration::from_secs(30), || async {
-        let n: i64 = sql(&url, "SELECT count(DISTINCT world) FROM runs WHERE status = 'ok'").await[0].get(0);
+        let n: i64 = sql(
+            &url,
+            "SELECT count(DISTINCT world) FROM runs WHERE status = 'ok'",
+        )
+        .await[0]
+            .get(0);
         (n as usize == WORLDS).then_some(())
     })
     .await;
@@ -459,7 +499,10 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
     let now = leases(&url).await;
     for (world, epoch) in &theirs {
         let (_, e, _) = &now[world];
-        assert!(e > epoch, "{world}: epoch {e} after the takeover, {epoch} before");
+        assert!(
+            e > epoch,
+            "{world}: epoch {e} after the takeover, {epoch} before"
+        );
     }
     // Runs went on: no gap longer than 2 TTL + the poll interval (+ the
     // site's 1 s between updates) in the worlds that moved.
@@ -521,17 +564,33 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     let marker = s.dir.path().join("stalled");
     let release = s.dir.path().join("release");
     let env = [
-        ("WORLDPOOL_TEST_STALL_IN_TX".to_string(), marker.display().to_string()),
-        ("WORLDPOOL_TEST_STALL_RELEASE".to_string(), release.display().to_string()),
+        (
+            "WORLDPOOL_TEST_STALL_IN_TX".to_string(),
+            marker.display().to_string(),
+        ),
+        (
+            "WORLDPOOL_TEST_STALL_RELEASE".to_string(),
+            release.display().to_string(),
+        ),
     ];
     let c = node(&s.config, "c", &env);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 3 + Duration::from_secs(10));
-    let writer: u32 = wait_for("a write parked in its transaction", Duration::from_secs(30), || {
-        std::fs::read_to_string(&marker).ok()?.trim().parse().ok()
-    });
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 3 + Duration::from_secs(10),
+    );
+    let writer: u32 = wait_for(
+        "a write parked in its transaction",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&marker).ok()?.trim().parse().ok(),
+    );
     let parked = wait_for("the parked worker's world", Duration::from_secs(10), || {
         let (_, v) = c.get("/api/workers")?;
-        let list = v.as_array().cloned().or_else(|| v["workers"].as_array().cloned())?;
+        let list = v
+            .as_array()
+            .cloned()
+            .or_else(|| v["workers"].as_array().cloned())?;
         list.iter()
             .find(|w| w["pid"].as_u64() == Some(u64::from(writer)))
             .and_then(|w| w["world"].as_str().or(w["name"].as_str()).map(String::from))
@@ -543,7 +602,10 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     unsafe { libc::kill(-pgid, libc::SIGSTOP) };
     let took = settled(&url, &[&a, &b], &[6, 6], TTL * 2 + Duration::from_secs(10));
     eprintln!("SIGSTOP: moved after {took:?}");
-    assert!(leases(&url).await[&parked].1 > epoch_before, "the parked world moved");
+    assert!(
+        leases(&url).await[&parked].1 > epoch_before,
+        "the parked world moved"
+    );
     let paused_until = Instant::now() + TTL * 3 - took.min(TTL * 3);
     // Let the parked write try its commit while the node is still paused.
     std::fs::write(&release, "go").expect("release");
@@ -557,15 +619,25 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
     wait_for("the paused node's workers killed", TICK * 3, || {
         running(&c).is_empty().then_some(())
     });
-    until("the fenced exit counted", Duration::from_secs(10), &[&c], || async {
-        let v = view(&c).ok_or("no view")?;
-        match v["counters"]["fenced"].as_u64() {
-            Some(n) if n >= 1 => Ok(()),
-            _ => Err(format!("counters {}", v["counters"])),
-        }
-    })
+    until(
+        "the fenced exit counted",
+        Duration::from_secs(10),
+        &[&c],
+        || async {
+            let v = view(&c).ok_or("no view")?;
+            match v["counters"]["fenced"].as_u64() {
+                Some(n) if n >= 1 => Ok(()),
+                _ => Err(format!("counters {}", v["counters"])),
+            }
+        },
+    )
     .await;
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 4 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 4 + Duration::from_secs(10),
+    );
     checker.finish().await;
     runs_are_clean(&url, &[&a, &b, &c]).await;
     drop(s);
@@ -580,12 +652,20 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let c = node(&s.config, "c", &[]);
-    settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     let before = leases(&url).await;
     pg.stop_server();
     let stopped = Instant::now();
     wait_for("every node at 0 workers", TTL * 2, || {
-        [&a, &b, &c].iter().all(|n| running(n).is_empty()).then_some(())
+        [&a, &b, &c]
+            .iter()
+            .all(|n| running(n).is_empty())
+            .then_some(())
     });
     while stopped.elapsed() < TTL * 2 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -594,14 +674,23 @@ async fn a_database_restart_empties_every_node_then_every_world_is_owned_again()
     for n in [&a, &b, &c] {
         assert!(crate::helper::pid_alive(n.child.id()), "no node exits");
     }
-    let took = settled(&url, &[&a, &b, &c], &[4, 4, 4], TTL * 2 + Duration::from_secs(10));
+    let took = settled(
+        &url,
+        &[&a, &b, &c],
+        &[4, 4, 4],
+        TTL * 2 + Duration::from_secs(10),
+    );
     eprintln!("database restart: owned again after {took:?}");
     let after = leases(&url).await;
     for (world, (_, e, _)) in &before {
         if world == "watcher" {
             continue;
         }
-        assert!(after[world].1 > *e, "{world}: epoch {} after, {e} before", after[world].1);
+        assert!(
+            after[world].1 > *e,
+            "{world}: epoch {} after, {e} before",
+            after[world].1
+        );
     }
     runs_are_clean(&url, &[&a, &b, &c]).await;
     drop(s);

@@ -40,7 +40,11 @@ pub fn render_cluster(v: &Value) -> String {
         v["balance"]["spread"],
         v["lease_ttl_ms"],
     );
-    let _ = writeln!(out, "\n{:<2}{:<24} {:<34} {:>6}", "", "NODE", "ID", "WORLDS");
+    let _ = writeln!(
+        out,
+        "\n{:<2}{:<24} {:<34} {:>6}",
+        "", "NODE", "ID", "WORLDS"
+    );
     for n in v["nodes"].as_array().into_iter().flatten() {
         let id = n["node_id"].as_str().unwrap_or("");
         let _ = writeln!(
@@ -52,7 +56,11 @@ pub fn render_cluster(v: &Value) -> String {
             n["worlds_held"],
         );
     }
-    let _ = writeln!(out, "\n{:<24} {:<24} {:>6}  {}", "LEASE", "OWNER", "EPOCH", "STATE");
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:<24} {:>6}  {}",
+        "LEASE", "OWNER", "EPOCH", "STATE"
+    );
     for l in v["leases"].as_array().into_iter().flatten() {
         let state = if l["alarm"] == true {
             format!(
@@ -97,11 +105,15 @@ mod tests {
             ]
         });
         let text = render_cluster(&v);
-        assert!(text.starts_with("cluster: alarm  nodes 2  worlds 3 (owned 2)"), "{text}");
+        assert!(
+            text.starts_with("cluster: alarm  nodes 2  worlds 3 (owned 2)"),
+            "{text}"
+        );
         assert!(text.contains("* one"), "{text}");
         assert!(text.contains("ALARM: no owner for 9 s"), "{text}");
         assert!(
-            text.lines().any(|l| l.starts_with('A') && l.contains("one") && l.contains("held")),
+            text.lines()
+                .any(|l| l.starts_with('A') && l.contains("one") && l.contains("held")),
             "{text}"
         );
     }

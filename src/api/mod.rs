@@ -65,12 +65,12 @@ use handlers::*;
 pub use serving::{DedicatedOptions, check_bind, serve, serve_dedicated, serve_with};
 pub use state::{ApiState, Reads, read_settings};
 
+pub use cluster_table::{fetch_cluster, render_cluster};
 pub use compat::{CompatSettings, ConfiguredWorld};
 pub use control::{BoxFuture, Control, ControlError, Verb};
 pub use error::ApiError;
 pub use guard::AllowedHosts;
 pub use server::ServerLimits;
-pub use cluster_table::{fetch_cluster, render_cluster};
 pub use table::{HostRow, Row, fetch_hosts, fetch_rows, render_hosts, render_table};
 
 /// Environment variable holding the control token.

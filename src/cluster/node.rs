@@ -177,12 +177,10 @@ impl Node {
         // Wait for the pool's stop of every worker, bounded.
         let deadline = Instant::now() + self.setup.workers.pool.stop_grace + Duration::from_secs(2);
         while Instant::now() < deadline
-            && self.held.keys().any(|w| {
-                self.setup
-                    .pool
-                    .worker(w)
-                    .is_some_and(|s| s.pid.is_some())
-            })
+            && self
+                .held
+                .keys()
+                .any(|w| self.setup.pool.worker(w).is_some_and(|s| s.pid.is_some()))
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -233,8 +231,7 @@ impl Node {
             acquire: self.registered,
         };
         let timeout = renew_timeout(self.ttl(), self.setup.workers.cluster.renew_every);
-        let answer =
-            tokio::time::timeout(timeout, self.setup.store.lease_tick(&req, &plan)).await;
+        let answer = tokio::time::timeout(timeout, self.setup.store.lease_tick(&req, &plan)).await;
         let answer = match answer {
             Ok(Ok(a)) => a,
             Ok(Err(e)) => return self.tick_failed(e.to_string(), release),
@@ -303,8 +300,8 @@ impl Node {
         }
         self.nodes_changed(&answer.snapshot);
         // Shed one world if above the share, at a scrape boundary.
-        let my_worlds = self.held.keys().filter(|w| self.worlds.contains(w)).count()
-            - self.shedding.len();
+        let my_worlds =
+            self.held.keys().filter(|w| self.worlds.contains(w)).count() - self.shedding.len();
         let want = balance::target(
             &answer.snapshot.holdings,
             &self.setup.info.node_id,
@@ -374,9 +371,10 @@ impl Node {
         let sleeping = |w: &String| {
             self.setup.pool.worker(w).is_none_or(|s| {
                 s.pid.is_none()
-                    || s.report.phase.as_deref().is_none_or(|p| {
-                        p == Phase::Sleeping.as_str() || p == Phase::Idle.as_str()
-                    })
+                    || s.report
+                        .phase
+                        .as_deref()
+                        .is_none_or(|p| p == Phase::Sleeping.as_str() || p == Phase::Idle.as_str())
             })
         };
         let candidate = self
@@ -603,7 +601,11 @@ impl Node {
 /// This node's identity: `host:pid:random`, and its name.
 pub fn node_identity(config: &Config) -> (String, String) {
     let host = hostname();
-    let id = format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>());
+    let id = format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let name = config.cluster.node_name.clone().unwrap_or(host);
     (id, name)
 }

@@ -15,8 +15,7 @@ use super::raw::{
 };
 use super::{
     API_TOKEN_ENV, ApiSettings, ClusterSettings, Config, Mode, PoolSettings, Problem, SiteSettings,
-    StorageSettings,
-    WATCHER_NAME, World,
+    StorageSettings, WATCHER_NAME, World,
 };
 use crate::logging::{LogFormat, LogSettings};
 use crate::site::Selectors;
@@ -211,8 +210,11 @@ impl Validator {
         storage: &StorageSettings,
     ) -> ClusterSettings {
         let defaults = ClusterSettings::default();
-        let lease_ttl =
-            self.positive_duration("cluster.lease_ttl", raw.lease_ttl.as_ref(), defaults.lease_ttl);
+        let lease_ttl = self.positive_duration(
+            "cluster.lease_ttl",
+            raw.lease_ttl.as_ref(),
+            defaults.lease_ttl,
+        );
         let renew_every = self.positive_duration(
             "cluster.renew_every",
             raw.renew_every.as_ref(),

@@ -7,9 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::super::StoreError;
-use super::super::cluster::{
-    Fence, LeaseRow, LeaseSnapshot, NodeRow, TickAnswer, TickRequest,
-};
+use super::super::cluster::{Fence, LeaseRow, LeaseSnapshot, NodeRow, TickAnswer, TickRequest};
 use super::{PgStore, pg_err};
 
 /// Migration 5: the cluster's nodes and world leases (logged rows: the
