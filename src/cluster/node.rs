@@ -202,30 +202,21 @@ impl Node {
         let held: Vec<(String, i64)> = self.held.iter().map(|(w, e)| (w.clone(), *e)).collect();
         let release = std::mem::take(&mut self.release);
         // The watcher's lease rides with the worlds' but outside the
-        // balance (see `plan`).
-        let mut names = self.worlds.clone();
+        // balance: asked for on its own while this node does not hold it.
         let watcher = watcher_lease(&self.setup.workers);
-        if let Some(w) = &watcher {
-            names.push(w.clone());
-        }
         let me = self.setup.info.node_id.clone();
         let worlds = self.worlds.clone();
         let my_worlds = self.held.keys().filter(|w| worlds.contains(w)).count();
-        let wants_watcher = watcher.as_ref().is_some_and(|w| !self.held.contains_key(w));
         let plan = move |s: &LeaseSnapshot| -> usize {
-            let world_move = balance::next_move(&s.holdings, &me, worlds.len(), my_worlds);
-            let mut n = match world_move {
+            match balance::next_move(&s.holdings, &me, worlds.len(), my_worlds) {
                 Move::Acquire(n) => n.min(s.free(&worlds)),
                 _ => 0,
-            };
-            if wants_watcher {
-                n += 1;
             }
-            n
         };
         let req = TickRequest {
             node: &self.setup.info,
-            worlds: &names,
+            worlds: &self.worlds,
+            extra: watcher.as_deref().filter(|w| !self.held.contains_key(*w)),
             held: &held,
             release: &release,
             acquire: self.registered,

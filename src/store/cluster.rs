@@ -49,8 +49,12 @@ pub struct NodeInfo {
 pub struct TickRequest<'a> {
     /// Who asks.
     pub node: &'a NodeInfo,
-    /// The config's worlds (lease rows are made for each).
+    /// The config's worlds (lease rows are made for each); the balance
+    /// and the snapshot's holdings count these only.
     pub worlds: &'a [String],
+    /// A lease outside the balance (the status watcher's) to take this
+    /// tick if it is free; its row is made too.
+    pub extra: Option<&'a str>,
     /// `(world, epoch)` the node holds and renews.
     pub held: &'a [(String, i64)],
     /// `(world, epoch)` it gives up (their epochs stay).
@@ -249,7 +253,7 @@ impl Store {
     }
 
     /// One tick of a node ([`TickRequest`]); `plan` says how many free
-    /// leases to take given the snapshot.
+    /// world leases to take given the snapshot.
     pub async fn lease_tick(
         &self,
         req: &TickRequest<'_>,

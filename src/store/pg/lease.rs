@@ -164,9 +164,15 @@ impl PgStore {
                 .await
                 .map_err(pg_err)?,
         );
+        let rows: Vec<&str> = req
+            .worlds
+            .iter()
+            .map(String::as_str)
+            .chain(req.extra)
+            .collect();
         tx.execute(
             "INSERT INTO world_leases (world) SELECT unnest($1::TEXT[]) ON CONFLICT (world) DO NOTHING",
-            &[&req.worlds],
+            &[&rows],
         )
         .await
         .map_err(pg_err)?;
@@ -186,7 +192,7 @@ impl PgStore {
             .collect();
         let snapshot = LeaseSnapshot::new(db_now, nodes, leases, req.worlds);
         let want = if req.acquire { plan(&snapshot) } else { 0 };
-        let acquired = if want > 0 {
+        let mut acquired = if want > 0 {
             let limit = i64::try_from(want).unwrap_or(i64::MAX);
             epochs(
                 &tx.query(ACQUIRE, &[&node.node_id, &req.worlds, &limit, &ttl])
@@ -196,6 +202,15 @@ impl PgStore {
         } else {
             Vec::new()
         };
+        // The extra lease on its own: a node that wants it must not get a
+        // world instead.
+        if let (Some(extra), true) = (req.extra, req.acquire) {
+            acquired.extend(epochs(
+                &tx.query(ACQUIRE, &[&node.node_id, &vec![extra], &1i64, &ttl])
+                    .await
+                    .map_err(pg_err)?,
+            ));
+        }
         // What the API shows: the leases after this tick's acquisitions.
         let snapshot = if acquired.is_empty() {
             snapshot
