@@ -16,8 +16,9 @@
 //!    from the kill until every world it held has a live lease of another
 //!    node (`world_leases` polled every 50 ms); a new node then takes the
 //!    dead one's place and the split is waited for;
-//! 3. takeover after `SIGSTOP` of a node's process group, `--stop-rounds`
-//!    times, kept stopped for 2 × lease_ttl, then `SIGCONT`;
+//! 3. takeover after `SIGSTOP` of a whole node (its process group and each
+//!    worker's), `--stop-rounds` times, kept stopped for 2 × lease_ttl,
+//!    then `SIGCONT`;
 //! 4. takeover after a database restart (`pg_ctl -m immediate stop`, down
 //!    for 2 × lease_ttl): from the start until every world is owned again.
 //!
@@ -474,9 +475,13 @@ impl Bench {
             let i = (r + 1) % nodes.len();
             let before = counters(&nodes[i]).await;
             let theirs = self.between_updates(&db, &nodes[i]).await;
-            let pgid = -(nodes[i].pid as i32);
+            // The whole node, as a paused VM: its process group and each
+            // worker's (every worker leads a group of its own).
+            let groups = nodes[i].groups();
             let t0 = Instant::now();
-            signal(pgid, nix::sys::signal::Signal::SIGSTOP);
+            for g in &groups {
+                signal(-*g, nix::sys::signal::Signal::SIGSTOP);
+            }
             let took = self.taken_from(&db, &nodes[i].node_id, &theirs, t0).await;
             match took {
                 Some(d) => stops.push(d.as_secs_f64()),
@@ -490,7 +495,9 @@ impl Bench {
             while t0.elapsed() < ttl * 2 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            signal(pgid, nix::sys::signal::Signal::SIGCONT);
+            for g in &groups {
+                signal(-*g, nix::sys::signal::Signal::SIGCONT);
+            }
             self.wait_split(&db, nodes).await?;
             let after = counters(&nodes[i]).await;
             fenced += after.0.saturating_sub(before.0);
@@ -1041,6 +1048,17 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The process groups of the node: its own and its workers'.
+    fn groups(&self) -> Vec<i32> {
+        let mut out = vec![self.pid as i32];
+        out.extend(
+            pool::procfs::children(self.pid)
+                .into_iter()
+                .map(|(pid, _)| pid as i32),
+        );
+        out
     }
 
     /// SIGTERM (and SIGCONT, in case it is stopped), up to 15 s, then
