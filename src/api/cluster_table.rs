@@ -58,8 +58,8 @@ pub fn render_cluster(v: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<24} {:<24} {:>6}  {}",
-        "LEASE", "OWNER", "EPOCH", "STATE"
+        "\n{:<24} {:<24} {:>6}  STATE",
+        "LEASE", "OWNER", "EPOCH"
     );
     for l in v["leases"].as_array().into_iter().flatten() {
         let state = if l["alarm"] == true {
