@@ -510,8 +510,7 @@ impl Bench {
         self.up_to_date(&db, &self.worlds).await;
         let before = db.leases().await.unwrap_or_default();
         let down = Instant::now();
-        let pg_stop = tokio::task::block_in_place(|| pg.stop_server());
-        let () = pg_stop;
+        tokio::task::block_in_place(|| pg.stop_server());
         while down.elapsed() < ttl * 2 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
