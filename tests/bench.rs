@@ -209,3 +209,102 @@ fn quick_hostile_bench_measures_idle_and_under_attack() {
         "{idle}"
     );
 }
+
+/// `--cluster --quick` (2 nodes, 4 worlds, one round of each fault): every
+/// measure is in cluster.json, no duplicate run, no update missed when a
+/// node is killed between updates, and the status page read as often by
+/// two nodes as by one.
+#[test]
+fn quick_cluster_bench_has_every_measure_and_no_duplicate() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let stdout_path = out_dir.path().join("stdout.txt");
+    let stderr_path = out_dir.path().join("stderr.txt");
+    let mut child = command(["bench", "--cluster", "--quick", "--out"])
+        .arg(out_dir.path())
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .expect("runs worldpool bench --cluster");
+    let deadline = std::time::Duration::from_secs(300);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            // Its nodes are in process groups of their own: end them too.
+            for pid in crate::helper::children_of(child.id()) {
+                // SAFETY: plain syscall on process groups this test started.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "bench --cluster did not finish within {deadline:?}:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "bench --cluster failed: {status}\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("| measure | result | goal |"), "{stdout}");
+    let text = std::fs::read_to_string(out_dir.path().join("cluster.json")).expect("cluster.json");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(r["nodes"], 2, "{text}");
+    assert_eq!(r["worlds"], 4, "{text}");
+    let ttl = r["lease_ttl_s"].as_f64().expect("lease_ttl_s");
+    for takeover in ["takeover_kill", "takeover_stop"] {
+        let t = &r[takeover];
+        assert_eq!(t["failed"], 0, "{takeover}: {t}");
+        assert_eq!(t["samples_s"].as_array().map(Vec::len), Some(1), "{t}");
+        // A lease is only taken once it expired: after at least
+        // lease_ttl − renew_every, and within the bench's limit.
+        assert!(
+            t["max_s"]
+                .as_f64()
+                .is_some_and(|s| s >= ttl - 1.0 && s < ttl * 10.0),
+            "{takeover}: {t}"
+        );
+    }
+    let db = &r["db_restart"];
+    assert!(
+        db["owned_again_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{db}"
+    );
+    assert_eq!(db["nodes_exited"], 0, "{db}");
+    assert_eq!(db["epochs_grew"], true, "{db}");
+    assert_eq!(r["duplicate_runs"], 0, "{text}");
+    assert_eq!(r["epoch_regressions"], 0, "{text}");
+    // (A quick kill round may end before the site's next update.)
+    for phase in ["steady", "stop", "db_restart"] {
+        let m = &r["missed"][phase];
+        assert!(
+            m["published"].as_u64().is_some_and(|n| n > 0),
+            "{phase}: {m}"
+        );
+    }
+    assert_eq!(r["missed"]["kill"]["missed"], 0, "{text}");
+    let s = &r["status_requests"];
+    let (one, all) = (
+        s["one_node"].as_u64().expect("one_node"),
+        s["all_nodes"].as_u64().expect("all_nodes"),
+    );
+    assert!(one > 0 && one.abs_diff(all) <= 1, "{s}");
+    let load = r["lease_load"].as_array().expect("lease_load");
+    assert_eq!(load.len(), 2, "{text}");
+    for l in load {
+        assert!(
+            l["ticks_per_s"]
+                .as_f64()
+                .is_some_and(|t| t > 0.5 && t < 2.0),
+            "{l}"
+        );
+        assert!(l["renew_ms_p50"].as_f64().is_some_and(|ms| ms > 0.0), "{l}");
+    }
+    assert_eq!(r["goals"].as_array().map(Vec::len), Some(6), "{text}");
+}

@@ -4,8 +4,6 @@
 
 use worldpool::store::Store;
 
-use crate::helper::pg::PgCluster;
-
 /// Whether the connections of `application_name` are encrypted, as the
 /// server sees them (`pg_stat_ssl`), asked over a plain connection.
 async fn encrypted(base: &str, application: &str) -> Vec<bool> {
@@ -29,7 +27,7 @@ async fn encrypted(base: &str, application: &str) -> Vec<bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslmode_chooses_tls_and_how_the_server_is_checked() {
-    let (cluster, ca) = PgCluster::start_with_tls()
+    let (cluster, ca) = crate::helper::pg::start_with_tls()
         .unwrap_or_else(|e| panic!("PostgreSQL with TLS is required for this test: {e}"));
     let base = cluster.url();
     let ca = ca.display().to_string();

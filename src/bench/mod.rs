@@ -16,11 +16,13 @@
 //! supervisor's RSS and open descriptors at the end are within 5 % of
 //! those after the first minute (soak.json, soak.svg).
 
+pub mod cluster;
 pub mod cnproc;
 pub mod history;
 pub mod hostile;
 pub mod load;
 pub mod memory;
+pub mod pg;
 pub mod polite;
 pub mod report;
 pub mod stats;

@@ -209,7 +209,6 @@ impl Node {
         let me = self.setup.info.node_id.clone();
         let worlds = self.worlds.clone();
         let my_worlds = self.held.keys().filter(|w| worlds.contains(w)).count();
-        let wants_watcher = watcher.as_ref().is_some_and(|w| !self.held.contains_key(w));
         let plan = move |s: &LeaseSnapshot| -> usize {
             let world_move = balance::next_move(&s.holdings, &me, worlds.len(), my_worlds);
             match world_move {
@@ -220,7 +219,7 @@ impl Node {
         let req = TickRequest {
             node: &self.setup.info,
             worlds: &self.worlds,
-            extra: watcher.as_deref().filter(|_| wants_watcher),
+            extra: watcher.as_deref().filter(|w| !self.held.contains_key(*w)),
             held: &held,
             release: &release,
             acquire: self.registered,

@@ -92,6 +92,29 @@ pub struct BenchArgs {
     /// those after the first minute. Writes soak.svg.
     #[arg(long, value_parser = parse_duration_arg)]
     pub soak: Option<Duration>,
+    /// Measure scale-out instead: a PostgreSQL of the bench's own, the
+    /// demo site and `--nodes` `worldpool run` nodes with `[cluster]` on;
+    /// takeover after `kill -9` (`--rounds`), `SIGSTOP` (`--stop-rounds`)
+    /// and a database restart, duplicate runs, missed updates, the site's
+    /// status requests with one node and every node, the lease load.
+    /// Writes cluster.json into --out.
+    #[arg(long)]
+    pub cluster: bool,
+    /// `--cluster`: nodes (default 3; 2 with --quick).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// `--cluster`: `kill -9` rounds (default 10; 1 with --quick).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// `--cluster`: `SIGSTOP` rounds (default 3; 1 with --quick).
+    #[arg(long)]
+    pub stop_rounds: Option<usize>,
+    /// `--cluster`: the nodes' `[cluster] lease_ttl`.
+    #[arg(long, value_parser = parse_duration_arg, default_value = "3s")]
+    pub lease_ttl: Duration,
+    /// `--cluster`: the nodes' `[cluster] renew_every`.
+    #[arg(long, value_parser = parse_duration_arg, default_value = "1s")]
+    pub renew_every: Duration,
     /// Another `worldpool` binary to run as the supervisor (compare builds
     /// side by side: each mode starts that binary's `run`).
     #[arg(long, hide = true)]
@@ -128,6 +151,20 @@ impl From<BenchArgs> for BenchOptions {
 
 /// Run the benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.cluster {
+        return crate::bench::cluster::run(crate::bench::cluster::ClusterOptions {
+            out: args.out,
+            nodes: args.nodes,
+            worlds: args.worlds,
+            rounds: args.rounds,
+            stop_rounds: args.stop_rounds,
+            lease_ttl: args.lease_ttl,
+            renew_every: args.renew_every,
+            update_every: args.update_every,
+            quick: args.quick,
+        })
+        .await;
+    }
     if args.hostile {
         return crate::bench::hostile::run(crate::bench::hostile::HostileOptions {
             out: args.out,

@@ -254,7 +254,7 @@ impl Store {
     }
 
     /// One tick of a node ([`TickRequest`]); `plan` says how many free
-    /// leases to take given the snapshot.
+    /// world leases to take given the snapshot.
     pub async fn lease_tick(
         &self,
         req: &TickRequest<'_>,

@@ -9,147 +9,22 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// A running cluster: stopped (`pg_ctl -m immediate stop`) and removed on drop.
-#[derive(Debug)]
-pub struct PgCluster {
-    bindir: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    /// More server options (`-c ssl=on …`).
-    extra: String,
-}
+pub use worldpool::bench::pg::PgCluster;
 
-impl PgCluster {
-    /// Start a new cluster; `Err` says what is missing.
-    pub fn start() -> Result<PgCluster, String> {
-        PgCluster::start_with(false)
-    }
-
-    /// Start a new cluster that also accepts TLS (`ssl = on`), with a
-    /// certificate for `127.0.0.1` (its only name) signed by a CA made for
-    /// the test (`openssl`); the cluster and the CA certificate's path.
-    pub fn start_with_tls() -> Result<(PgCluster, PathBuf), String> {
-        let cluster = PgCluster::start_with(true)?;
-        let ca = cluster.dir.join("ca.crt");
-        Ok((cluster, ca))
-    }
-
-    fn start_with(tls: bool) -> Result<PgCluster, String> {
-        let bindir = find_bindir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("worldpool-pg-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?
-            .keep();
-        let chown = Command::new("chown")
-            .arg("-R")
-            .arg("postgres:postgres")
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("chown: {e}"))?;
-        if !chown.success() {
-            return Err(format!(
-                "chown postgres {} failed: is there a `postgres` user?",
-                dir.display()
-            ));
-        }
-        let data = dir.join("data");
-        run_as_postgres(
-            &bindir.join("initdb"),
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-                "--no-sync",
-            ],
-        )?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("free port: {e}"))?
-            .port();
-        let mut cluster = PgCluster {
-            bindir,
-            dir,
-            port,
-            extra: String::new(),
-        };
-        if tls {
-            let (cert, key) = make_certificates(&cluster.dir)?;
-            cluster.extra = format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-                cert.display(),
-                key.display()
-            );
-        }
-        cluster.start_server()?;
-        Ok(cluster)
-    }
-
-    /// (Re)start the server of this cluster on its port.
-    pub fn start_server(&self) -> Result<(), String> {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
-            self.port,
-            self.dir.display(),
-            self.extra
-        );
-        run_as_postgres(
-            &self.bindir.join("pg_ctl"),
-            &[
-                "-D",
-                &self.dir.join("data").to_string_lossy(),
-                "-l",
-                &self.dir.join("log").to_string_lossy(),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                &options,
-                "start",
-            ],
-        )
-        .map_err(|e| {
-            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
-            format!("{e}\nserver log:\n{log}")
-        })
-    }
-
-    /// Stop the server (immediate), keeping the data.
-    pub fn stop_server(&self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bindir.join("pg_ctl"))
-            .args([
-                "-D",
-                &self.dir.join("data").to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ])
-            .output();
-    }
-
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn stop(&self) {
-        self.stop_server();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A new cluster that also accepts TLS (`ssl = on`), with a certificate
+/// for `127.0.0.1` (its only name) signed by a CA made for the test
+/// (`openssl`); the cluster and the CA certificate's path.
+pub fn start_with_tls() -> Result<(PgCluster, PathBuf), String> {
+    let mut cluster = PgCluster::init().map_err(|e| e.to_string())?;
+    let (cert, key) = make_certificates(cluster.dir())?;
+    cluster.set_options(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        cert.display(),
+        key.display()
+    ));
+    cluster.start_server().map_err(|e| e.to_string())?;
+    let ca = cluster.dir().join("ca.crt");
+    Ok((cluster, ca))
 }
 
 /// A CA and a server certificate for `IP:127.0.0.1` it signed, in `dir`
@@ -227,66 +102,12 @@ fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     ])?;
     let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
     for f in [&cert, &key] {
-        let chown = Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(f)
-            .status()
-            .map_err(|e| format!("chown: {e}"))?;
-        if !chown.success() {
-            return Err(format!("chown postgres {}", f.display()));
-        }
+        worldpool::bench::pg::chown_postgres(f, false).map_err(|e| e.to_string())?;
     }
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("chmod server.key: {e}"))?;
     Ok((cert, key))
-}
-
-fn run_as_postgres(program: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("runuser {}: {e}", program.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} {:?} failed ({}):\n{}{}",
-            program.display(),
-            args,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-fn find_bindir() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
-        && out.status.success()
-    {
-        candidates.push(PathBuf::from(
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        ));
-    }
-    if let Ok(dir) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = dir.flatten().map(|e| e.path().join("bin")).collect();
-        versions.sort();
-        versions.reverse();
-        candidates.extend(versions);
-    }
-    candidates
-        .into_iter()
-        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
-        .ok_or_else(|| {
-            "PostgreSQL server binaries (initdb, pg_ctl) not found via `pg_config --bindir` \
-             or /usr/lib/postgresql/*/bin: install them (apt-get install postgresql) or set \
-             WORLDPOOL_TEST_DATABASE_URL=postgres://user@host:port/db"
-                .to_string()
-        })
 }
 
 static SHARED: OnceLock<Result<String, String>> = OnceLock::new();
@@ -307,7 +128,9 @@ pub fn server_url() -> String {
         {
             return Ok(url);
         }
-        let cluster = PgCluster::start()?;
+        let cluster = PgCluster::start().map_err(|e| {
+            format!("{e} (or set WORLDPOOL_TEST_DATABASE_URL=postgres://user@host:port/db)")
+        })?;
         let url = cluster.url();
         let _ = SHARED_CLUSTER.set(cluster);
         // Statics are never dropped: stop the server when the process exits.
