@@ -296,10 +296,8 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<RunRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.runs(world, limit, before_id).await,
-            Store::Postgres(s) => s.runs(world, limit, before_id).await,
-        }
+        let q = query::runs::runs(self.dialect(), world, limit, before_id);
+        self.fetch(q, row::run_of).await
     }
 
     /// Newest deltas first; `before_id` pages backwards.
@@ -310,26 +308,21 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.deltas(world, guild, limit, before_id).await,
-            Store::Postgres(s) => s.deltas(world, guild, limit, before_id).await,
-        }
+        let q = query::runs::deltas(self.dialect(), world, guild, limit, before_id);
+        self.fetch(q, row::delta_of).await
     }
 
     /// The persisted state of a world (default when never processed).
     pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.world_state(world).await,
-            Store::Postgres(s) => s.world_state(world).await,
-        }
+        let q = query::runs::world_state(self.dialect(), world);
+        let mut rows = self.fetch(q, row::world_state_of).await?;
+        Ok(rows.pop().unwrap_or_default())
     }
 
     /// Every player's latest experience in a world, by name.
     pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.players(world).await,
-            Store::Postgres(s) => s.players(world).await,
-        }
+        let q = query::runs::players(self.dialect(), world);
+        self.fetch(q, row::player_of).await
     }
 
     /// Write a completed scrape in one transaction: run row, players,
@@ -363,10 +356,8 @@ impl Store {
 
     /// Schema version applied (number of migrations).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.schema_version().await,
-            Store::Postgres(s) => s.schema_version().await,
-        }
+        let rows = self.fetch(query::runs::schema_version(), row::int_of).await?;
+        Ok(rows.first().copied().unwrap_or(0))
     }
 }
 
