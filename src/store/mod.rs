@@ -18,10 +18,15 @@
 //! PostgreSQL's migration 5 adds the cluster's tables and the runs'
 //! epochs ([`cluster`]).
 //!
-//! The queries beyond runs are written once for both backends
-//! (`query/`): the dialects' differences in `dialect.rs`, the row mappings
-//! in `row.rs`, the backends' executors in `sqlite/exec.rs` and
-//! `pg/exec.rs` (see docs/ARCHITECTURE.md, "Data").
+//! The queries are written once for both backends (`query/`), the runs'
+//! reads included (`query/runs.rs`): the dialects' differences in
+//! `dialect.rs`, the row mappings in `row.rs`, the backends' executors in
+//! `sqlite/exec.rs` and `pg/exec.rs` (see docs/ARCHITECTURE.md, "Data").
+//! What stays per backend: the migrations, the runs' writes
+//! ([`Store::write_run`], and [`Store::record_failed_run`], which on
+//! PostgreSQL checks the cluster's fence and writes the run's epoch in
+//! its transaction) and [`Store::ping`] (the connection each backend
+//! writes with, PostgreSQL's simple protocol).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
@@ -356,7 +361,9 @@ impl Store {
 
     /// Schema version applied (number of migrations).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let rows = self.fetch(query::runs::schema_version(), row::int_of).await?;
+        let rows = self
+            .fetch(query::runs::schema_version(), row::int_of)
+            .await?;
         Ok(rows.first().copied().unwrap_or(0))
     }
 }

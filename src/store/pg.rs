@@ -8,9 +8,9 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 
-use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::dialect::Dialect;
 use super::exec::Exec;
+use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::{NewRun, StoreError, WorldState, WriteOutcome, query, row};
 
 /// Connections idle longer than this are closed.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::dialect::Dialect;
+use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
 use super::{NewRun, StoreError, WorldState, WriteOutcome, parse_time, query, row};
 
 mod exec;

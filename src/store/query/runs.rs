@@ -72,3 +72,30 @@ pub(crate) fn schema_version() -> Query {
         Vec::new(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_filters_on_what_is_set_and_pages_below_an_id() {
+        let q = runs(Dialect::Sqlite, Some("W"), 10, Some(5));
+        assert_eq!(
+            q.sql,
+            "SELECT id, world, update_time, started_at, finished_at, status, rows, deltas, error \
+             FROM runs WHERE world = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        );
+        let q = deltas(Dialect::Postgres, None, Some("G"), 10, None);
+        assert_eq!(
+            q.sql,
+            "SELECT id, world, name, guild, delta, update_time, previous_update_time, site_offset \
+             FROM deltas WHERE guild = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let q = world_state(Dialect::Postgres, "W");
+        assert_eq!(
+            q.sql,
+            "SELECT last_update_time, last_rebase, epoch, site_offset FROM world_state \
+             WHERE world = $1"
+        );
+    }
+}
