@@ -4,7 +4,8 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 use worldpool::store::{
     ImportBatch, ImportDelta, ImportMaker, ImportPlayer, NewRun, PassKind, ScrapedPlayer,
-    StatusPage, StatusRoutine, Store, TimeRange, VipDaily, VipDelta, VipReadOutcome, WriteOutcome,
+    StatusPage, StatusRoutine, Store, TimeRange, VipDaily, VipDelta, VipReadOutcome, WorldState,
+    WriteOutcome,
 };
 
 use crate::helper::pg;
@@ -243,6 +244,7 @@ async fn pagination_and_filters(db: TestDb) {
                 "W",
                 at(29, 8, i),
                 vec![
+                    p("a", "G1", 30 + i64::from(i)),
                     p("A", "G1", 10 + i64::from(i)),
                     p("B", "G2", 20 + i64::from(i)),
                 ],
@@ -271,6 +273,41 @@ async fn pagination_and_filters(db: TestDb) {
         .await
         .expect("deltas");
     assert_eq!(rest.len(), 3);
+    let g1 = s
+        .deltas(Some("W"), Some("G1"), 100, Some(g2[0].id))
+        .await
+        .expect("deltas");
+    assert!(!g1.is_empty() && g1.windows(2).all(|w| w[0].id > w[1].id));
+    assert!(
+        g1.iter()
+            .all(|d| d.world == "W" && d.guild == "G1" && d.id < g2[0].id)
+    );
+
+    // Times come back at the site's offset; names in byte order.
+    let site = |t: DateTime<FixedOffset>| t.offset().local_minus_utc() == -3 * 3600;
+    assert!(page1.iter().all(|r| site(r.update_time)
+        && r.status == "ok"
+        && r.finished_at.is_some_and(|f| f >= r.started_at)
+        && r.error.is_none()
+        && r.rows == 3));
+    assert_eq!(page1[0].update_time, at(29, 8, 4));
+    assert!(
+        g2.iter()
+            .all(|d| site(d.update_time) && d.previous_update_time.is_none_or(site))
+    );
+    assert!(g2[0].previous_update_time.is_some_and(site));
+    let players = s.players("W").await.expect("players");
+    let names: Vec<&str> = players.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["A", "B", "a"]);
+    assert!(players.iter().all(|p| site(p.update_time)));
+    let state = s.world_state("W").await.expect("state");
+    assert_eq!(state.last_update_time, Some(at(29, 8, 4)));
+    assert!(state.last_update_time.is_some_and(site));
+    assert_eq!(state.epoch, None);
+    assert_eq!(
+        s.world_state("nowhere").await.expect("state"),
+        WorldState::default()
+    );
 }
 
 async fn concurrent_writers_store_an_update_once(db: TestDb) {

@@ -17,7 +17,8 @@
 //!   PostgreSQL ([`Insert`]);
 //! - "now" as stored, and the statements only one dialect needs (a lock
 //!   SQLite's exclusive write transactions make needless, a deadline to
-//!   lift).
+//!   lift);
+//! - the cluster's columns, PostgreSQL's only (a world state's `epoch`).
 //!
 //! Upserts (`INSERT … ON CONFLICT … DO UPDATE SET x = excluded.x`),
 //! `RETURNING`, `IS DISTINCT FROM`, window functions and `CAST` are the
@@ -107,6 +108,15 @@ impl Dialect {
             Dialect::Postgres => Some(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1::TEXT || chr(31) || $2::TEXT, 0))",
             ),
+        }
+    }
+
+    /// The lease epoch a world's state was last written at (PostgreSQL's
+    /// migration 5, for the cluster): NULL on SQLite, which has no column.
+    pub(crate) fn epoch(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "NULL",
+            Dialect::Postgres => "epoch",
         }
     }
 
@@ -216,6 +226,16 @@ impl Sql {
         if let Some(v) = value {
             let mark = self.bind(Value::text(v));
             self.clauses.push(format!("{column} = {mark}"));
+        }
+        self
+    }
+
+    /// `column < value` (an id to page backwards from) when a value is
+    /// given.
+    pub(crate) fn below(mut self, column: &str, value: Option<i64>) -> Sql {
+        if let Some(v) = value {
+            let mark = self.bind(Value::Int(v));
+            self.clauses.push(format!("{column} < {mark}"));
         }
         self
     }

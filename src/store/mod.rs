@@ -18,10 +18,15 @@
 //! PostgreSQL's migration 5 adds the cluster's tables and the runs'
 //! epochs ([`cluster`]).
 //!
-//! The queries beyond runs are written once for both backends
-//! (`query/`): the dialects' differences in `dialect.rs`, the row mappings
-//! in `row.rs`, the backends' executors in `sqlite/exec.rs` and
-//! `pg/exec.rs` (see docs/ARCHITECTURE.md, "Data").
+//! The queries are written once for both backends (`query/`), the runs'
+//! reads included (`query/runs.rs`): the dialects' differences in
+//! `dialect.rs`, the row mappings in `row.rs`, the backends' executors in
+//! `sqlite/exec.rs` and `pg/exec.rs` (see docs/ARCHITECTURE.md, "Data").
+//! What stays per backend: the migrations, the runs' writes
+//! ([`Store::write_run`], and [`Store::record_failed_run`], which on
+//! PostgreSQL checks the cluster's fence and writes the run's epoch in
+//! its transaction) and [`Store::ping`] (the connection each backend
+//! writes with, PostgreSQL's simple protocol).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
@@ -296,10 +301,8 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<RunRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.runs(world, limit, before_id).await,
-            Store::Postgres(s) => s.runs(world, limit, before_id).await,
-        }
+        let q = query::runs::runs(self.dialect(), world, limit, before_id);
+        self.fetch(q, row::run_of).await
     }
 
     /// Newest deltas first; `before_id` pages backwards.
@@ -310,26 +313,21 @@ impl Store {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<DeltaRow>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.deltas(world, guild, limit, before_id).await,
-            Store::Postgres(s) => s.deltas(world, guild, limit, before_id).await,
-        }
+        let q = query::runs::deltas(self.dialect(), world, guild, limit, before_id);
+        self.fetch(q, row::delta_of).await
     }
 
     /// The persisted state of a world (default when never processed).
     pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.world_state(world).await,
-            Store::Postgres(s) => s.world_state(world).await,
-        }
+        let q = query::runs::world_state(self.dialect(), world);
+        let mut rows = self.fetch(q, row::world_state_of).await?;
+        Ok(rows.pop().unwrap_or_default())
     }
 
     /// Every player's latest experience in a world, by name.
     pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.players(world).await,
-            Store::Postgres(s) => s.players(world).await,
-        }
+        let q = query::runs::players(self.dialect(), world);
+        self.fetch(q, row::player_of).await
     }
 
     /// Write a completed scrape in one transaction: run row, players,
@@ -363,10 +361,10 @@ impl Store {
 
     /// Schema version applied (number of migrations).
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.schema_version().await,
-            Store::Postgres(s) => s.schema_version().await,
-        }
+        let rows = self
+            .fetch(query::runs::schema_version(), row::int_of)
+            .await?;
+        Ok(rows.first().copied().unwrap_or(0))
     }
 }
 

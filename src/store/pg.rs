@@ -8,8 +8,10 @@ use chrono::{DateTime, FixedOffset, Offset, Utc};
 use deadpool_postgres::{Config, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 
+use super::dialect::Dialect;
+use super::exec::Exec;
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
-use super::{DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome};
+use super::{NewRun, StoreError, WorldState, WriteOutcome, query, row};
 
 /// Connections idle longer than this are closed.
 const IDLE_CLOSE: Duration = Duration::from_secs(30);
@@ -393,117 +395,6 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(row.get(0))
-    }
-
-    pub async fn runs(
-        &self,
-        world: Option<&str>,
-        limit: u32,
-        before_id: Option<i64>,
-    ) -> Result<Vec<RunRow>, StoreError> {
-        let client = self.reader().await?;
-        let rows = client
-            .query(
-                "SELECT id, world, update_time, site_offset, started_at, finished_at, status,
-                        rows, deltas, error
-                 FROM runs WHERE ($1::TEXT IS NULL OR world = $1) AND ($2::BIGINT IS NULL OR id < $2)
-                 ORDER BY id DESC LIMIT $3",
-                &[&world, &before_id, &i64::from(limit)],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| RunRow {
-                id: r.get(0),
-                world: r.get(1),
-                update_time: fixed(r.get(2), r.get(3)),
-                started_at: r.get(4),
-                finished_at: r.get(5),
-                status: r.get(6),
-                rows: r.get(7),
-                deltas: r.get(8),
-                error: r.get(9),
-            })
-            .collect())
-    }
-
-    pub async fn deltas(
-        &self,
-        world: Option<&str>,
-        guild: Option<&str>,
-        limit: u32,
-        before_id: Option<i64>,
-    ) -> Result<Vec<DeltaRow>, StoreError> {
-        let client = self.reader().await?;
-        let rows = client
-            .query(
-                "SELECT id, world, name, guild, delta, update_time, previous_update_time, site_offset
-                 FROM deltas WHERE ($1::TEXT IS NULL OR world = $1) AND ($2::TEXT IS NULL OR guild = $2)
-                   AND ($3::BIGINT IS NULL OR id < $3)
-                 ORDER BY id DESC LIMIT $4",
-                &[&world, &guild, &before_id, &i64::from(limit)],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let off: i32 = r.get(7);
-                DeltaRow {
-                    id: r.get(0),
-                    world: r.get(1),
-                    name: r.get(2),
-                    guild: r.get(3),
-                    delta: r.get(4),
-                    update_time: fixed(r.get(5), off),
-                    previous_update_time: r
-                        .get::<_, Option<DateTime<Utc>>>(6)
-                        .map(|t| fixed(t, off)),
-                }
-            })
-            .collect())
-    }
-
-    pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
-        let client = self.client().await?;
-        read_state(&client, world, false).await
-    }
-
-    pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
-        let client = self.reader().await?;
-        let rows = client
-            .query(
-                "SELECT world, name, guild, vocation, level, experience, update_time, site_offset
-                 FROM players WHERE world = $1 ORDER BY name COLLATE \"C\"",
-                &[&world],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| PlayerRowStored {
-                world: r.get(0),
-                name: r.get(1),
-                guild: r.get(2),
-                vocation: r.get(3),
-                level: r.get(4),
-                experience: r.get(5),
-                update_time: fixed(r.get(6), r.get(7)),
-            })
-            .collect())
-    }
-
     pub async fn record_failed_run(
         &self,
         world: &str,
@@ -572,28 +463,19 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// A world's state ([`query::runs::world_state`]), its row locked until the
+/// transaction ends when `for_update`.
 async fn read_state(
     client: &impl deadpool_postgres::GenericClient,
     world: &str,
     for_update: bool,
 ) -> Result<WorldState, StoreError> {
-    let sql = if for_update {
-        "SELECT last_update_time, last_rebase, site_offset, epoch FROM world_state WHERE world = $1 FOR UPDATE"
-    } else {
-        "SELECT last_update_time, last_rebase, site_offset, epoch FROM world_state WHERE world = $1"
-    };
-    let row = client.query_opt(sql, &[&world]).await.map_err(pg_err)?;
-    Ok(match row {
-        None => WorldState::default(),
-        Some(r) => {
-            let off: i32 = r.get(2);
-            WorldState {
-                last_update_time: r.get::<_, Option<DateTime<Utc>>>(0).map(|t| fixed(t, off)),
-                last_rebase: r.get::<_, Option<DateTime<Utc>>>(1).map(|t| fixed(t, off)),
-                epoch: r.get(3),
-            }
-        }
-    })
+    let mut q = query::runs::world_state(Dialect::Postgres, world);
+    if for_update {
+        q.sql.push_str(" FOR UPDATE");
+    }
+    let rows = PgExec::new(client).fetch(&q, row::world_state_of).await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
 }
 
 async fn write_run_tx(

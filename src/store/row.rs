@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use super::dialect::Dialect;
 use super::history::{PlayerTotal, StatusPage, StatusRoutine};
 use super::vip::{Maker, VipDaily, VipDelta, WatchedPlayer};
-use super::{DeltaRow, PlayerRowStored, StoreError};
+use super::{DeltaRow, PlayerRowStored, RunRow, StoreError, WorldState};
 
 /// One row of a result, read by column index.
 pub(crate) trait RowGet {
@@ -18,10 +18,14 @@ pub(crate) trait RowGet {
     fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
     /// An integer.
     fn int(&self, i: usize) -> Result<i64, StoreError>;
+    /// An integer or NULL.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
     /// A day.
     fn date(&self, i: usize) -> Result<NaiveDate, StoreError>;
     /// A UTC time (when something was stored).
     fn utc(&self, i: usize) -> Result<DateTime<Utc>, StoreError>;
+    /// A UTC time or NULL.
+    fn opt_utc(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// A site time or NULL at `i`; on PostgreSQL shown at the offset in
     /// column `offset` (SQLite keeps it in the text).
     fn opt_site_time(
@@ -39,6 +43,45 @@ pub(crate) trait RowGet {
 
 /// A row mapping.
 pub(crate) type Map<T> = fn(&dyn RowGet) -> Result<T, StoreError>;
+
+/// The columns [`run_of`] reads.
+pub(crate) fn run_columns(d: Dialect) -> String {
+    format!(
+        "id, world, update_time, started_at, finished_at, status, rows, deltas, error{}",
+        d.offset("")
+    )
+}
+
+pub(crate) fn run_of(r: &dyn RowGet) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
+        id: r.int(0)?,
+        world: r.text(1)?,
+        update_time: r.site_time(2, 9)?,
+        started_at: r.utc(3)?,
+        finished_at: r.opt_utc(4)?,
+        status: r.text(5)?,
+        rows: r.int(6)?,
+        deltas: r.int(7)?,
+        error: r.opt_text(8)?,
+    })
+}
+
+/// The columns [`world_state_of`] reads.
+pub(crate) fn world_state_columns(d: Dialect) -> String {
+    format!(
+        "last_update_time, last_rebase, {}{}",
+        d.epoch(),
+        d.offset("")
+    )
+}
+
+pub(crate) fn world_state_of(r: &dyn RowGet) -> Result<WorldState, StoreError> {
+    Ok(WorldState {
+        last_update_time: r.opt_site_time(0, 3)?,
+        last_rebase: r.opt_site_time(1, 3)?,
+        epoch: r.opt_int(2)?,
+    })
+}
 
 /// The columns [`delta_of`] reads.
 pub(crate) fn delta_columns(d: Dialect) -> String {
@@ -93,6 +136,10 @@ pub(crate) fn total_of(r: &dyn RowGet) -> Result<PlayerTotal, StoreError> {
 
 pub(crate) fn text_of(r: &dyn RowGet) -> Result<String, StoreError> {
     r.text(0)
+}
+
+pub(crate) fn int_of(r: &dyn RowGet) -> Result<i64, StoreError> {
+    r.int(0)
 }
 
 /// Two site times, their offsets after them.

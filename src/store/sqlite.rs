@@ -12,10 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::dialect::Dialect;
 use super::logic::{PassKind, compute_deltas, dedupe_players, pass_kind};
-use super::{
-    DeltaRow, NewRun, PlayerRowStored, RunRow, StoreError, WorldState, WriteOutcome, parse_time,
-};
+use super::{NewRun, StoreError, WorldState, WriteOutcome, parse_time, query, row};
 
 mod exec;
 mod migrations;
@@ -273,162 +272,6 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)
-        })
-        .await
-    }
-
-    pub async fn runs(
-        &self,
-        world: Option<&str>,
-        limit: u32,
-        before_id: Option<i64>,
-    ) -> Result<Vec<RunRow>, StoreError> {
-        let world = world.map(str::to_string);
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, world, update_time, started_at, finished_at, status, rows, deltas, error
-                     FROM runs WHERE (?1 IS NULL OR world = ?1) AND (?2 IS NULL OR id < ?2)
-                     ORDER BY id DESC LIMIT ?3",
-                )
-                .map_err(db)?;
-            let rows = stmt
-                .query_map(params![world, before_id, limit], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, i64>(6)?,
-                        r.get::<_, i64>(7)?,
-                        r.get::<_, Option<String>>(8)?,
-                    ))
-                })
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, world, ut, st, fin, status, rows, deltas, error) = row.map_err(db)?;
-                out.push(RunRow {
-                    id,
-                    world,
-                    update_time: parse_time(&ut)?,
-                    started_at: utc_parse(&st)?,
-                    finished_at: fin.as_deref().map(utc_parse).transpose()?,
-                    status,
-                    rows,
-                    deltas,
-                    error,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub async fn deltas(
-        &self,
-        world: Option<&str>,
-        guild: Option<&str>,
-        limit: u32,
-        before_id: Option<i64>,
-    ) -> Result<Vec<DeltaRow>, StoreError> {
-        let world = world.map(str::to_string);
-        let guild = guild.map(str::to_string);
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, world, name, guild, delta, update_time, previous_update_time
-                     FROM deltas WHERE (?1 IS NULL OR world = ?1) AND (?2 IS NULL OR guild = ?2)
-                       AND (?3 IS NULL OR id < ?3)
-                     ORDER BY id DESC LIMIT ?4",
-                )
-                .map_err(db)?;
-            let rows = stmt
-                .query_map(params![world, guild, before_id, limit], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                    ))
-                })
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, world, name, guild, delta, ut, prev) = row.map_err(db)?;
-                out.push(DeltaRow {
-                    id,
-                    world,
-                    name,
-                    guild,
-                    delta,
-                    update_time: parse_time(&ut)?,
-                    previous_update_time: prev.as_deref().map(parse_time).transpose()?,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    pub async fn world_state(&self, world: &str) -> Result<WorldState, StoreError> {
-        let world = world.to_string();
-        self.read(move |c| read_state(c, &world)).await
-    }
-
-    pub async fn players(&self, world: &str) -> Result<Vec<PlayerRowStored>, StoreError> {
-        let world = world.to_string();
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT world, name, guild, vocation, level, experience, update_time
-                     FROM players WHERE world = ?1 ORDER BY name",
-                )
-                .map_err(db)?;
-            let rows = stmt
-                .query_map(params![world], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, String>(6)?,
-                    ))
-                })
-                .map_err(db)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (world, name, guild, vocation, level, experience, ut) = row.map_err(db)?;
-                out.push(PlayerRowStored {
-                    world,
-                    name,
-                    guild,
-                    vocation,
-                    level,
-                    experience,
-                    update_time: parse_time(&ut)?,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     pub async fn write_run(&self, run: &NewRun) -> Result<WriteOutcome, StoreError> {
         let run = run.clone();
         self.with(move |c| write_run(c, &run)).await
@@ -503,23 +346,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(db)
 }
 
+/// A world's state ([`query::runs::world_state`]).
 fn read_state(c: &Connection, world: &str) -> Result<WorldState, StoreError> {
-    let row: Option<(Option<String>, Option<String>)> = c
-        .query_row(
-            "SELECT last_update_time, last_rebase FROM world_state WHERE world = ?1",
-            params![world],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(db)?;
-    let Some((last, rebase)) = row else {
-        return Ok(WorldState::default());
-    };
-    Ok(WorldState {
-        last_update_time: last.as_deref().map(parse_time).transpose()?,
-        last_rebase: rebase.as_deref().map(parse_time).transpose()?,
-        epoch: None,
-    })
+    let q = query::runs::world_state(Dialect::Sqlite, world);
+    let rows = exec::fetch(c, &q, row::world_state_of)?;
+    Ok(rows.into_iter().next().unwrap_or_default())
 }
 
 fn write_run(c: &mut Connection, run: &NewRun) -> Result<WriteOutcome, StoreError> {

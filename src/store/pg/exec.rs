@@ -70,11 +70,19 @@ impl RowGet for Row {
         get(self, i)
     }
 
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        get(self, i)
+    }
+
     fn date(&self, i: usize) -> Result<NaiveDate, StoreError> {
         get(self, i)
     }
 
     fn utc(&self, i: usize) -> Result<DateTime<Utc>, StoreError> {
+        get(self, i)
+    }
+
+    fn opt_utc(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
         get(self, i)
     }
 

@@ -53,12 +53,20 @@ impl RowGet for Row<'_> {
         self.get(i).map_err(db)
     }
 
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.get(i).map_err(db)
+    }
+
     fn date(&self, i: usize) -> Result<NaiveDate, StoreError> {
         parse_date(&self.text(i)?)
     }
 
     fn utc(&self, i: usize) -> Result<chrono::DateTime<chrono::Utc>, StoreError> {
         utc_parse(&self.text(i)?)
+    }
+
+    fn opt_utc(&self, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.opt_text(i)?.as_deref().map(utc_parse).transpose()
     }
 
     fn opt_site_time(
@@ -70,7 +78,7 @@ impl RowGet for Row<'_> {
     }
 }
 
-fn fetch<T>(c: &Connection, q: &Query, map: Map<T>) -> Result<Vec<T>, StoreError> {
+pub(super) fn fetch<T>(c: &Connection, q: &Query, map: Map<T>) -> Result<Vec<T>, StoreError> {
     let mut stmt = c.prepare_cached(&q.sql).map_err(db)?;
     let mut rows = stmt.query(params_from_iter(&q.params)).map_err(db)?;
     let mut out = Vec::new();
