@@ -429,13 +429,26 @@ fn split_now(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
-    let _serial = one_at_a_time().await;
+/// A test's bed: one cluster test at a time, a fresh migrated database
+/// with the epoch trigger, the demo site and its config, the lease checker.
+async fn bed() -> (tokio::sync::MutexGuard<'static, ()>, String, Site, Checker) {
+    let serial = one_at_a_time().await;
     let url = crate::helper::pg::fresh_database_url().await;
     prepared(&url).await;
     let s = site(&url).await;
     let checker = Checker::start(url.clone());
+    (serial, url, s, checker)
+}
+
+/// The checker saw nothing wrong and the runs are clean.
+async fn finish(checker: Checker, url: &str, nodes: &[&Supervisor]) {
+    checker.finish().await;
+    runs_are_clean(url, nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
+    let (_serial, url, s, checker) = bed().await;
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let c = node(&s.config, "c", &[]);
@@ -468,18 +481,13 @@ async fn three_nodes_split_twelve_worlds_then_a_fourth_takes_three() {
     assert_eq!(v["balance"]["owned"], WORLDS, "{v}");
     assert_eq!(v["balance"]["spread"], 0, "{v}");
     assert_eq!(v["state"], "ok", "{v}");
-    checker.finish().await;
-    runs_are_clean(&url, &[&a, &b, &c, &d]).await;
+    finish(checker, &url, &[&a, &b, &c, &d]).await;
     drop(s);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
-    let _serial = one_at_a_time().await;
-    let url = crate::helper::pg::fresh_database_url().await;
-    prepared(&url).await;
-    let s = site(&url).await;
-    let checker = Checker::start(url.clone());
+    let (_serial, url, s, checker) = bed().await;
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     let mut c = node(&s.config, "c", &[]);
@@ -556,18 +564,13 @@ async fn a_killed_node_s_worlds_move_with_a_higher_epoch() {
             "{world}: longest gap between runs around the kill {gap:?} s (limit {gap_limit} s)"
         );
     }
-    checker.finish().await;
-    runs_are_clean(&url, &[&a, &b]).await;
+    finish(checker, &url, &[&a, &b]).await;
     drop(s);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_is_fenced_and_the_split_returns() {
-    let _serial = one_at_a_time().await;
-    let url = crate::helper::pg::fresh_database_url().await;
-    prepared(&url).await;
-    let s = site(&url).await;
-    let checker = Checker::start(url.clone());
+    let (_serial, url, s, checker) = bed().await;
     let a = node(&s.config, "a", &[]);
     let b = node(&s.config, "b", &[]);
     settled(&url, &[&a, &b], &[6, 6], TTL * 2 + Duration::from_secs(10));
@@ -649,8 +652,7 @@ async fn a_paused_node_is_fenced_and_the_split_returns() {
         &[4, 4, 4],
         TTL * 4 + Duration::from_secs(10),
     );
-    checker.finish().await;
-    runs_are_clean(&url, &[&a, &b, &c]).await;
+    finish(checker, &url, &[&a, &b, &c]).await;
     drop(s);
 }
 
