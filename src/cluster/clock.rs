@@ -35,11 +35,6 @@ impl BootInstant {
         BootInstant(self.0 + d)
     }
 
-    /// How long since `self` (zero if `self` is later).
-    pub fn elapsed(self) -> Duration {
-        BootInstant::now().0.saturating_sub(self.0)
-    }
-
     /// How long from now until `self` (zero once passed).
     pub fn remaining(self) -> Duration {
         self.0.saturating_sub(BootInstant::now().0)

@@ -41,7 +41,7 @@ enum Note {
     /// A shed or removed world's worker is gone: release its lease.
     Stopped { world: String, epoch: i64 },
     /// The worker of an acquired lease was started (or failed to).
-    Started { world: String, epoch: i64 },
+    Started { world: String },
 }
 
 /// Start the node's task (inside the supervisor's runtime). It ends when
@@ -333,7 +333,7 @@ impl Node {
             if let Err(e) = result {
                 tracing::warn!(world = %name, error = %e, "cluster: cannot start the worker of an acquired lease");
             }
-            let _ = notes.send(Note::Started { world: name, epoch });
+            let _ = notes.send(Note::Started { world: name });
         });
         self.shared.emit(ClusterEvent::LeaseAcquired {
             world: world.to_string(),
@@ -407,10 +407,10 @@ impl Node {
 
     async fn on_note(&mut self, note: Note) {
         let (world, epoch) = match note {
-            Note::Started { world, epoch } => {
+            Note::Started { world } => {
                 // Lost (or given up) while it was starting: no worker may
                 // outlive its lease.
-                if self.held.get(&world) != Some(&epoch) && !self.held.contains_key(&world) {
+                if !self.held.contains_key(&world) {
                     self.kill(&world);
                 }
                 return;
