@@ -93,6 +93,81 @@ fn idle_sockets_and_half_sent_heads_do_not_keep_a_killed_worker_down() {
     });
 }
 
+/// Bytes waiting in a pipe (`FIONREAD`).
+fn pipe_bytes(fd: std::os::fd::RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+#[test]
+fn a_stderr_nobody_reads_holds_neither_restarts_nor_the_exit() {
+    use std::os::fd::AsRawFd as _;
+    use std::time::Instant;
+
+    // Two workers that write a line every 2 ms, re-logged by the
+    // supervisor (100 lines/s each) into a pipe the test never reads.
+    let mut sup = Supervisor::start(Options {
+        test_mode: Some("*=chatty".into()),
+        stderr_piped: true,
+        ..Options::default()
+    });
+    let stderr = sup.process.child.stderr.take().expect("stderr piped");
+    let fd = stderr.as_raw_fd();
+    // SAFETY: F_GETPIPE_SZ on our own pipe end.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    assert!(
+        size > 0,
+        "F_GETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    let first = sup.running_pid("A", LONG);
+    // The pipe is full and stays so: whoever writes the log is blocked.
+    let mut last = (0, Instant::now());
+    wait_for("stderr full and not moving", LONG, || {
+        let n = pipe_bytes(fd);
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        // A pipe fills by pages: its last page may stay partly empty.
+        (n + 4096 >= size as usize && last.1.elapsed() >= Duration::from_millis(300)).then_some(())
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the worker");
+    let next = wait_for("A running again, with a new pid", LONG, || {
+        let w = sup.worker("A")?;
+        let pid = w["pid"].as_u64()? as u32;
+        (w["state"] == "running" && pid != first).then_some(pid)
+    });
+    assert_ne!(next, first);
+    assert_eq!(pipe_bytes(fd), last.0, "nobody read the pipe meanwhile");
+    // SIGTERM: the exit does not wait for stderr either.
+    let t0 = Instant::now();
+    let status = sup.process.sigterm_and_wait(LONG);
+    let took = t0.elapsed();
+    assert!(status.success(), "exit: {status:?}");
+    assert!(
+        took < Duration::from_secs(2 + 5),
+        "SIGTERM → exit took {took:?} with stderr unread (stop_grace 2 s)"
+    );
+    wait_for("no worker outlives the supervisor", LONG, || {
+        (!crate::helper::pid_alive(next)).then_some(())
+    });
+    // What did get through is the log, whole lines of it.
+    let mut text = String::new();
+    let mut stderr = stderr;
+    let _ = stderr.read_to_string(&mut text);
+    let first_line = text.lines().next().unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(first_line).unwrap_or_else(|e| panic!("{e}: {first_line:?}"));
+    assert!(v.get("level").is_some(), "{first_line}");
+}
+
 #[test]
 fn a_half_sent_head_and_an_idle_connection_are_closed_after_header_timeout() {
     let sup = Supervisor::start(Options {

@@ -10,7 +10,7 @@ use worldpool::commands::{WorkerCli, dispatch_worker};
 
 fn main() -> ExitCode {
     let cli = WorkerCli::parse();
-    worldpool::logging::init(&cli.log_settings(), cli.is_worker());
+    worldpool::logging::init(&cli.log_settings(), cli.is_worker(), false);
     match dispatch_worker(cli.command) {
         Ok(code) => code,
         Err(e) => {

@@ -95,6 +95,13 @@ impl Cli {
     pub fn is_worker(&self) -> bool {
         matches!(self.command, Command::Worker(_))
     }
+
+    /// Whether this process supervises a pool (`run`, `demo`): its log
+    /// goes through a queue so that a stderr nobody reads never holds the
+    /// pool (see [`crate::logging::flush`]).
+    pub fn supervises(&self) -> bool {
+        matches!(self.command, Command::Run(_) | Command::Demo(_))
+    }
 }
 
 fn log_settings(

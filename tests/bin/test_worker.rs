@@ -31,6 +31,8 @@ enum Mode {
     FailStart,
     /// Ignore SIGTERM.
     IgnoreTerm,
+    /// Like idle, and write an INFO line to stderr every 2 ms.
+    Chatty,
     /// Ignore SIGTERM and do not watch the channel for EOF: only
     /// `PR_SET_PDEATHSIG` (or SIGKILL) ends it when the supervisor dies.
     Stubborn,
@@ -46,6 +48,7 @@ impl Mode {
             "fail-start" => Mode::FailStart,
             "ignore-term" => Mode::IgnoreTerm,
             "stubborn" => Mode::Stubborn,
+            "chatty" => Mode::Chatty,
             _ => return None,
         })
     }
@@ -190,6 +193,15 @@ fn main() -> ExitCode {
                 if let Err(e) = spun {
                     eprintln!("cannot start the spinning thread: {e}");
                 }
+            }
+            Mode::Chatty => {
+                tokio::spawn(async {
+                    let mut tick = tokio::time::interval(std::time::Duration::from_millis(2));
+                    for n in 0u64.. {
+                        tick.tick().await;
+                        eprintln!("INFO chatter {n}: a line the supervisor re-logs");
+                    }
+                });
             }
             _ => {}
         }

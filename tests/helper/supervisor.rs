@@ -34,6 +34,8 @@ pub struct Options {
     pub nofile: Option<(u64, u64)>,
     /// `[storage] url`; `None`: a SQLite file in the temporary directory.
     pub storage_url: Option<String>,
+    /// stderr into a pipe (`process.child.stderr`), not the log file.
+    pub stderr_piped: bool,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             env: Vec::new(),
             nofile: None,
             storage_url: None,
+            stderr_piped: false,
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct Launch<'a> {
     /// In a process group of its own (a test can then signal the node and
     /// its workers together).
     pub own_group: bool,
+    /// stderr into a pipe the test holds (`child.stderr`) instead of `log`.
+    pub stderr_piped: bool,
 }
 
 /// The one way the tests start `worldpool run --config CONFIG`: stdin and
@@ -123,6 +128,9 @@ pub fn run_command(config: &Path, log: &Path, launch: &Launch<'_>) -> Command {
     }
     if launch.own_group {
         cmd.process_group(0);
+    }
+    if launch.stderr_piped {
+        cmd.stderr(Stdio::piped());
     }
     if let Some((soft, hard)) = launch.nofile {
         // SAFETY: setrlimit is async-signal-safe; nothing is allocated.
@@ -258,6 +266,7 @@ impl Supervisor {
                 test_mode: options.test_mode.as_deref(),
                 env: &options.env,
                 nofile: options.nofile,
+                stderr_piped: options.stderr_piped,
                 ..Launch::default()
             },
         )

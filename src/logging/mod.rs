@@ -10,6 +10,10 @@
 //! lines behind loses them (the API then drops it), so a slow client never
 //! slows the pool.
 
+mod queue;
+
+pub use queue::{QUEUE_LINES, flush};
+
 use std::io::IsTerminal as _;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -182,7 +186,11 @@ pub fn set_level(level: Option<&str>) -> Result<bool, String> {
 /// text without time or target: the supervisor reads their stderr line by
 /// line, re-emits each line at its level, tagged with the world, in its own
 /// format.
-pub fn init(settings: &LogSettings, is_worker: bool) {
+///
+/// `queued` (the supervisor): lines go to stderr through [`queue`]'s
+/// bounded queue and thread, so that no thread of the pool ever waits for
+/// stderr to be read; call [`flush`] before exiting.
+pub fn init(settings: &LogSettings, is_worker: bool, queued: bool) {
     let filter = EnvFilter::try_from_default_env()
         .ok()
         .or_else(|| {
@@ -202,16 +210,25 @@ pub fn init(settings: &LogSettings, is_worker: bool) {
             .try_init()
             .map_err(|e| e.to_string())
     } else {
-        let output = if settings.format == LogFormat::Json {
-            tracing_subscriber::fmt::layer()
+        let json = settings.format == LogFormat::Json;
+        let ansi = std::io::stderr().is_terminal();
+        let output = match (json, queued) {
+            (true, false) => tracing_subscriber::fmt::layer()
                 .json()
                 .with_writer(std::io::stderr)
-                .boxed()
-        } else {
-            tracing_subscriber::fmt::layer()
+                .boxed(),
+            (true, true) => tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(queue::Queued::new(true))
+                .boxed(),
+            (false, false) => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .boxed()
+                .with_ansi(ansi)
+                .boxed(),
+            (false, true) => tracing_subscriber::fmt::layer()
+                .with_writer(queue::Queued::new(false))
+                .with_ansi(ansi)
+                .boxed(),
         };
         let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
         tracing_subscriber::registry()
