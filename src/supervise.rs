@@ -58,6 +58,7 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
 pub fn pool_options(config: &Config) -> pool::PoolOptions {
     pool::PoolOptions {
         sample_interval: config.pool.sample_interval,
+        thread_nice: config.pool.supervisor_nice,
         // Events stay in the ring until overwritten: 512 is minutes of
         // events at production polling, and half the memory of 1,024.
         event_capacity: 512,

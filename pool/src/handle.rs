@@ -93,12 +93,12 @@ impl Pool {
                 return Err(Error::DuplicateName(s.name.clone()));
             }
         }
-        let thread = PoolThread::start()?;
+        let thread = PoolThread::start(options.thread_nice)?;
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
         let shared = Arc::new(Shared {
             slots: RwLock::new(Vec::with_capacity(specs.len())),
             events,
-            spawner: Spawner::new(thread.id)?,
+            spawner: Spawner::new(thread.id, thread.worker_nice)?,
             options: options.clone(),
             shutting_down: AtomicBool::new(false),
             actors: Mutex::new(Vec::with_capacity(specs.len())),

@@ -15,7 +15,8 @@
 //! puts stdin (`/dev/null`), stdout, stderr and the channel (fd 3) in
 //! place (whatever numbers they had: a supervisor started with closed
 //! stdio has its pipes on 0, 1 and 2) and closes every other descriptor, starts its own process group, sets `PR_SET_PDEATHSIG` and checks
-//! the parent did not die before it, applies the rlimits, and execs.
+//! the parent did not die before it, applies the rlimits, takes back the
+//! process's nice when the pool thread runs above it, and execs.
 //! Nothing there allocates: the limits are a fixed array, the program,
 //! arguments and environment C strings built before. A step that fails
 //! writes its errno into memory the parent reads once the clone returns; a
@@ -76,6 +77,8 @@ pub(crate) struct Spawned {
 pub(crate) struct Spawner {
     kit: Mutex<Kit>,
     thread: ThreadId,
+    /// The nice each child sets before exec (the pool thread runs above).
+    worker_nice: Option<i32>,
 }
 
 /// What every spawn reuses.
@@ -85,8 +88,9 @@ struct Kit {
 }
 
 impl Spawner {
-    /// A spawner for the thread `thread` (the pool's).
-    pub fn new(thread: ThreadId) -> Result<Spawner, Error> {
+    /// A spawner for the thread `thread` (the pool's); children set
+    /// `worker_nice` before exec when given.
+    pub fn new(thread: ThreadId, worker_nice: Option<i32>) -> Result<Spawner, Error> {
         let io_error = |context: &str, source| Error::Io {
             context: context.into(),
             source,
@@ -98,6 +102,7 @@ impl Spawner {
         Ok(Spawner {
             kit: Mutex::new(Kit { stack, null }),
             thread,
+            worker_nice,
         })
     }
 
@@ -112,7 +117,7 @@ impl Spawner {
             });
         }
         let kit = self.kit.lock().unwrap_or_else(|p| p.into_inner());
-        spawn_now(plan, &kit.stack, &kit.null)
+        spawn_now(plan, &kit.stack, &kit.null, self.worker_nice)
     }
 }
 
@@ -227,6 +232,8 @@ struct ChildArgs {
     signals: libc::c_int,
     limits: [Option<Rlim>; MAX_LIMITS],
     n_limits: usize,
+    /// Set before exec (the child inherits the pool thread's nice).
+    nice: Option<i32>,
     error: AtomicI32,
 }
 
@@ -308,7 +315,12 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn spawn_now(plan: Plan, stack: &ChildStack, null: &OwnedFd) -> Result<Spawned, Error> {
+fn spawn_now(
+    plan: Plan,
+    stack: &ChildStack,
+    null: &OwnedFd,
+    worker_nice: Option<i32>,
+) -> Result<Spawned, Error> {
     let spawn_error = |source: io::Error| Error::Spawn {
         worker: plan.worker.clone(),
         program: plan.program.clone(),
@@ -345,6 +357,7 @@ fn spawn_now(plan: Plan, stack: &ChildStack, null: &OwnedFd) -> Result<Spawned, 
         signals: libc::SIGRTMAX(),
         limits,
         n_limits,
+        nice: worker_nice,
         error: AtomicI32::new(0),
     };
     let pid = clone_and_exec(&args, stack).map_err(spawn_error)?;
@@ -502,6 +515,12 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 fail(LIMIT_ERRNO_BASE + (i as i32) * 1000 + errno);
             }
         }
+        // Back to the process's priority (a lower one is always allowed).
+        if let Some(nice) = a.nice
+            && libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0
+        {
+            fail(errno());
+        }
         libc::execve(a.program, a.argv, a.envp);
         fail(errno())
     }
@@ -605,7 +624,7 @@ mod child_state {
             limits,
             child_end: OwnedFd::from(theirs),
         };
-        let child = spawn_now(plan, &stack, &null).expect("spawned");
+        let child = spawn_now(plan, &stack, &null, None).expect("spawned");
         let mut out = String::new();
         std::fs::File::from(child.stdout)
             .read_to_string(&mut out)
@@ -701,7 +720,7 @@ mod child_state {
             limits: plan_limits,
             child_end: OwnedFd::from(theirs),
         };
-        match spawn_now(plan, &stack, &null) {
+        match spawn_now(plan, &stack, &null, None) {
             Err(Error::Limit { limit, .. }) => assert_eq!(limit, "RLIMIT_NOFILE"),
             other => panic!("{other:?}"),
         }

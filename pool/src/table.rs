@@ -35,6 +35,14 @@ pub struct PoolOptions {
     /// bucket per worker; beyond it lines are dropped and counted in an
     /// `N lines dropped` warning). Default 100 a second, bursts of 200.
     pub output_rate: crate::output::OutputRate,
+    /// The nice value of the pool's own thread, where every exit is seen
+    /// and every replacement spawned. Below the process's (e.g. `-5`), a
+    /// restart is scheduled ahead of the workers, the API's clients and
+    /// anything else at the process's priority, when the process may raise
+    /// priorities (`CAP_SYS_NICE`, as root, or `RLIMIT_NICE`); otherwise
+    /// the thread stays at the process's nice. Workers, and the pool's
+    /// other threads, get the process's nice back. Default 0: unchanged.
+    pub thread_nice: i32,
 }
 
 impl Default for PoolOptions {
@@ -45,6 +53,7 @@ impl Default for PoolOptions {
             event_capacity: 1024,
             send_queue: 64,
             output_rate: crate::output::OutputRate::default(),
+            thread_nice: 0,
         }
     }
 }

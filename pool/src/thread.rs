@@ -23,19 +23,29 @@ pub(crate) struct PoolThread {
     pub runtime: Handle,
     /// The thread's id (the only one allowed to spawn workers).
     pub id: ThreadId,
+    /// The nice a worker gets back before exec when the thread was asked
+    /// to run above it (the process's, i.e. the starting thread's).
+    pub worker_nice: Option<i32>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl PoolThread {
-    pub fn start() -> Result<PoolThread, Error> {
+    /// Start it at `nice` when that is above the caller's priority and
+    /// the process may raise it (see [`crate::PoolOptions::thread_nice`]).
+    pub fn start(nice: i32) -> Result<PoolThread, Error> {
         let io_error = |context: &str, source| Error::Io {
             context: context.into(),
             source,
         };
+        // Threads inherit their creator's nice: this is the process's.
+        let base = crate::priority::thread_nice();
+        let worker_nice = (nice < base).then_some(base);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .max_blocking_threads(4)
             .thread_name("pool-blocking")
+            // Its blocking threads are started from the raised thread.
+            .on_thread_start(move || crate::priority::restore_thread_priority(base))
             .build()
             .map_err(|e| io_error("building the pool's runtime", e))?;
         let handle = runtime.handle().clone();
@@ -43,6 +53,9 @@ impl PoolThread {
         let thread = std::thread::Builder::new()
             .name("pool".into())
             .spawn(move || {
+                if worker_nice.is_some() && crate::priority::raise_thread_priority(nice) {
+                    tracing::debug!(nice, "the pool thread runs above the process's priority");
+                }
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
@@ -54,6 +67,7 @@ impl PoolThread {
         Ok(PoolThread {
             runtime: handle,
             id: thread.thread().id(),
+            worker_nice,
             stop: Mutex::new(Some(stop)),
         })
     }

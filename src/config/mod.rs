@@ -111,6 +111,9 @@ pub struct PoolSettings {
     pub stop_grace: Duration,
     /// CPU/RSS sampling period.
     pub sample_interval: Duration,
+    /// Nice of the pool's own thread (exits seen, replacements spawned),
+    /// -20..=0; applied when the process may raise priorities.
+    pub supervisor_nice: i32,
     /// Deadline for a worker's `ready`.
     pub start_timeout: Duration,
     /// Silence after which a worker is hung.

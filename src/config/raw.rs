@@ -55,6 +55,7 @@ pub(super) struct RawPool {
     pub(super) fatal_retry: Option<String>,
     pub(super) stop_grace: Option<String>,
     pub(super) sample_interval: Option<String>,
+    pub(super) supervisor_nice: Option<i64>,
     pub(super) start_timeout: Option<String>,
     pub(super) heartbeat_timeout: Option<String>,
     pub(super) reload_parallel: Option<usize>,

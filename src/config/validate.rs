@@ -18,6 +18,11 @@ use super::{
     StorageSettings, WATCHER_NAME, World,
 };
 use crate::logging::{LogFormat, LogSettings};
+
+/// `[pool] supervisor_nice` by default: the pool's thread, where exits are
+/// seen and replacements spawned, runs ahead of the workers and the API
+/// when the process may raise a priority (as root).
+const DEFAULT_SUPERVISOR_NICE: i32 = -5;
 use crate::site::Selectors;
 
 /// Collects every problem of a raw config while converting it.
@@ -285,6 +290,18 @@ impl Validator {
                 p.sample_interval.as_ref(),
                 Duration::from_secs(1),
             ),
+            supervisor_nice: match p.supervisor_nice {
+                None => DEFAULT_SUPERVISOR_NICE,
+                Some(n) if (-20..=0).contains(&n) => n as i32,
+                Some(n) => {
+                    self.problem(
+                        "pool.supervisor_nice",
+                        format!("{n} is not a nice value the pool's thread can take"),
+                        "use -20 (first) to 0 (as the process); default -5",
+                    );
+                    DEFAULT_SUPERVISOR_NICE
+                }
+            },
             start_timeout: self.positive_duration(
                 "pool.start_timeout",
                 p.start_timeout.as_ref(),
@@ -909,6 +926,19 @@ mod tests {
         )
         .expect_err("no {name}");
         assert_eq!(err.problems[0].key, "site.player_path");
+    }
+
+    #[test]
+    fn supervisor_nice_is_minus_5_by_default_and_bounded() {
+        let worlds = "[[worlds]]\nname = \"A\"\nguilds = [\"G\"]\n";
+        assert_eq!(parse(worlds).expect("valid").pool.supervisor_nice, -5);
+        let c = parse(&format!("[pool]\nsupervisor_nice = 0\n{worlds}")).expect("valid");
+        assert_eq!(c.pool.supervisor_nice, 0);
+        for bad in ["-21", "3"] {
+            let err = parse(&format!("[pool]\nsupervisor_nice = {bad}\n{worlds}")).expect_err(bad);
+            assert_eq!(err.problems[0].key, "pool.supervisor_nice");
+            assert!(err.problems[0].fix.contains("-20"), "{:?}", err.problems[0]);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | restart policy, backoff, `max_restarts`, `window`, `fatal_retry`, `stop_grace`, `start_timeout`, `heartbeat_timeout` | applied to the running workers without a restart ([`pool::PoolHandle::update`]) |
 //! | `heartbeat_timeout` shorter than two heartbeats of the running workers | every worker is restarted (they would be declared hung) |
 //! | `reload_parallel`, `watch_config`, `[log] level` | applied in the supervisor, no worker touched |
-//! | `[pool] mode`, `sample_interval`, `[api]`, `[log] format` | reported in `needs_restart`, nothing else done |
+//! | `[pool] mode`, `sample_interval`, `supervisor_nice`, `[api]`, `[log] format` | reported in `needs_restart`, nothing else done |
 //!
 //! In single mode the one worker (`single`) scrapes every world: any world
 //! added, removed or changed restarts it.
@@ -92,12 +92,14 @@ impl Plan {
 }
 
 /// The config in force after a reload from `old` to `new`: `new`, except
-/// what only a restart changes (`[pool] mode`, `sample_interval`, `[api]`,
+/// what only a restart changes (`[pool] mode`, `sample_interval`,
+/// `supervisor_nice`, `[api]`,
 /// `[log] format`), which keeps its running value.
 pub fn effective(old: &Config, new: &Config) -> Config {
     let mut out = new.clone();
     out.pool.mode = old.pool.mode;
     out.pool.sample_interval = old.pool.sample_interval;
+    out.pool.supervisor_nice = old.pool.supervisor_nice;
     out.api = old.api.clone();
     out.log.format = old.log.format;
     // The watcher and the pool's budget are the supervisor's own tasks,
@@ -231,6 +233,15 @@ fn pending(old: &Config, new: &Config) -> Vec<Pending> {
                 "samples every {}, the file says {}",
                 pool::units::format_duration(old.pool.sample_interval),
                 pool::units::format_duration(new.pool.sample_interval)
+            ),
+        );
+    }
+    if old.pool.supervisor_nice != new.pool.supervisor_nice {
+        push(
+            "pool.supervisor_nice",
+            format!(
+                "the pool's thread runs at nice {}, the file says {}",
+                old.pool.supervisor_nice, new.pool.supervisor_nice
             ),
         );
     }

@@ -158,3 +158,58 @@ fn a_supervisor_with_closed_stdio_still_gets_its_workers_streams() {
         );
     }
 }
+
+/// Field 19 of /proc/PATH/stat (the nice value).
+fn nice_of(stat_path: &str) -> i32 {
+    let stat = std::fs::read_to_string(stat_path).expect("stat");
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+        .and_then(|n| n.parse().ok())
+        .expect("a nice value")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_thread_runs_above_its_workers_when_it_may() {
+    let base = pool::priority::thread_nice();
+    // Whether this process may raise a thread's priority (root may).
+    let may = std::thread::spawn(move || pool::priority::raise_thread_priority(base - 5))
+        .join()
+        .expect("probe thread");
+    let mut options = options();
+    options.thread_nice = base - 5;
+    let (pool, h, _events) = start_subscribed(vec![spec("nice", "idle")], options).await;
+    let pid = wait_running(&h, "nice").await;
+    // Other tests' pools run in this process too, at the default.
+    let pool_threads: Vec<i32> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(Result::ok)
+        .map(|t| t.path())
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == "pool"))
+        .map(|t| nice_of(&format!("{}/stat", t.display())))
+        .collect();
+    let raised = pool_threads.iter().filter(|n| **n == base - 5).count();
+    assert_eq!(
+        raised,
+        usize::from(may),
+        "may raise: {may}; pool threads' nice: {pool_threads:?}"
+    );
+    assert_eq!(
+        nice_of(&format!("/proc/{pid}/stat")),
+        base,
+        "the worker runs at the process's nice"
+    );
+    // A replacement too.
+    kill_9(pid);
+    let again = wait_for("a replacement", LONG, || {
+        let h = h.clone();
+        async move {
+            let w = h.worker("nice")?;
+            (w.pid != Some(pid) && w.state == StateName::Running)
+                .then_some(w.pid)
+                .flatten()
+        }
+    })
+    .await;
+    assert_eq!(nice_of(&format!("/proc/{again}/stat")), base);
+    shutdown_clean(pool, &[again]).await;
+}
