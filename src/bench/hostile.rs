@@ -16,11 +16,12 @@
 //!   is installed, else 32 keep-alive connections of our own;
 //! - the supervisor's open descriptors (/proc/PID/fd), highest seen.
 //!
-//! The attack (all on 127.0.0.1, bounded in count, ended with the phase):
-//! idle sockets and half-sent request heads (each reconnects when the
-//! server closes it), downloads of all deltas that read nothing after the
-//! status line (re-opened every 10 s), and `POST /api/rankings-table {}`
-//! given up after 0.5 s, again and again. Under attack the supervisor then
+//! The attack (all on 127.0.0.1, bounded in count, ended with the phase,
+//! in a process of its own: [`super::attack`]): idle sockets and
+//! half-sent request heads (each reconnects when the server closes it),
+//! downloads of all deltas that read nothing after the status line
+//! (re-opened every 10 s), and `POST /api/rankings-table {}` given up
+//! after 0.5 s, again and again. Under attack the supervisor then
 //! gets SIGTERM, and the time to its exit is measured; the idle exit time
 //! is measured on a second start of the same config and store. Every
 //! process started is stopped, and no worker may outlive its supervisor.
@@ -32,15 +33,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::attack::AttackProcess;
 use super::polite::set_keys;
 use super::{cnproc, stats, worker_slot};
 use crate::api::client::HttpClient;
@@ -132,7 +132,7 @@ impl Latency {
 }
 
 /// What the attack did during its phase.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AttackStats {
     /// Connections the attackers opened (reconnections included).
     pub connections: u64,
@@ -230,10 +230,6 @@ pub async fn run(opts: HostileOptions) -> anyhow::Result<ExitCode> {
     };
     if plan.workers == 0 {
         bail!("--worlds must be at least 1");
-    }
-    // Hundreds of attack sockets live in this process.
-    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
-        eprintln!("hostile: cannot raise the open-files limit: {e}");
     }
     let exe = std::env::current_exe().context("locating the worldpool binary")?;
     let dir = opts.out.join("hostile");
@@ -334,7 +330,7 @@ pub async fn run(opts: HostileOptions) -> anyhow::Result<ExitCode> {
     );
     let mut idle = measure("idle", &sup, &plan, &mut connector, wrk.as_deref(), None).await?;
     eprintln!("hostile: idle measured; attacking");
-    let attack = AttackRun::start(sup.addr, plan.attack);
+    let attack = AttackProcess::start(&exe, sup.addr, plan.attack)?;
     attack.in_place(Duration::from_secs(15)).await;
     let mut under = measure(
         "attack",
@@ -535,7 +531,7 @@ async fn measure(
     plan: &Plan,
     connector: &mut Option<cnproc::Connector>,
     wrk: Option<&Path>,
-    attack: Option<&AttackRun>,
+    attack: Option<&AttackProcess>,
 ) -> anyhow::Result<Phase> {
     let fds = Arc::new(AtomicUsize::new(fd_count(sup.pid)));
     let stop_sampling = CancellationToken::new();
@@ -551,7 +547,7 @@ async fn measure(
             }
         })
     };
-    let open_at_start = attack.map(|a| a.counters.open.load(Ordering::Relaxed));
+    let open_at_start = attack.map(|a| a.open.load(Ordering::Relaxed));
     eprintln!("hostile {name}: {} kills", plan.kills);
     let restart = restarts(sup, plan, connector).await?;
     eprintln!("hostile {name}: {} x GET /api/workers", plan.requests);
@@ -750,207 +746,6 @@ fn parse_wrk(text: &str) -> (f64, u64) {
         }
     }
     (rps, errors)
-}
-
-#[derive(Default)]
-struct Counters {
-    open: AtomicUsize,
-    connections: AtomicU64,
-    stalled: AtomicU64,
-    refused: AtomicU64,
-    abandoned: AtomicU64,
-}
-
-/// The attack's tasks.
-struct AttackRun {
-    stop: CancellationToken,
-    tasks: tokio::task::JoinSet<()>,
-    counters: Arc<Counters>,
-    sockets: usize,
-}
-
-/// One attack connection, counted while open.
-struct Held {
-    stream: TcpStream,
-    counters: Arc<Counters>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.counters.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-async fn open(
-    addr: SocketAddr,
-    counters: &Arc<Counters>,
-    stop: &CancellationToken,
-    recv_buffer: Option<u32>,
-) -> Option<Held> {
-    let connect = async {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        if let Some(size) = recv_buffer {
-            let _ = socket.set_recv_buffer_size(size);
-        }
-        socket.connect(addr).await.ok()
-    };
-    let stream = tokio::select! {
-        () = stop.cancelled() => return None,
-        s = tokio::time::timeout(Duration::from_secs(5), connect) => s.ok().flatten(),
-    };
-    let Some(stream) = stream else {
-        // Refused or timed out: do not spin.
-        tokio::select! {
-            () = stop.cancelled() => {}
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-        }
-        return None;
-    };
-    counters.connections.fetch_add(1, Ordering::Relaxed);
-    counters.open.fetch_add(1, Ordering::Relaxed);
-    Some(Held {
-        stream,
-        counters: counters.clone(),
-    })
-}
-
-/// Hold a connection (after `head`, when given) until the server closes
-/// it, then open another; until `stop`.
-async fn hold(
-    addr: SocketAddr,
-    head: Option<&'static [u8]>,
-    counters: Arc<Counters>,
-    stop: CancellationToken,
-) {
-    while !stop.is_cancelled() {
-        let Some(mut held) = open(addr, &counters, &stop, None).await else {
-            continue;
-        };
-        if let Some(head) = head
-            && held.stream.write_all(head).await.is_err()
-        {
-            continue;
-        }
-        let mut buf = [0u8; 1024];
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                r = held.stream.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                },
-            }
-        }
-    }
-}
-
-/// Download every delta, read the status line, then nothing; re-opened
-/// every 10 s.
-async fn stalled_download(addr: SocketAddr, counters: Arc<Counters>, stop: CancellationToken) {
-    let request = format!("GET /api/download/deltas HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    while !stop.is_cancelled() {
-        let Some(mut held) = open(addr, &counters, &stop, Some(4096)).await else {
-            continue;
-        };
-        if held.stream.write_all(request.as_bytes()).await.is_err() {
-            continue;
-        }
-        let mut status = [0u8; 12];
-        let read = tokio::select! {
-            () = stop.cancelled() => return,
-            r = tokio::time::timeout(Duration::from_secs(10), held.stream.read_exact(&mut status)) => r,
-        };
-        match read {
-            Ok(Ok(_)) if status.ends_with(b"429") => {
-                counters.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Ok(_)) => {
-                counters.stalled.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(10)) => {}
-        }
-    }
-}
-
-/// `POST /api/rankings-table {}` (every update of the history), given up
-/// after 0.5 s; again until `stop`.
-async fn abandoned_query(addr: SocketAddr, counters: Arc<Counters>, stop: CancellationToken) {
-    let request = format!(
-        "POST /api/rankings-table HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-    );
-    while !stop.is_cancelled() {
-        let Some(mut held) = open(addr, &counters, &stop, None).await else {
-            continue;
-        };
-        if held.stream.write_all(request.as_bytes()).await.is_err() {
-            continue;
-        }
-        counters.abandoned.fetch_add(1, Ordering::Relaxed);
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-impl AttackRun {
-    fn start(addr: SocketAddr, a: Attack) -> AttackRun {
-        let stop = CancellationToken::new();
-        let counters = Arc::new(Counters::default());
-        let mut tasks = tokio::task::JoinSet::new();
-        // The heavy ones first, then the sockets that only wait.
-        for _ in 0..a.stalled_downloads {
-            tasks.spawn(stalled_download(addr, counters.clone(), stop.clone()));
-        }
-        for _ in 0..a.abandoned_queries {
-            tasks.spawn(abandoned_query(addr, counters.clone(), stop.clone()));
-        }
-        for _ in 0..a.half_heads {
-            tasks.spawn(hold(
-                addr,
-                Some(b"GET /api/workers HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
-                counters.clone(),
-                stop.clone(),
-            ));
-        }
-        for _ in 0..a.idle_sockets {
-            tasks.spawn(hold(addr, None, counters.clone(), stop.clone()));
-        }
-        AttackRun {
-            stop,
-            tasks,
-            counters,
-            sockets: a.idle_sockets + a.half_heads + a.stalled_downloads + a.abandoned_queries,
-        }
-    }
-
-    /// Until every attack connection is open (or `within`), then a second
-    /// for the queries and downloads to start.
-    async fn in_place(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.counters.open.load(Ordering::Relaxed) < self.sockets && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-
-    async fn finish(mut self) -> AttackStats {
-        self.stop.cancel();
-        while self.tasks.join_next().await.is_some() {}
-        let c = &self.counters;
-        AttackStats {
-            connections: c.connections.load(Ordering::Relaxed),
-            open_at_start: 0,
-            downloads_stalled: c.stalled.load(Ordering::Relaxed),
-            downloads_refused: c.refused.load(Ordering::Relaxed),
-            queries_abandoned: c.abandoned.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// The results as a Markdown table with the goals, and the attack.

@@ -16,6 +16,7 @@
 //! supervisor's RSS and open descriptors at the end are within 5 % of
 //! those after the first minute (soak.json, soak.svg).
 
+pub mod attack;
 pub mod cluster;
 pub mod cnproc;
 pub mod history;

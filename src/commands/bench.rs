@@ -79,6 +79,12 @@ pub struct BenchArgs {
     /// with --quick).
     #[arg(long)]
     pub deltas: Option<usize>,
+    /// (internal) `--hostile`'s attacker process: attack this address.
+    #[arg(long, hide = true)]
+    pub hostile_attack: Option<std::net::SocketAddr>,
+    /// (internal) with `--hostile-attack`: idle,half-heads,downloads,queries.
+    #[arg(long, hide = true, value_parser = crate::bench::attack::parse_sizes)]
+    pub attack_sizes: Option<crate::bench::hostile::Attack>,
     /// The supervisor serves the API on 127.0.0.1, kept busy with
     /// `--api-rate` requests per second and an event-stream client.
     #[arg(long)]
@@ -164,6 +170,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             quick: args.quick,
         })
         .await;
+    }
+    if let Some(addr) = args.hostile_attack {
+        let sizes = args
+            .attack_sizes
+            .unwrap_or(crate::bench::hostile::Attack::QUICK);
+        return crate::bench::attack::run(addr, sizes).await;
     }
     if args.hostile {
         return crate::bench::hostile::run(crate::bench::hostile::HostileOptions {
