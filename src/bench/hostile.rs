@@ -322,8 +322,9 @@ pub async fn run(opts: HostileOptions) -> anyhow::Result<ExitCode> {
     };
 
     // The pool: idle, then under attack.
-    let sup = Supervisor::start(&exe, &config, &dir.join("supervisor.log")).await?;
+    let mut sup = Supervisor::start(&exe, &config, &dir.join("supervisor.log")).await?;
     sup.wait_running(plan.workers).await?;
+    sup.settled(plan.workers).await?;
     eprintln!(
         "hostile: {} workers running (supervisor {}, API {})",
         plan.workers, sup.pid, sup.base
@@ -349,7 +350,7 @@ pub async fn run(opts: HostileOptions) -> anyhow::Result<ExitCode> {
     under.attack = Some(stats);
 
     // SIGTERM → exit of an idle pool: the same config and store again.
-    let sup = Supervisor::start(&exe, &config, &dir.join("supervisor-2.log")).await?;
+    let mut sup = Supervisor::start(&exe, &config, &dir.join("supervisor-2.log")).await?;
     sup.wait_running(plan.workers).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (exit_s, exit, left) = sup.stop().await;
@@ -441,7 +442,7 @@ impl Supervisor {
     }
 
     /// Until `/api/workers` lists `n` workers, all running.
-    async fn wait_running(&self, n: usize) -> anyhow::Result<()> {
+    async fn wait_running(&mut self, n: usize) -> anyhow::Result<()> {
         let deadline = Instant::now() + LONG;
         let mut client = HttpClient::new(&self.base)?;
         loop {
@@ -460,9 +461,10 @@ impl Supervisor {
                     return Ok(());
                 }
             }
-            if pool::procfs::cpu_time(self.pid).is_none() {
+            // (A zombie still has its /proc entry: ask the child.)
+            if let Ok(Some(status)) = self.child.try_wait() {
                 bail!(
-                    "the supervisor exited during start-up; see {}",
+                    "the supervisor exited during start-up ({status}); see {}",
                     self.log.display()
                 );
             }
@@ -473,6 +475,38 @@ impl Supervisor {
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Until every worker (the watcher too) is running and `sleeping`:
+    /// checked, stored, waiting for the next poll. An idle pool is one
+    /// that has no run in progress, and each kill is measured so.
+    async fn settled(&self, n: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + LONG;
+        let mut client = HttpClient::new(&self.base)?;
+        loop {
+            if let Ok((status, body)) = client
+                .get_within("/api/workers", Duration::from_secs(5))
+                .await
+                && status.is_success()
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+                && let Some(list) = v
+                    .as_array()
+                    .or_else(|| v.get("workers").and_then(|w| w.as_array()))
+                && list.len() >= n
+                && list
+                    .iter()
+                    .all(|w| w["state"] == "running" && w["phase"] == "sleeping")
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the workers did not all settle (running, sleeping) within {LONG:?}; see {}",
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -597,8 +631,10 @@ async fn restarts(
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        // Let the previous replacement settle (min_uptime) before the next.
+        // Let the previous replacement settle (min_uptime, its first
+        // check) before the next.
         tokio::time::sleep(Duration::from_millis(150)).await;
+        sup.settled(plan.workers).await?;
         let (victim, slot) = workers[(k * 37) % workers.len()].clone();
         let parent = sup.pid;
         match connector.take() {
