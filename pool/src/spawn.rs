@@ -15,8 +15,10 @@
 //! puts stdin (`/dev/null`), stdout, stderr and the channel (fd 3) in
 //! place (whatever numbers they had: a supervisor started with closed
 //! stdio has its pipes on 0, 1 and 2) and closes every other descriptor, starts its own process group, sets `PR_SET_PDEATHSIG` and checks
-//! the parent did not die before it, applies the rlimits, takes back the
-//! process's nice when the pool thread runs above it, and execs.
+//! the parent did not die before it, applies the rlimits, and execs. When
+//! the pool's thread runs above the process's priority the child execs
+//! at that priority too, and the parent puts the new worker back to the
+//! process's nice as soon as the clone returns.
 //! Nothing there allocates: the limits are a fixed array, the program,
 //! arguments and environment C strings built before. A step that fails
 //! writes its errno into memory the parent reads once the clone returns; a
@@ -88,8 +90,8 @@ struct Kit {
 }
 
 impl Spawner {
-    /// A spawner for the thread `thread` (the pool's); children set
-    /// `worker_nice` before exec when given.
+    /// A spawner for the thread `thread` (the pool's); each child is put
+    /// to `worker_nice`, when given, as soon as it exec'd.
     pub fn new(thread: ThreadId, worker_nice: Option<i32>) -> Result<Spawner, Error> {
         let io_error = |context: &str, source| Error::Io {
             context: context.into(),
@@ -232,8 +234,6 @@ struct ChildArgs {
     signals: libc::c_int,
     limits: [Option<Rlim>; MAX_LIMITS],
     n_limits: usize,
-    /// Set before exec (the child inherits the pool thread's nice).
-    nice: Option<i32>,
     error: AtomicI32,
 }
 
@@ -357,7 +357,6 @@ fn spawn_now(
         signals: libc::SIGRTMAX(),
         limits,
         n_limits,
-        nice: worker_nice,
         error: AtomicI32::new(0),
     };
     let pid = clone_and_exec(&args, stack).map_err(spawn_error)?;
@@ -386,11 +385,36 @@ fn spawn_now(
         });
     }
     drop(plan.child_end);
+    if let Some(nice) = worker_nice {
+        take_back_priority(pid, nice);
+    }
     Ok(Spawned {
         pid: pid as u32,
         stdout: out_read,
         stderr: err_read,
     })
+}
+
+/// The worker `pid`, just exec'd at the pool thread's raised priority
+/// (so that its set-up and `execve` were not kept waiting), goes to
+/// `nice`: its main thread, then any thread it started meanwhile (they
+/// inherited the raised one; threads started later inherit `nice`).
+/// Lowering a priority is always allowed; a worker already gone is no
+/// error.
+fn take_back_priority(pid: libc::pid_t, nice: i32) {
+    // SAFETY: setpriority has no memory-safety preconditions.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, nice) };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for tid in tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| t.file_name().to_str()?.parse::<libc::id_t>().ok())
+        .filter(|tid| *tid != pid as libc::id_t)
+    {
+        // SAFETY: as above.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    }
 }
 
 /// Clone with `CLONE_VM | CLONE_VFORK` and run [`child`] on `stack`;
@@ -514,12 +538,6 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
                 let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
                 fail(LIMIT_ERRNO_BASE + (i as i32) * 1000 + errno);
             }
-        }
-        // Back to the process's priority (a lower one is always allowed).
-        if let Some(nice) = a.nice
-            && libc::setpriority(libc::PRIO_PROCESS, 0, nice) != 0
-        {
-            fail(errno());
         }
         libc::execve(a.program, a.argv, a.envp);
         fail(errno())

@@ -40,7 +40,8 @@ pub struct PoolOptions {
     /// restart is scheduled ahead of the workers, the API's clients and
     /// anything else at the process's priority, when the process may raise
     /// priorities (`CAP_SYS_NICE`, as root, or `RLIMIT_NICE`); otherwise
-    /// the thread stays at the process's nice. Workers, and the pool's
+    /// the thread stays at the process's nice. A replacement execs at the
+    /// thread's priority; then workers, and the pool's
     /// other threads, get the process's nice back. Default 0: unchanged.
     pub thread_nice: i32,
 }

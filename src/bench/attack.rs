@@ -104,6 +104,7 @@ pub struct AttackProcess {
     pub open: Arc<AtomicUsize>,
     reports: tokio::task::JoinHandle<Option<AttackStats>>,
     sockets: usize,
+    started: Instant,
 }
 
 impl AttackProcess {
@@ -156,6 +157,7 @@ impl AttackProcess {
                 + attack.half_heads
                 + attack.stalled_downloads
                 + attack.abandoned_queries,
+            started: Instant::now(),
         })
     }
 
@@ -177,6 +179,8 @@ impl AttackProcess {
     /// Stop the attack (close its stdin) and collect what it did; the
     /// process is killed if it does not end within 30 s.
     pub async fn finish(mut self) -> AttackStats {
+        let cpu = self.pid().and_then(pool::procfs::cpu_time);
+        let alive = self.started.elapsed();
         drop(self.stdin.take());
         let stats = tokio::time::timeout(Duration::from_secs(30), &mut self.reports)
             .await
@@ -189,10 +193,13 @@ impl AttackProcess {
         {
             let _ = self.child.kill().await;
         }
-        stats.unwrap_or_else(|| {
+        let mut stats = stats.unwrap_or_else(|| {
             eprintln!("hostile: the attacker process did not report its figures");
             AttackStats::default()
-        })
+        });
+        stats.attacker_cpu_s = cpu.map_or(f64::NAN, |c| c.as_secs_f64());
+        stats.attacker_alive_s = alive.as_secs_f64();
+        stats
     }
 }
 
@@ -380,6 +387,7 @@ impl Attackers {
             downloads_stalled: c.stalled.load(Ordering::Relaxed),
             downloads_refused: c.refused.load(Ordering::Relaxed),
             queries_abandoned: c.abandoned.load(Ordering::Relaxed),
+            ..AttackStats::default()
         }
     }
 }

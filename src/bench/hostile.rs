@@ -144,6 +144,11 @@ pub struct AttackStats {
     pub downloads_refused: u64,
     /// Heavy queries sent and given up.
     pub queries_abandoned: u64,
+    /// CPU seconds the attacker process used, and over how many seconds
+    /// of its life (how much of the machine the attack itself took).
+    pub attacker_cpu_s: f64,
+    /// See [`AttackStats::attacker_cpu_s`].
+    pub attacker_alive_s: f64,
 }
 
 /// One phase's figures.
@@ -153,6 +158,13 @@ pub struct Phase {
     pub name: String,
     /// Restart latency of a `kill -9`ed worker.
     pub restart: Latency,
+    /// Its two parts at the kernel's clock: the old worker's exit → the
+    /// supervisor's clone (seeing the exit, deciding), and the clone → the
+    /// replacement's exec (the child's set-up and `execve`). Empty
+    /// without root.
+    pub restart_exit_to_clone: Latency,
+    /// See [`Phase::restart_exit_to_clone`].
+    pub restart_clone_to_exec: Latency,
     /// `GET /api/workers`.
     pub workers: Latency,
     /// `GET /api/delta?limit=100`.
@@ -446,20 +458,9 @@ impl Supervisor {
         let deadline = Instant::now() + LONG;
         let mut client = HttpClient::new(&self.base)?;
         loop {
-            if let Ok((status, body)) = client
-                .get_within("/api/workers", Duration::from_secs(5))
-                .await
-                && status.is_success()
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
-            {
-                let list = v
-                    .as_array()
-                    .or_else(|| v.get("workers").and_then(|w| w.as_array()));
-                let running =
-                    list.map_or(0, |l| l.iter().filter(|w| w["state"] == "running").count());
-                if running >= n {
-                    return Ok(());
-                }
+            let listed = listed_workers(&mut client).await;
+            if listed.iter().filter(|w| w["state"] == "running").count() >= n {
+                return Ok(());
             }
             // (A zombie still has its /proc entry: ask the child.)
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -485,16 +486,9 @@ impl Supervisor {
         let deadline = Instant::now() + LONG;
         let mut client = HttpClient::new(&self.base)?;
         loop {
-            if let Ok((status, body)) = client
-                .get_within("/api/workers", Duration::from_secs(5))
-                .await
-                && status.is_success()
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
-                && let Some(list) = v
-                    .as_array()
-                    .or_else(|| v.get("workers").and_then(|w| w.as_array()))
-                && list.len() >= n
-                && list
+            let listed = listed_workers(&mut client).await;
+            if listed.len() >= n
+                && listed
                     .iter()
                     .all(|w| w["state"] == "running" && w["phase"] == "sleeping")
             {
@@ -557,6 +551,27 @@ fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// The workers `/api/workers` lists (none when it does not answer).
+async fn listed_workers(client: &mut HttpClient) -> Vec<serde_json::Value> {
+    let Ok((status, body)) = client
+        .get_within("/api/workers", Duration::from_secs(5))
+        .await
+    else {
+        return Vec::new();
+    };
+    let v = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) if status.is_success() => v,
+        _ => return Vec::new(),
+    };
+    match v {
+        serde_json::Value::Array(list) => list,
+        mut v => match v.get_mut("workers").map(serde_json::Value::take) {
+            Some(serde_json::Value::Array(list)) => list,
+            _ => Vec::new(),
+        },
+    }
+}
+
 /// Every measure of one phase, with the supervisor's descriptors sampled
 /// meanwhile.
 async fn measure(
@@ -583,7 +598,8 @@ async fn measure(
     };
     let open_at_start = attack.map(|a| a.open.load(Ordering::Relaxed));
     eprintln!("hostile {name}: {} kills", plan.kills);
-    let restart = restarts(sup, plan, connector).await?;
+    let (restart, restart_exit_to_clone, restart_clone_to_exec) =
+        restarts(sup, plan, connector).await?;
     eprintln!("hostile {name}: {} x GET /api/workers", plan.requests);
     let workers = api_latency(&sup.base, "/api/workers", plan.requests).await?;
     eprintln!("hostile {name}: {} x GET /api/delta", plan.requests);
@@ -596,6 +612,8 @@ async fn measure(
     Ok(Phase {
         name: name.to_string(),
         restart,
+        restart_exit_to_clone,
+        restart_clone_to_exec,
         workers,
         delta,
         scraper_status_rps: rps,
@@ -610,14 +628,16 @@ async fn measure(
 }
 
 /// `plan.kills` workers `kill -9`ed in turn, each timed to its
-/// replacement.
+/// replacement: the whole, then its two parts (exit → clone, clone →
+/// exec; only at the kernel's clock).
 async fn restarts(
     sup: &Supervisor,
     plan: &Plan,
     connector: &mut Option<cnproc::Connector>,
-) -> anyhow::Result<Latency> {
+) -> anyhow::Result<(Latency, Latency, Latency)> {
     let limit = Duration::from_secs(5);
     let (mut samples, mut errors) = (Vec::new(), 0u64);
+    let (mut to_clone, mut to_exec) = (Vec::new(), Vec::new());
     for k in 0..plan.kills {
         // Every worker up (the previous replacement included) first.
         let deadline = Instant::now() + LONG;
@@ -647,7 +667,11 @@ async fn restarts(
                 .context("the restart probe panicked")?;
                 *connector = Some(conn);
                 match measured {
-                    Ok(Some(r)) => samples.push(r.exit_to_exec.as_secs_f64() * 1000.0),
+                    Ok(Some(r)) => {
+                        samples.push(r.exit_to_exec.as_secs_f64() * 1000.0);
+                        to_clone.push(r.exit_to_fork.as_secs_f64() * 1000.0);
+                        to_exec.push(r.fork_to_exec.as_secs_f64() * 1000.0);
+                    }
                     Ok(None) => errors += 1,
                     Err(e) => bail!("process connector: {e}"),
                 }
@@ -678,7 +702,11 @@ async fn restarts(
             }
         }
     }
-    Ok(Latency::of(&samples, errors))
+    Ok((
+        Latency::of(&samples, errors),
+        Latency::of(&to_clone, 0),
+        Latency::of(&to_exec, 0),
+    ))
 }
 
 /// `n` GETs of `path`, one at a time over one keep-alive connection
@@ -807,6 +835,16 @@ pub fn table(r: &HostileResults) -> String {
         a.restart.cell(),
         verdict(a.restart.count > 0 && within_2x(i.restart.p99_ms, a.restart.p99_ms))
     ));
+    if i.restart_exit_to_clone.count > 0 && a.restart_exit_to_clone.count > 0 {
+        out.push_str(&format!(
+            "| … of which exit → clone (the supervisor), median / p99 | {} | {} | | |\n\
+             | … of which clone → exec (the child, `execve`), median / p99 | {} | {} | | |\n",
+            i.restart_exit_to_clone.cell(),
+            a.restart_exit_to_clone.cell(),
+            i.restart_clone_to_exec.cell(),
+            a.restart_clone_to_exec.cell(),
+        ));
+    }
     out.push_str(&format!(
         "| `GET /api/workers`, median / p99 | {} | {} | p99 under attack ≤ 2× idle | {} |\n",
         i.workers.cell(),
@@ -855,12 +893,14 @@ pub fn table(r: &HostileResults) -> String {
     ));
     if let Some(s) = &a.attack {
         out.push_str(&format!(
-            "\nattack: {} connections opened in all ({} open when measuring began), downloads {} answered 200 and left unread / {} refused 429, {} queries given up after 0.5 s\n",
+            "\nattack: {} connections opened in all ({} open when measuring began), downloads {} answered 200 and left unread / {} refused 429, {} queries given up after 0.5 s; the attacker process used {:.1} CPU-seconds in {:.1} s\n",
             s.connections,
             s.open_at_start,
             s.downloads_stalled,
             s.downloads_refused,
-            s.queries_abandoned
+            s.queries_abandoned,
+            s.attacker_cpu_s,
+            s.attacker_alive_s
         ));
     }
     out
