@@ -199,6 +199,40 @@ fn quick_hostile_bench_measures_idle_and_under_attack() {
         attack["queries_abandoned"].as_u64().is_some_and(|n| n > 0),
         "{attack}"
     );
+    // The attack came from a process of its own, which reported.
+    assert!(
+        attack["attacker_alive_s"].as_f64().is_some_and(|s| s > 0.0)
+            && attack["attacker_cpu_s"].as_f64().is_some_and(|s| s >= 0.0),
+        "{attack}"
+    );
+    // At the kernel's clock (root), each restart is split in two parts.
+    if r["restart_clock"]
+        .as_str()
+        .is_some_and(|c| c.contains("kernel"))
+    {
+        for phase in ["idle", "under_attack"] {
+            let p = &r[phase];
+            for part in ["restart_exit_to_clone", "restart_clone_to_exec"] {
+                assert_eq!(
+                    p[part]["count"], p["restart"]["count"],
+                    "{phase} {part}: {p}"
+                );
+            }
+            let (whole, a, b) = (
+                p["restart"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
+                p["restart_exit_to_clone"]["p50_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                p["restart_clone_to_exec"]["p50_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
+            assert!(
+                a <= whole && b <= whole,
+                "{phase}: parts above the whole: {p}"
+            );
+        }
+    }
     assert!(r["idle"]["attack"].is_null(), "{text}");
     let idle = &r["idle"];
     for series in ["workers", "delta"] {
