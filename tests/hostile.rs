@@ -1075,6 +1075,7 @@ fn reads_stop_at_their_deadline_and_exports_do_not(url: String) {
                 readers: 2,
                 query_timeout: Duration::from_millis(5),
                 nice: 0,
+                background: false,
                 cheap_nice: 0,
             },
         )

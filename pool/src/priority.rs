@@ -32,6 +32,21 @@ pub fn lower_thread_priority(nice: i32) {
     }
 }
 
+/// Put the calling thread under `SCHED_IDLE`: it runs on CPU time no
+/// other thread wants, and any thread of another policy that wakes up
+/// preempts it at once (under contention it still gets a small share, so
+/// it is slowed, never stopped). Any thread may do this; failures are
+/// logged.
+pub fn idle_thread_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param`; pid 0 is the calling
+    // thread on Linux.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot put a thread under SCHED_IDLE");
+    }
+}
+
 /// Raise the calling thread's priority to `nice` (-20..0) when it is
 /// below the current one. That takes `CAP_SYS_NICE` (root has it) or an
 /// `RLIMIT_NICE` that allows it; without, the thread stays as it is.
@@ -82,5 +97,20 @@ mod tests {
         .expect("thread");
         assert_eq!(lowered, (base + 3).min(19));
         assert_eq!(thread_nice(), base, "the caller's nice is its own");
+    }
+
+    #[test]
+    fn a_thread_goes_idle_alone() {
+        // SAFETY: sched_getscheduler only reads; 0 is the calling thread.
+        let policy = || unsafe { libc::sched_getscheduler(0) };
+        let before = policy();
+        let idle = std::thread::spawn(move || {
+            idle_thread_priority();
+            policy()
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(idle, libc::SCHED_IDLE);
+        assert_eq!(policy(), before, "the caller's policy is its own");
     }
 }

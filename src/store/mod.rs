@@ -215,6 +215,11 @@ pub struct ReadSettings {
     /// above the API's own, so the API can always answer and cancel while
     /// they are busy, and the pool's threads come first.
     pub nice: i32,
+    /// Heavy reads run under `SCHED_IDLE` besides (the SQLite readers that
+    /// take them, and exports): any thread of the pool, the API or a
+    /// worker that wakes up preempts them at once, so a flood of heavy
+    /// queries uses only CPU time nothing else wants.
+    pub background: bool,
     /// Nice value of the SQLite reader kept for cheap reads (the first of
     /// `readers`, when there are two or more): the API's own, so a cheap
     /// read runs as soon as the API asks, whatever heavy reads do.
@@ -222,13 +227,14 @@ pub struct ReadSettings {
 }
 
 impl Default for ReadSettings {
-    /// 4 readers, 5 s per query, nice 15 (the cheap reader 10, the
-    /// API's).
+    /// 4 readers, 5 s per query, nice 15 and `SCHED_IDLE` (the cheap
+    /// reader nice 10, the API's).
     fn default() -> Self {
         ReadSettings {
             readers: 4,
             query_timeout: std::time::Duration::from_secs(5),
             nice: 15,
+            background: true,
             cheap_nice: 10,
         }
     }

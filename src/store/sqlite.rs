@@ -85,6 +85,8 @@ pub struct SqliteStore {
     lane: Option<Arc<super::lane::HeavyLane>>,
     /// Nice value of the read threads (readers, exports).
     read_nice: i32,
+    /// Heavy read threads under `SCHED_IDLE` ([`super::ReadSettings::background`]).
+    read_background: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -181,6 +183,7 @@ impl SqliteStore {
             readers: None,
             lane: None,
             read_nice: 0,
+            read_background: false,
         })
     }
 
@@ -201,6 +204,7 @@ impl SqliteStore {
                     reads.readers,
                     reads.query_timeout,
                     reads.nice,
+                    reads.background,
                     reads.cheap_nice,
                 )
             })
@@ -212,6 +216,7 @@ impl SqliteStore {
                 reads.query_timeout,
             )));
             store.read_nice = reads.nice;
+            store.read_background = reads.background;
         }
         Ok(store)
     }

@@ -215,9 +215,12 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(EXPORT_BUFFER);
         let path = self.path.clone();
         let shared = self.conn.clone();
-        let nice = self.read_nice;
+        let (nice, idle) = (self.read_nice, self.read_background);
         let work = move || {
             pool::priority::lower_thread_priority(nice);
+            if idle {
+                pool::priority::idle_thread_priority();
+            }
             let run = |c: &Connection| -> Result<(), StoreError> {
                 let mut stmt = c.prepare(&q.sql).map_err(db)?;
                 let mut rows = stmt.query(params_from_iter(&q.params)).map_err(db)?;

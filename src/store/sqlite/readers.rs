@@ -184,12 +184,14 @@ impl Drop for Readers {
 impl Readers {
     /// Open `count` read-only connections to `path`, each on a thread: the
     /// first for cheap reads only, at nice `cheap_nice`; the others at
-    /// `nice` (with a single reader, it serves both lanes at `nice`).
+    /// `nice`, under `SCHED_IDLE` when `background` (with a single reader,
+    /// it serves both lanes so).
     pub(super) fn open(
         path: &Path,
         count: usize,
         timeout: Duration,
         nice: i32,
+        background: bool,
         cheap_nice: i32,
     ) -> Result<Readers, StoreError> {
         let count = count.max(1);
@@ -212,16 +214,19 @@ impl Readers {
             )
             .map_err(|e| StoreError::Unavailable(format!("sqlite {}: {e}", path.display())))?;
             conn.busy_handler(Some(busy_retry)).map_err(db)?;
-            let (role, nice) = if n == 0 && count > 1 {
-                (Role::CheapOnly, cheap_nice)
+            let (role, nice, idle) = if n == 0 && count > 1 {
+                (Role::CheapOnly, cheap_nice, false)
             } else {
-                (Role::Both, nice)
+                (Role::Both, nice, background)
             };
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("store-reader-{n}"))
                 .spawn(move || {
                     pool::priority::lower_thread_priority(nice);
+                    if idle {
+                        pool::priority::idle_thread_priority();
+                    }
                     serve(conn, &queue, role);
                 })
                 .map_err(|e| {
@@ -304,9 +309,22 @@ mod tests {
                            SELECT COUNT(*) FROM s";
 
     #[tokio::test]
+    async fn heavy_reads_run_under_sched_idle_when_background() {
+        let (_dir, path) = file_with_rows(1);
+        // SAFETY: sched_getscheduler only reads; 0 is the calling thread.
+        let policy = |_: &mut Connection| Ok(unsafe { libc::sched_getscheduler(0) });
+        for (background, want) in [(true, libc::SCHED_IDLE), (false, libc::SCHED_OTHER)] {
+            let r =
+                Readers::open(&path, 2, Duration::from_secs(5), 0, background, 0).expect("readers");
+            let got = r.run(Lane::Heavy, policy).await.expect("policy");
+            assert_eq!(got, want, "background: {background}");
+        }
+    }
+
+    #[tokio::test]
     async fn reads_answer_and_are_read_only() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 2, Duration::from_secs(5), 0, 0).expect("readers");
+        let r = Readers::open(&path, 2, Duration::from_secs(5), 0, false, 0).expect("readers");
         let n: i64 = r
             .run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
@@ -326,7 +344,7 @@ mod tests {
     #[tokio::test]
     async fn a_query_past_its_deadline_is_interrupted_and_the_reader_serves_again() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_millis(200), 0, 0).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_millis(200), 0, false, 0).expect("readers");
         let started = std::time::Instant::now();
         let slow = r
             .run(Lane::Cheap, |c| {
@@ -356,7 +374,9 @@ mod tests {
     #[tokio::test]
     async fn heavy_reads_never_take_the_reader_kept_for_cheap_ones() {
         let (_dir, path) = file_with_rows(10);
-        let r = Arc::new(Readers::open(&path, 2, Duration::from_secs(60), 0, 0).expect("readers"));
+        let r = Arc::new(
+            Readers::open(&path, 2, Duration::from_secs(60), 0, false, 0).expect("readers"),
+        );
         let count = |r: Arc<Readers>| async move {
             r.run(Lane::Cheap, |c| {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
@@ -433,7 +453,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_caller_abandons_its_query() {
         let (_dir, path) = file_with_rows(10);
-        let r = Readers::open(&path, 1, Duration::from_secs(30), 0, 0).expect("readers");
+        let r = Readers::open(&path, 1, Duration::from_secs(30), 0, false, 0).expect("readers");
         for _ in 0..5 {
             let slow = r.run(Lane::Cheap, |c| {
                 c.query_row(ENDLESS, [], |r| r.get::<_, i64>(0)).map_err(db)
