@@ -27,58 +27,10 @@ pub enum AppEvent {
     /// A config reload was refused: the new config is invalid, the old one
     /// keeps running.
     ReloadFailed(ReloadFailure),
-    /// A cluster node took a world's lease (and started its worker).
-    LeaseAcquired {
-        /// The world (or `watcher`).
-        world: String,
-        /// The lease's new epoch.
-        epoch: i64,
-    },
-    /// A cluster node lost or gave up a lease (and stopped its worker):
-    /// `reason` is `taken`, `expired`, `shed` or `removed`.
-    LeaseLost {
-        /// The world.
-        world: String,
-        /// The epoch it held.
-        epoch: i64,
-        /// Why.
-        reason: String,
-    },
-    /// A node appeared among the cluster's live ones.
-    NodeJoined {
-        /// Its id (`host:pid:random`).
-        node_id: String,
-        /// Its name.
-        node_name: String,
-    },
-    /// A node is no longer among the live ones.
-    NodeGone {
-        /// Its id.
-        node_id: String,
-    },
-}
-
-impl From<ClusterEvent> for AppEvent {
-    fn from(e: ClusterEvent) -> AppEvent {
-        match e {
-            ClusterEvent::LeaseAcquired { world, epoch } => {
-                AppEvent::LeaseAcquired { world, epoch }
-            }
-            ClusterEvent::LeaseLost {
-                world,
-                epoch,
-                reason,
-            } => AppEvent::LeaseLost {
-                world,
-                epoch,
-                reason,
-            },
-            ClusterEvent::NodeJoined { node_id, node_name } => {
-                AppEvent::NodeJoined { node_id, node_name }
-            }
-            ClusterEvent::NodeGone { node_id } => AppEvent::NodeGone { node_id },
-        }
-    }
+    /// A cluster node's lease or membership changed (`lease_acquired`,
+    /// `lease_lost`, `node_joined`, `node_gone`: [`ClusterEvent`]).
+    #[serde(untagged)]
+    Cluster(ClusterEvent),
 }
 
 impl AppEvent {
@@ -87,10 +39,7 @@ impl AppEvent {
         match self {
             AppEvent::Reloaded(_) => "reloaded",
             AppEvent::ReloadFailed(_) => "reload_failed",
-            AppEvent::LeaseAcquired { .. } => "lease_acquired",
-            AppEvent::LeaseLost { .. } => "lease_lost",
-            AppEvent::NodeJoined { .. } => "node_joined",
-            AppEvent::NodeGone { .. } => "node_gone",
+            AppEvent::Cluster(e) => e.name(),
         }
     }
 
@@ -98,13 +47,10 @@ impl AppEvent {
     /// every stream carries, also one filtered with `?world=`.
     pub fn worker(&self) -> Option<&str> {
         match self {
-            AppEvent::LeaseAcquired { world, .. } | AppEvent::LeaseLost { world, .. } => {
-                Some(world)
-            }
-            AppEvent::Reloaded(_)
-            | AppEvent::ReloadFailed(_)
-            | AppEvent::NodeJoined { .. }
-            | AppEvent::NodeGone { .. } => None,
+            AppEvent::Cluster(
+                ClusterEvent::LeaseAcquired { world, .. } | ClusterEvent::LeaseLost { world, .. },
+            ) => Some(world),
+            AppEvent::Reloaded(_) | AppEvent::ReloadFailed(_) | AppEvent::Cluster(_) => None,
         }
     }
 }
@@ -146,7 +92,7 @@ impl AppEvents {
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(e) => me.publish(e.into()),
+                    Ok(e) => me.publish(AppEvent::Cluster(e)),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "cluster events lost on their way to the API");
                     }
@@ -159,5 +105,33 @@ impl AppEvents {
     /// Follow the events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
         self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_events_carry_their_name_in_event_like_the_others() {
+        let e = AppEvent::Cluster(ClusterEvent::LeaseLost {
+            world: "Aurera".into(),
+            epoch: 3,
+            reason: "shed".into(),
+        });
+        assert_eq!(e.name(), "lease_lost");
+        assert_eq!(e.worker(), Some("Aurera"));
+        assert_eq!(
+            serde_json::to_value(&e).expect("JSON"),
+            serde_json::json!({"event": "lease_lost", "world": "Aurera", "epoch": 3, "reason": "shed"})
+        );
+        let gone = AppEvent::Cluster(ClusterEvent::NodeGone {
+            node_id: "h:1:x".into(),
+        });
+        assert_eq!(gone.worker(), None);
+        assert_eq!(
+            serde_json::to_value(&gone).expect("JSON"),
+            serde_json::json!({"event": "node_gone", "node_id": "h:1:x"})
+        );
     }
 }

@@ -49,9 +49,11 @@ pub fn renew_timeout(lease_ttl: Duration, renew_every: Duration) -> Duration {
     (margin(lease_ttl) * 4 / 5).min(renew_every)
 }
 
-/// What the cluster tells the API's event stream.
+/// What the cluster tells the API's event stream: serialized with its
+/// name in `event` (`{"event": "lease_acquired", …}`), as every
+/// [`crate::app_events::AppEvent`].
 #[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum ClusterEvent {
     /// This node took a world's lease (and started its worker).
     LeaseAcquired {
@@ -83,6 +85,18 @@ pub enum ClusterEvent {
         /// Its id.
         node_id: String,
     },
+}
+
+impl ClusterEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClusterEvent::LeaseAcquired { .. } => "lease_acquired",
+            ClusterEvent::LeaseLost { .. } => "lease_lost",
+            ClusterEvent::NodeJoined { .. } => "node_joined",
+            ClusterEvent::NodeGone { .. } => "node_gone",
+        }
+    }
 }
 
 /// The API's handle on the node: the latest view, the events, the
