@@ -742,19 +742,29 @@ fn sigterm_with_a_stalled_download_exits_0_within_the_graces() {
     }
 }
 
-#[test]
-fn abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
+/// `test` on a fresh SQLite file.
+fn on_sqlite(test: fn(String)) {
     let dir = tempfile::tempdir().expect("tempdir");
-    abandoned_heavy_queries(format!(
+    test(format!(
         "sqlite://{}",
         dir.path().join("seeded.db").display()
     ));
 }
 
+/// `test` on a fresh database of the test PostgreSQL.
+fn on_postgres(test: fn(String)) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    test(rt.block_on(crate::helper::pg::fresh_database_url()));
+}
+
+#[test]
+fn abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
+    on_sqlite(abandoned_heavy_queries);
+}
+
 #[test]
 fn pg_abandoned_heavy_queries_do_not_delay_the_feed_and_long_periods_are_refused() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    abandoned_heavy_queries(rt.block_on(crate::helper::pg::fresh_database_url()));
+    on_postgres(abandoned_heavy_queries);
 }
 
 fn abandoned_heavy_queries(url: String) {
@@ -1103,19 +1113,12 @@ fn reads_stop_at_their_deadline_and_exports_do_not(url: String) {
 
 #[test]
 fn sqlite_reads_stop_at_their_deadline_and_exports_do_not() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    reads_stop_at_their_deadline_and_exports_do_not(format!(
-        "sqlite://{}",
-        dir.path().join("seeded.db").display()
-    ));
+    on_sqlite(reads_stop_at_their_deadline_and_exports_do_not);
 }
 
 #[test]
 fn pg_reads_stop_at_their_deadline_and_exports_do_not() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    reads_stop_at_their_deadline_and_exports_do_not(
-        rt.block_on(crate::helper::pg::fresh_database_url()),
-    );
+    on_postgres(reads_stop_at_their_deadline_and_exports_do_not);
 }
 
 /// With every place of the heavy lane taken (as heavy queries that never
@@ -1203,17 +1206,10 @@ fn a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(url: String) {
 
 #[test]
 fn sqlite_a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(format!(
-        "sqlite://{}",
-        dir.path().join("seeded.db").display()
-    ));
+    on_sqlite(a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones);
 }
 
 #[test]
 fn pg_a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones() {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones(
-        rt.block_on(crate::helper::pg::fresh_database_url()),
-    );
+    on_postgres(a_full_heavy_lane_refuses_heavy_reads_and_answers_cheap_ones);
 }
