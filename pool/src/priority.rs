@@ -47,6 +47,62 @@ pub fn idle_thread_priority() {
     }
 }
 
+/// The CPUs the calling thread may run on, by number.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it; pid 0
+    // is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+/// Keep the calling thread off one of the CPUs it may run on (the first),
+/// when it may run on two or more; returns the CPUs it keeps. Threads so
+/// confined can never take every CPU at once, whatever their number.
+///
+/// `SCHED_IDLE` alone does not give way at once on every kernel: on the
+/// 2-core machines measured (Linux 6.18, `HZ=250`, autogroup on), a
+/// thread of *another* process woken on a CPU busy with `SCHED_IDLE` work
+/// waited for the next tick, up to 4 ms, about once in a hundred wakeups:
+/// the scheduler counts such a CPU as idle when placing a woken thread,
+/// and between two processes' groups `SCHED_IDLE` does not count.
+pub fn leave_one_cpu() -> Vec<usize> {
+    let allowed = allowed_cpus();
+    if allowed.len() < 2 {
+        return allowed;
+    }
+    let keep = &allowed[1..];
+    // SAFETY: as above; the set is built from CPU numbers below
+    // CPU_SETSIZE, and sched_setaffinity only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in keep {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot keep a background thread off a CPU");
+        return allowed;
+    }
+    keep.to_vec()
+}
+
+/// Make the calling thread background work: under `SCHED_IDLE`
+/// ([`idle_thread_priority`]) and off one CPU ([`leave_one_cpu`]), so
+/// that however many such threads are busy, one CPU stays free of them
+/// for everything else.
+pub fn background_thread() {
+    idle_thread_priority();
+    leave_one_cpu();
+}
+
 /// Raise the calling thread's priority to `nice` (-20..0) when it is
 /// below the current one. That takes `CAP_SYS_NICE` (root has it) or an
 /// `RLIMIT_NICE` that allows it; without, the thread stays as it is.
@@ -97,6 +153,40 @@ mod tests {
         .expect("thread");
         assert_eq!(lowered, (base + 3).min(19));
         assert_eq!(thread_nice(), base, "the caller's nice is its own");
+    }
+
+    #[test]
+    fn a_background_thread_leaves_one_cpu_to_the_others() {
+        let before = allowed_cpus();
+        assert!(!before.is_empty(), "the affinity is read");
+        let (kept, allowed, policy) = std::thread::spawn(|| {
+            let kept = leave_one_cpu();
+            // SAFETY: sched_getscheduler only reads; 0 is the calling thread.
+            (kept, allowed_cpus(), unsafe { libc::sched_getscheduler(0) })
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(kept, allowed);
+        assert_eq!(
+            policy,
+            libc::SCHED_OTHER,
+            "leave_one_cpu alone keeps the policy"
+        );
+        if before.len() >= 2 {
+            assert_eq!(allowed, before[1..], "all but the first CPU");
+        } else {
+            assert_eq!(allowed, before, "a single CPU is kept");
+        }
+        assert_eq!(allowed_cpus(), before, "the caller's affinity is its own");
+        let (allowed, policy) = std::thread::spawn(|| {
+            background_thread();
+            // SAFETY: as above.
+            (allowed_cpus(), unsafe { libc::sched_getscheduler(0) })
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(policy, libc::SCHED_IDLE);
+        assert_eq!(allowed.len(), before.len().saturating_sub(1).max(1));
     }
 
     #[test]

@@ -215,10 +215,12 @@ pub struct ReadSettings {
     /// above the API's own, so the API can always answer and cancel while
     /// they are busy, and the pool's threads come first.
     pub nice: i32,
-    /// Heavy reads run under `SCHED_IDLE` besides (the SQLite readers that
-    /// take them, and exports): any thread of the pool, the API or a
-    /// worker that wakes up preempts them at once, so a flood of heavy
-    /// queries uses only CPU time nothing else wants.
+    /// Heavy reads run as background work besides (the SQLite readers that
+    /// take them, and exports): under `SCHED_IDLE`, so any thread of the
+    /// pool, the API or a worker that wakes up goes first, and off one of
+    /// the process's CPUs (when it has two or more), so a flood of heavy
+    /// queries never keeps every CPU busy
+    /// ([`pool::priority::background_thread`]).
     pub background: bool,
     /// Nice value of the SQLite reader kept for cheap reads (the first of
     /// `readers`, when there are two or more): the API's own, so a cheap

@@ -219,7 +219,7 @@ impl SqliteStore {
         let work = move || {
             pool::priority::lower_thread_priority(nice);
             if idle {
-                pool::priority::idle_thread_priority();
+                pool::priority::background_thread();
             }
             let run = |c: &Connection| -> Result<(), StoreError> {
                 let mut stmt = c.prepare(&q.sql).map_err(db)?;
