@@ -11,7 +11,8 @@
 //!   connector, [`cnproc`], as `cargo bench --bench pool`); without root,
 //!   kill → the new worker seen in /proc (polled each millisecond);
 //! - `GET /api/workers` and `GET /api/delta?limit=100`, one keep-alive
-//!   client, one request at a time: median, p99, max;
+//!   client on a thread of its own, one request at a time: median, p99,
+//!   max;
 //! - `GET /api/scraper-status` throughput with `wrk -t2 -c32` when `wrk`
 //!   is installed, else 32 keep-alive connections of our own;
 //! - the supervisor's open descriptors (/proc/PID/fd), highest seen.
@@ -712,8 +713,29 @@ async fn restarts(
 }
 
 /// `n` GETs of `path`, one at a time over one keep-alive connection
-/// (reconnecting when it is closed), within 60 s in all.
+/// (reconnecting when it is closed), within 60 s in all; from a thread of
+/// its own with a current-thread runtime, as a simple client is: each
+/// answer wakes that one thread, not a runtime's I/O thread that then
+/// wakes the bench's main thread (two hand-offs more of the bench's own in
+/// every sample, each of which can wait for a CPU).
 async fn api_latency(base: &str, path: &str, n: usize) -> anyhow::Result<Latency> {
+    let (base, path) = (base.to_string(), path.to_string());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-client".into())
+        .spawn(move || {
+            let measured = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("building the measuring client's runtime")
+                .and_then(|rt| rt.block_on(timed_gets(&base, &path, n)));
+            let _ = tx.send(measured);
+        })
+        .context("starting the measuring client's thread")?;
+    rx.await.context("the measuring client's thread panicked")?
+}
+
+async fn timed_gets(base: &str, path: &str, n: usize) -> anyhow::Result<Latency> {
     let mut client = HttpClient::new(base)?;
     let (mut samples, mut errors) = (Vec::with_capacity(n), 0u64);
     let deadline = Instant::now() + Duration::from_secs(60);
