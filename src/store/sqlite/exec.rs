@@ -248,9 +248,12 @@ impl SqliteStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(db)
-                .and_then(|c| {
+                .and_then(|mut c| {
                     c.busy_timeout(std::time::Duration::from_secs(10))
                         .map_err(db)?;
+                    if idle {
+                        super::readers::give_way(&mut c)?;
+                    }
                     run(&c)
                 })
             };

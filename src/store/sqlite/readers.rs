@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
@@ -24,6 +24,34 @@ use super::{StoreError, busy_retry, db};
 /// Queries waiting for a reader, per reader; beyond it a read answers
 /// "unavailable" at once instead of queueing without bound.
 const QUEUE_PER_READER: usize = 32;
+
+/// How long background work (heavy reads, exports) runs before it gives
+/// its CPU away.
+const GIVE_WAY_EVERY: Duration = Duration::from_micros(100);
+
+/// Make `conn`'s queries background work that gives way: about every
+/// [`GIVE_WAY_EVERY`] of running, the thread yields its CPU
+/// (`sched_yield`), so a thread woken on that CPU runs within that time.
+/// `SCHED_IDLE` alone does not ensure it: on the kernels measured
+/// (Linux 6.18, `HZ=250`), a thread woken on a CPU busy with `SCHED_IDLE`
+/// work often waited for the next tick, up to 4 ms; the pool's thread
+/// among them, between a worker's exit and its replacement's clone.
+pub(super) fn give_way(conn: &mut Connection) -> Result<(), StoreError> {
+    let mut since = Instant::now();
+    // The handler runs every 1,000 virtual-machine steps, a few
+    // microseconds of work: reading the clock there costs nothing.
+    conn.progress_handler(
+        1_000,
+        Some(move || {
+            if since.elapsed() >= GIVE_WAY_EVERY {
+                std::thread::yield_now();
+                since = Instant::now();
+            }
+            false // never interrupts
+        }),
+    )
+    .map_err(db)
+}
 
 /// A read job as the reader threads see it.
 type Work = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -226,6 +254,9 @@ impl Readers {
                     pool::priority::lower_thread_priority(nice);
                     if idle {
                         pool::priority::background_thread();
+                        if let Err(e) = give_way(&mut conn) {
+                            tracing::debug!(error = %e, "a background reader cannot give way");
+                        }
                     }
                     serve(conn, &queue, role);
                 })
