@@ -37,14 +37,19 @@ const GIVE_WAY_EVERY: Duration = Duration::from_micros(100);
 /// work often waited for the next tick, up to 4 ms; the pool's thread
 /// among them, between a worker's exit and its replacement's clone.
 pub(super) fn give_way(conn: &mut Connection) -> Result<(), StoreError> {
+    give_way_with(conn, GIVE_WAY_EVERY, std::thread::yield_now)
+}
+
+/// [`give_way`] every `every`, calling `give`.
+fn give_way_with(conn: &mut Connection, every: Duration, give: fn()) -> Result<(), StoreError> {
     let mut since = Instant::now();
     // The handler runs every 1,000 virtual-machine steps, a few
     // microseconds of work: reading the clock there costs nothing.
     conn.progress_handler(
         1_000,
         Some(move || {
-            if since.elapsed() >= GIVE_WAY_EVERY {
-                std::thread::yield_now();
+            if since.elapsed() >= every {
+                give();
                 since = Instant::now();
             }
             false // never interrupts
@@ -360,6 +365,46 @@ mod tests {
             let got = r.run(Lane::Heavy, policy).await.expect("policy");
             assert_eq!(got, want, "background: {background}");
         }
+    }
+
+    #[test]
+    fn a_connection_that_gives_way_yields_while_a_query_runs_and_still_answers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static GIVEN: AtomicUsize = AtomicUsize::new(0);
+        let (_dir, path) = file_with_rows(1);
+        let mut conn = Connection::open(&path).expect("open");
+        give_way_with(&mut conn, Duration::from_millis(1), || {
+            GIVEN.fetch_add(1, Ordering::Relaxed);
+        })
+        .expect("handler");
+        let cpu_ms = || {
+            // SAFETY: timespec is plain data; clock_gettime fills it.
+            let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+            t.tv_sec as u128 * 1000 + t.tv_nsec as u128 / 1_000_000
+        };
+        let (started, cpu_before) = (Instant::now(), cpu_ms());
+        let count: i64 = conn
+            .query_row(
+                "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 3000000)
+                 SELECT COUNT(*) FROM s",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the query runs to its end");
+        let (ran, on_cpu) = (started.elapsed().as_millis(), cpu_ms() - cpu_before);
+        assert_eq!(count, 3_000_000, "giving way never interrupts");
+        let given = GIVEN.load(Ordering::Relaxed) as u128;
+        // About once per millisecond run: at least once per 2 ms on the
+        // CPU, at most once per millisecond of wall time.
+        assert!(
+            on_cpu >= 10,
+            "the query ran long enough to tell: {on_cpu} ms"
+        );
+        assert!(
+            given >= on_cpu / 2 && given <= ran + 1,
+            "gave way {given} times in {ran} ms ({on_cpu} ms on the CPU)"
+        );
     }
 
     #[tokio::test]
