@@ -217,10 +217,11 @@ pub struct ReadSettings {
     pub nice: i32,
     /// Heavy reads run as background work besides (the SQLite readers that
     /// take them, and exports): under `SCHED_IDLE`, so any thread of the
-    /// pool, the API or a worker that wakes up goes first, and off one of
-    /// the process's CPUs (when it has two or more), so a flood of heavy
+    /// pool, the API or a worker that wakes up goes first; off one of the
+    /// process's CPUs (when it has two or more), so a flood of heavy
     /// queries never keeps every CPU busy
-    /// ([`pool::priority::background_thread`]).
+    /// ([`pool::priority::background_thread`]); and yielding their CPU
+    /// every 100 µs of a query, so a thread woken there runs within that.
     pub background: bool,
     /// Nice value of the SQLite reader kept for cheap reads (the first of
     /// `readers`, when there are two or more): the API's own, so a cheap
