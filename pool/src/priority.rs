@@ -66,12 +66,13 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// when it may run on two or more; returns the CPUs it keeps. Threads so
 /// confined can never take every CPU at once, whatever their number.
 ///
-/// `SCHED_IDLE` alone does not give way at once on every kernel: on the
-/// 2-core machines measured (Linux 6.18, `HZ=250`, autogroup on), a
-/// thread of *another* process woken on a CPU busy with `SCHED_IDLE` work
-/// waited for the next tick, up to 4 ms, about once in a hundred wakeups:
-/// the scheduler counts such a CPU as idle when placing a woken thread,
-/// and between two processes' groups `SCHED_IDLE` does not count.
+/// `SCHED_IDLE` alone does not give way at once on every kernel: the
+/// scheduler counts a CPU that runs only `SCHED_IDLE` work as idle when it
+/// places a woken thread, and on the 2-core machines measured (Linux 6.18,
+/// `HZ=250`, autogroup on) a thread woken there often waited for the next
+/// tick, up to 4 ms: three `SCHED_IDLE` spinners in one session took the
+/// p99 of a socket round trip between two processes of another session
+/// from 0.035 to 1.3–1.5 ms, and kept off one CPU, to 0.033–0.038 ms.
 pub fn leave_one_cpu() -> Vec<usize> {
     let allowed = allowed_cpus();
     if allowed.len() < 2 {
