@@ -160,6 +160,14 @@ fn quick_hostile_bench_measures_idle_and_under_attack() {
                     p50.zip(p99).is_some_and(|(a, b)| a > 0.0 && b >= a),
                     "{phase} {series}: {p}"
                 );
+                // An API series times its first request apart, within the max.
+                if series != "restart" {
+                    let (first, max) = (s["first_ms"].as_f64(), s["max_ms"].as_f64());
+                    assert!(
+                        first.zip(max).is_some_and(|(f, m)| f > 0.0 && f <= m),
+                        "{phase} {series}: {p}"
+                    );
+                }
             }
         }
         assert!(

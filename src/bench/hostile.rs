@@ -105,6 +105,10 @@ pub struct Latency {
     pub p99_ms: f64,
     /// Largest.
     pub max_ms: f64,
+    /// The first answered request's, connecting included (counted in the
+    /// others too); API requests only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_ms: Option<f64>,
 }
 
 impl Latency {
@@ -115,6 +119,7 @@ impl Latency {
             p50_ms: stats::percentile(samples, 0.5).unwrap_or(f64::NAN),
             p99_ms: stats::percentile(samples, 0.99).unwrap_or(f64::NAN),
             max_ms: stats::percentile(samples, 1.0).unwrap_or(f64::NAN),
+            first_ms: None,
         }
     }
 
@@ -124,6 +129,9 @@ impl Latency {
         }
         let mut s = format!("{:.2} / {:.2} ms", self.p50_ms, self.p99_ms);
         s.push_str(&format!(" (max {:.1}", self.max_ms));
+        if let Some(first) = self.first_ms {
+            s.push_str(&format!("; first, connecting: {first:.1}"));
+        }
         if self.errors > 0 {
             s.push_str(&format!(", {} failed", self.errors));
         }
@@ -756,7 +764,10 @@ async fn timed_gets(base: &str, path: &str, n: usize) -> anyhow::Result<Latency>
             }
         }
     }
-    Ok(Latency::of(&samples, errors))
+    Ok(Latency {
+        first_ms: samples.first().copied(),
+        ..Latency::of(&samples, errors)
+    })
 }
 
 /// `GET /api/scraper-status` as fast as 32 connections go for `secs`:
