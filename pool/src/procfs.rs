@@ -290,7 +290,20 @@ Anonymous:          2300 kB\nSwap:                  0 kB\n";
             .spawn()
             .expect("sleep runs");
         let me = std::process::id();
-        let found = children(me);
+        // The child's arguments show once its exec has set them up, a
+        // moment after spawn returns (the kernel wakes a vfork parent
+        // before it fills in the new program's arguments).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            let found = children(me);
+            let has_args = found
+                .iter()
+                .any(|(pid, args)| *pid == child.id() && !args.is_empty());
+            if has_args || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         let _ = child.kill();
         let _ = child.wait();
         let mine = found.iter().find(|(pid, _)| *pid == child.id());
