@@ -117,6 +117,18 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(r.ticks(stat.cpu_ticks))
 }
 
+/// CPU time of the calling thread so far (what some work cost it,
+/// whatever the scheduler did meanwhile).
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Peak resident set size (`VmHWM`) of any process, in bytes. `None` when
 /// the process is gone.
 pub fn peak_rss(pid: u32) -> Option<u64> {

@@ -559,7 +559,7 @@ fn alive(pid: u32) -> bool {
 }
 
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    super::memory::open_fds(pid).unwrap_or(0) as usize
 }
 
 /// The workers `/api/workers` lists (none when it does not answer).

@@ -73,7 +73,7 @@ impl Series {
             worker_pss_max: 0,
             rollup_us: 0.0,
         };
-        let t0 = thread_cpu();
+        let t0 = pool::procfs::thread_cpu_time();
         for pid in workers {
             if let Some(m) = pool::procfs::memory(pid) {
                 p.workers += 1;
@@ -84,7 +84,11 @@ impl Series {
             }
         }
         if p.workers > 0 {
-            p.rollup_us = thread_cpu().saturating_sub(t0).as_secs_f64() * 1e6 / p.workers as f64;
+            p.rollup_us = pool::procfs::thread_cpu_time()
+                .saturating_sub(t0)
+                .as_secs_f64()
+                * 1e6
+                / p.workers as f64;
         }
         self.points.push(p);
     }
@@ -327,18 +331,6 @@ pub struct Soak {
     pub supervisor_fds: Change,
     /// RSS and descriptors within the tolerance.
     pub ok: bool,
-}
-
-/// CPU time of the calling thread (what reading /proc costs, whatever the
-/// scheduler does meanwhile).
-fn thread_cpu() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Open file descriptors of a process.
