@@ -217,10 +217,7 @@ impl SqliteStore {
         let shared = self.conn.clone();
         let (nice, idle) = (self.read_nice, self.read_background);
         let work = move || {
-            pool::priority::lower_thread_priority(nice);
-            if idle {
-                pool::priority::background_thread();
-            }
+            super::readers::read_thread_priority(nice, idle);
             let run = |c: &Connection| -> Result<(), StoreError> {
                 let mut stmt = c.prepare(&q.sql).map_err(db)?;
                 let mut rows = stmt.query(params_from_iter(&q.params)).map_err(db)?;

@@ -25,6 +25,16 @@ use super::{StoreError, busy_retry, db};
 /// "unavailable" at once instead of queueing without bound.
 const QUEUE_PER_READER: usize = 32;
 
+/// Put the calling read thread (a reader, an export) at `nice`, and make
+/// it background work when `background`
+/// ([`pool::priority::background_thread`]).
+pub(super) fn read_thread_priority(nice: i32, background: bool) {
+    pool::priority::lower_thread_priority(nice);
+    if background {
+        pool::priority::background_thread();
+    }
+}
+
 /// How long background work (heavy reads, exports) runs before it gives
 /// its CPU away.
 const GIVE_WAY_EVERY: Duration = Duration::from_micros(100);
@@ -256,12 +266,9 @@ impl Readers {
             std::thread::Builder::new()
                 .name(format!("store-reader-{n}"))
                 .spawn(move || {
-                    pool::priority::lower_thread_priority(nice);
-                    if idle {
-                        pool::priority::background_thread();
-                        if let Err(e) = give_way(&mut conn) {
-                            tracing::debug!(error = %e, "a background reader cannot give way");
-                        }
+                    read_thread_priority(nice, idle);
+                    if idle && let Err(e) = give_way(&mut conn) {
+                        tracing::debug!(error = %e, "a background reader cannot give way");
                     }
                     serve(conn, &queue, role);
                 })
@@ -377,12 +384,7 @@ mod tests {
             GIVEN.fetch_add(1, Ordering::Relaxed);
         })
         .expect("handler");
-        let cpu_ms = || {
-            // SAFETY: timespec is plain data; clock_gettime fills it.
-            let mut t: libc::timespec = unsafe { std::mem::zeroed() };
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-            t.tv_sec as u128 * 1000 + t.tv_nsec as u128 / 1_000_000
-        };
+        let cpu_ms = || pool::procfs::thread_cpu_time().as_millis();
         let (started, cpu_before) = (Instant::now(), cpu_ms());
         let count: i64 = conn
             .query_row(
